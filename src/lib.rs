@@ -1,0 +1,34 @@
+//! Lock-free queues and live statistics, written once in Rust and used from
+//! Rust and Python.
+//!
+//! - [`Queue`]: a bounded multi-producer multi-consumer ring buffer with
+//!   non-blocking, blocking, timed and batch operations, lossy
+//!   [`force_push`](Queue::force_push), and [`close`](Queue::close).
+//! - [`stats`]: counters, gauges, histograms, sliding-window rates and a
+//!   registry that many threads update while anyone reads them live.
+//!
+//! # Examples
+//!
+//! ```
+//! use ringstat::Queue;
+//!
+//! let q = Queue::new(2);
+//! q.try_push("login").unwrap();
+//! q.try_push("logout").unwrap();
+//! assert!(q.try_push("register").is_err()); // full: the value comes back
+//! assert_eq!(q.try_pop(), Ok("login"));
+//! ```
+
+#![cfg_attr(not(ringstat_loom), warn(missing_docs))]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod sync;
+
+pub mod queue;
+pub mod stats;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use queue::{PopError, PushError, Queue};

@@ -1,0 +1,1039 @@
+//! [`Queue<T>`]: a bounded multi-producer multi-consumer ring buffer.
+//!
+//! The algorithm is Dmitry Vyukov's bounded MPMC queue with per-slot sequence
+//! numbers ("stamps"), in the layout of crossbeam's `ArrayQueue` and
+//! `crossbeam-channel`'s array flavour, extended with:
+//!
+//! - **batch claims**: a producer (consumer) checks the stamps of a run of
+//!   slots and claims the whole run with a single compare-and-swap of `tail`
+//!   (`head`), so a batch of `n` items costs one contended atomic instead of
+//!   `n`;
+//! - **close**: a mark bit in `tail`, so a push that races with
+//!   [`close`](Queue::close) either lands before it (and will be popped) or
+//!   fails with the value handed back;
+//! - **lossy overwrite** ([`force_push`](Queue::force_push));
+//! - **blocking waits** that spin, then yield, then park on an event count
+//!   with no lost wake-ups (see `wait.rs`).
+//!
+//! # Progress
+//!
+//! Claiming a slot is lock-free. As in every Vyukov-style queue, a consumer
+//! that reaches a slot whose producer claimed it but was preempted before
+//! writing it spins until the write lands (and vice versa); such a window is a
+//! few instructions long.
+
+mod error;
+mod wait;
+
+use core::fmt;
+use core::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+pub use error::{CapacityError, Closed, PopError, PushError};
+
+use crate::sync::{fence, AtomicUsize, Backoff, CachePadded, Ordering, UnsafeCell};
+use wait::Waiters;
+
+/// The largest capacity [`Queue::try_new`] accepts: positions need two bits
+/// above the slot index (the close mark and the lap).
+pub const MAX_CAPACITY: usize = usize::MAX >> 3;
+
+/// One cell of the ring.
+struct Slot<T> {
+    /// The slot's sequence number. For a slot at index `i` in lap `L`
+    /// (position `p = L + i`): `stamp == p` means empty and ready for the
+    /// producer that claims position `p`; `stamp == p + 1` means it holds the
+    /// value written for position `p`, ready for the consumer of `p`. The
+    /// consumer sets it to `p + one_lap`, i.e. empty for the next lap.
+    stamp: AtomicUsize,
+    /// Initialised exactly when `stamp == p + 1` for the slot's current
+    /// position `p` (or while the owner of a claimed position accesses it).
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// A bounded multi-producer multi-consumer queue.
+///
+/// Any number of threads may push and pop through a shared reference
+/// (`&Queue<T>`, typically inside an `Arc`). Items come out in the order
+/// their pushes claimed positions.
+///
+/// | operation | when the queue is full / empty |
+/// |---|---|
+/// | [`try_push`](Self::try_push) / [`try_pop`](Self::try_pop) | fail at once, handing the value back |
+/// | [`push`](Self::push) / [`pop`](Self::pop) | wait (spin, yield, then park) |
+/// | [`push_timeout`](Self::push_timeout) / [`pop_timeout`](Self::pop_timeout) | wait at most the given time |
+/// | [`force_push`](Self::force_push) | overwrite the oldest item and return it |
+/// | [`try_push_batch`](Self::try_push_batch) / [`try_pop_batch`](Self::try_pop_batch) and their blocking forms | move a run of items with one atomic claim |
+///
+/// After [`close`](Self::close), pushes fail with the value handed back and
+/// pops drain what is left, then report [`PopError::Closed`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::thread;
+/// use ringstat::Queue;
+///
+/// let q = Arc::new(Queue::new(1024));
+/// let producer = {
+///     let q = Arc::clone(&q);
+///     thread::spawn(move || {
+///         for i in 0..10_000u64 {
+///             q.push(i).unwrap();
+///         }
+///         q.close();
+///     })
+/// };
+/// let mut sum = 0;
+/// while let Ok(v) = q.pop() {
+///     sum += v;
+/// }
+/// producer.join().unwrap();
+/// assert_eq!(sum, (0..10_000u64).sum());
+/// ```
+pub struct Queue<T> {
+    /// Position of the next pop: `lap | index`. Never carries the mark bit.
+    /// Advanced (by CAS) only by consumers and by `force_push`.
+    head: CachePadded<AtomicUsize>,
+    /// Position of the next push: `lap | mark | index`. Advanced (by CAS) only
+    /// by producers; `mark_bit` is set once, by `close`.
+    tail: CachePadded<AtomicUsize>,
+    /// `cap` slots; slot `i` starts with stamp `i` (empty, lap 0).
+    buffer: Box<[Slot<T>]>,
+    /// Number of slots, `1..=MAX_CAPACITY`.
+    cap: usize,
+    /// `(cap + 1).next_power_of_two()`: above every index; set in `tail` when
+    /// closed.
+    mark_bit: usize,
+    /// `2 * mark_bit`: the amount a position grows by per lap.
+    one_lap: usize,
+    /// Consumers parked waiting for an item (or the close).
+    not_empty: CachePadded<Waiters>,
+    /// Producers parked waiting for room (or the close).
+    not_full: CachePadded<Waiters>,
+}
+
+// SAFETY: the queue moves `T`s between threads (a value pushed on one thread is
+// popped and dropped on another), so `T: Send` is required and sufficient:
+// no `&T` is ever shared between threads, every slot is accessed by one owner
+// at a time as established by its stamp.
+unsafe impl<T: Send> Send for Queue<T> {}
+// SAFETY: as above; `&Queue<T>` only lets threads move owned `T`s in and out.
+unsafe impl<T: Send> Sync for Queue<T> {}
+
+/// A run of positions claimed with one CAS.
+#[derive(Clone, Copy)]
+struct Run {
+    /// First claimed position.
+    start: usize,
+    /// Number of positions claimed (at least 1).
+    len: usize,
+}
+
+/// Why no run could be claimed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NoRun {
+    /// Full (for pushes) or empty (for pops).
+    Blocked,
+    /// Closed (for pops: closed and drained).
+    Closed,
+}
+
+impl<T> Queue<T> {
+    /// Creates a queue that holds at most `capacity` items.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0 or larger than [`MAX_CAPACITY`]. Use
+    /// [`try_new`](Self::try_new) to get an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::<u64>::new(3);
+    /// assert_eq!(q.capacity(), 3);
+    /// ```
+    pub fn new(capacity: usize) -> Self {
+        match Self::try_new(capacity) {
+            Ok(q) => q,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Creates a queue that holds at most `capacity` items, or an error if
+    /// `capacity` is 0 or larger than [`MAX_CAPACITY`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ringstat::Queue::<u8>::try_new(0).is_err());
+    /// assert!(ringstat::Queue::<u8>::try_new(1).is_ok());
+    /// ```
+    pub fn try_new(capacity: usize) -> Result<Self, CapacityError> {
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(CapacityError {
+                requested: capacity,
+            });
+        }
+        let mark_bit = (capacity + 1).next_power_of_two();
+        let one_lap = mark_bit * 2;
+        let buffer = (0..capacity)
+            .map(|i| Slot {
+                stamp: AtomicUsize::new(i),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        Ok(Self {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            buffer,
+            cap: capacity,
+            mark_bit,
+            one_lap,
+            not_empty: CachePadded::new(Waiters::new()),
+            not_full: CachePadded::new(Waiters::new()),
+        })
+    }
+
+    // ----- positions ---------------------------------------------------------
+
+    #[inline(always)]
+    fn index(&self, pos: usize) -> usize {
+        pos & (self.mark_bit - 1)
+    }
+
+    /// The position after `pos` (which carries no mark bit).
+    #[inline(always)]
+    fn next(&self, pos: usize) -> usize {
+        if self.index(pos) + 1 < self.cap {
+            pos + 1
+        } else {
+            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        }
+    }
+
+    #[inline(always)]
+    fn slot(&self, pos: usize) -> &Slot<T> {
+        let index = self.index(pos);
+        debug_assert!(index < self.cap);
+        // SAFETY: `index` is the low bits of a position, always `< cap ==
+        // buffer.len()` by construction of positions (`next` wraps at `cap`).
+        unsafe { self.buffer.get_unchecked(index) }
+    }
+
+    // ----- claiming ----------------------------------------------------------
+
+    /// Claims up to `want` (>= 1) consecutive positions for writing.
+    ///
+    /// With `force`, a full queue is made room in by claiming the oldest item:
+    /// the result is then `Err(Ok(pos))`, with `pos` the tail position whose
+    /// slot still holds the displaced value and now belongs to the caller.
+    #[inline]
+    fn claim_push(&self, want: usize, force: bool) -> Result<Run, Result<usize, NoRun>> {
+        let backoff = Backoff::new();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & self.mark_bit != 0 {
+                return Err(Err(NoRun::Closed));
+            }
+            // Count the run of slots that are empty for their position.
+            let mut len = 0;
+            let mut end = tail;
+            while len < want {
+                // Acquire: pairs with the consumer's Release store of
+                // `pos + one_lap` in `release_pop`, so its read of the old value
+                // happens before our write.
+                if self.slot(end).stamp.load(Ordering::Acquire) != end {
+                    break;
+                }
+                len += 1;
+                end = self.next(end);
+            }
+            if len > 0 {
+                // SeqCst: part of the total order with the index loads in the
+                // full/empty checks and the waiter protocol (wait.rs). On x86
+                // and ARMv8 this is the same instruction as AcqRel.
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    end,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(Run { start: tail, len }),
+                    Err(t) => {
+                        tail = t;
+                        backoff.spin();
+                        continue;
+                    }
+                }
+            }
+            let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
+            if stamp.wrapping_add(self.one_lap) == tail.wrapping_add(1) {
+                // The slot still holds the previous lap's value: full, unless
+                // head moved since. SeqCst fence: pairs with the SeqCst CAS on
+                // `head` in `claim_pop`, so a stale `head` cannot make us report
+                // full after a pop that completed before this check.
+                fence(Ordering::SeqCst);
+                let head = self.head.load(Ordering::Relaxed);
+                if head.wrapping_add(self.one_lap) == tail {
+                    if !force {
+                        return Err(Err(NoRun::Blocked));
+                    }
+                    if let Some(pos) = self.displace_oldest(head, tail) {
+                        return Err(Ok(pos));
+                    }
+                }
+                backoff.spin();
+            } else {
+                // Our `tail` is stale, or a consumer of the previous lap has
+                // claimed the slot but not finished reading it.
+                backoff.snooze();
+            }
+            tail = self.tail.load(Ordering::Relaxed);
+        }
+    }
+
+    /// `force_push` on a full queue: take the oldest item's position away from
+    /// consumers, then advance `tail` past it. Returns the position whose slot
+    /// (still holding the oldest value) now belongs to the caller.
+    #[cold]
+    fn displace_oldest(&self, head: usize, tail: usize) -> Option<usize> {
+        let new_head = self.next(head);
+        // SeqCst: as for every index CAS (see `claim_push`).
+        if self
+            .head
+            .compare_exchange(head, new_head, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return None; // a consumer took it first: there is room now
+        }
+        // While head is one position ahead of a full queue's tail, no producer
+        // can claim (they see the slot full and head moved, so they wait) and
+        // no consumer can reach this slot. The only other writer of `tail` is
+        // `close`, which sets the mark bit: keep it.
+        let new_tail = self.next(tail);
+        let mut cur = tail;
+        loop {
+            let mark = cur & self.mark_bit;
+            // SeqCst: as for every index CAS.
+            match self.tail.compare_exchange(
+                cur,
+                new_tail | mark,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(tail),
+                Err(actual) => {
+                    debug_assert_eq!(actual & !self.mark_bit, tail);
+                    cur = actual;
+                }
+            }
+        }
+    }
+
+    /// Claims up to `want` (>= 1) consecutive positions for reading.
+    #[inline]
+    fn claim_pop(&self, want: usize) -> Result<Run, NoRun> {
+        let backoff = Backoff::new();
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let mut len = 0;
+            let mut end = head;
+            while len < want {
+                // Acquire: pairs with the producer's Release store of
+                // `pos + 1` in `release_push`, making its write visible.
+                if self.slot(end).stamp.load(Ordering::Acquire) != end.wrapping_add(1) {
+                    break;
+                }
+                len += 1;
+                end = self.next(end);
+            }
+            if len > 0 {
+                // SeqCst: see `claim_push`.
+                match self.head.compare_exchange_weak(
+                    head,
+                    end,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(Run { start: head, len }),
+                    Err(h) => {
+                        head = h;
+                        backoff.spin();
+                        continue;
+                    }
+                }
+            }
+            let stamp = self.slot(head).stamp.load(Ordering::Acquire);
+            if stamp == head {
+                // Not written for this lap: empty, unless tail moved. SeqCst
+                // fence: pairs with the SeqCst CAS on `tail` in `claim_push`.
+                fence(Ordering::SeqCst);
+                let tail = self.tail.load(Ordering::Relaxed);
+                if tail & !self.mark_bit == head {
+                    return Err(if tail & self.mark_bit != 0 {
+                        NoRun::Closed
+                    } else {
+                        NoRun::Blocked
+                    });
+                }
+                // A producer claimed the slot and is writing it.
+                backoff.spin();
+            } else {
+                // Our `head` is stale.
+                backoff.snooze();
+            }
+            head = self.head.load(Ordering::Relaxed);
+        }
+    }
+
+    /// Writes `value` into the claimed position `pos` and publishes it.
+    #[inline(always)]
+    fn release_push(&self, pos: usize, value: T) {
+        let slot = self.slot(pos);
+        // SAFETY: we own position `pos` (claimed by CAS); its slot is empty
+        // (stamp was `pos`), so nobody else reads or writes the value now.
+        slot.value.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+        // Release: pairs with the Acquire stamp load in `claim_pop`.
+        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Reads the value at the claimed position `pos` and frees the slot.
+    #[inline(always)]
+    fn release_pop(&self, pos: usize) -> T {
+        let slot = self.slot(pos);
+        // SAFETY: we own position `pos` (claimed by CAS); its stamp was
+        // `pos + 1`, so the value is initialised and ours to move out.
+        let value = slot.value.with(|p| unsafe { p.read().assume_init() });
+        // Release: pairs with the Acquire stamp load in `claim_push` of the
+        // next lap's producer.
+        slot.stamp
+            .store(pos.wrapping_add(self.one_lap), Ordering::Release);
+        value
+    }
+
+    // ----- readiness checks for parked waiters (SeqCst, see wait.rs) ---------
+
+    fn pop_ready(&self) -> bool {
+        let tail = self.tail.load(Ordering::SeqCst);
+        tail & self.mark_bit != 0 || tail != self.head.load(Ordering::SeqCst)
+    }
+
+    fn push_ready(&self) -> bool {
+        let tail = self.tail.load(Ordering::SeqCst);
+        tail & self.mark_bit != 0 || self.head.load(Ordering::SeqCst).wrapping_add(self.one_lap) != tail
+    }
+
+    // ----- single-item operations --------------------------------------------
+
+    /// Pushes `value` if there is room, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] if the queue is full, [`PushError::Closed`] if it
+    /// is closed; both hand `value` back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::{PushError, Queue};
+    ///
+    /// let q = Queue::new(1);
+    /// assert_eq!(q.try_push(10), Ok(()));
+    /// assert_eq!(q.try_push(20), Err(PushError::Full(20)));
+    /// q.close();
+    /// assert_eq!(q.try_push(30), Err(PushError::Closed(30)));
+    /// ```
+    #[inline]
+    pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
+        match self.claim_push(1, false) {
+            Ok(run) => {
+                self.release_push(run.start, value);
+                self.not_empty.notify();
+                Ok(())
+            }
+            Err(Err(NoRun::Closed)) => Err(PushError::Closed(value)),
+            Err(_) => Err(PushError::Full(value)),
+        }
+    }
+
+    /// Pops the oldest item, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`] if there is no item, [`PopError::Closed`] if the
+    /// queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::{PopError, Queue};
+    ///
+    /// let q = Queue::new(4);
+    /// assert_eq!(q.try_pop(), Err(PopError::Empty));
+    /// q.try_push('a').unwrap();
+    /// q.close();
+    /// assert_eq!(q.try_pop(), Ok('a'));
+    /// assert_eq!(q.try_pop(), Err(PopError::Closed));
+    /// ```
+    #[inline]
+    pub fn try_pop(&self) -> Result<T, PopError> {
+        match self.claim_pop(1) {
+            Ok(run) => {
+                let value = self.release_pop(run.start);
+                self.not_full.notify();
+                Ok(value)
+            }
+            Err(NoRun::Closed) => Err(PopError::Closed),
+            Err(NoRun::Blocked) => Err(PopError::Empty),
+        }
+    }
+
+    /// Pushes `value`, overwriting the oldest item if the queue is full (lossy
+    /// telemetry mode). Returns the displaced item, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] (handing `value` back) if the queue is closed;
+    /// never [`PushError::Full`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(2);
+    /// assert_eq!(q.force_push(1), Ok(None));
+    /// assert_eq!(q.force_push(2), Ok(None));
+    /// assert_eq!(q.force_push(3), Ok(Some(1))); // 1 was the oldest
+    /// assert_eq!(q.try_pop(), Ok(2));
+    /// assert_eq!(q.try_pop(), Ok(3));
+    /// ```
+    pub fn force_push(&self, value: T) -> Result<Option<T>, PushError<T>> {
+        match self.claim_push(1, true) {
+            Ok(run) => {
+                self.release_push(run.start, value);
+                self.not_empty.notify();
+                Ok(None)
+            }
+            Err(Ok(pos)) => {
+                let slot = self.slot(pos);
+                // SAFETY: `displace_oldest` gave us position `pos`; its slot
+                // holds the initialised value of the previous lap, which no
+                // consumer can reach any more (head moved past it).
+                let old = slot
+                    .value
+                    .with_mut(|p| unsafe { p.replace(MaybeUninit::new(value)).assume_init() });
+                // Release: pairs with the Acquire stamp load in `claim_pop`.
+                slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+                self.not_empty.notify();
+                Ok(Some(old))
+            }
+            Err(Err(_)) => Err(PushError::Closed(value)),
+        }
+    }
+
+    /// Pushes `value`, waiting for room as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] (handing `value` back) if the queue is or becomes
+    /// closed while waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(1);
+    /// q.push("a").unwrap();
+    /// assert_eq!(q.pop(), Ok("a"));
+    /// ```
+    pub fn push(&self, value: T) -> Result<(), PushError<T>> {
+        self.push_until(value, None)
+    }
+
+    /// Pushes `value`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] if there was no room when `timeout` elapsed,
+    /// [`PushError::Closed`] if the queue is or becomes closed; both hand the
+    /// value back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringstat::{PushError, Queue};
+    ///
+    /// let q = Queue::new(1);
+    /// q.push_timeout(1, Duration::from_millis(1)).unwrap();
+    /// assert_eq!(q.push_timeout(2, Duration::from_millis(1)), Err(PushError::Full(2)));
+    /// ```
+    pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+        self.push_until(value, Instant::now().checked_add(timeout))
+    }
+
+    /// Pushes `value`, waiting for room until `deadline` (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// As [`push_timeout`](Self::push_timeout).
+    pub fn push_until(&self, value: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
+        let mut value = value;
+        let backoff = Backoff::new();
+        loop {
+            match self.try_push(value) {
+                Err(PushError::Full(v)) => value = v,
+                done => return done,
+            }
+            if !self.wait(&self.not_full, &backoff, deadline, || self.push_ready()) {
+                return Err(PushError::Full(value));
+            }
+        }
+    }
+
+    /// Pops the oldest item, waiting for one as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Closed`] once the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(1);
+    /// q.push(7).unwrap();
+    /// q.close();
+    /// assert_eq!(q.pop(), Ok(7));
+    /// assert!(q.pop().is_err()); // closed and drained: no waiting
+    /// ```
+    pub fn pop(&self) -> Result<T, PopError> {
+        self.pop_until(None)
+    }
+
+    /// Pops the oldest item, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`] if none arrived in time, [`PopError::Closed`] once
+    /// the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringstat::{PopError, Queue};
+    ///
+    /// let q = Queue::<u8>::new(1);
+    /// assert_eq!(q.pop_timeout(Duration::from_millis(1)), Err(PopError::Empty));
+    /// ```
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<T, PopError> {
+        self.pop_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Pops the oldest item, waiting until `deadline` (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// As [`pop_timeout`](Self::pop_timeout).
+    pub fn pop_until(&self, deadline: Option<Instant>) -> Result<T, PopError> {
+        let backoff = Backoff::new();
+        loop {
+            match self.try_pop() {
+                Err(PopError::Empty) => {}
+                done => return done,
+            }
+            if !self.wait(&self.not_empty, &backoff, deadline, || self.pop_ready()) {
+                return Err(PopError::Empty);
+            }
+        }
+    }
+
+    /// One step of waiting: spin or yield while the backoff lasts, then park.
+    /// Returns `false` once `deadline` has passed.
+    fn wait(
+        &self,
+        waiters: &Waiters,
+        backoff: &Backoff,
+        deadline: Option<Instant>,
+        ready: impl FnOnce() -> bool,
+    ) -> bool {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        if backoff.is_completed() {
+            waiters.park(deadline, ready);
+        } else {
+            backoff.snooze();
+        }
+        true
+    }
+
+    // ----- batch operations --------------------------------------------------
+
+    /// Moves as many items as there is room for from the front of `items`
+    /// into the queue, in order, claiming them with one atomic operation, and
+    /// returns how many moved (0 if the queue is full). Items that did not fit
+    /// stay in `items`.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the queue is closed; `items` is then untouched.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(3);
+    /// let mut items = vec![1, 2, 3, 4, 5];
+    /// assert_eq!(q.try_push_batch(&mut items), Ok(3));
+    /// assert_eq!(items, [4, 5]);
+    /// assert_eq!(q.try_pop(), Ok(1));
+    /// ```
+    pub fn try_push_batch(&self, items: &mut Vec<T>) -> Result<usize, Closed> {
+        if items.is_empty() {
+            return if self.is_closed() { Err(Closed) } else { Ok(0) };
+        }
+        match self.claim_push(items.len(), false) {
+            Ok(run) => {
+                let mut pos = run.start;
+                for value in items.drain(..run.len) {
+                    self.release_push(pos, value);
+                    pos = self.next(pos);
+                }
+                self.not_empty.notify();
+                Ok(run.len)
+            }
+            Err(Err(NoRun::Closed)) => Err(Closed),
+            Err(_) => Ok(0),
+        }
+    }
+
+    /// Moves every item of `items` into the queue, in order, waiting for room
+    /// as long as it takes; `items` is empty on success.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the queue is or becomes closed; the items not yet moved
+    /// stay in `items`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(8);
+    /// let mut items: Vec<u32> = (0..5).collect();
+    /// q.push_batch(&mut items).unwrap();
+    /// assert!(items.is_empty());
+    /// assert_eq!(q.len(), 5);
+    /// ```
+    pub fn push_batch(&self, items: &mut Vec<T>) -> Result<(), Closed> {
+        self.push_batch_until(items, None).map(|_| ())
+    }
+
+    /// Moves items from the front of `items` into the queue, waiting for room
+    /// at most `timeout`; returns how many moved (all of them unless the
+    /// timeout elapsed). Items not moved stay in `items`.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the queue is or becomes closed before all moved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = ringstat::Queue::new(2);
+    /// let mut items = vec![1, 2, 3];
+    /// assert_eq!(q.push_batch_timeout(&mut items, Duration::from_millis(1)), Ok(2));
+    /// assert_eq!(items, [3]);
+    /// ```
+    pub fn push_batch_timeout(
+        &self,
+        items: &mut Vec<T>,
+        timeout: Duration,
+    ) -> Result<usize, Closed> {
+        self.push_batch_until(items, Instant::now().checked_add(timeout))
+    }
+
+    /// As [`push_batch_timeout`](Self::push_batch_timeout) with a deadline
+    /// (`None`: wait forever).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the queue is or becomes closed before all moved.
+    pub fn push_batch_until(
+        &self,
+        items: &mut Vec<T>,
+        deadline: Option<Instant>,
+    ) -> Result<usize, Closed> {
+        let mut moved = 0;
+        let backoff = Backoff::new();
+        loop {
+            let n = self.try_push_batch(items)?;
+            moved += n;
+            if items.is_empty() {
+                return Ok(moved);
+            }
+            if n > 0 {
+                backoff.reset();
+            }
+            if !self.wait(&self.not_full, &backoff, deadline, || self.push_ready()) {
+                return Ok(moved);
+            }
+        }
+    }
+
+    /// Pops up to `max` of the oldest items into `out` (appending, in order),
+    /// claiming them with one atomic operation, without waiting; returns how
+    /// many were popped (0 if the queue is empty or `max` is 0).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(8);
+    /// for i in 0..5 {
+    ///     q.try_push(i).unwrap();
+    /// }
+    /// let mut out = Vec::new();
+    /// assert_eq!(q.try_pop_batch(&mut out, 3), Ok(3));
+    /// assert_eq!(out, [0, 1, 2]);
+    /// ```
+    pub fn try_pop_batch(&self, out: &mut Vec<T>, max: usize) -> Result<usize, Closed> {
+        if max == 0 {
+            return if self.is_closed() && self.is_empty() {
+                Err(Closed)
+            } else {
+                Ok(0)
+            };
+        }
+        // Reserve before claiming: nothing may panic while we own slots.
+        out.reserve(max.min(self.cap));
+        match self.claim_pop(max) {
+            Ok(run) => {
+                let mut pos = run.start;
+                for _ in 0..run.len {
+                    out.push(self.release_pop(pos));
+                    pos = self.next(pos);
+                }
+                self.not_full.notify();
+                Ok(run.len)
+            }
+            Err(NoRun::Closed) => Err(Closed),
+            Err(NoRun::Blocked) => Ok(0),
+        }
+    }
+
+    /// Pops up to `max` items into `out`, waiting as long as it takes for at
+    /// least one; returns how many were popped (at least 1 when `max >= 1`).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(8);
+    /// q.try_push("x").unwrap();
+    /// let mut out = Vec::new();
+    /// assert_eq!(q.pop_batch(&mut out, 64), Ok(1));
+    /// ```
+    pub fn pop_batch(&self, out: &mut Vec<T>, max: usize) -> Result<usize, Closed> {
+        self.pop_batch_until(out, max, None)
+    }
+
+    /// Pops up to `max` items into `out`, waiting at most `timeout` for at
+    /// least one; returns how many were popped (0 on timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = ringstat::Queue::<u8>::new(8);
+    /// let mut out = Vec::new();
+    /// assert_eq!(q.pop_batch_timeout(&mut out, 8, Duration::from_millis(1)), Ok(0));
+    /// ```
+    pub fn pop_batch_timeout(
+        &self,
+        out: &mut Vec<T>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize, Closed> {
+        self.pop_batch_until(out, max, Instant::now().checked_add(timeout))
+    }
+
+    /// As [`pop_batch_timeout`](Self::pop_batch_timeout) with a deadline
+    /// (`None`: wait forever).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the queue is closed and drained.
+    pub fn pop_batch_until(
+        &self,
+        out: &mut Vec<T>,
+        max: usize,
+        deadline: Option<Instant>,
+    ) -> Result<usize, Closed> {
+        let backoff = Backoff::new();
+        loop {
+            let n = self.try_pop_batch(out, max)?;
+            if n > 0 || max == 0 {
+                return Ok(n);
+            }
+            if !self.wait(&self.not_empty, &backoff, deadline, || self.pop_ready()) {
+                return Ok(0);
+            }
+        }
+    }
+
+    // ----- close and observers -----------------------------------------------
+
+    /// Closes the queue: later pushes fail with the value handed back,
+    /// consumers drain what is left and then get [`PopError::Closed`], and
+    /// every blocked waiter wakes. Returns `true` if this call closed it,
+    /// `false` if it was already closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::<u8>::new(1);
+    /// assert!(q.close());
+    /// assert!(!q.close());
+    /// assert!(q.is_closed());
+    /// ```
+    pub fn close(&self) -> bool {
+        // SeqCst: a read-modify-write of `tail` like a push's, so parked
+        // waiters are woken by the same protocol (wait.rs).
+        let prev = self.tail.fetch_or(self.mark_bit, Ordering::SeqCst);
+        self.not_empty.notify();
+        self.not_full.notify();
+        prev & self.mark_bit == 0
+    }
+
+    /// `true` once [`close`](Self::close) has been called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::<u8>::new(1);
+    /// assert!(!q.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        // SeqCst: reads the mark bit in the same order as the close's fetch_or.
+        self.tail.load(Ordering::SeqCst) & self.mark_bit != 0
+    }
+
+    /// The number of items in the queue. While other threads push and pop,
+    /// this is a snapshot: exact at one instant during the call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(4);
+    /// q.try_push(1).unwrap();
+    /// assert_eq!(q.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        loop {
+            // SeqCst: head and tail read at one consistent instant (tail is
+            // re-read to confirm it did not move while head was read).
+            let tail = self.tail.load(Ordering::SeqCst);
+            let head = self.head.load(Ordering::SeqCst);
+            if self.tail.load(Ordering::SeqCst) == tail {
+                let tail = tail & !self.mark_bit;
+                let hix = self.index(head);
+                let tix = self.index(tail);
+                return if hix < tix {
+                    tix - hix
+                } else if hix > tix {
+                    self.cap - hix + tix
+                } else if tail == head {
+                    0
+                } else {
+                    self.cap
+                };
+            }
+        }
+    }
+
+    /// `true` if the queue holds no item (a snapshot, like [`len`](Self::len)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ringstat::Queue::<u8>::new(1).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        // SeqCst: same instant reasoning as `len`.
+        let head = self.head.load(Ordering::SeqCst);
+        let tail = self.tail.load(Ordering::SeqCst);
+        tail & !self.mark_bit == head
+    }
+
+    /// `true` if the queue holds `capacity()` items (a snapshot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(1);
+    /// q.try_push(0).unwrap();
+    /// assert!(q.is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        // SeqCst: same instant reasoning as `len`.
+        let tail = self.tail.load(Ordering::SeqCst);
+        let head = self.head.load(Ordering::SeqCst);
+        head.wrapping_add(self.one_lap) == tail & !self.mark_bit
+    }
+
+    /// The most items the queue holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(ringstat::Queue::<u8>::new(5).capacity(), 5);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        if !core::mem::needs_drop::<T>() {
+            return;
+        }
+        // `&mut self`: no other thread can touch the queue; every claimed
+        // position has been released, so exactly the positions head..tail
+        // hold initialised values.
+        let len = self.len();
+        // Relaxed: `&mut self` already synchronises with every other thread.
+        let mut pos = self.head.load(Ordering::Relaxed);
+        for _ in 0..len {
+            let slot = self.slot(pos);
+            // SAFETY: position `pos` lies in head..tail, so its slot holds an
+            // initialised value that nobody else owns; it is dropped once.
+            slot.value
+                .with_mut(|p| unsafe { (*p).assume_init_drop() });
+            pos = self.next(pos);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("len", &self.len())
+            .field("capacity", &self.cap)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

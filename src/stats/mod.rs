@@ -1,0 +1,1 @@
+//! Live statistics: counters, gauges, histograms, rates and a registry.

@@ -1,0 +1,134 @@
+//! The one module that names `std` or `loom` concurrency primitives.
+//!
+//! Everything else in the crate imports atomics, cells, locks, threads and
+//! backoff from here, so that building with `RUSTFLAGS="--cfg ringstat_loom"`
+//! swaps the whole crate onto loom's model-checked versions (the pattern of
+//! tokio's `src/loom/`). Under loom every spin or wait loop must yield through
+//! loom, or the model never terminates: [`Backoff`] does that for both builds.
+
+#![allow(dead_code, unused_imports)]
+
+pub(crate) use crossbeam_utils::CachePadded;
+
+#[cfg(not(ringstat_loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{
+        fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+    };
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use std::thread;
+
+    /// `std` twin of `loom::cell::UnsafeCell`: access goes through closures
+    /// that receive a raw pointer, so loom can track every access.
+    #[derive(Debug, Default)]
+    #[repr(transparent)]
+    pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        #[inline(always)]
+        pub(crate) const fn new(value: T) -> Self {
+            Self(core::cell::UnsafeCell::new(value))
+        }
+
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+
+    /// Spin, then yield: crossbeam's exponential backoff.
+    pub(crate) use crossbeam_utils::Backoff;
+
+    /// A small, stable index for the calling thread (0, 1, 2, ... in order of
+    /// first use), for picking a shard. Never reused while the process lives.
+    pub(crate) fn thread_index() -> usize {
+        use std::cell::Cell;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+        }
+        INDEX.with(|cell| {
+            let mut idx = cell.get();
+            if idx == usize::MAX {
+                // Relaxed: a unique ticket is all we need; no data is published.
+                idx = NEXT.fetch_add(1, Ordering::Relaxed);
+                cell.set(idx);
+            }
+            idx
+        })
+    }
+}
+
+#[cfg(ringstat_loom)]
+mod imp {
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::sync::atomic::{
+        fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+    };
+    pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use loom::thread;
+
+    /// Loom twin of `crossbeam_utils::Backoff`: every step yields through
+    /// loom so that spin loops are explored instead of running forever, and
+    /// it reports completion after a couple of steps so models reach the
+    /// parking path quickly.
+    #[derive(Debug, Default)]
+    pub(crate) struct Backoff {
+        step: core::cell::Cell<u32>,
+    }
+
+    impl Backoff {
+        pub(crate) fn new() -> Self {
+            Self::default()
+        }
+        pub(crate) fn reset(&self) {
+            self.step.set(0);
+        }
+        pub(crate) fn spin(&self) {
+            loom::thread::yield_now();
+            self.step.set(self.step.get() + 1);
+        }
+        pub(crate) fn snooze(&self) {
+            loom::thread::yield_now();
+            self.step.set(self.step.get() + 1);
+        }
+        pub(crate) fn is_completed(&self) -> bool {
+            self.step.get() >= 2
+        }
+    }
+
+    /// Deterministic per-model thread index: loom numbers its threads 0, 1, 2
+    /// in spawn order, which we read back from the id's `Debug` text.
+    pub(crate) fn thread_index() -> usize {
+        let id = format!("{:?}", loom::thread::current().id());
+        id.bytes()
+            .filter(u8::is_ascii_digit)
+            .fold(0usize, |acc, b| acc * 10 + usize::from(b - b'0'))
+    }
+}
+
+pub(crate) use imp::*;
+
+// ---------------------------------------------------------------------------
+// Appended for `stats` (issue 3): how many shards a sharded counter should use.
+// ---------------------------------------------------------------------------
+
+/// Number of shards for a sharded aggregator: twice the available
+/// parallelism (fewer collisions between thread indices), rounded up to a
+/// power of two and clamped to `4..=64`. Under loom: 2, so models stay tiny
+/// while two threads still land on different shards.
+pub(crate) fn default_shard_count() -> usize {
+    #[cfg(not(ringstat_loom))]
+    let n = std::thread::available_parallelism()
+        .map_or(4, |n| n.get().saturating_mul(2))
+        .clamp(4, 64);
+    #[cfg(ringstat_loom)]
+    let n = 2;
+    n.next_power_of_two()
+}
