@@ -1,1 +1,2 @@
+//! Criterion benchmarks for `Queue` (placeholder until the bench lands).
 fn main() {}

@@ -32,3 +32,4 @@ pub mod stats;
 mod python;
 
 pub use queue::{PopError, PushError, Queue};
+pub use stats::{Counter, Gauge, Histogram, Rate, Registry, StatsError};

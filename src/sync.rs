@@ -115,6 +115,23 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// Marks the point between a `SeqCst` read-modify-write and a later `SeqCst`
+/// load whose order the code relies on (the store-buffering pattern of the
+/// queue's waiter protocol).
+///
+/// In real builds it is nothing: under the C++20 model that Rust follows, all
+/// `SeqCst` operations sit in one total order consistent with program order,
+/// which already rules out the store-buffering outcome. Loom, however, models
+/// `SeqCst` accesses as `AcqRel` (tokio-rs/loom#180) while it does model
+/// `SeqCst` fences, so under loom this is a `fence(SeqCst)`: the model then
+/// checks the protocol with the ordering the real build gets from the
+/// accesses themselves.
+#[inline(always)]
+pub(crate) fn seqcst_pair_fence() {
+    #[cfg(ringstat_loom)]
+    fence(Ordering::SeqCst);
+}
+
 // ---------------------------------------------------------------------------
 // Appended for `stats` (issue 3): how many shards a sharded counter should use.
 // ---------------------------------------------------------------------------
@@ -129,6 +146,6 @@ pub(crate) fn default_shard_count() -> usize {
         .map_or(4, |n| n.get().saturating_mul(2))
         .clamp(4, 64);
     #[cfg(ringstat_loom)]
-    let n = 2;
+    let n: usize = 2;
     n.next_power_of_two()
 }

@@ -394,7 +394,8 @@ impl<T> Queue<T> {
         let slot = self.slot(pos);
         // SAFETY: we own position `pos` (claimed by CAS); its slot is empty
         // (stamp was `pos`), so nobody else reads or writes the value now.
-        slot.value.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+        slot.value
+            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
         // Release: pairs with the Acquire stamp load in `claim_pop`.
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
     }
@@ -422,7 +423,8 @@ impl<T> Queue<T> {
 
     fn push_ready(&self) -> bool {
         let tail = self.tail.load(Ordering::SeqCst);
-        tail & self.mark_bit != 0 || self.head.load(Ordering::SeqCst).wrapping_add(self.one_lap) != tail
+        tail & self.mark_bit != 0
+            || self.head.load(Ordering::SeqCst).wrapping_add(self.one_lap) != tail
     }
 
     // ----- single-item operations --------------------------------------------
@@ -1021,8 +1023,7 @@ impl<T> Drop for Queue<T> {
             let slot = self.slot(pos);
             // SAFETY: position `pos` lies in head..tail, so its slot holds an
             // initialised value that nobody else owns; it is dropped once.
-            slot.value
-                .with_mut(|p| unsafe { (*p).assume_init_drop() });
+            slot.value.with_mut(|p| unsafe { (*p).assume_init_drop() });
             pos = self.next(pos);
         }
     }

@@ -25,7 +25,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{seqcst_pair_fence, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// The longest a parked waiter sleeps before it re-checks by itself.
 pub(crate) const PARK_SLICE: Duration = Duration::from_millis(200);
@@ -56,6 +56,7 @@ impl Waiters {
     pub(crate) fn notify(&self) {
         // SeqCst: pairs with the waiter's `fetch_add(SeqCst)` in `park`; see
         // the module docs for why this rules out a lost wake-up.
+        seqcst_pair_fence();
         if self.count.load(Ordering::SeqCst) != 0 {
             self.notify_slow();
         }
@@ -77,6 +78,7 @@ impl Waiters {
         let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         // SeqCst: pairs with the `count.load(SeqCst)` in `notify`.
         self.count.fetch_add(1, Ordering::SeqCst);
+        seqcst_pair_fence();
         if !ready() {
             let slice = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(PARK_SLICE),

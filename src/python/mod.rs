@@ -1,0 +1,26 @@
+//! The PyO3 binding layer (cargo feature `python`), built by maturin into the
+//! extension module `ringstat._ringstat`.
+//!
+//! Thin by design: it converts types and errors and releases the GIL while
+//! waiting; every algorithm lives in the core crate. The Python package
+//! `python/ringstat/` re-exports what this module defines; the hand-written
+//! stubs in `python/ringstat/_ringstat.pyi` describe it and are checked by
+//! `mypy.stubtest`.
+
+mod errors;
+mod queue;
+
+use pyo3::prelude::*;
+
+/// Native core of the `ringstat` package: lock-free queues and live
+/// statistics.
+#[pymodule(gil_used = false)]
+fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("ShutDown", errors::init(py)?)?;
+    m.add_class::<queue::PyQueue>()?;
+    // Statistics bindings (Counter, Gauge, Histogram, Rate, Registry) are
+    // added here by `stats.rs`.
+    Ok(())
+}

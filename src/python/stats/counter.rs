@@ -1,0 +1,199 @@
+//! `ringstat.Counter` and `ringstat.Gauge`.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use super::{i64_arg, u64_arg};
+use crate::stats::{Counter, Gauge};
+
+/// A monotonic count (total logins) that many threads add to without
+/// contention: sharded over cache-padded cells, summed when read.
+///
+/// `inc()` and `add(n)` never block and never lose an add; `value` is
+/// exact once writers are quiescent; `take()` returns the total and
+/// resets it atomically (each add is returned by exactly one `take`).
+/// Arithmetic wraps at `2**64`.
+#[pyclass(frozen, eq, hash, name = "Counter", module = "ringstat._ringstat")]
+pub(crate) struct PyCounter {
+    pub(super) inner: Arc<Counter>,
+}
+
+impl PartialEq for PyCounter {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Hash for PyCounter {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.inner).hash(state);
+    }
+}
+
+#[pymethods]
+impl PyCounter {
+    /// A counter at 0. `shards` (rounded up to a power of two) defaults to
+    /// twice the CPU count.
+    #[new]
+    #[pyo3(signature = (*, shards = None))]
+    fn new(shards: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let inner = match shards.filter(|s| !s.is_none()) {
+            None => Counter::new(),
+            Some(s) => {
+                let n = super::super::errors::int_arg(s, "shards", 1)?;
+                if n > 1 << 16 {
+                    return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                        "shards must be at most 65536, got {n}"
+                    )));
+                }
+                Counter::with_shards(n)
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Adds one.
+    fn inc(&self) {
+        self.inner.inc();
+    }
+
+    /// Adds `n` (an int in `0..2**64`).
+    fn add(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.add(u64_arg(n, "n")?);
+        Ok(())
+    }
+
+    /// The current total.
+    #[getter]
+    fn value(&self) -> u64 {
+        self.inner.get()
+    }
+
+    /// Returns the total and resets the counter to 0.
+    fn take(&self) -> u64 {
+        self.inner.take()
+    }
+
+    /// Resets the counter to 0.
+    fn reset(&self) {
+        self.inner.reset();
+    }
+
+    /// The number of shards.
+    #[getter]
+    fn shards(&self) -> usize {
+        self.inner.shards()
+    }
+
+    fn __int__(&self) -> u64 {
+        self.inner.get()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ringstat.Counter value={}>", self.inner.get())
+    }
+}
+
+/// A value that goes up and down (users online), with the smallest and
+/// largest values it held since creation or the last `reset_min_max()`.
+///
+/// Values are ints in `-2**63..2**63`; arithmetic wraps at that range.
+#[pyclass(frozen, eq, hash, name = "Gauge", module = "ringstat._ringstat")]
+pub(crate) struct PyGauge {
+    pub(super) inner: Arc<Gauge>,
+}
+
+impl PartialEq for PyGauge {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Hash for PyGauge {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.inner).hash(state);
+    }
+}
+
+#[pymethods]
+impl PyGauge {
+    /// A gauge at `value` (min and max `value`).
+    #[new]
+    #[pyo3(signature = (value = None))]
+    fn new(value: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let v = match value {
+            Some(v) => i64_arg(v, "value")?,
+            None => 0,
+        };
+        Ok(Self {
+            inner: Arc::new(Gauge::with_value(v)),
+        })
+    }
+
+    /// Sets the value.
+    fn set(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.set(i64_arg(value, "value")?);
+        Ok(())
+    }
+
+    /// Adds `n` and returns the new value.
+    fn add(&self, n: &Bound<'_, PyAny>) -> PyResult<i64> {
+        Ok(self.inner.add(i64_arg(n, "n")?))
+    }
+
+    /// Subtracts `n` and returns the new value.
+    fn sub(&self, n: &Bound<'_, PyAny>) -> PyResult<i64> {
+        Ok(self.inner.sub(i64_arg(n, "n")?))
+    }
+
+    /// Adds one and returns the new value.
+    fn inc(&self) -> i64 {
+        self.inner.add(1)
+    }
+
+    /// Subtracts one and returns the new value.
+    fn dec(&self) -> i64 {
+        self.inner.sub(1)
+    }
+
+    /// The current value.
+    #[getter]
+    fn value(&self) -> i64 {
+        self.inner.get()
+    }
+
+    /// The smallest value since creation or the last `reset_min_max()`.
+    #[getter]
+    fn min(&self) -> i64 {
+        self.inner.min()
+    }
+
+    /// The largest value since creation or the last `reset_min_max()`.
+    #[getter]
+    fn max(&self) -> i64 {
+        self.inner.max()
+    }
+
+    /// Restarts min/max tracking from the current value; returns the
+    /// previous `(min, max)`.
+    fn reset_min_max(&self) -> (i64, i64) {
+        self.inner.reset_min_max()
+    }
+
+    fn __int__(&self) -> i64 {
+        self.inner.get()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ringstat.Gauge value={} min={} max={}>",
+            self.inner.get(),
+            self.inner.min(),
+            self.inner.max()
+        )
+    }
+}

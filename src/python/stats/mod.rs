@@ -1,0 +1,233 @@
+//! `ringstat.Counter`, `Gauge`, `Histogram`, `Rate`, `ManualClock` and
+//! `Registry`: the [`stats`](crate::stats) types for Python.
+//!
+//! Thin by design: every method forwards to the Rust type; this module only
+//! converts arguments (naming them in errors: `TypeError` for a wrong type,
+//! `ValueError` for a bad value) and turns [`StatsError`] into `ValueError`
+//! with the Rust message. Handles hold an `Arc` of the Rust metric, so a
+//! handle returned by a `Registry` shares the registered metric, and two
+//! handles of one metric compare equal.
+//!
+//! Conventions shared by every class:
+//!
+//! - values read live are properties (`counter.value`, `histogram.count`);
+//!   actions are methods (`inc()`, `record(v)`, `take()`);
+//! - percentiles are on numpy's `0..=100` scale (`percentile(99)`), never
+//!   `0..=1`;
+//! - times are seconds as `float` (`window=60.0`, `clock.advance(1.5)`).
+
+mod counter;
+mod histogram;
+mod rate;
+mod registry;
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyInt, PyMapping, PyString};
+
+use super::errors::type_name;
+use crate::stats::StatsError;
+
+/// Adds the statistics classes to the module.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<counter::PyCounter>()?;
+    m.add_class::<counter::PyGauge>()?;
+    m.add_class::<histogram::PyHistogram>()?;
+    m.add_class::<rate::PyRate>()?;
+    m.add_class::<rate::PyManualClock>()?;
+    m.add_class::<registry::PyRegistry>()?;
+    Ok(())
+}
+
+/// A [`StatsError`] as `ValueError`, with the Rust message.
+#[cold]
+pub(super) fn stats_err(e: StatsError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// Extracts an int in `0..2**64` (`int` or any object with `__index__`, not
+/// `bool`), naming the argument on error.
+#[inline]
+pub(super) fn u64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
+    if !value.is_instance_of::<PyBool>() {
+        if let Ok(v) = value.extract::<u64>() {
+            return Ok(v);
+        }
+    }
+    Err(int_err(value, name, "0 <= {name} < 2**64"))
+}
+
+/// Extracts an int in `-2**63..2**63` (not `bool`), naming the argument.
+#[inline]
+pub(super) fn i64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
+    if !value.is_instance_of::<PyBool>() {
+        if let Ok(v) = value.extract::<i64>() {
+            return Ok(v);
+        }
+    }
+    Err(int_err(value, name, "-2**63 <= {name} < 2**63"))
+}
+
+/// The error for an argument that is not an int (`TypeError`) or an int
+/// out of `range` (`ValueError`; `{name}` in `range` is replaced).
+#[cold]
+fn int_err(value: &Bound<'_, PyAny>, name: &str, range: &str) -> PyErr {
+    // An int (or an object with `__index__`, as numpy ints have) whose
+    // extraction failed is out of range; anything else is the wrong type.
+    let is_int = !value.is_instance_of::<PyBool>()
+        && (value.is_instance_of::<PyInt>() || value.hasattr("__index__").unwrap_or(false));
+    if is_int {
+        PyValueError::new_err(format!(
+            "{name} out of range: need {}, got {value}",
+            range.replace("{name}", name)
+        ))
+    } else {
+        PyTypeError::new_err(format!(
+            "{name} must be an int, not {}",
+            type_name(value)
+        ))
+    }
+}
+
+/// Extracts a real number (`int`, `float` or anything with `__float__`).
+pub(super) fn f64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
+    if value.is_instance_of::<PyBool>() {
+        return Err(number_type_err(value, name));
+    }
+    match value.extract::<f64>() {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => Err(PyValueError::new_err(
+            format!("{name} is too large for a float, got {value}"),
+        )),
+        Err(_) => Err(number_type_err(value, name)),
+    }
+}
+
+#[cold]
+fn number_type_err(value: &Bound<'_, PyAny>, name: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "{name} must be an int or float, not {}",
+        type_name(value)
+    ))
+}
+
+/// Extracts a non-negative duration in seconds (`int` or `float`).
+pub(super) fn seconds_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Duration> {
+    let secs = f64_arg(value, name)?;
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a finite, non-negative number of seconds, got {secs}"
+        ))
+    })
+}
+
+/// A percentile `p` in `[0, 100]` converted to the Rust quantile `p / 100`.
+pub(super) fn percentile_to_quantile(p: f64, name: &str) -> PyResult<f64> {
+    if (0.0..=100.0).contains(&p) {
+        Ok(p / 100.0)
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} must be in [0, 100] (a percentile, as in numpy.percentile), got {p}"
+        )))
+    }
+}
+
+/// Extracts an iterable of percentiles: `(percentiles, quantiles)`.
+pub(super) fn percentiles_arg(
+    value: &Bound<'_, PyAny>,
+    name: &str,
+) -> PyResult<(Vec<f64>, Vec<f64>)> {
+    if value.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be an iterable of numbers, not str"
+        )));
+    }
+    let iter = value.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{name} must be an iterable of numbers, not {}",
+            type_name(value)
+        ))
+    })?;
+    let mut ps = Vec::new();
+    let mut qs = Vec::new();
+    for item in iter {
+        let p = f64_arg(&item?, name)?;
+        qs.push(percentile_to_quantile(p, name)?);
+        ps.push(p);
+    }
+    Ok((ps, qs))
+}
+
+/// The percentiles a snapshot reports by default (`DEFAULT_QUANTILES` x 100).
+pub(super) const DEFAULT_PERCENTILES: [f64; 4] = [50.0, 90.0, 99.0, 99.9];
+
+/// The key of percentile `p` in a snapshot dict: `"p50"`, `"p99.9"`.
+pub(super) fn percentile_key(p: f64) -> String {
+    format!("p{p}")
+}
+
+/// The values of a histogram as a dict: `count`, `sum`, `min`, `max`,
+/// `rejected` and `percentiles` (`{"p50": v, ...}`, `None` when empty).
+pub(super) fn histogram_dict<'py>(
+    py: Python<'py>,
+    count: u64,
+    sum: f64,
+    min: Option<u64>,
+    max: Option<u64>,
+    rejected: u64,
+    percentiles: impl Iterator<Item = (f64, Option<u64>)>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("count", count)?;
+    d.set_item("sum", sum)?;
+    d.set_item("min", min)?;
+    d.set_item("max", max)?;
+    d.set_item("rejected", rejected)?;
+    let ps = PyDict::new(py);
+    for (p, v) in percentiles {
+        ps.set_item(percentile_key(p), v)?;
+    }
+    d.set_item("percentiles", ps)?;
+    Ok(d)
+}
+
+/// Extracts a `str` argument, naming it on error.
+pub(super) fn str_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
+    match value.cast::<PyString>() {
+        Ok(s) => Ok(s.to_str()?.to_owned()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{name} must be a str, not {}",
+            type_name(value)
+        ))),
+    }
+}
+
+/// Extracts `labels`: `None` or a mapping of `str` to `str`.
+pub(super) fn labels_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, String)>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let mapping = value.cast::<PyMapping>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "labels must be a dict of str to str, not {}",
+            type_name(value)
+        ))
+    })?;
+    let mut out = Vec::new();
+    for item in mapping.items()? {
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let key = str_arg(&k, "labels keys").map_err(|_| {
+            PyTypeError::new_err(format!("labels keys must be str, not {}", type_name(&k)))
+        })?;
+        let val = str_arg(&v, "labels values").map_err(|_| {
+            PyTypeError::new_err(format!(
+                "labels values must be str, not {} (for label {key:?})",
+                type_name(&v)
+            ))
+        })?;
+        out.push((key, val));
+    }
+    Ok(out)
+}

@@ -1,0 +1,192 @@
+//! [`Counter`]: a monotonic `u64` sharded over cache-padded cells.
+
+use core::fmt;
+
+use crate::sync::{default_shard_count, thread_index, AtomicU64, CachePadded, Ordering};
+
+/// A monotonically increasing `u64` count (total logins), sharded so that
+/// concurrent writers do not bounce one cache line.
+///
+/// Each thread adds to the shard picked by its thread index, so a thread
+/// keeps its shard; readers sum all shards.
+///
+/// # Guarantees while writers run
+///
+/// - [`get`](Counter::get) never returns more than the total added so far
+///   (minus what [`take`](Counter::take) removed), and every add that
+///   *happened before* the call is included.
+/// - Without `take`/`reset`, successive `get` calls from one thread never
+///   decrease: every shard only grows, and a thread never reads an older
+///   value of a shard than it read before.
+/// - [`take`](Counter::take) swaps each shard with zero: every add is
+///   returned by exactly one `take` (or is still in the counter), never lost
+///   and never counted twice.
+///
+/// Arithmetic wraps at `2^64` (585 years at a billion adds per second).
+///
+/// # Examples
+///
+/// ```
+/// use ringstat::stats::Counter;
+///
+/// let logins = Counter::new();
+/// logins.inc();
+/// logins.add(2);
+/// assert_eq!(logins.get(), 3);
+/// ```
+pub struct Counter {
+    /// One cell per shard; `shards.len()` is a power of two. Any thread may
+    /// add to any cell; a thread uses cell `thread_index() & mask`.
+    shards: Box<[CachePadded<AtomicU64>]>,
+    /// `shards.len() - 1`.
+    mask: usize,
+}
+
+impl Counter {
+    /// A counter at zero with the default number of shards (twice the
+    /// available parallelism, rounded up to a power of two, 4 to 64).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = ringstat::stats::Counter::new();
+    /// assert_eq!(c.get(), 0);
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_shards(default_shard_count())
+    }
+
+    /// A counter at zero with `shards` shards, rounded up to a power of two
+    /// (at least 1). One shard makes it a plain shared atomic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = ringstat::stats::Counter::with_shards(3);
+    /// assert_eq!(c.shards(), 4);
+    /// ```
+    #[must_use]
+    pub fn with_shards(shards: usize) -> Self {
+        let n = shards.max(1).next_power_of_two();
+        Self {
+            shards: (0..n)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            mask: n - 1,
+        }
+    }
+
+    /// The number of shards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ringstat::stats::Counter::new().shards().is_power_of_two());
+    /// ```
+    #[must_use]
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Adds one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = ringstat::stats::Counter::new();
+    /// c.inc();
+    /// assert_eq!(c.get(), 1);
+    /// ```
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n` (wrapping at `2^64`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = ringstat::stats::Counter::new();
+    /// c.add(5);
+    /// assert_eq!(c.get(), 5);
+    /// ```
+    #[inline]
+    pub fn add(&self, n: u64) {
+        let shard = &self.shards[thread_index() & self.mask];
+        // Relaxed: the count publishes no other data; readers need only the
+        // per-shard modification order.
+        shard.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current total: the sum of all shards (see the type docs for what
+    /// it guarantees while writers run).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = ringstat::stats::Counter::new();
+    /// c.add(7);
+    /// assert_eq!(c.get(), 7);
+    /// ```
+    #[must_use]
+    pub fn get(&self) -> u64 {
+        self.shards
+            .iter()
+            // Relaxed: see `add`.
+            .fold(0u64, |acc, s| acc.wrapping_add(s.load(Ordering::Relaxed)))
+    }
+
+    /// Returns the total and sets the counter to zero, shard by shard with an
+    /// atomic swap: an add racing `take` is returned either by this call or by
+    /// a later one, exactly once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = ringstat::stats::Counter::new();
+    /// c.add(3);
+    /// assert_eq!(c.take(), 3);
+    /// assert_eq!(c.get(), 0);
+    /// ```
+    pub fn take(&self) -> u64 {
+        self.shards
+            .iter()
+            // Relaxed: see `add`; the swap's atomicity alone makes each add
+            // land in exactly one `take`.
+            .fold(0u64, |acc, s| {
+                acc.wrapping_add(s.swap(0, Ordering::Relaxed))
+            })
+    }
+
+    /// Sets the counter to zero; the same as [`take`](Counter::take) with the
+    /// result dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = ringstat::stats::Counter::new();
+    /// c.inc();
+    /// c.reset();
+    /// assert_eq!(c.get(), 0);
+    /// ```
+    pub fn reset(&self) {
+        let _ = self.take();
+    }
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Counter")
+            .field("value", &self.get())
+            .field("shards", &self.shards())
+            .finish()
+    }
+}

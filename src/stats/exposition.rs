@@ -1,0 +1,214 @@
+//! Name validation and the Prometheus text exposition format (0.0.4) for
+//! [`Snapshot`].
+
+use core::fmt::Write as _;
+
+use super::registry::{MetricValue, Snapshot};
+use super::{MetricKind, StatsError};
+
+/// Checks `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub(crate) fn validate_metric_name(name: &str) -> Result<(), StatsError> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    if ok {
+        Ok(())
+    } else {
+        Err(StatsError::InvalidMetricName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Checks `[a-zA-Z_][a-zA-Z0-9_]*`, no `__` prefix, not `quantile` or `le`.
+pub(crate) fn validate_label_name(metric: &str, label: &str) -> Result<(), StatsError> {
+    let mut chars = label.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !label.starts_with("__")
+        && label != "quantile"
+        && label != "le";
+    if ok {
+        Ok(())
+    } else {
+        Err(StatsError::InvalidLabelName {
+            metric: metric.to_owned(),
+            label: label.to_owned(),
+        })
+    }
+}
+
+/// The sample name of a counter: `name_total`, unless it already ends so.
+fn counter_name(name: &str) -> String {
+    if name.ends_with("_total") {
+        name.to_owned()
+    } else {
+        format!("{name}_total")
+    }
+}
+
+/// Every Prometheus metric name a family of `kind` called `name` exposes.
+pub(crate) fn exposed_names(name: &str, kind: MetricKind) -> Vec<String> {
+    match kind {
+        MetricKind::Counter => vec![counter_name(name)],
+        MetricKind::Gauge | MetricKind::Rate => vec![name.to_owned()],
+        MetricKind::Histogram => vec![
+            name.to_owned(),
+            format!("{name}_sum"),
+            format!("{name}_count"),
+        ],
+    }
+}
+
+/// Escapes `\`, `"` and newline in a label value.
+fn escape_label_value(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// `{a="1",b="2"}` (with `extra` last), or nothing when there are no labels.
+fn write_labels(out: &mut String, labels: &[(String, String)], extra: Option<(&str, &str)>) {
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    let all = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra);
+    for (i, (k, v)) in all.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label_value(v, out);
+        out.push('"');
+    }
+    out.push('}');
+}
+
+/// A sample value: Go-style `NaN`, `+Inf`, `-Inf`, otherwise Rust's
+/// shortest round-trip decimal.
+fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        format!("{v}")
+    }
+}
+
+impl Snapshot {
+    /// Renders the snapshot in the Prometheus text exposition format,
+    /// version 0.0.4 (`Content-Type: text/plain; version=0.0.4`).
+    ///
+    /// One `# TYPE` line per family, then its samples; no timestamps.
+    ///
+    /// - counter `x`: type `counter`, sample `x_total` (`x` itself if it
+    ///   already ends in `_total`);
+    /// - gauge `x`: type `gauge`, the current value (min/max are only in the
+    ///   snapshot data);
+    /// - histogram `x`: type `summary`, `x{quantile="q"}` per snapshot quantile
+    ///   (`NaN` when empty, as Prometheus clients do), `x_sum`, `x_count`;
+    ///   rejected values are only in the snapshot data;
+    /// - rate `x`: type `gauge`, events per second over its window.
+    ///
+    /// Label values are escaped (`\\`, `\"`, `\n`); names were validated
+    /// when the metrics were created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reg = ringstat::stats::Registry::new();
+    /// reg.gauge("online", &[("room", "a\"b")])?.set(2);
+    /// assert_eq!(
+    ///     reg.snapshot().to_prometheus(),
+    ///     "# TYPE online gauge\nonline{room=\"a\\\"b\"} 2\n"
+    /// );
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut family: Option<&str> = None;
+        for m in &self.metrics {
+            let name = m.name.as_str();
+            let kind = m.kind();
+            let sample = match kind {
+                MetricKind::Counter => counter_name(name),
+                _ => name.to_owned(),
+            };
+            if family != Some(name) {
+                family = Some(name);
+                let ty = match kind {
+                    MetricKind::Counter => "counter",
+                    MetricKind::Gauge | MetricKind::Rate => "gauge",
+                    MetricKind::Histogram => "summary",
+                };
+                let _ = writeln!(out, "# TYPE {sample} {ty}");
+            }
+            match &m.value {
+                MetricValue::Counter(v) => line(&mut out, &sample, &m.labels, None, &v.to_string()),
+                MetricValue::Gauge { value, .. } => {
+                    line(&mut out, &sample, &m.labels, None, &value.to_string());
+                }
+                MetricValue::Rate { per_second, .. } => {
+                    line(&mut out, &sample, &m.labels, None, &float(*per_second));
+                }
+                MetricValue::Histogram {
+                    count,
+                    sum,
+                    quantiles,
+                    ..
+                } => {
+                    for (q, v) in quantiles {
+                        let q = float(*q);
+                        let v = v.map_or_else(|| "NaN".to_owned(), |v| v.to_string());
+                        line(&mut out, &sample, &m.labels, Some(("quantile", &q)), &v);
+                    }
+                    line(
+                        &mut out,
+                        &format!("{name}_sum"),
+                        &m.labels,
+                        None,
+                        &float(*sum),
+                    );
+                    line(
+                        &mut out,
+                        &format!("{name}_count"),
+                        &m.labels,
+                        None,
+                        &count.to_string(),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn line(
+    out: &mut String,
+    name: &str,
+    labels: &[(String, String)],
+    extra: Option<(&str, &str)>,
+    value: &str,
+) {
+    out.push_str(name);
+    write_labels(out, labels, extra);
+    out.push(' ');
+    out.push_str(value);
+    out.push('\n');
+}

@@ -1,0 +1,486 @@
+//! [`Rate`]: events per second over a sliding window that rotates lazily,
+//! with an injectable [`Clock`].
+
+use core::fmt;
+// `std::sync::Arc` (not `crate::sync::Arc`): the clock is only reference
+// counted, never raced on, and `Arc<dyn Clock>` needs unsized coercion,
+// which loom's `Arc` lacks.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::StatsError;
+use crate::sync::{AtomicU64, Ordering};
+
+/// A monotonic time source in nanoseconds from an arbitrary fixed origin.
+/// Inject a [`ManualClock`] to make a [`Rate`] deterministic in tests.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Nanoseconds since this clock's origin; never decreases for a real
+    /// clock (a [`ManualClock`] may be set backwards: rates stay correct
+    /// for totals and skip such events in the window).
+    fn now_nanos(&self) -> u64;
+}
+
+/// The default [`Clock`]: [`Instant`] elapsed since the clock was made.
+///
+/// # Examples
+///
+/// ```
+/// use ringstat::stats::{Clock, SystemClock};
+///
+/// let c = SystemClock::new();
+/// assert!(c.now_nanos() <= c.now_nanos());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl SystemClock {
+    /// A clock whose origin is now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringstat::stats::SystemClock::new();
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_nanos(&self) -> u64 {
+        // Saturates after 584 years.
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A [`Clock`] that moves only when told to; starts at 0.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ringstat::stats::{Clock, ManualClock};
+///
+/// let c = ManualClock::new();
+/// c.advance(Duration::from_millis(1500));
+/// assert_eq!(c.now_nanos(), 1_500_000_000);
+/// ```
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    nanos: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock at 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Clock, ManualClock};
+    /// assert_eq!(ManualClock::new().now_nanos(), 0);
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Moves the clock forward by `d` (saturating).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringstat::stats::{Clock, ManualClock};
+    ///
+    /// let c = ManualClock::new();
+    /// c.advance(Duration::from_secs(2));
+    /// assert_eq!(c.now_nanos(), 2_000_000_000);
+    /// ```
+    pub fn advance(&self, d: Duration) {
+        let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        // Relaxed: the clock value publishes no other data.
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(d))
+            });
+    }
+
+    /// Sets the clock to `t` after its origin.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringstat::stats::{Clock, ManualClock};
+    ///
+    /// let c = ManualClock::new();
+    /// c.set(Duration::from_nanos(7));
+    /// assert_eq!(c.now_nanos(), 7);
+    /// ```
+    pub fn set(&self, t: Duration) {
+        let t = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.store(t, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_nanos(&self) -> u64 {
+        self.nanos.load(Ordering::Relaxed)
+    }
+}
+
+/// The two numbers that fix a [`Rate`]'s window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateConfig {
+    /// Length of the sliding window.
+    pub window: Duration,
+    /// Number of buckets the window is cut into (its time resolution).
+    pub buckets: usize,
+}
+
+impl Default for RateConfig {
+    /// 60 buckets of 1 s.
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            buckets: 60,
+        }
+    }
+}
+
+/// Bits of a slot word holding the count; the top 24 hold the lap tag.
+const COUNT_BITS: u32 = 40;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+const TAG_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
+/// Adds up to this size take the `fetch_add` fast path; see `add`.
+const FAST_ADD_MAX: u64 = 1 << 20;
+
+fn pack(lap: u64, count: u64) -> u64 {
+    (lap << COUNT_BITS) | count
+}
+
+/// `a` is a later lap than `b` (tags compare modulo `2^24`).
+fn is_later(a: u64, b: u64) -> bool {
+    let d = a.wrapping_sub(b) & TAG_MASK;
+    d != 0 && d <= TAG_MASK / 2
+}
+
+/// Events per second over a sliding window (default: 60 buckets of 1 s),
+/// plus the total ever counted.
+///
+/// # How it works
+///
+/// Time is cut into ticks of `window / buckets`. Tick `t` counts into slot
+/// `t % buckets`; each slot is one `u64` packing the slot's *lap*
+/// (`t / buckets`, modulo `2^24`) and its count (40 bits). Nobody rotates the
+/// window on a timer: the first increment of a new tick finds an old lap in
+/// its slot and replaces it with a compare-and-swap (lazy rotation); readers
+/// sum only slots whose lap belongs to the current window. An increment is one
+/// `fetch_add` on its slot plus one on the total, except at a rotation.
+///
+/// # Limits (documented, not silent)
+///
+/// - A slot counts up to `2^40 - 1` events per tick and saturates there;
+///   [`total`](Rate::total) stays exact.
+/// - An increment that reads the clock, then stalls for a whole window
+///   before touching its slot, is counted in the total but not the window.
+/// - Lap tags wrap after `2^24` laps (32 years at the default window); a slot
+///   left untouched for exactly a multiple of that could be misread.
+///
+/// # Examples
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use ringstat::stats::{ManualClock, Rate};
+///
+/// let clock = Arc::new(ManualClock::new());
+/// let logins = Rate::with_clock(Duration::from_secs(60), 60, clock.clone())?;
+/// for _ in 0..10 {
+///     logins.inc();
+///     clock.advance(Duration::from_secs(1));
+/// }
+/// assert_eq!(logins.per_second(), 1.0);
+/// clock.advance(Duration::from_secs(60));
+/// assert_eq!((logins.count_in_window(), logins.total()), (0, 10));
+/// # Ok::<(), ringstat::stats::StatsError>(())
+/// ```
+pub struct Rate {
+    config: RateConfig,
+    clock: Arc<dyn Clock>,
+    /// `window / buckets` in nanoseconds, at least 1 ms.
+    tick_nanos: u64,
+    /// Packed `(lap tag, count)` per slot; any thread may write any slot.
+    slots: Box<[AtomicU64]>,
+    /// Every event ever counted.
+    total: AtomicU64,
+    /// Clock reading at creation.
+    created: u64,
+}
+
+impl Rate {
+    /// A rate over 60 buckets of 1 s on the [`SystemClock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = ringstat::stats::Rate::new();
+    /// r.inc();
+    /// assert_eq!(r.total(), 1);
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_clock(
+            RateConfig::default().window,
+            RateConfig::default().buckets,
+            Arc::new(SystemClock::new()),
+        )
+        .expect("the default window is valid")
+    }
+
+    /// A rate over `window` cut into `buckets` buckets, on the
+    /// [`SystemClock`].
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::InvalidWindow`] if `buckets` is 0 or a bucket would be
+    /// shorter than 1 ms (or the window longer than 584 years).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringstat::stats::Rate;
+    ///
+    /// assert!(Rate::with_window(Duration::from_secs(10), 10).is_ok());
+    /// assert!(Rate::with_window(Duration::from_secs(10), 0).is_err());
+    /// ```
+    pub fn with_window(window: Duration, buckets: usize) -> Result<Self, StatsError> {
+        Self::with_clock(window, buckets, Arc::new(SystemClock::new()))
+    }
+
+    /// A rate over `window` cut into `buckets` buckets, reading `clock`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Rate::with_window`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use ringstat::stats::{ManualClock, Rate};
+    ///
+    /// let r = Rate::with_clock(Duration::from_secs(5), 5, Arc::new(ManualClock::new()))?;
+    /// assert_eq!(r.config().buckets, 5);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn with_clock(
+        window: Duration,
+        buckets: usize,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StatsError> {
+        let bad = StatsError::InvalidWindow { window, buckets };
+        let window_nanos = u64::try_from(window.as_nanos()).map_err(|_| bad.clone())?;
+        let n = u64::try_from(buckets).map_err(|_| bad.clone())?;
+        if n == 0 || window_nanos / n < 1_000_000 {
+            return Err(bad);
+        }
+        let tick_nanos = window_nanos / n;
+        let created = clock.now_nanos();
+        // Tag every slot one lap before the first: always older than any lap
+        // an increment computes, and with count 0 it adds nothing anyway.
+        let first_lap = created / tick_nanos / n;
+        let init = pack(first_lap.wrapping_sub(1) & TAG_MASK, 0);
+        Ok(Self {
+            config: RateConfig { window, buckets },
+            clock,
+            tick_nanos,
+            slots: (0..buckets).map(|_| AtomicU64::new(init)).collect(),
+            total: AtomicU64::new(0),
+            created,
+        })
+    }
+
+    /// The window configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let r = ringstat::stats::Rate::new();
+    /// assert_eq!(r.config().window, Duration::from_secs(60));
+    /// ```
+    #[must_use]
+    pub fn config(&self) -> RateConfig {
+        self.config
+    }
+
+    /// Counts one event now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = ringstat::stats::Rate::new();
+    /// r.inc();
+    /// assert_eq!(r.count_in_window(), 1);
+    /// ```
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Counts `n` events now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = ringstat::stats::Rate::new();
+    /// r.add(3);
+    /// assert_eq!(r.total(), 3);
+    /// ```
+    pub fn add(&self, n: u64) {
+        // Relaxed everywhere: the counts publish no other data, and each
+        // slot's single word makes its (lap, count) pair atomic on its own.
+        self.total.fetch_add(n, Ordering::Relaxed);
+        let tick = self.clock.now_nanos() / self.tick_nanos;
+        let len = self.slots.len() as u64;
+        let lap = (tick / len) & TAG_MASK;
+        let slot = &self.slots[(tick % len) as usize];
+        let mut cur = slot.load(Ordering::Relaxed);
+        // Fast path: the slot is on our lap and far from saturating. Fewer
+        // than 2^19 threads can be between this check and their add, so
+        // the count cannot carry into the tag. If the slot rotates in
+        // between (a full window later), the events land in that later tick.
+        if cur >> COUNT_BITS == lap && cur & COUNT_MASK < COUNT_MASK / 2 && n <= FAST_ADD_MAX {
+            slot.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        loop {
+            let tag = cur >> COUNT_BITS;
+            let new = if tag == lap {
+                pack(lap, (cur & COUNT_MASK).saturating_add(n).min(COUNT_MASK))
+            } else if is_later(lap, tag) {
+                // Lazy rotation: the slot still holds an older lap.
+                pack(lap, n.min(COUNT_MASK))
+            } else {
+                // The slot already holds a later lap: these events are older
+                // than the window (see the type docs).
+                return;
+            };
+            match slot.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Every event ever counted (wrapping at `2^64`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = ringstat::stats::Rate::new();
+    /// r.add(2);
+    /// assert_eq!(r.total(), 2);
+    /// ```
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Events in the current window: the current (partial) bucket and the
+    /// `buckets - 1` before it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = ringstat::stats::Rate::new();
+    /// r.add(4);
+    /// assert_eq!(r.count_in_window(), 4);
+    /// ```
+    #[must_use]
+    pub fn count_in_window(&self) -> u64 {
+        self.window_at(self.clock.now_nanos()).0
+    }
+
+    /// Events per second over the window: [`count_in_window`](Rate::count_in_window)
+    /// divided by the time the window covers, i.e. its full buckets plus the
+    /// elapsed part of the current one, but no more than the time since the
+    /// rate was created and no less than one bucket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use ringstat::stats::{ManualClock, Rate};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let r = Rate::with_clock(Duration::from_secs(10), 10, clock.clone())?;
+    /// r.add(50);
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(r.per_second(), 10.0);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn per_second(&self) -> f64 {
+        let (count, covered) = self.window_at(self.clock.now_nanos());
+        count as f64 / (covered as f64 / 1e9)
+    }
+
+    /// `(events in the window, nanoseconds the window covers)` at `now`.
+    fn window_at(&self, now: u64) -> (u64, u64) {
+        let tick = now / self.tick_nanos;
+        let len = self.slots.len() as u64;
+        let (lap, cur) = (tick / len, tick % len);
+        let mut count = 0u64;
+        for (i, slot) in self.slots.iter().enumerate() {
+            // Slots after the current one hold the previous lap's ticks.
+            let want = if i as u64 <= cur {
+                lap
+            } else if let Some(prev) = lap.checked_sub(1) {
+                prev
+            } else {
+                continue;
+            };
+            let w = slot.load(Ordering::Relaxed);
+            if w >> COUNT_BITS == want & TAG_MASK {
+                count = count.wrapping_add(w & COUNT_MASK);
+            }
+        }
+        let span = (len - 1) * self.tick_nanos + (now - tick * self.tick_nanos);
+        let covered = span
+            .min(now.saturating_sub(self.created))
+            .max(self.tick_nanos);
+        (count, covered)
+    }
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rate")
+            .field("config", &self.config)
+            .field("total", &self.total())
+            .field("count_in_window", &self.count_in_window())
+            .finish()
+    }
+}

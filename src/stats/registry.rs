@@ -1,0 +1,497 @@
+//! [`Registry`]: get-or-create metrics by name and labels; [`Snapshot`]s of
+//! all of them as plain data.
+
+use std::collections::{BTreeMap, HashMap};
+// `std::sync::Arc` for handles: reference counting only, never modeled by
+// loom, and the same public type in every build.
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::exposition::{exposed_names, validate_label_name, validate_metric_name};
+use super::{
+    Clock, Counter, Gauge, Histogram, HistogramConfig, MetricKind, Rate, RateConfig, StatsError,
+    SystemClock,
+};
+use crate::sync::Mutex;
+
+/// Quantiles reported by [`Registry::snapshot`] for every histogram.
+pub const DEFAULT_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
+
+/// A registered metric: a cheap handle to the live aggregator.
+#[derive(Clone)]
+enum Metric {
+    Counter(Arc<Counter>),
+    Gauge(Arc<Gauge>),
+    Histogram(Arc<Histogram>),
+    Rate(Arc<Rate>),
+}
+
+/// `(name, labels sorted by label name)`.
+type Key = (String, Vec<(String, String)>);
+
+#[derive(Default)]
+struct Inner {
+    /// Kind of every family (all label sets of one name share it).
+    families: HashMap<String, MetricKind>,
+    /// Exposed Prometheus name -> the family that owns it.
+    exposed: HashMap<String, String>,
+    series: BTreeMap<Key, Metric>,
+}
+
+struct Shared {
+    /// Held only to create metrics and to list them for a snapshot; never
+    /// while a metric is updated or read.
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Named metrics with optional labels, created on first use and shared by
+/// cheap handles (`Arc<Counter>`, ...) that update lock-free.
+///
+/// `Registry` itself is a cheap `Clone` (an `Arc` inside): clones share the
+/// same metrics. The lock inside is taken only to create a metric and to
+/// list metrics for a [`snapshot`](Registry::snapshot).
+///
+/// # Examples
+///
+/// ```
+/// use ringstat::stats::{MetricValue, Registry};
+///
+/// let reg = Registry::new();
+/// let logins = reg.counter("logins", &[("region", "eu")])?;
+/// logins.inc();
+/// assert!(reg.gauge("logins", &[]).is_err()); // a counter already
+/// let snap = reg.snapshot();
+/// assert_eq!(snap.metrics[0].value, MetricValue::Counter(1));
+/// assert!(snap.to_prometheus().contains("logins_total{region=\"eu\"} 1\n"));
+/// # Ok::<(), ringstat::stats::StatsError>(())
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    shared: Arc<Shared>,
+}
+
+impl Registry {
+    /// An empty registry whose rates use the [`SystemClock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ringstat::stats::Registry::new().snapshot().metrics.is_empty());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock::new()))
+    }
+
+    /// An empty registry whose rates read `clock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ringstat::stats::{ManualClock, Registry};
+    ///
+    /// let reg = Registry::with_clock(Arc::new(ManualClock::new()));
+    /// # let _ = reg;
+    /// ```
+    #[must_use]
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner::default()),
+                clock,
+            }),
+        }
+    }
+
+    /// The counter `name{labels}`, created at 0 on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::InvalidMetricName`], [`StatsError::InvalidLabelName`],
+    /// [`StatsError::DuplicateLabel`], [`StatsError::KindMismatch`] if `name`
+    /// is another kind, [`StatsError::NameCollision`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reg = ringstat::stats::Registry::new();
+    /// reg.counter("logins", &[])?.inc();
+    /// assert_eq!(reg.counter("logins", &[])?.get(), 1);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Arc<Counter>, StatsError> {
+        let m = self.get_or_create(name, labels, MetricKind::Counter, None, || {
+            Ok(Metric::Counter(Arc::new(Counter::new())))
+        })?;
+        match m {
+            Metric::Counter(c) => Ok(c),
+            _ => unreachable!("kind checked in get_or_create"),
+        }
+    }
+
+    /// The gauge `name{labels}`, created at 0 on first use.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::counter`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reg = ringstat::stats::Registry::new();
+    /// reg.gauge("online", &[])?.add(2);
+    /// assert_eq!(reg.gauge("online", &[])?.get(), 2);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Arc<Gauge>, StatsError> {
+        let m = self.get_or_create(name, labels, MetricKind::Gauge, None, || {
+            Ok(Metric::Gauge(Arc::new(Gauge::new())))
+        })?;
+        match m {
+            Metric::Gauge(g) => Ok(g),
+            _ => unreachable!("kind checked in get_or_create"),
+        }
+    }
+
+    /// The histogram `name{labels}`, created empty with `config` on first use.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::counter`]; also the errors of [`Histogram::with_config`]
+    /// and [`StatsError::ConfigMismatch`] if it exists with another config.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{HistogramConfig, Registry};
+    ///
+    /// let reg = Registry::new();
+    /// let cfg = HistogramConfig { max: 86_400, significant_digits: 2 };
+    /// reg.histogram("online_seconds", &[], cfg)?.record(30)?;
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn histogram(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        config: HistogramConfig,
+    ) -> Result<Arc<Histogram>, StatsError> {
+        let wanted = format!("{config:?}");
+        let m = self.get_or_create(name, labels, MetricKind::Histogram, Some(&wanted), || {
+            Ok(Metric::Histogram(Arc::new(Histogram::with_config(config)?)))
+        })?;
+        match m {
+            Metric::Histogram(h) => Ok(h),
+            _ => unreachable!("kind checked in get_or_create"),
+        }
+    }
+
+    /// The rate `name{labels}`, created with `config` on the registry's clock
+    /// on first use.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::histogram`], with the errors of [`Rate::with_clock`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{RateConfig, Registry};
+    ///
+    /// let reg = Registry::new();
+    /// reg.rate("logins_rate", &[], RateConfig::default())?.inc();
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn rate(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        config: RateConfig,
+    ) -> Result<Arc<Rate>, StatsError> {
+        let wanted = format!("{config:?}");
+        let clock = Arc::clone(&self.shared.clock);
+        let m = self.get_or_create(name, labels, MetricKind::Rate, Some(&wanted), || {
+            let r = Rate::with_clock(config.window, config.buckets, clock)?;
+            Ok(Metric::Rate(Arc::new(r)))
+        })?;
+        match m {
+            Metric::Rate(r) => Ok(r),
+            _ => unreachable!("kind checked in get_or_create"),
+        }
+    }
+
+    fn get_or_create(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        kind: MetricKind,
+        config: Option<&str>,
+        make: impl FnOnce() -> Result<Metric, StatsError>,
+    ) -> Result<Metric, StatsError> {
+        validate_metric_name(name)?;
+        let mut sorted: Vec<(String, String)> = Vec::with_capacity(labels.len());
+        for &(k, v) in labels {
+            validate_label_name(name, k)?;
+            sorted.push((k.to_owned(), v.to_owned()));
+        }
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(StatsError::DuplicateLabel {
+                metric: name.to_owned(),
+                label: w[0].0.clone(),
+            });
+        }
+        // A poisoned lock means a panic inside this function, where the
+        // maps are only changed by single inserts: they are consistent.
+        let mut inner = self
+            .shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match inner.families.get(name) {
+            Some(&existing) if existing != kind => {
+                return Err(StatsError::KindMismatch {
+                    name: name.to_owned(),
+                    existing,
+                    requested: kind,
+                })
+            }
+            Some(_) => {}
+            None => {
+                let names = exposed_names(name, kind);
+                if let Some(owner) = names.iter().find_map(|n| inner.exposed.get(n)) {
+                    return Err(StatsError::NameCollision {
+                        name: name.to_owned(),
+                        existing: owner.clone(),
+                    });
+                }
+            }
+        }
+        let key = (name.to_owned(), sorted);
+        if let Some(m) = inner.series.get(&key) {
+            if let Some(wanted) = config {
+                let existing = config_text(m);
+                if existing != wanted {
+                    return Err(StatsError::ConfigMismatch {
+                        name: name.to_owned(),
+                        existing,
+                        requested: wanted.to_owned(),
+                    });
+                }
+            }
+            return Ok(m.clone());
+        }
+        let m = make()?;
+        if !inner.families.contains_key(name) {
+            inner.families.insert(name.to_owned(), kind);
+            for n in exposed_names(name, kind) {
+                inner.exposed.insert(n, name.to_owned());
+            }
+        }
+        inner.series.insert(key, m.clone());
+        Ok(m)
+    }
+
+    /// Every metric's current values, sorted by name then labels, with
+    /// [`DEFAULT_QUANTILES`] for histograms. Each metric is read lock-free
+    /// while writers run (see each type for what one read guarantees); the
+    /// metrics are not read at one single instant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reg = ringstat::stats::Registry::new();
+    /// reg.gauge("online", &[])?.set(3);
+    /// assert_eq!(reg.snapshot().metrics.len(), 1);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_with_quantiles(&DEFAULT_QUANTILES)
+            .expect("the default quantiles are valid")
+    }
+
+    /// As [`snapshot`](Registry::snapshot), reporting `quantiles` for
+    /// histograms.
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::InvalidQuantile`] for a quantile outside `[0, 1]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reg = ringstat::stats::Registry::new();
+    /// assert!(reg.snapshot_with_quantiles(&[0.5]).is_ok());
+    /// assert!(reg.snapshot_with_quantiles(&[50.0]).is_err());
+    /// ```
+    pub fn snapshot_with_quantiles(&self, quantiles: &[f64]) -> Result<Snapshot, StatsError> {
+        if let Some(&q) = quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+            return Err(StatsError::InvalidQuantile { q });
+        }
+        let series: Vec<(Key, Metric)> = {
+            let inner = self
+                .shared
+                .inner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            inner
+                .series
+                .iter()
+                .map(|(k, m)| (k.clone(), m.clone()))
+                .collect()
+        };
+        let timestamp_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let metrics = series
+            .into_iter()
+            .map(|((name, labels), m)| MetricSnapshot {
+                name,
+                labels,
+                value: read(&m, quantiles),
+            })
+            .collect();
+        Ok(Snapshot {
+            timestamp_ms,
+            metrics,
+        })
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+fn config_text(m: &Metric) -> String {
+    match m {
+        Metric::Histogram(h) => format!("{:?}", h.config()),
+        Metric::Rate(r) => format!("{:?}", r.config()),
+        Metric::Counter(_) | Metric::Gauge(_) => String::new(),
+    }
+}
+
+fn read(m: &Metric, quantiles: &[f64]) -> MetricValue {
+    match m {
+        Metric::Counter(c) => MetricValue::Counter(c.get()),
+        Metric::Gauge(g) => MetricValue::Gauge {
+            value: g.get(),
+            min: g.min(),
+            max: g.max(),
+        },
+        Metric::Histogram(h) => {
+            let s = h.snapshot();
+            let values = s.quantiles(quantiles).expect("quantiles validated");
+            MetricValue::Histogram {
+                count: s.count(),
+                sum: s.sum(),
+                min: s.min(),
+                max: s.max(),
+                rejected: s.rejected(),
+                quantiles: quantiles.iter().copied().zip(values).collect(),
+            }
+        }
+        Metric::Rate(r) => MetricValue::Rate {
+            total: r.total(),
+            in_window: r.count_in_window(),
+            per_second: r.per_second(),
+            window: r.config().window,
+        },
+    }
+}
+
+/// Every metric of a [`Registry`] at one moment, as plain data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Wall-clock time of the snapshot, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The metrics, sorted by name then labels.
+    pub metrics: Vec<MetricSnapshot>,
+}
+
+/// One metric series in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSnapshot {
+    /// The registered name.
+    pub name: String,
+    /// Labels, sorted by label name.
+    pub labels: Vec<(String, String)>,
+    /// The values, one variant per kind.
+    pub value: MetricValue,
+}
+
+impl MetricSnapshot {
+    /// The metric's kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{MetricKind, Registry};
+    ///
+    /// let reg = Registry::new();
+    /// reg.counter("c", &[])?;
+    /// assert_eq!(reg.snapshot().metrics[0].kind(), MetricKind::Counter);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> MetricKind {
+        match self.value {
+            MetricValue::Counter(_) => MetricKind::Counter,
+            MetricValue::Gauge { .. } => MetricKind::Gauge,
+            MetricValue::Histogram { .. } => MetricKind::Histogram,
+            MetricValue::Rate { .. } => MetricKind::Rate,
+        }
+    }
+}
+
+/// The values of one metric, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricValue {
+    /// A [`Counter`]'s total.
+    Counter(u64),
+    /// A [`Gauge`].
+    Gauge {
+        /// Current value.
+        value: i64,
+        /// Smallest value since the last min/max reset.
+        min: i64,
+        /// Largest value since the last min/max reset.
+        max: i64,
+    },
+    /// A [`Histogram`], from one internally consistent snapshot.
+    Histogram {
+        /// Values counted.
+        count: u64,
+        /// Sum from bucket midpoints (within the relative error bound).
+        sum: f64,
+        /// Smallest value, `None` when empty.
+        min: Option<u64>,
+        /// Largest value, `None` when empty.
+        max: Option<u64>,
+        /// Values refused as out of range, negative or NaN.
+        rejected: u64,
+        /// `(q, value)` for each requested quantile; `None` when empty.
+        quantiles: Vec<(f64, Option<u64>)>,
+    },
+    /// A [`Rate`].
+    Rate {
+        /// Events ever counted.
+        total: u64,
+        /// Events in the current window.
+        in_window: u64,
+        /// Events per second over the window.
+        per_second: f64,
+        /// The window length.
+        window: Duration,
+    },
+}

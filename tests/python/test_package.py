@@ -1,0 +1,55 @@
+"""The package surface: version, exports, exception classes."""
+
+from __future__ import annotations
+
+import queue
+import sys
+
+import ringstat
+from ringstat import _ringstat
+
+
+def test_version_matches_cargo() -> None:
+    assert isinstance(ringstat.__version__, str)
+    assert ringstat.__version__ == _ringstat.__version__
+    assert ringstat.__version__.count(".") >= 2
+
+
+def test_all_is_explicit_and_importable() -> None:
+    assert sorted(ringstat.__all__) == ["Empty", "Full", "Queue", "ShutDown", "__version__"]
+    for name in ringstat.__all__:
+        assert hasattr(ringstat, name), name
+
+
+def test_full_and_empty_are_the_stdlib_classes() -> None:
+    assert ringstat.Full is queue.Full
+    assert ringstat.Empty is queue.Empty
+
+
+def test_shutdown_class() -> None:
+    if sys.version_info >= (3, 13):
+        assert ringstat.ShutDown is queue.ShutDown  # type: ignore[attr-defined,unused-ignore]
+    else:
+        assert issubclass(ringstat.ShutDown, Exception)
+        assert ringstat.ShutDown.__name__ == "ShutDown"
+
+
+def test_queue_is_generic() -> None:
+    alias = ringstat.Queue[int]
+    assert alias.__origin__ is ringstat.Queue  # type: ignore[attr-defined]
+    q: ringstat.Queue[int] = ringstat.Queue(1)
+    q.put(1)
+    assert q.get() == 1
+
+
+def test_queue_cannot_be_subclassed() -> None:
+    # frozen, final pyclass: no subclassing (and no _put/_get hooks).
+    try:
+
+        class Sub(ringstat.Queue):  # type: ignore[misc,type-arg]
+            pass
+
+    except TypeError:
+        pass
+    else:  # pragma: no cover
+        raise AssertionError("subclassing ringstat.Queue should raise TypeError")

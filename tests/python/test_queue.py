@@ -1,0 +1,315 @@
+"""Single-threaded behaviour of ringstat.Queue, checked against queue.Queue."""
+
+from __future__ import annotations
+
+import functools
+import queue
+from typing import Any, Callable
+
+import pytest
+
+import ringstat
+from ringstat import Queue
+
+AnyQueue = Any  # ringstat.Queue or queue.Queue: the same interface
+
+
+def both(maxsize: int) -> list[AnyQueue]:
+    return [queue.Queue(maxsize), Queue(maxsize)]
+
+
+# ----- smoke and parity ------------------------------------------------------
+
+
+def test_smoke() -> None:
+    q: Queue[str] = Queue(2)
+    q.put("login")
+    q.put("logout")
+    assert q.get() == "login"
+    assert q.get() == "logout"
+
+
+def test_fifo_order_and_any_object() -> None:
+    items: list[object] = [None, 1, "two", 3.0, (4,), [5], {"six": 6}, object(), Queue(1)]
+    q: Queue[object] = Queue(len(items))
+    for item in items:
+        q.put(item)
+    got = [q.get() for _ in items]
+    assert all(a is b for a, b in zip(got, items))
+
+
+@pytest.mark.parametrize("maxsize", [1, 2, 3, 7])
+def test_parity_with_stdlib(maxsize: int) -> None:
+    """The same script of operations gives the same results on both queues."""
+
+    def script(q: AnyQueue) -> list[object]:
+        log: list[object] = []
+
+        def attempt(op: Callable[[], object]) -> None:
+            try:
+                log.append(op())
+            except (queue.Full, queue.Empty) as e:
+                log.append(type(e))
+
+        for i in range(3 * maxsize):
+            attempt(functools.partial(q.put_nowait, i))
+            log.extend([q.qsize(), q.empty(), q.full()])
+            if i % 3 == 2:
+                attempt(q.get_nowait)
+                attempt(lambda: q.get(block=False))
+        for _ in range(maxsize + 1):
+            attempt(lambda: q.get(timeout=0))
+            log.extend([q.qsize(), q.empty(), q.full()])
+        attempt(lambda: q.put(1, False))
+        attempt(lambda: q.put(2, True, 0))
+        log.append(q.maxsize)
+        return log
+
+    reference, ours = (script(q) for q in both(maxsize))
+    assert ours == reference
+
+
+def test_capacity_one() -> None:
+    q: Queue[int] = Queue(1)
+    assert q.maxsize == 1
+    assert q.empty()
+    assert not q.full()
+    q.put(1)
+    assert q.full()
+    with pytest.raises(queue.Full):
+        q.put_nowait(2)
+    with pytest.raises(queue.Full):
+        q.put(2, timeout=0.01)
+    assert q.get_nowait() == 1
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.01)
+
+
+def test_wraps_around_many_laps() -> None:
+    q: Queue[int] = Queue(3)
+    for i in range(1000):
+        q.put(i)
+        q.put(-i)
+        assert q.get() == i
+        assert q.get() == -i
+    assert q.empty()
+
+
+def test_len_qsize_and_repr() -> None:
+    q: Queue[int] = Queue(4)
+    assert len(q) == 0
+    q.put(1)
+    q.put(2)
+    assert len(q) == q.qsize() == 2
+    assert repr(q) == "<ringstat.Queue maxsize=4 qsize=2 unfinished_tasks=2>"
+    q.shutdown()
+    assert repr(q) == "<ringstat.Queue maxsize=4 qsize=2 unfinished_tasks=2 shutdown>"
+
+
+def test_maxsize_is_read_only() -> None:
+    q: Queue[int] = Queue(4)
+    with pytest.raises(AttributeError):
+        q.maxsize = 5  # type: ignore[misc]
+
+
+def test_infinite_timeout_means_forever() -> None:
+    q: Queue[int] = Queue(1)
+    q.put(1, timeout=float("inf"))
+    assert q.get(timeout=1e300) == 1
+
+
+def test_block_false_ignores_timeout() -> None:
+    # As in queue.Queue: a non-blocking call does not look at the timeout.
+    q: Queue[int] = Queue(1)
+    q.put(1, False, -1)
+    with pytest.raises(queue.Full):
+        q.put(2, False, -1)
+    assert q.get(False, -5) == 1
+
+
+# ----- bad input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("maxsize", [0, -1, -(2**70)])
+def test_maxsize_below_one_is_a_value_error(maxsize: int) -> None:
+    with pytest.raises(ValueError, match=r"maxsize must be at least 1.*bounded"):
+        Queue(maxsize)
+
+
+@pytest.mark.parametrize("maxsize", [2**64, 2**70])
+def test_maxsize_too_large_is_a_value_error(maxsize: int) -> None:
+    with pytest.raises(ValueError, match="maxsize"):
+        Queue(maxsize)
+
+
+@pytest.mark.parametrize("maxsize", ["8", 8.0, None, True, [8]])
+def test_maxsize_of_wrong_type_is_a_type_error(maxsize: object) -> None:
+    with pytest.raises(TypeError, match="maxsize must be an int"):
+        Queue(maxsize)  # type: ignore[arg-type]
+
+
+def test_maxsize_is_required() -> None:
+    with pytest.raises(TypeError):
+        Queue()  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("timeout", [-1, -0.001, float("nan")])
+def test_negative_timeout_is_a_value_error(timeout: float) -> None:
+    q: Queue[int] = Queue(1)
+    with pytest.raises(ValueError, match="'timeout' must be a non-negative number"):
+        q.put(1, timeout=timeout)
+    with pytest.raises(ValueError, match="'timeout' must be a non-negative number"):
+        q.get(timeout=timeout)
+    with pytest.raises(ValueError, match="'timeout' must be a non-negative number"):
+        q.put_many([1], timeout=timeout)
+    with pytest.raises(ValueError, match="'timeout' must be a non-negative number"):
+        q.get_many(1, timeout=timeout)
+    # Nothing was put or counted by the failed calls.
+    assert q.qsize() == 0
+    assert q.unfinished_tasks == 0
+
+
+def test_timeout_of_wrong_type_is_a_type_error() -> None:
+    q: Queue[int] = Queue(1)
+    with pytest.raises(TypeError, match="timeout must be a number or None, not str"):
+        q.get(timeout="1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="timeout must be a number or None, not list"):
+        q.put(1, timeout=[1])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("block", [0, 1, None, "yes"])
+def test_block_must_be_a_bool(block: object) -> None:
+    q: Queue[int] = Queue(1)
+    with pytest.raises(TypeError, match="block must be a bool"):
+        q.put(1, block)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="block must be a bool"):
+        q.get(block)  # type: ignore[arg-type]
+    assert q.unfinished_tasks == 0
+
+
+def test_put_many_of_a_non_iterable_is_a_type_error() -> None:
+    q: Queue[int] = Queue(1)
+    with pytest.raises(TypeError, match="items must be an iterable, not int"):
+        q.put_many(5)  # type: ignore[arg-type]
+
+
+def test_put_many_propagates_iteration_errors_and_puts_nothing() -> None:
+    def gen() -> Any:
+        yield 1
+        raise RuntimeError("boom")
+
+    q: Queue[int] = Queue(4)
+    with pytest.raises(RuntimeError, match="boom"):
+        q.put_many(gen())
+    assert q.qsize() == 0
+    assert q.unfinished_tasks == 0
+
+
+@pytest.mark.parametrize(
+    ("max_items", "exc"), [(0, ValueError), (-3, ValueError), ("2", TypeError)]
+)
+def test_get_many_bad_max_items(max_items: Any, exc: type[Exception]) -> None:
+    q: Queue[int] = Queue(1)
+    q.put(1)
+    with pytest.raises(exc, match="max_items"):
+        q.get_many(max_items)
+    assert q.qsize() == 1
+
+
+# ----- batches -------------------------------------------------------------------
+
+
+def test_put_many_get_many_roundtrip() -> None:
+    q: Queue[int] = Queue(8)
+    assert q.put_many(range(5)) == 5
+    assert q.put_many([]) == 0
+    assert q.get_many(3) == [0, 1, 2]
+    assert q.get_many(100) == [3, 4]
+    with pytest.raises(queue.Empty):
+        q.get_many(4, block=False)
+    with pytest.raises(queue.Empty):
+        q.get_many(4, timeout=0.01)
+
+
+def test_put_many_non_blocking_puts_what_fits() -> None:
+    q: Queue[int] = Queue(3)
+    items = list(range(10))
+    n = q.put_many(items, block=False)
+    assert n == 3
+    assert q.unfinished_tasks == 3
+    assert q.put_many(items[n:], block=False) == 0
+    assert q.get_many(10) == [0, 1, 2]
+
+
+def test_put_many_with_timeout_puts_what_fits_in_time() -> None:
+    q: Queue[str] = Queue(2)
+    assert q.put_many("abcd", timeout=0.02) == 2
+    assert q.unfinished_tasks == 2
+    assert q.get_many(5) == ["a", "b"]
+
+
+def test_put_many_more_than_capacity_blocks_until_consumed() -> None:
+    import threading
+
+    q: Queue[int] = Queue(4)
+    got: list[int] = []
+
+    def consume() -> None:
+        while len(got) < 100:
+            got.extend(q.get_many(3))
+
+    t = threading.Thread(target=consume)
+    t.start()
+    assert q.put_many(range(100)) == 100
+    t.join(timeout=30)
+    assert got == list(range(100))
+
+
+# ----- task_done / join ----------------------------------------------------------
+
+
+def test_task_done_and_join_counts() -> None:
+    q: Queue[int] = Queue(4)
+    q.join()  # nothing put: returns at once
+    q.put(1)
+    q.put_many([2, 3])
+    assert q.unfinished_tasks == 3
+    q.get_many(3)
+    q.task_done()
+    q.task_done()
+    assert q.unfinished_tasks == 1
+    q.task_done()
+    q.join()
+    with pytest.raises(ValueError, match="task_done\\(\\) called too many times"):
+        q.task_done()
+    assert q.unfinished_tasks == 0
+
+
+def test_failed_puts_are_not_counted() -> None:
+    q: Queue[int] = Queue(1)
+    q.put(1)
+    with pytest.raises(queue.Full):
+        q.put_nowait(2)
+    with pytest.raises(queue.Full):
+        q.put(2, timeout=0.001)
+    assert q.unfinished_tasks == 1
+    q.get()
+    q.task_done()
+    q.join()
+
+
+def test_task_done_too_often_matches_stdlib() -> None:
+    for q in both(1):
+        with pytest.raises(ValueError, match="task_done\\(\\) called too many times"):
+            q.task_done()
+
+
+def test_ringstat_exports_behave_like_the_stdlib_ones() -> None:
+    q: Queue[int] = Queue(1)
+    with pytest.raises(ringstat.Empty):
+        q.get_nowait()
+    q.put(1)
+    with pytest.raises(ringstat.Full):
+        q.put_nowait(1)

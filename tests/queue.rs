@@ -1,0 +1,417 @@
+//! Behaviour of `Queue<T>`, named as a checklist.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use ringstat::queue::MAX_CAPACITY;
+use ringstat::{PopError, PushError, Queue};
+
+#[test]
+fn smoke() {
+    let q = Queue::new(1);
+    q.try_push(7).unwrap();
+    assert_eq!(q.try_pop(), Ok(7));
+    q.try_push(8).unwrap();
+    assert_eq!(q.try_pop(), Ok(8));
+    assert_eq!(q.try_pop(), Err(PopError::Empty));
+}
+
+#[test]
+fn capacity() {
+    for cap in 1..20 {
+        let q = Queue::<i32>::new(cap);
+        assert_eq!(q.capacity(), cap);
+        for i in 0..cap {
+            assert_eq!(q.len(), i);
+            q.try_push(i as i32).unwrap();
+        }
+        assert!(q.is_full());
+        assert_eq!(q.try_push(-1), Err(PushError::Full(-1)));
+        assert_eq!(q.len(), cap);
+    }
+}
+
+#[test]
+#[should_panic(expected = "queue capacity must be at least 1, got 0")]
+fn zero_capacity() {
+    let _ = Queue::<i32>::new(0);
+}
+
+#[test]
+fn capacity_errors() {
+    let e = Queue::<u8>::try_new(0).unwrap_err();
+    assert_eq!(e.requested(), 0);
+    assert!(e.to_string().contains("at least 1"));
+    let e = Queue::<u8>::try_new(MAX_CAPACITY + 1).unwrap_err();
+    assert!(e.to_string().contains("too large"), "{e}");
+}
+
+#[test]
+fn len_empty_full() {
+    let q = Queue::new(2);
+    assert!(q.is_empty());
+    assert!(!q.is_full());
+    assert_eq!(q.len(), 0);
+
+    q.try_push(()).unwrap();
+    assert!(!q.is_empty());
+    assert!(!q.is_full());
+    assert_eq!(q.len(), 1);
+
+    q.try_push(()).unwrap();
+    assert!(!q.is_empty());
+    assert!(q.is_full());
+    assert_eq!(q.len(), 2);
+
+    q.try_pop().unwrap();
+    assert_eq!(q.len(), 1);
+}
+
+#[test]
+fn len_across_many_laps() {
+    let q = Queue::new(3);
+    for lap in 0..50 {
+        for i in 0..(lap % 4).min(3) {
+            q.try_push(i).unwrap();
+        }
+        assert_eq!(q.len(), (lap % 4).min(3));
+        while q.try_pop().is_ok() {}
+        assert_eq!(q.len(), 0);
+    }
+}
+
+#[test]
+fn push_error_hands_value_back() {
+    let q = Queue::new(1);
+    q.try_push(String::from("a")).unwrap();
+    let e = q.try_push(String::from("b")).unwrap_err();
+    assert!(e.is_full());
+    assert_eq!(e.to_string(), "push failed: the queue is full");
+    assert_eq!(format!("{e:?}"), "Full(..)");
+    assert_eq!(e.into_inner(), "b");
+    q.close();
+    let e = q.try_push(String::from("c")).unwrap_err();
+    assert!(e.is_closed());
+    assert_eq!(e.into_inner(), "c");
+}
+
+#[test]
+fn fifo_order_and_wraparound() {
+    let q = Queue::new(5);
+    let mut next_out = 0;
+    let mut next_in = 0;
+    for round in 0..1000 {
+        for _ in 0..(round % 5 + 1) {
+            if q.try_push(next_in).is_ok() {
+                next_in += 1;
+            }
+        }
+        for _ in 0..(round % 3 + 1) {
+            if let Ok(v) = q.try_pop() {
+                assert_eq!(v, next_out);
+                next_out += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn close_drains_then_reports_closed() {
+    let q = Queue::new(4);
+    q.try_push(1).unwrap();
+    q.try_push(2).unwrap();
+    assert!(q.close());
+    assert!(!q.close());
+    assert!(q.is_closed());
+    assert_eq!(q.try_push(3), Err(PushError::Closed(3)));
+    assert_eq!(q.push(3), Err(PushError::Closed(3)));
+    assert_eq!(q.force_push(3), Err(PushError::Closed(3)));
+    assert_eq!(q.len(), 2);
+    assert_eq!(q.pop(), Ok(1));
+    assert_eq!(q.try_pop(), Ok(2));
+    assert_eq!(q.try_pop(), Err(PopError::Closed));
+    assert_eq!(q.pop(), Err(PopError::Closed));
+    assert_eq!(
+        q.pop_timeout(Duration::from_secs(10)),
+        Err(PopError::Closed)
+    );
+}
+
+#[test]
+fn force_push_overwrites_oldest() {
+    let q = Queue::new(3);
+    for i in 0..3 {
+        assert_eq!(q.force_push(i), Ok(None));
+    }
+    assert_eq!(q.force_push(3), Ok(Some(0)));
+    assert_eq!(q.force_push(4), Ok(Some(1)));
+    assert_eq!(q.len(), 3);
+    assert_eq!(q.try_pop(), Ok(2));
+    assert_eq!(q.force_push(5), Ok(None));
+    let rest: Vec<_> = std::iter::from_fn(|| q.try_pop().ok()).collect();
+    assert_eq!(rest, [3, 4, 5]);
+}
+
+#[test]
+fn force_push_capacity_one() {
+    let q = Queue::new(1);
+    assert_eq!(q.force_push(1), Ok(None));
+    for i in 2..100 {
+        assert_eq!(q.force_push(i), Ok(Some(i - 1)));
+        assert_eq!(q.len(), 1);
+    }
+    assert_eq!(q.try_pop(), Ok(99));
+}
+
+#[test]
+fn batch_push_and_pop() {
+    let q = Queue::new(5);
+    let mut items: Vec<i32> = (0..12).collect();
+    assert_eq!(q.try_push_batch(&mut items), Ok(5));
+    assert_eq!(items, (5..12).collect::<Vec<_>>());
+    assert_eq!(q.try_push_batch(&mut items), Ok(0));
+
+    let mut out = Vec::new();
+    assert_eq!(q.try_pop_batch(&mut out, 2), Ok(2));
+    assert_eq!(out, [0, 1]);
+    // Room for 2 more, across the wrap-around point.
+    assert_eq!(q.try_push_batch(&mut items), Ok(2));
+    assert_eq!(q.try_pop_batch(&mut out, 100), Ok(5));
+    assert_eq!(out, [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(q.try_pop_batch(&mut out, 100), Ok(0));
+    assert_eq!(q.try_pop_batch(&mut out, 0), Ok(0));
+
+    let mut empty = Vec::new();
+    assert_eq!(q.try_push_batch(&mut empty), Ok(0));
+    q.close();
+    assert_eq!(q.try_push_batch(&mut items), Err(ringstat::queue::Closed));
+    assert_eq!(items, (7..12).collect::<Vec<_>>(), "nothing lost on close");
+    assert_eq!(q.try_push_batch(&mut empty), Err(ringstat::queue::Closed));
+    assert_eq!(q.try_pop_batch(&mut out, 3), Err(ringstat::queue::Closed));
+    assert_eq!(q.try_pop_batch(&mut out, 0), Err(ringstat::queue::Closed));
+}
+
+#[test]
+fn batch_timeouts() {
+    let q = Queue::new(2);
+    let mut items = vec![1, 2, 3];
+    assert_eq!(
+        q.push_batch_timeout(&mut items, Duration::from_millis(5)),
+        Ok(2)
+    );
+    assert_eq!(items, [3]);
+    let mut out = Vec::new();
+    assert_eq!(
+        q.pop_batch_timeout(&mut out, 10, Duration::from_millis(5)),
+        Ok(2)
+    );
+    assert_eq!(
+        q.pop_batch_timeout(&mut out, 10, Duration::from_millis(5)),
+        Ok(0)
+    );
+}
+
+#[test]
+fn timeouts_expire() {
+    let q = Queue::new(1);
+    assert_eq!(q.pop_timeout(Duration::ZERO), Err(PopError::Empty));
+    assert_eq!(
+        q.pop_timeout(Duration::from_millis(20)),
+        Err(PopError::Empty)
+    );
+    q.push_timeout(1, Duration::ZERO).unwrap();
+    assert_eq!(
+        q.push_timeout(2, Duration::from_millis(20)),
+        Err(PushError::Full(2))
+    );
+    // A huge timeout does not overflow: it waits "forever" and is satisfied.
+    assert_eq!(q.pop_timeout(Duration::MAX), Ok(1));
+}
+
+#[test]
+fn blocked_pop_wakes_on_push() {
+    let q = Arc::new(Queue::new(1));
+    let consumer = {
+        let q = Arc::clone(&q);
+        thread::spawn(move || q.pop())
+    };
+    thread::sleep(Duration::from_millis(50)); // let it park
+    q.push(42).unwrap();
+    assert_eq!(consumer.join().unwrap(), Ok(42));
+}
+
+#[test]
+fn blocked_push_wakes_on_pop() {
+    let q = Arc::new(Queue::new(1));
+    q.push(1).unwrap();
+    let producer = {
+        let q = Arc::clone(&q);
+        thread::spawn(move || q.push(2))
+    };
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(q.pop(), Ok(1));
+    producer.join().unwrap().unwrap();
+    assert_eq!(q.pop(), Ok(2));
+}
+
+#[test]
+fn close_wakes_every_waiter() {
+    let empty = Arc::new(Queue::<u32>::new(1));
+    let full = Arc::new(Queue::<u32>::new(1));
+    full.push(0).unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let e = Arc::clone(&empty);
+        handles.push(thread::spawn(move || e.pop().is_err()));
+        let f = Arc::clone(&full);
+        handles.push(thread::spawn(move || f.push(1).is_err()));
+        let e = Arc::clone(&empty);
+        handles.push(thread::spawn(move || {
+            e.pop_batch(&mut Vec::new(), 4).is_err()
+        }));
+    }
+    thread::sleep(Duration::from_millis(50));
+    empty.close();
+    full.close();
+    for h in handles {
+        assert!(h.join().unwrap(), "every waiter returns with an error");
+    }
+    assert_eq!(full.pop(), Ok(0), "what was pushed before close stays");
+}
+
+#[test]
+fn spsc() {
+    const N: u64 = if cfg!(miri) { 200 } else { 100_000 };
+    let q = Arc::new(Queue::new(3));
+    let producer = {
+        let q = Arc::clone(&q);
+        thread::spawn(move || {
+            for i in 0..N {
+                q.push(i).unwrap();
+            }
+        })
+    };
+    for i in 0..N {
+        assert_eq!(q.pop(), Ok(i));
+    }
+    producer.join().unwrap();
+    assert!(q.is_empty());
+}
+
+#[test]
+fn mpmc() {
+    const PER: usize = if cfg!(miri) { 50 } else { 25_000 };
+    const THREADS: usize = 4;
+    let q = Arc::new(Queue::<usize>::new(7));
+    let seen: Arc<Vec<AtomicUsize>> = Arc::new((0..PER).map(|_| AtomicUsize::new(0)).collect());
+    let mut handles = Vec::new();
+    for _ in 0..THREADS {
+        let consumer_q = Arc::clone(&q);
+        let seen = Arc::clone(&seen);
+        handles.push(thread::spawn(move || {
+            for _ in 0..PER {
+                let v = consumer_q.pop().unwrap();
+                seen[v].fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        let producer_q = Arc::clone(&q);
+        handles.push(thread::spawn(move || {
+            for i in 0..PER {
+                producer_q.push(i).unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    for c in seen.iter() {
+        assert_eq!(c.load(Ordering::Relaxed), THREADS);
+    }
+}
+
+/// Counts live instances, so tests can prove every item is dropped once.
+#[derive(Debug)]
+struct DropCounter(Arc<AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn drops() {
+    let steps = if cfg!(miri) { 30 } else { 1000 };
+    for cap in [1, 2, 7, 16] {
+        for additional in 0..=cap + 2 {
+            let dropped = Arc::new(AtomicUsize::new(0));
+            let q = Queue::new(cap);
+            let mut created = 0;
+            // Walk the ring a few laps first so head/tail are not at zero.
+            for _ in 0..steps % (cap * 3 + 1) {
+                q.try_push(DropCounter(Arc::clone(&dropped))).unwrap();
+                created += 1;
+                drop(q.try_pop().unwrap());
+            }
+            for _ in 0..additional {
+                // Overflowing pushes hand the value back; force_push displaces.
+                match q.force_push(DropCounter(Arc::clone(&dropped))) {
+                    Ok(displaced) => drop(displaced),
+                    Err(e) => drop(e.into_inner()),
+                }
+                created += 1;
+            }
+            assert_eq!(
+                dropped.load(Ordering::Relaxed),
+                created - additional.min(cap)
+            );
+            drop(q);
+            assert_eq!(dropped.load(Ordering::Relaxed), created, "cap={cap}");
+        }
+    }
+}
+
+#[test]
+fn linearizable() {
+    // Every thread does push-then-pop on a queue of capacity = threads: a
+    // pop right after one's own push never finds the queue empty.
+    const THREADS: usize = 4;
+    const OPS: usize = if cfg!(miri) { 50 } else { 20_000 };
+    let q = Arc::new(Queue::new(THREADS));
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let q = Arc::clone(&q);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..OPS {
+                    q.try_push(0).unwrap();
+                    q.try_pop().unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn send_sync_bounds() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Queue<String>>();
+    assert_send_sync::<Queue<std::sync::mpsc::Sender<u8>>>(); // Send, !Sync item
+}
+
+#[test]
+fn debug_format() {
+    let q = Queue::new(2);
+    q.try_push(1).unwrap();
+    assert_eq!(
+        format!("{q:?}"),
+        "Queue { len: 1, capacity: 2, closed: false }"
+    );
+}

@@ -1,0 +1,140 @@
+//! Model test: any sequence of single-threaded operations on `Queue<T>`
+//! behaves exactly like a bounded `VecDeque`.
+
+use std::collections::VecDeque;
+
+use proptest::prelude::*;
+use ringstat::queue::Closed;
+use ringstat::{PopError, PushError, Queue};
+
+#[derive(Clone, Debug)]
+enum Op {
+    TryPush(u32),
+    ForcePush(u32),
+    TryPop,
+    PushBatch(Vec<u32>),
+    PopBatch(usize),
+    Close,
+    Len,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => any::<u32>().prop_map(Op::TryPush),
+        2 => any::<u32>().prop_map(Op::ForcePush),
+        4 => Just(Op::TryPop),
+        2 => proptest::collection::vec(any::<u32>(), 0..12).prop_map(Op::PushBatch),
+        2 => (0usize..12).prop_map(Op::PopBatch),
+        1 => Just(Op::Len),
+    ]
+}
+
+/// The reference: a bounded FIFO with a closed flag.
+struct Model {
+    items: VecDeque<u32>,
+    cap: usize,
+    closed: bool,
+}
+
+impl Model {
+    fn try_push(&mut self, v: u32) -> Result<(), PushError<u32>> {
+        if self.closed {
+            Err(PushError::Closed(v))
+        } else if self.items.len() == self.cap {
+            Err(PushError::Full(v))
+        } else {
+            self.items.push_back(v);
+            Ok(())
+        }
+    }
+
+    fn try_pop(&mut self) -> Result<u32, PopError> {
+        match self.items.pop_front() {
+            Some(v) => Ok(v),
+            None if self.closed => Err(PopError::Closed),
+            None => Err(PopError::Empty),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 8 } else { 512 },
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn matches_vecdeque(
+        cap in 1usize..9,
+        mut ops in proptest::collection::vec(op(), 0..200),
+        close_at in proptest::option::of(0usize..200),
+    ) {
+        // At most one close (sometimes none), anywhere in the sequence; the
+        // second close below checks that closing twice is harmless.
+        if let Some(at) = close_at {
+            let at = at.min(ops.len());
+            ops.insert(at, Op::Close);
+            ops.insert(at, Op::Close);
+        }
+        let q = Queue::new(cap);
+        let mut m = Model { items: VecDeque::new(), cap, closed: false };
+        for op in ops {
+            match op {
+                Op::TryPush(v) => prop_assert_eq!(q.try_push(v), m.try_push(v)),
+                Op::ForcePush(v) => {
+                    let expected = if m.closed {
+                        Err(PushError::Closed(v))
+                    } else {
+                        let displaced = if m.items.len() == cap { m.items.pop_front() } else { None };
+                        m.items.push_back(v);
+                        Ok(displaced)
+                    };
+                    prop_assert_eq!(q.force_push(v), expected);
+                }
+                Op::TryPop => prop_assert_eq!(q.try_pop(), m.try_pop()),
+                Op::PushBatch(items) => {
+                    let mut ours = items.clone();
+                    let got = q.try_push_batch(&mut ours);
+                    if m.closed {
+                        prop_assert_eq!(got, Err(Closed));
+                        prop_assert_eq!(ours, items);
+                    } else {
+                        let n = items.len().min(cap - m.items.len());
+                        m.items.extend(&items[..n]);
+                        prop_assert_eq!(got, Ok(n));
+                        prop_assert_eq!(&ours[..], &items[n..]);
+                    }
+                }
+                Op::PopBatch(max) => {
+                    let mut out = vec![999];
+                    let got = q.try_pop_batch(&mut out, max);
+                    if m.closed && m.items.is_empty() {
+                        prop_assert_eq!(got, Err(Closed));
+                        prop_assert_eq!(out, vec![999]);
+                    } else {
+                        let n = max.min(m.items.len());
+                        let expected: Vec<u32> =
+                            std::iter::once(999).chain(m.items.drain(..n)).collect();
+                        prop_assert_eq!(got, Ok(n));
+                        prop_assert_eq!(out, expected);
+                    }
+                }
+                Op::Close => {
+                    prop_assert_eq!(q.close(), !m.closed);
+                    m.closed = true;
+                }
+                Op::Len => {}
+            }
+            prop_assert_eq!(q.len(), m.items.len());
+            prop_assert_eq!(q.is_empty(), m.items.is_empty());
+            prop_assert_eq!(q.is_full(), m.items.len() == cap);
+            prop_assert_eq!(q.is_closed(), m.closed);
+        }
+        // Draining at the end returns exactly the model's contents.
+        let mut rest = Vec::new();
+        while let Ok(v) = q.try_pop() {
+            rest.push(v);
+        }
+        prop_assert_eq!(rest, Vec::from(m.items));
+    }
+}

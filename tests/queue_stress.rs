@@ -1,0 +1,327 @@
+//! Stress tests for `Queue<T>`: N producers x M consumers, with single and
+//! batch operations, close mid-stream, and overwrite. Conservation is checked
+//! exactly: every item id is accounted for exactly once (a per-id tally), and
+//! each consumer sees each producer's items in the order they were pushed.
+//!
+//! Sizes: 10^7 items in release builds (`cargo test --release --test
+//! queue_stress`), fewer in debug, far fewer under miri.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use ringstat::queue::Closed;
+use ringstat::{PopError, PushError, Queue};
+
+const PRODUCERS: usize = 4;
+const CONSUMERS: usize = 4;
+
+fn total_items() -> usize {
+    if cfg!(miri) {
+        2_000
+    } else if cfg!(debug_assertions) {
+        1_000_000
+    } else {
+        10_000_000
+    }
+}
+
+/// Item ids are `producer * per_producer + seq`.
+struct Tally {
+    seen: Vec<AtomicU8>,
+    per_producer: usize,
+}
+
+impl Tally {
+    fn new(total: usize) -> Self {
+        Self {
+            seen: (0..total).map(|_| AtomicU8::new(0)).collect(),
+            per_producer: total / PRODUCERS,
+        }
+    }
+
+    fn mark(&self, id: usize) {
+        let before = self.seen[id].fetch_add(1, Ordering::Relaxed);
+        assert_eq!(before, 0, "item {id} delivered twice");
+    }
+
+    fn count(&self) -> usize {
+        self.seen
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) != 0)
+            .count()
+    }
+}
+
+/// Consumer-side check: per producer, ids arrive strictly increasing.
+struct OrderCheck(Vec<Option<usize>>);
+
+impl OrderCheck {
+    fn new() -> Self {
+        Self(vec![None; PRODUCERS])
+    }
+    fn see(&mut self, id: usize, per_producer: usize) {
+        let p = id / per_producer;
+        if let Some(last) = self.0[p] {
+            assert!(id > last, "producer {p}: {id} after {last}");
+        }
+        self.0[p] = Some(id);
+    }
+}
+
+/// Closes the queue if a thread panics, so the others stop instead of
+/// blocking forever and the test fails rather than hangs.
+struct CloseOnPanic<'a>(&'a Queue<usize>);
+
+impl Drop for CloseOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.close();
+        }
+    }
+}
+
+/// Consumers pop (alternating single and batch calls) until closed and drained.
+fn spawn_consumers(q: &Arc<Queue<usize>>, tally: &Arc<Tally>) -> Vec<thread::JoinHandle<usize>> {
+    (0..CONSUMERS)
+        .map(|c| {
+            let q = Arc::clone(q);
+            let tally = Arc::clone(tally);
+            thread::spawn(move || {
+                let _guard = CloseOnPanic(&q);
+                let mut order = OrderCheck::new();
+                let mut got = 0;
+                let mut buf = Vec::with_capacity(64);
+                let mut round = c;
+                loop {
+                    round += 1;
+                    if round % 2 == 0 {
+                        match q.pop() {
+                            Ok(id) => {
+                                tally.mark(id);
+                                order.see(id, tally.per_producer);
+                                got += 1;
+                            }
+                            Err(PopError::Closed) => return got,
+                            Err(PopError::Empty) => unreachable!("blocking pop"),
+                        }
+                    } else {
+                        buf.clear();
+                        match q.pop_batch(&mut buf, 1 + round % 64) {
+                            Ok(_) => {
+                                for &id in &buf {
+                                    tally.mark(id);
+                                    order.see(id, tally.per_producer);
+                                }
+                                got += buf.len();
+                            }
+                            Err(Closed) => return got,
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn mpmc_every_item_exactly_once() {
+    let total = total_items();
+    let per = total / PRODUCERS;
+    let q = Arc::new(Queue::new(1024));
+    let tally = Arc::new(Tally::new(total));
+    let consumers = spawn_consumers(&q, &tally);
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                let ids = p * per..(p + 1) * per;
+                let mut batch = Vec::with_capacity(64);
+                for id in ids {
+                    if id % 3 == 0 {
+                        // Keep per-producer order: flush the pending batch first.
+                        q.push_batch(&mut batch).unwrap();
+                        q.push(id).unwrap();
+                    } else {
+                        batch.push(id);
+                        if batch.len() == 1 + id % 64 {
+                            q.push_batch(&mut batch).unwrap();
+                        }
+                    }
+                }
+                q.push_batch(&mut batch).unwrap();
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    q.close();
+    let popped: usize = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(popped, total);
+    assert_eq!(tally.count(), total);
+}
+
+#[test]
+fn close_mid_stream_loses_nothing() {
+    let total = total_items();
+    let per = total / PRODUCERS;
+    // Small capacity: producers block often and are woken by the close.
+    let q = Arc::new(Queue::new(64));
+    let tally = Arc::new(Tally::new(total));
+    let pushed = Arc::new(AtomicUsize::new(0));
+    let consumers = spawn_consumers(&q, &tally);
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let q = Arc::clone(&q);
+            let pushed = Arc::clone(&pushed);
+            thread::spawn(move || {
+                let mut ok = 0;
+                let mut batch = Vec::new();
+                for id in p * per..(p + 1) * per {
+                    if id % 2 == 0 {
+                        match q.push(id) {
+                            Ok(()) => ok += 1,
+                            Err(PushError::Closed(v)) => {
+                                assert_eq!(v, id, "the value comes back");
+                                break;
+                            }
+                            Err(PushError::Full(_)) => unreachable!("blocking push"),
+                        }
+                    } else {
+                        batch.push(id);
+                        let before = batch.len();
+                        let res = q.push_batch(&mut batch);
+                        ok += before - batch.len();
+                        if res.is_err() {
+                            break;
+                        }
+                    }
+                }
+                pushed.fetch_add(ok, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    // Close once roughly a third of the items went through.
+    while tally.count() < total / 3 {
+        thread::yield_now();
+    }
+    assert!(q.close());
+    for p in producers {
+        p.join().unwrap();
+    }
+    let popped: usize = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+    let pushed = pushed.load(Ordering::Relaxed);
+    assert!(pushed < total, "the close cut the stream short");
+    assert_eq!(
+        popped, pushed,
+        "every item pushed before the close is popped"
+    );
+    assert_eq!(tally.count(), pushed);
+}
+
+#[test]
+fn force_push_displaced_plus_popped_equals_pushed() {
+    let total = total_items();
+    let per = total / PRODUCERS;
+    let q = Arc::new(Queue::new(256));
+    let tally = Arc::new(Tally::new(total));
+    let start = Arc::new(Barrier::new(PRODUCERS + CONSUMERS));
+    let consumers: Vec<_> = (0..CONSUMERS)
+        .map(|_| {
+            let q = Arc::clone(&q);
+            let tally = Arc::clone(&tally);
+            let start = Arc::clone(&start);
+            thread::spawn(move || {
+                start.wait();
+                let _guard = CloseOnPanic(&q);
+                let mut order = OrderCheck::new();
+                let mut got = 0;
+                while let Ok(id) = q.pop() {
+                    tally.mark(id);
+                    order.see(id, tally.per_producer);
+                    got += 1;
+                }
+                got
+            })
+        })
+        .collect();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let q = Arc::clone(&q);
+            let tally = Arc::clone(&tally);
+            let start = Arc::clone(&start);
+            thread::spawn(move || {
+                start.wait();
+                let mut displaced = 0;
+                for id in p * per..(p + 1) * per {
+                    if let Some(old) = q.force_push(id).unwrap() {
+                        tally.mark(old);
+                        displaced += 1;
+                    }
+                }
+                displaced
+            })
+        })
+        .collect();
+    let displaced: usize = producers.into_iter().map(|p| p.join().unwrap()).sum();
+    q.close();
+    let popped: usize = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(displaced + popped, total);
+    assert_eq!(tally.count(), total, "nothing lost, nothing duplicated");
+}
+
+#[derive(Debug)]
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn drops_every_item_once_across_threads() {
+    let per = if cfg!(miri) { 100 } else { 50_000 };
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let q = Arc::new(Queue::new(32));
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let q = Arc::clone(&q);
+        let stop = Arc::clone(&stop);
+        // Pops (and drops) some items, leaves the rest in the queue.
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                drop(q.try_pop());
+            }
+        })
+    };
+    let producers: Vec<_> = (0..2)
+        .map(|i| {
+            let q = Arc::clone(&q);
+            let dropped = Arc::clone(&dropped);
+            thread::spawn(move || {
+                for n in 0..per {
+                    let item = Counted(Arc::clone(&dropped));
+                    if (n + i) % 2 == 0 {
+                        drop(q.force_push(item).unwrap());
+                    } else {
+                        drop(q.try_push(item));
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    consumer.join().unwrap();
+    // Leave a full queue (part of it wrapped around) for `Drop` to release.
+    for _ in 0..40 {
+        drop(q.force_push(Counted(Arc::clone(&dropped))).unwrap());
+    }
+    assert_eq!(q.len(), 32);
+    drop(q);
+    assert_eq!(dropped.load(Ordering::Relaxed), 2 * per + 40);
+}

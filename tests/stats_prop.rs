@@ -1,0 +1,201 @@
+//! Property tests for `ringstat::stats`: histogram percentiles against exact
+//! sorted-array quantiles within the documented relative error, merge against
+//! recording into one histogram, and counter conservation under threads.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use ringstat::stats::{quantile_rank, Counter, Gauge, Histogram, ManualClock, Rate};
+
+const QS: [f64; 9] = [0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0];
+
+fn cases() -> u32 {
+    if cfg!(miri) {
+        4
+    } else {
+        128
+    }
+}
+
+/// Values spread over many orders of magnitude, with repeats.
+fn values() -> impl Strategy<Value = Vec<u64>> {
+    let one = prop_oneof![
+        0u64..100,
+        0u64..100_000,
+        (0u32..40).prop_flat_map(|s| (1u64 << s)..(2u64 << s)),
+    ];
+    prop::collection::vec(one, 1..300)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn quantiles_within_relative_error(vals in values(), digits in 0u8..=4) {
+        let h = Histogram::new(1 << 41, digits).unwrap();
+        for &v in &vals {
+            h.record(v).unwrap();
+        }
+        let mut sorted = vals.clone();
+        sorted.sort_unstable();
+        let n = sorted.len() as u64;
+        let err = h.relative_error();
+        prop_assert!(err <= 0.5 / 10f64.powi(i32::from(digits)) + 1e-15);
+        let got = h.quantiles(&QS).unwrap();
+        for (&q, got) in QS.iter().zip(got) {
+            let exact = sorted[(quantile_rank(q, n) - 1) as usize];
+            let got = got.unwrap();
+            let diff = got.abs_diff(exact) as f64;
+            prop_assert!(
+                diff <= exact as f64 * err,
+                "q={} got={} exact={} err={}", q, got, exact, err
+            );
+        }
+        prop_assert_eq!(h.count(), n);
+        prop_assert_eq!(h.min(), Some(sorted[0]));
+        prop_assert_eq!(h.max(), Some(sorted[sorted.len() - 1]));
+        let exact_sum: f64 = sorted.iter().map(|&v| v as f64).sum();
+        prop_assert!((h.sum() - exact_sum).abs() <= exact_sum * err * (1.0 + 1e-9) + 1e-6);
+    }
+
+    #[test]
+    fn merge_equals_recording_both(a in values(), b in values(), digits in 0u8..=3) {
+        let ha = Histogram::new(1 << 41, digits).unwrap();
+        let hb = Histogram::new(1 << 41, digits).unwrap();
+        let both = Histogram::new(1 << 41, digits).unwrap();
+        for &v in &a {
+            ha.record(v).unwrap();
+            both.record(v).unwrap();
+        }
+        for &v in &b {
+            hb.record_n(v, 2).unwrap();
+            both.record_n(v, 2).unwrap();
+        }
+        ha.merge(&hb).unwrap();
+        prop_assert_eq!(ha.snapshot(), both.snapshot());
+        prop_assert_eq!(ha.quantiles(&QS).unwrap(), both.quantiles(&QS).unwrap());
+    }
+
+    #[test]
+    fn gauge_min_max_track_every_value(deltas in prop::collection::vec(-1000i64..1000, 0..100)) {
+        let g = Gauge::new();
+        let (mut v, mut lo, mut hi) = (0i64, 0i64, 0i64);
+        for d in deltas {
+            v += d;
+            lo = lo.min(v);
+            hi = hi.max(v);
+            g.add(d);
+        }
+        prop_assert_eq!((g.get(), g.min(), g.max()), (v, lo, hi));
+    }
+}
+
+fn threads_and_adds() -> (u64, u64) {
+    if cfg!(miri) {
+        (2, 50)
+    } else {
+        (4, 20_000)
+    }
+}
+
+#[test]
+fn counter_n_threads_m_adds_total_exactly() {
+    let (n, m) = threads_and_adds();
+    for shards in [1, 2, 64] {
+        let c = Arc::new(Counter::with_shards(shards));
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let c = Arc::clone(&c);
+                thread::spawn(move || {
+                    let mut last = 0;
+                    for _ in 0..m {
+                        c.inc();
+                        let now = c.get(); // monotonic for this reader
+                        assert!(now >= last);
+                        last = now;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(c.get(), n * m);
+    }
+}
+
+#[test]
+fn counter_take_while_adding_loses_nothing() {
+    let (n, m) = threads_and_adds();
+    let c = Arc::new(Counter::new());
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            let c = Arc::clone(&c);
+            thread::spawn(move || (0..m).for_each(|_| c.add(3)))
+        })
+        .collect();
+    let mut taken = 0;
+    while !hs.iter().all(|h| h.is_finished()) {
+        taken += c.take();
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(taken + c.take(), 3 * n * m);
+}
+
+#[test]
+fn histogram_concurrent_snapshots_are_consistent() {
+    let (n, m) = threads_and_adds();
+    let h = Arc::new(Histogram::new(1_000_000, 2).unwrap());
+    let hs: Vec<_> = (0..n)
+        .map(|t| {
+            let h = Arc::clone(&h);
+            thread::spawn(move || {
+                for i in 0..m {
+                    h.record((t * 7919 + i * 104_729) % 1_000_001).unwrap();
+                }
+            })
+        })
+        .collect();
+    while !hs.iter().all(|t| t.is_finished()) {
+        let s = h.snapshot();
+        let total: u64 = s.buckets().map(|(_, _, c)| c).sum();
+        assert_eq!(total, s.count());
+        if let (Some(lo), Some(hi)) = (s.min(), s.max()) {
+            // Every counted bucket overlaps [min, max].
+            for (blo, bhi, _) in s.buckets() {
+                assert!(
+                    bhi >= lo && blo <= hi,
+                    "bucket {blo}..={bhi} outside {lo}..={hi}"
+                );
+            }
+        }
+    }
+    for t in hs {
+        t.join().unwrap();
+    }
+    assert_eq!(h.count(), n * m);
+}
+
+#[test]
+fn rate_concurrent_total_is_exact() {
+    let (n, m) = threads_and_adds();
+    // A clock that never moves: the check cannot depend on how long the
+    // test takes.
+    let clock = Arc::new(ManualClock::new());
+    let r = Arc::new(Rate::with_clock(Duration::from_secs(60), 60, clock).unwrap());
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            let r = Arc::clone(&r);
+            thread::spawn(move || (0..m).for_each(|_| r.inc()))
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(r.total(), n * m);
+    assert_eq!(r.count_in_window(), n * m);
+}
