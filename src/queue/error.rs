@@ -102,10 +102,13 @@ impl fmt::Display for Closed {
 impl std::error::Error for Closed {}
 
 /// The capacity given to [`Queue::try_new`](super::Queue::try_new) is not
-/// usable.
+/// usable: 0, above [`MAX_CAPACITY`](super::MAX_CAPACITY), or more memory
+/// than can be allocated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CapacityError {
     pub(crate) requested: usize,
+    /// `true` if the capacity was valid but the memory could not be had.
+    pub(crate) alloc_failed: bool,
 }
 
 impl CapacityError {
@@ -113,12 +116,24 @@ impl CapacityError {
     pub fn requested(&self) -> usize {
         self.requested
     }
+
+    /// `true` if the capacity was valid but its memory could not be
+    /// allocated (the error a binding maps to `MemoryError`).
+    pub fn is_alloc_failure(&self) -> bool {
+        self.alloc_failed
+    }
 }
 
 impl fmt::Display for CapacityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.requested == 0 {
             f.write_str("queue capacity must be at least 1, got 0")
+        } else if self.alloc_failed {
+            write!(
+                f,
+                "cannot allocate a queue of capacity {}: out of memory",
+                self.requested
+            )
         } else {
             write!(
                 f,

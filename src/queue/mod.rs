@@ -22,12 +22,13 @@
 //! writing it spins until the write lands (and vice versa); such a window is a
 //! few instructions long.
 
+mod batch;
+mod blocking;
 mod error;
 mod wait;
 
 use core::fmt;
 use core::mem::MaybeUninit;
-use std::time::{Duration, Instant};
 
 pub use error::{CapacityError, Closed, PopError, PushError};
 
@@ -162,7 +163,8 @@ impl<T> Queue<T> {
     }
 
     /// Creates a queue that holds at most `capacity` items, or an error if
-    /// `capacity` is 0 or larger than [`MAX_CAPACITY`].
+    /// `capacity` is 0, larger than [`MAX_CAPACITY`], or its slots cannot be
+    /// allocated.
     ///
     /// # Examples
     ///
@@ -171,23 +173,28 @@ impl<T> Queue<T> {
     /// assert!(ringstat::Queue::<u8>::try_new(1).is_ok());
     /// ```
     pub fn try_new(capacity: usize) -> Result<Self, CapacityError> {
+        let error = |alloc_failed| CapacityError {
+            requested: capacity,
+            alloc_failed,
+        };
         if capacity == 0 || capacity > MAX_CAPACITY {
-            return Err(CapacityError {
-                requested: capacity,
-            });
+            return Err(error(false));
         }
         let mark_bit = (capacity + 1).next_power_of_two();
         let one_lap = mark_bit * 2;
-        let buffer = (0..capacity)
-            .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
+        // Fallible allocation: a huge capacity is an error, not an abort.
+        let mut buffer = Vec::new();
+        buffer
+            .try_reserve_exact(capacity)
+            .map_err(|_| error(true))?;
+        buffer.extend((0..capacity).map(|i| Slot {
+            stamp: AtomicUsize::new(i),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }));
         Ok(Self {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
-            buffer,
+            buffer: buffer.into_boxed_slice(),
             cap: capacity,
             mark_bit,
             one_lap,
@@ -414,19 +421,6 @@ impl<T> Queue<T> {
         value
     }
 
-    // ----- readiness checks for parked waiters (SeqCst, see wait.rs) ---------
-
-    fn pop_ready(&self) -> bool {
-        let tail = self.tail.load(Ordering::SeqCst);
-        tail & self.mark_bit != 0 || tail != self.head.load(Ordering::SeqCst)
-    }
-
-    fn push_ready(&self) -> bool {
-        let tail = self.tail.load(Ordering::SeqCst);
-        tail & self.mark_bit != 0
-            || self.head.load(Ordering::SeqCst).wrapping_add(self.one_lap) != tail
-    }
-
     // ----- single-item operations --------------------------------------------
 
     /// Pushes `value` if there is room, without waiting.
@@ -531,368 +525,6 @@ impl<T> Queue<T> {
                 Ok(Some(old))
             }
             Err(Err(_)) => Err(PushError::Closed(value)),
-        }
-    }
-
-    /// Pushes `value`, waiting for room as long as it takes.
-    ///
-    /// # Errors
-    ///
-    /// [`PushError::Closed`] (handing `value` back) if the queue is or becomes
-    /// closed while waiting.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = ringstat::Queue::new(1);
-    /// q.push("a").unwrap();
-    /// assert_eq!(q.pop(), Ok("a"));
-    /// ```
-    pub fn push(&self, value: T) -> Result<(), PushError<T>> {
-        self.push_until(value, None)
-    }
-
-    /// Pushes `value`, waiting at most `timeout` for room.
-    ///
-    /// # Errors
-    ///
-    /// [`PushError::Full`] if there was no room when `timeout` elapsed,
-    /// [`PushError::Closed`] if the queue is or becomes closed; both hand the
-    /// value back.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ringstat::{PushError, Queue};
-    ///
-    /// let q = Queue::new(1);
-    /// q.push_timeout(1, Duration::from_millis(1)).unwrap();
-    /// assert_eq!(q.push_timeout(2, Duration::from_millis(1)), Err(PushError::Full(2)));
-    /// ```
-    pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
-        self.push_until(value, Instant::now().checked_add(timeout))
-    }
-
-    /// Pushes `value`, waiting for room until `deadline` (`None`: forever).
-    ///
-    /// # Errors
-    ///
-    /// As [`push_timeout`](Self::push_timeout).
-    pub fn push_until(&self, value: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
-        let mut value = value;
-        let backoff = Backoff::new();
-        loop {
-            match self.try_push(value) {
-                Err(PushError::Full(v)) => value = v,
-                done => return done,
-            }
-            if !self.wait(&self.not_full, &backoff, deadline, || self.push_ready()) {
-                return Err(PushError::Full(value));
-            }
-        }
-    }
-
-    /// Pops the oldest item, waiting for one as long as it takes.
-    ///
-    /// # Errors
-    ///
-    /// [`PopError::Closed`] once the queue is closed and drained.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = ringstat::Queue::new(1);
-    /// q.push(7).unwrap();
-    /// q.close();
-    /// assert_eq!(q.pop(), Ok(7));
-    /// assert!(q.pop().is_err()); // closed and drained: no waiting
-    /// ```
-    pub fn pop(&self) -> Result<T, PopError> {
-        self.pop_until(None)
-    }
-
-    /// Pops the oldest item, waiting at most `timeout` for one.
-    ///
-    /// # Errors
-    ///
-    /// [`PopError::Empty`] if none arrived in time, [`PopError::Closed`] once
-    /// the queue is closed and drained.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ringstat::{PopError, Queue};
-    ///
-    /// let q = Queue::<u8>::new(1);
-    /// assert_eq!(q.pop_timeout(Duration::from_millis(1)), Err(PopError::Empty));
-    /// ```
-    pub fn pop_timeout(&self, timeout: Duration) -> Result<T, PopError> {
-        self.pop_until(Instant::now().checked_add(timeout))
-    }
-
-    /// Pops the oldest item, waiting until `deadline` (`None`: forever).
-    ///
-    /// # Errors
-    ///
-    /// As [`pop_timeout`](Self::pop_timeout).
-    pub fn pop_until(&self, deadline: Option<Instant>) -> Result<T, PopError> {
-        let backoff = Backoff::new();
-        loop {
-            match self.try_pop() {
-                Err(PopError::Empty) => {}
-                done => return done,
-            }
-            if !self.wait(&self.not_empty, &backoff, deadline, || self.pop_ready()) {
-                return Err(PopError::Empty);
-            }
-        }
-    }
-
-    /// One step of waiting: spin or yield while the backoff lasts, then park.
-    /// Returns `false` once `deadline` has passed.
-    fn wait(
-        &self,
-        waiters: &Waiters,
-        backoff: &Backoff,
-        deadline: Option<Instant>,
-        ready: impl FnOnce() -> bool,
-    ) -> bool {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return false;
-        }
-        if backoff.is_completed() {
-            waiters.park(deadline, ready);
-        } else {
-            backoff.snooze();
-        }
-        true
-    }
-
-    // ----- batch operations --------------------------------------------------
-
-    /// Moves as many items as there is room for from the front of `items`
-    /// into the queue, in order, claiming them with one atomic operation, and
-    /// returns how many moved (0 if the queue is full). Items that did not fit
-    /// stay in `items`.
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the queue is closed; `items` is then untouched.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = ringstat::Queue::new(3);
-    /// let mut items = vec![1, 2, 3, 4, 5];
-    /// assert_eq!(q.try_push_batch(&mut items), Ok(3));
-    /// assert_eq!(items, [4, 5]);
-    /// assert_eq!(q.try_pop(), Ok(1));
-    /// ```
-    pub fn try_push_batch(&self, items: &mut Vec<T>) -> Result<usize, Closed> {
-        if items.is_empty() {
-            return if self.is_closed() { Err(Closed) } else { Ok(0) };
-        }
-        match self.claim_push(items.len(), false) {
-            Ok(run) => {
-                let mut pos = run.start;
-                for value in items.drain(..run.len) {
-                    self.release_push(pos, value);
-                    pos = self.next(pos);
-                }
-                self.not_empty.notify();
-                Ok(run.len)
-            }
-            Err(Err(NoRun::Closed)) => Err(Closed),
-            Err(_) => Ok(0),
-        }
-    }
-
-    /// Moves every item of `items` into the queue, in order, waiting for room
-    /// as long as it takes; `items` is empty on success.
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the queue is or becomes closed; the items not yet moved
-    /// stay in `items`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = ringstat::Queue::new(8);
-    /// let mut items: Vec<u32> = (0..5).collect();
-    /// q.push_batch(&mut items).unwrap();
-    /// assert!(items.is_empty());
-    /// assert_eq!(q.len(), 5);
-    /// ```
-    pub fn push_batch(&self, items: &mut Vec<T>) -> Result<(), Closed> {
-        self.push_batch_until(items, None).map(|_| ())
-    }
-
-    /// Moves items from the front of `items` into the queue, waiting for room
-    /// at most `timeout`; returns how many moved (all of them unless the
-    /// timeout elapsed). Items not moved stay in `items`.
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the queue is or becomes closed before all moved.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let q = ringstat::Queue::new(2);
-    /// let mut items = vec![1, 2, 3];
-    /// assert_eq!(q.push_batch_timeout(&mut items, Duration::from_millis(1)), Ok(2));
-    /// assert_eq!(items, [3]);
-    /// ```
-    pub fn push_batch_timeout(
-        &self,
-        items: &mut Vec<T>,
-        timeout: Duration,
-    ) -> Result<usize, Closed> {
-        self.push_batch_until(items, Instant::now().checked_add(timeout))
-    }
-
-    /// As [`push_batch_timeout`](Self::push_batch_timeout) with a deadline
-    /// (`None`: wait forever).
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the queue is or becomes closed before all moved.
-    pub fn push_batch_until(
-        &self,
-        items: &mut Vec<T>,
-        deadline: Option<Instant>,
-    ) -> Result<usize, Closed> {
-        let mut moved = 0;
-        let backoff = Backoff::new();
-        loop {
-            let n = self.try_push_batch(items)?;
-            moved += n;
-            if items.is_empty() {
-                return Ok(moved);
-            }
-            if n > 0 {
-                backoff.reset();
-            }
-            if !self.wait(&self.not_full, &backoff, deadline, || self.push_ready()) {
-                return Ok(moved);
-            }
-        }
-    }
-
-    /// Pops up to `max` of the oldest items into `out` (appending, in order),
-    /// claiming them with one atomic operation, without waiting; returns how
-    /// many were popped (0 if the queue is empty or `max` is 0).
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the queue is closed and drained.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = ringstat::Queue::new(8);
-    /// for i in 0..5 {
-    ///     q.try_push(i).unwrap();
-    /// }
-    /// let mut out = Vec::new();
-    /// assert_eq!(q.try_pop_batch(&mut out, 3), Ok(3));
-    /// assert_eq!(out, [0, 1, 2]);
-    /// ```
-    pub fn try_pop_batch(&self, out: &mut Vec<T>, max: usize) -> Result<usize, Closed> {
-        if max == 0 {
-            return if self.is_closed() && self.is_empty() {
-                Err(Closed)
-            } else {
-                Ok(0)
-            };
-        }
-        // Reserve before claiming: nothing may panic while we own slots.
-        out.reserve(max.min(self.cap));
-        match self.claim_pop(max) {
-            Ok(run) => {
-                let mut pos = run.start;
-                for _ in 0..run.len {
-                    out.push(self.release_pop(pos));
-                    pos = self.next(pos);
-                }
-                self.not_full.notify();
-                Ok(run.len)
-            }
-            Err(NoRun::Closed) => Err(Closed),
-            Err(NoRun::Blocked) => Ok(0),
-        }
-    }
-
-    /// Pops up to `max` items into `out`, waiting as long as it takes for at
-    /// least one; returns how many were popped (at least 1 when `max >= 1`).
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the queue is closed and drained.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = ringstat::Queue::new(8);
-    /// q.try_push("x").unwrap();
-    /// let mut out = Vec::new();
-    /// assert_eq!(q.pop_batch(&mut out, 64), Ok(1));
-    /// ```
-    pub fn pop_batch(&self, out: &mut Vec<T>, max: usize) -> Result<usize, Closed> {
-        self.pop_batch_until(out, max, None)
-    }
-
-    /// Pops up to `max` items into `out`, waiting at most `timeout` for at
-    /// least one; returns how many were popped (0 on timeout).
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the queue is closed and drained.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let q = ringstat::Queue::<u8>::new(8);
-    /// let mut out = Vec::new();
-    /// assert_eq!(q.pop_batch_timeout(&mut out, 8, Duration::from_millis(1)), Ok(0));
-    /// ```
-    pub fn pop_batch_timeout(
-        &self,
-        out: &mut Vec<T>,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<usize, Closed> {
-        self.pop_batch_until(out, max, Instant::now().checked_add(timeout))
-    }
-
-    /// As [`pop_batch_timeout`](Self::pop_batch_timeout) with a deadline
-    /// (`None`: wait forever).
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the queue is closed and drained.
-    pub fn pop_batch_until(
-        &self,
-        out: &mut Vec<T>,
-        max: usize,
-        deadline: Option<Instant>,
-    ) -> Result<usize, Closed> {
-        let backoff = Backoff::new();
-        loop {
-            let n = self.try_pop_batch(out, max)?;
-            if n > 0 || max == 0 {
-                return Ok(n);
-            }
-            if !self.wait(&self.not_empty, &backoff, deadline, || self.pop_ready()) {
-                return Ok(0);
-            }
         }
     }
 

@@ -1,0 +1,158 @@
+//! Blocking and timed operations: spin, then yield, then park (`wait.rs`).
+
+use std::time::{Duration, Instant};
+
+use super::wait::Waiters;
+use super::{PopError, PushError, Queue};
+use crate::sync::{Backoff, Ordering};
+
+impl<T> Queue<T> {
+    /// Pushes `value`, waiting for room as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Closed`] (handing `value` back) if the queue is or becomes
+    /// closed while waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(1);
+    /// q.push("a").unwrap();
+    /// assert_eq!(q.pop(), Ok("a"));
+    /// ```
+    pub fn push(&self, value: T) -> Result<(), PushError<T>> {
+        self.push_until(value, None)
+    }
+
+    /// Pushes `value`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] if there was no room when `timeout` elapsed,
+    /// [`PushError::Closed`] if the queue is or becomes closed; both hand the
+    /// value back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringstat::{PushError, Queue};
+    ///
+    /// let q = Queue::new(1);
+    /// q.push_timeout(1, Duration::from_millis(1)).unwrap();
+    /// assert_eq!(q.push_timeout(2, Duration::from_millis(1)), Err(PushError::Full(2)));
+    /// ```
+    pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+        self.push_until(value, Instant::now().checked_add(timeout))
+    }
+
+    /// Pushes `value`, waiting for room until `deadline` (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// As [`push_timeout`](Self::push_timeout).
+    pub fn push_until(&self, value: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
+        let mut value = value;
+        let backoff = Backoff::new();
+        loop {
+            match self.try_push(value) {
+                Err(PushError::Full(v)) => value = v,
+                done => return done,
+            }
+            if !self.wait(&self.not_full, &backoff, deadline, || self.push_ready()) {
+                return Err(PushError::Full(value));
+            }
+        }
+    }
+
+    /// Pops the oldest item, waiting for one as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Closed`] once the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = ringstat::Queue::new(1);
+    /// q.push(7).unwrap();
+    /// q.close();
+    /// assert_eq!(q.pop(), Ok(7));
+    /// assert!(q.pop().is_err()); // closed and drained: no waiting
+    /// ```
+    pub fn pop(&self) -> Result<T, PopError> {
+        self.pop_until(None)
+    }
+
+    /// Pops the oldest item, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`] if none arrived in time, [`PopError::Closed`] once
+    /// the queue is closed and drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringstat::{PopError, Queue};
+    ///
+    /// let q = Queue::<u8>::new(1);
+    /// assert_eq!(q.pop_timeout(Duration::from_millis(1)), Err(PopError::Empty));
+    /// ```
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<T, PopError> {
+        self.pop_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Pops the oldest item, waiting until `deadline` (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// As [`pop_timeout`](Self::pop_timeout).
+    pub fn pop_until(&self, deadline: Option<Instant>) -> Result<T, PopError> {
+        let backoff = Backoff::new();
+        loop {
+            match self.try_pop() {
+                Err(PopError::Empty) => {}
+                done => return done,
+            }
+            if !self.wait(&self.not_empty, &backoff, deadline, || self.pop_ready()) {
+                return Err(PopError::Empty);
+            }
+        }
+    }
+
+    /// One step of waiting: spin or yield while the backoff lasts, then park.
+    /// Returns `false` once `deadline` has passed.
+    pub(super) fn wait(
+        &self,
+        waiters: &Waiters,
+        backoff: &Backoff,
+        deadline: Option<Instant>,
+        ready: impl FnOnce() -> bool,
+    ) -> bool {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        if backoff.is_completed() {
+            waiters.park(deadline, ready);
+        } else {
+            backoff.snooze();
+        }
+        true
+    }
+
+    // ----- readiness checks for parked waiters (SeqCst, see wait.rs) ---------
+
+    pub(super) fn pop_ready(&self) -> bool {
+        let tail = self.tail.load(Ordering::SeqCst);
+        tail & self.mark_bit != 0 || tail != self.head.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn push_ready(&self) -> bool {
+        let tail = self.tail.load(Ordering::SeqCst);
+        tail & self.mark_bit != 0
+            || self.head.load(Ordering::SeqCst).wrapping_add(self.one_lap) != tail
+    }
+}
