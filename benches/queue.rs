@@ -1,2 +1,110 @@
-//! Criterion benchmarks for `Queue` (placeholder until the bench lands).
-fn main() {}
+//! Criterion benchmarks for `ringstat::Queue` against crossbeam `ArrayQueue`,
+//! crossbeam-channel `bounded`, flume `bounded` and std `sync_channel`, at
+//! capacities 1024 and 65536:
+//!
+//! - `push_pop/1thread`: one push then one pop on one thread (ns per pair);
+//! - `transfer/1p1c` and `transfer/2p2c`: items moved between threads;
+//! - `transfer/batch64`: ringstat `push_batch`/`pop_batch` in batches of 64,
+//!   1 producer and 1 consumer.
+//!
+//! Threaded figures swing a lot on a shared 2-vCPU host; the interleaved
+//! ratio table in BENCHMARKS.md comes from `cargo bench --bench queue_rounds`.
+//!
+//! Run: `cargo bench --bench queue`.
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use common::{
+    transfer, transfer_ringstat_batch, ArrayQueue, Contender, CrossbeamChannel, Flume, Ringstat,
+    StdSyncChannel,
+};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+
+const CAPS: [usize; 2] = [1024, 65536];
+const ITEMS: u64 = 200_000;
+
+fn single_thread<C: Contender>(
+    g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    cap: usize,
+) {
+    let q = C::with_capacity(cap);
+    g.bench_function(format!("{}/cap{cap}", C::NAME), |b| {
+        b.iter(|| {
+            let ok = q.try_push(black_box(1));
+            black_box(ok);
+            black_box(q.try_pop())
+        })
+    });
+}
+
+fn threaded<C: Contender>(
+    g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    cap: usize,
+    p: usize,
+    c: usize,
+) {
+    if c > 1 && !C::MULTI_CONSUMER {
+        return;
+    }
+    g.bench_function(format!("{}/cap{cap}", C::NAME), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| transfer::<C>(cap, p, c, ITEMS)).sum())
+    });
+}
+
+fn bench_single_thread(crit: &mut Criterion) {
+    let mut g = crit.benchmark_group("push_pop/1thread");
+    for cap in CAPS {
+        single_thread::<Ringstat>(&mut g, cap);
+        single_thread::<ArrayQueue>(&mut g, cap);
+        single_thread::<CrossbeamChannel>(&mut g, cap);
+        single_thread::<Flume>(&mut g, cap);
+        single_thread::<StdSyncChannel>(&mut g, cap);
+    }
+    g.finish();
+}
+
+fn bench_threaded(crit: &mut Criterion) {
+    for (name, p, c) in [("transfer/1p1c", 1, 1), ("transfer/2p2c", 2, 2)] {
+        let mut g = crit.benchmark_group(name);
+        g.throughput(Throughput::Elements(ITEMS));
+        g.sample_size(10);
+        for cap in CAPS {
+            threaded::<Ringstat>(&mut g, cap, p, c);
+            threaded::<ArrayQueue>(&mut g, cap, p, c);
+            threaded::<CrossbeamChannel>(&mut g, cap, p, c);
+            threaded::<Flume>(&mut g, cap, p, c);
+            threaded::<StdSyncChannel>(&mut g, cap, p, c);
+        }
+        g.finish();
+    }
+    let mut g = crit.benchmark_group("transfer/batch64");
+    g.throughput(Throughput::Elements(ITEMS));
+    g.sample_size(10);
+    for cap in CAPS {
+        g.bench_function(format!("ringstat::Queue batch64/cap{cap}"), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| transfer_ringstat_batch(cap, ITEMS, 64))
+                    .sum()
+            })
+        });
+        threaded::<ArrayQueue>(&mut g, cap, 1, 1);
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_single_thread, bench_threaded
+}
+criterion_main!(benches);

@@ -1,0 +1,266 @@
+//! Contenders shared by the queue benchmarks: ringstat's `Queue` and the
+//! anchors (crossbeam `ArrayQueue`, crossbeam-channel, flume, std
+//! `sync_channel`), behind one small trait.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
+
+/// A bounded queue of `u64` as the benchmarks drive it.
+pub trait Contender: Send + Sync + 'static {
+    /// Display name.
+    const NAME: &'static str;
+    /// Whether several threads may pop at once.
+    const MULTI_CONSUMER: bool = true;
+    fn with_capacity(cap: usize) -> Self;
+    /// Pushes, waiting while full (the contender's own way of waiting).
+    fn push(&self, v: u64);
+    /// Pops, waiting while empty.
+    fn pop(&self) -> u64;
+    /// Non-blocking pair for the single-thread cost.
+    fn try_push(&self, v: u64) -> bool;
+    fn try_pop(&self) -> Option<u64>;
+}
+
+pub struct Ringstat(ringstat::Queue<u64>);
+
+impl Contender for Ringstat {
+    const NAME: &'static str = "ringstat::Queue";
+    fn with_capacity(cap: usize) -> Self {
+        Self(ringstat::Queue::new(cap))
+    }
+    #[inline]
+    fn push(&self, v: u64) {
+        self.0.push(v).unwrap();
+    }
+    #[inline]
+    fn pop(&self) -> u64 {
+        self.0.pop().unwrap()
+    }
+    #[inline]
+    fn try_push(&self, v: u64) -> bool {
+        self.0.try_push(v).is_ok()
+    }
+    #[inline]
+    fn try_pop(&self) -> Option<u64> {
+        self.0.try_pop().ok()
+    }
+}
+
+pub struct ArrayQueue(crossbeam_queue::ArrayQueue<u64>);
+
+impl Contender for ArrayQueue {
+    const NAME: &'static str = "crossbeam ArrayQueue";
+    fn with_capacity(cap: usize) -> Self {
+        Self(crossbeam_queue::ArrayQueue::new(cap))
+    }
+    #[inline]
+    fn push(&self, mut v: u64) {
+        // ArrayQueue cannot block: spin, then yield (crossbeam's Backoff).
+        let backoff = Backoff::new();
+        while let Err(back) = self.0.push(v) {
+            v = back;
+            backoff.snooze();
+        }
+    }
+    #[inline]
+    fn pop(&self) -> u64 {
+        let backoff = Backoff::new();
+        loop {
+            if let Some(v) = self.0.pop() {
+                return v;
+            }
+            backoff.snooze();
+        }
+    }
+    #[inline]
+    fn try_push(&self, v: u64) -> bool {
+        self.0.push(v).is_ok()
+    }
+    #[inline]
+    fn try_pop(&self) -> Option<u64> {
+        self.0.pop()
+    }
+}
+
+pub struct CrossbeamChannel(
+    crossbeam_channel::Sender<u64>,
+    crossbeam_channel::Receiver<u64>,
+);
+
+impl Contender for CrossbeamChannel {
+    const NAME: &'static str = "crossbeam-channel bounded";
+    fn with_capacity(cap: usize) -> Self {
+        let (s, r) = crossbeam_channel::bounded(cap);
+        Self(s, r)
+    }
+    #[inline]
+    fn push(&self, v: u64) {
+        self.0.send(v).unwrap();
+    }
+    #[inline]
+    fn pop(&self) -> u64 {
+        self.1.recv().unwrap()
+    }
+    #[inline]
+    fn try_push(&self, v: u64) -> bool {
+        self.0.try_send(v).is_ok()
+    }
+    #[inline]
+    fn try_pop(&self) -> Option<u64> {
+        self.1.try_recv().ok()
+    }
+}
+
+pub struct Flume(flume::Sender<u64>, flume::Receiver<u64>);
+
+impl Contender for Flume {
+    const NAME: &'static str = "flume bounded";
+    fn with_capacity(cap: usize) -> Self {
+        let (s, r) = flume::bounded(cap);
+        Self(s, r)
+    }
+    #[inline]
+    fn push(&self, v: u64) {
+        self.0.send(v).unwrap();
+    }
+    #[inline]
+    fn pop(&self) -> u64 {
+        self.1.recv().unwrap()
+    }
+    #[inline]
+    fn try_push(&self, v: u64) -> bool {
+        self.0.try_send(v).is_ok()
+    }
+    #[inline]
+    fn try_pop(&self) -> Option<u64> {
+        self.1.try_recv().ok()
+    }
+}
+
+/// `std::sync::mpsc::sync_channel`. Its `Receiver` is not `Sync`: it sits
+/// behind a `Mutex` that only the single consumer ever takes (uncontended),
+/// and multi-consumer runs skip it.
+pub struct StdSyncChannel(
+    std::sync::mpsc::SyncSender<u64>,
+    Mutex<std::sync::mpsc::Receiver<u64>>,
+);
+
+impl Contender for StdSyncChannel {
+    const NAME: &'static str = "std sync_channel";
+    const MULTI_CONSUMER: bool = false;
+    fn with_capacity(cap: usize) -> Self {
+        let (s, r) = std::sync::mpsc::sync_channel(cap);
+        Self(s, Mutex::new(r))
+    }
+    #[inline]
+    fn push(&self, v: u64) {
+        self.0.send(v).unwrap();
+    }
+    #[inline]
+    fn pop(&self) -> u64 {
+        self.1.lock().unwrap().recv().unwrap()
+    }
+    #[inline]
+    fn try_push(&self, v: u64) -> bool {
+        self.0.try_send(v).is_ok()
+    }
+    #[inline]
+    fn try_pop(&self) -> Option<u64> {
+        self.1.lock().unwrap().try_recv().ok()
+    }
+}
+
+/// Moves `items` from `producers` threads to `consumers` threads through a
+/// fresh queue and returns the wall time from the common start to the last
+/// item popped. Checks the sum so nothing is optimised away or lost.
+pub fn transfer<C: Contender>(
+    cap: usize,
+    producers: usize,
+    consumers: usize,
+    items: u64,
+) -> Duration {
+    let q = Arc::new(C::with_capacity(cap));
+    let per_p = items / producers as u64;
+    let per_c = items / consumers as u64;
+    assert_eq!(per_p * producers as u64, items);
+    assert_eq!(per_c * consumers as u64, items);
+    let start = Arc::new(Barrier::new(producers + consumers + 1));
+    let mut handles = Vec::new();
+    for _ in 0..producers {
+        let (q, start) = (Arc::clone(&q), Arc::clone(&start));
+        handles.push(thread::spawn(move || {
+            start.wait();
+            for i in 0..per_p {
+                q.push(i);
+            }
+            0
+        }));
+    }
+    for _ in 0..consumers {
+        let (q, start) = (Arc::clone(&q), Arc::clone(&start));
+        handles.push(thread::spawn(move || {
+            start.wait();
+            let mut sum = 0u64;
+            for _ in 0..per_c {
+                sum = sum.wrapping_add(q.pop());
+            }
+            sum
+        }));
+    }
+    start.wait();
+    let t0 = Instant::now();
+    let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let elapsed = t0.elapsed();
+    assert_eq!(sum, producers as u64 * per_p * (per_p - 1) / 2);
+    elapsed
+}
+
+/// ringstat batch transfer: 1 producer pushing batches of `batch` with
+/// `push_batch`, 1 consumer draining with `pop_batch(.., batch)`.
+pub fn transfer_ringstat_batch(cap: usize, items: u64, batch: usize) -> Duration {
+    let q = Arc::new(ringstat::Queue::<u64>::new(cap));
+    let start = Arc::new(Barrier::new(3));
+    let done = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (q, start) = (Arc::clone(&q), Arc::clone(&start));
+        thread::spawn(move || {
+            start.wait();
+            let mut buf = Vec::with_capacity(batch);
+            let mut i = 0;
+            while i < items {
+                buf.extend(i..(i + batch as u64).min(items));
+                i += buf.len() as u64;
+                q.push_batch(&mut buf).unwrap();
+            }
+        })
+    };
+    let consumer = {
+        let (q, start, done) = (Arc::clone(&q), Arc::clone(&start), Arc::clone(&done));
+        thread::spawn(move || {
+            start.wait();
+            let mut buf = Vec::with_capacity(batch);
+            let mut sum = 0u64;
+            let mut got = 0;
+            while got < items {
+                buf.clear();
+                got += q.pop_batch(&mut buf, batch).unwrap() as u64;
+                sum = buf.iter().fold(sum, |s, &v| s.wrapping_add(v));
+            }
+            done.store(true, Ordering::Relaxed);
+            sum
+        })
+    };
+    start.wait();
+    let t0 = Instant::now();
+    producer.join().unwrap();
+    let sum = consumer.join().unwrap();
+    let elapsed = t0.elapsed();
+    assert_eq!(sum, items * (items - 1) / 2);
+    elapsed
+}
