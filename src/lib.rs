@@ -33,3 +33,8 @@ mod python;
 
 pub use queue::{PopError, PushError, Queue};
 pub use stats::{Counter, Gauge, Histogram, Rate, Registry, StatsError};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

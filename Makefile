@@ -1,0 +1,104 @@
+# ringstat — developer commands. `make help` lists them.
+#
+# The two commands of the README:
+#   make demo   build, install into ./.venv and run the main job
+#   make test   every test (what CI runs via .ci/run)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+# Separate target dirs: a loom build (different cfg) and the Python build (a
+# feature on) would otherwise throw away each other's artefacts.
+export CARGO_TERM_COLOR ?= never
+LOOM_TARGET := target/loom
+PY_TARGET := target/py
+LOOM_MAX_PREEMPTIONS ?= 2
+# Other CPython versions to test the abi3 wheel on, if pyenv has them.
+PYENV_ROOT ?= $(HOME)/.pyenv
+EXTRA_PYTHONS := $(firstword $(wildcard $(PYENV_ROOT)/versions/3.9.*/bin/python3.9)) \
+                 $(lastword $(wildcard $(PYENV_ROOT)/versions/3.13.*/bin/python3.13))
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create ./.venv with the build, test and bench tools
+
+.PHONY: develop
+develop: venv ## build the extension (release) and install it into ./.venv
+	CARGO_TARGET_DIR=$(PY_TARGET) $(VENV)/bin/maturin develop --release --quiet
+
+.PHONY: demo
+demo: develop ## the main job: build, install and run the demo
+	$(VPY) -m ringstat demo
+
+.PHONY: test
+test: lint test-rust test-loom test-py test-py-versions bench-smoke ## every test (CI)
+	@echo "make test: all green"
+
+.PHONY: lint
+lint: venv ## rustfmt, clippy -D warnings (with and without python), rustdoc, ruff
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python --lib -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+	$(VENV)/bin/ruff check python tests benches/python
+	$(VENV)/bin/ruff format --check python tests benches/python
+
+.PHONY: test-rust
+test-rust: ## cargo test (debug: unit, doc, proptest, stress) + stress in release
+	cargo test
+	cargo test --release --test queue_stress --test stats_prop
+
+.PHONY: test-loom
+test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
+	RUSTFLAGS="--cfg ringstat_loom" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) \
+	  CARGO_TARGET_DIR=$(LOOM_TARGET) cargo test --release --test 'loom_*'
+
+.PHONY: test-py
+test-py: develop ## pytest, mypy stubtest, mypy
+	$(VPY) -m pytest
+	$(VPY) -m mypy.stubtest ringstat._ringstat
+	$(VENV)/bin/mypy
+
+.PHONY: test-py-versions
+test-py-versions: ## the same abi3 wheel under the oldest and newest other CPythons (pyenv)
+	@if [ -z "$(strip $(EXTRA_PYTHONS))" ]; then echo "no other CPython under $(PYENV_ROOT): skipped"; exit 0; fi
+	rm -rf $(PY_TARGET)/wheels
+	CARGO_TARGET_DIR=$(PY_TARGET) $(VENV)/bin/maturin build --release --quiet -o $(PY_TARGET)/wheels
+	for py in $(EXTRA_PYTHONS); do \
+	  v=$$($$py -c 'import sys; print("%d%d" % sys.version_info[:2])'); \
+	  echo "== CPython $$v"; \
+	  $$py -m venv --clear $(VENV)-$$v; \
+	  $(VENV)-$$v/bin/python -m pip install --quiet 'pytest>=8' 'pytest-timeout>=2.3' $(PY_TARGET)/wheels/*.whl; \
+	  $(VENV)-$$v/bin/python -m pytest -q -p no:cacheprovider tests/python; \
+	done
+
+.PHONY: bench-smoke
+bench-smoke: develop ## run every benchmark once, briefly (checks they work; no numbers)
+	cargo bench --bench queue --bench stats -- --test
+	cargo bench --bench queue_rounds -- --test
+	$(VPY) benches/python/bench_queue.py --quick
+
+.PHONY: bench
+bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
+	$(VPY) -m pip install --quiet faster-fifo || echo "faster-fifo not installable: its column is skipped"
+	cargo bench --bench queue --bench stats
+	cargo bench --bench queue_rounds
+	$(VPY) benches/python/bench_queue.py
+
+.PHONY: clean
+clean: ## remove build outputs and virtualenvs
+	cargo clean
+	rm -rf $(VENV) $(VENV)-* python/ringstat/*.so
