@@ -19,8 +19,10 @@ PY_TARGET := target/py
 LOOM_MAX_PREEMPTIONS ?= 2
 # Other CPython versions to test the abi3 wheel on, if pyenv has them.
 PYENV_ROOT ?= $(HOME)/.pyenv
-EXTRA_PYTHONS := $(firstword $(wildcard $(PYENV_ROOT)/versions/3.9.*/bin/python3.9)) \
-                 $(lastword $(wildcard $(PYENV_ROOT)/versions/3.13.*/bin/python3.13))
+# The oldest builds the wheel (cp39-abi3 runs on every later CPython).
+OLDEST_PYTHON := $(firstword $(wildcard $(PYENV_ROOT)/versions/3.9.*/bin/python3.9))
+NEWEST_PYTHON := $(lastword $(wildcard $(PYENV_ROOT)/versions/3.13.*/bin/python3.13))
+EXTRA_PYTHONS := $(OLDEST_PYTHON) $(NEWEST_PYTHON)
 
 .PHONY: help
 help: ## list the targets
@@ -76,7 +78,8 @@ test-py: develop ## pytest, mypy stubtest, mypy
 test-py-versions: ## the same abi3 wheel under the oldest and newest other CPythons (pyenv)
 	@if [ -z "$(strip $(EXTRA_PYTHONS))" ]; then echo "no other CPython under $(PYENV_ROOT): skipped"; exit 0; fi
 	rm -rf $(PY_TARGET)/wheels
-	CARGO_TARGET_DIR=$(PY_TARGET) $(VENV)/bin/maturin build --release --quiet -o $(PY_TARGET)/wheels
+	CARGO_TARGET_DIR=$(PY_TARGET)-oldest $(VENV)/bin/maturin build --release --quiet -o $(PY_TARGET)/wheels \
+	  -i $(or $(OLDEST_PYTHON),$(VPY))
 	for py in $(EXTRA_PYTHONS); do \
 	  v=$$($$py -c 'import sys; print("%d%d" % sys.version_info[:2])'); \
 	  echo "== CPython $$v"; \
@@ -90,6 +93,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 	cargo bench --bench queue --bench stats -- --test
 	cargo bench --bench queue_rounds -- --test
 	$(VPY) benches/python/bench_queue.py --quick
+	$(VPY) benches/python/bench_stats.py --quick
 
 .PHONY: bench
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
@@ -97,6 +101,7 @@ bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	cargo bench --bench queue --bench stats
 	cargo bench --bench queue_rounds
 	$(VPY) benches/python/bench_queue.py
+	$(VPY) benches/python/bench_stats.py
 
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs

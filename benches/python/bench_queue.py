@@ -251,10 +251,10 @@ def bench_faster_fifo(n: int) -> Benchmark | None:
 
 
 # ----- statistics: Counter / Histogram ----------------------------------------
-# Added with the stats bindings: ringstat.Counter.inc vs prometheus_client
-# Counter.inc, ringstat.Histogram.observe vs prometheus_client Histogram.observe
-# and hdrhistogram record_value. Build Benchmark objects like the ones above
-# and append them in `benchmarks()`.
+# In bench_stats.py (which reuses this file's Benchmark, run() and table()):
+# ringstat.Counter.inc vs prometheus_client Counter.inc, ringstat
+# Histogram.record vs prometheus_client Histogram.observe and hdrhistogram
+# record_value.
 
 
 def benchmarks(quick: bool) -> list[Benchmark]:

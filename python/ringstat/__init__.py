@@ -5,19 +5,39 @@ the interface of :class:`queue.Queue` (plus ``put_many``/``get_many``). It
 raises the standard library's own :class:`queue.Full` and :class:`queue.Empty`
 (re-exported here as ``ringstat.Full`` and ``ringstat.Empty``), and
 ``ringstat.ShutDown``, which is :class:`queue.ShutDown` on Python 3.13+.
+
+Live statistics that many threads update at native speed while anyone reads
+them: ``Counter`` (sharded, monotonic), ``Gauge`` (with min/max),
+``Histogram`` (log-linear, percentiles on numpy's 0-100 scale), ``Rate``
+(events per second over a sliding window), and ``Registry`` (get-or-create by
+name and labels, ``snapshot()`` as plain dicts, ``to_prometheus()``).
+``ManualClock`` makes rates deterministic in tests.
 """
 
 from queue import Empty, Full
 
-from ringstat._ringstat import Queue, ShutDown, __version__
-
-# Statistics (Counter, Gauge, Histogram, Rate, Registry) are re-exported here
-# once their bindings land.
+from ringstat._ringstat import (
+    Counter,
+    Gauge,
+    Histogram,
+    ManualClock,
+    Queue,
+    Rate,
+    Registry,
+    ShutDown,
+    __version__,
+)
 
 __all__ = [
+    "Counter",
     "Empty",
     "Full",
+    "Gauge",
+    "Histogram",
+    "ManualClock",
     "Queue",
+    "Rate",
+    "Registry",
     "ShutDown",
     "__version__",
 ]

@@ -1,13 +1,23 @@
 """Native core of the ``ringstat`` package (built from ``src/python/`` by maturin)."""
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import GenericAlias
-from typing import Any, Generic, TypeVar, final
+from typing import Any, Generic, Literal, SupportsFloat, SupportsIndex, TypedDict, TypeVar, final
 
 _T = TypeVar("_T")
 
-__all__ = ["Queue", "ShutDown", "__version__"]
+__all__ = [
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "ManualClock",
+    "Queue",
+    "Rate",
+    "Registry",
+    "ShutDown",
+    "__version__",
+]
 
 __version__: str
 """The package version (the Rust crate's version)."""
@@ -144,3 +154,417 @@ class Queue(Generic[_T]):
 
     def __len__(self) -> int:
         """``qsize()``."""
+
+# ----- statistics -------------------------------------------------------------
+#
+# Conventions: values read live are properties (``counter.value``,
+# ``histogram.count``); actions are methods. Percentiles are on numpy's 0-100
+# scale (``percentile(99)``), never 0-1. Times are seconds (int or float).
+# Wrong argument types raise TypeError and bad values ValueError, each naming
+# the argument. Handles (Counter, Gauge, Histogram, Rate) are hashable and
+# compare equal when they refer to the same metric.
+
+@final
+class Counter:
+    """A monotonic count (total logins) that many threads add to without
+    contention: sharded over cache-padded cells, summed when read.
+
+    ``inc()`` and ``add(n)`` never block and never lose an add; ``value`` is
+    exact once writers are quiescent; ``take()`` returns the total and resets it
+    atomically (each add is returned by exactly one ``take``). Arithmetic wraps
+    at ``2**64``.
+
+    >>> c = Counter()
+    >>> c.inc()
+    >>> c.add(2)
+    >>> c.value
+    3
+    """
+
+    def __new__(cls, *, shards: int | None = None) -> Counter:
+        """A counter at 0. ``shards`` (1 to 65536, rounded up to a power of
+        two) defaults to twice the CPU count, at least 4."""
+
+    def inc(self) -> None:
+        """Add one (the fastest call: no argument to convert)."""
+
+    def add(self, n: SupportsIndex) -> None:
+        """Add ``n``, an int in ``0 <= n < 2**64``.
+
+        Raises ``TypeError`` if ``n`` is not an int (``bool`` included) and
+        ``ValueError`` if it is negative or too large.
+        """
+
+    @property
+    def value(self) -> int:
+        """The current total."""
+
+    def take(self) -> int:
+        """Return the total and reset the counter to 0, atomically per shard."""
+
+    def reset(self) -> None:
+        """Reset the counter to 0."""
+
+    @property
+    def shards(self) -> int:
+        """The number of shards (a power of two)."""
+
+    def __int__(self) -> int:
+        """``value``."""
+
+    def __eq__(self, other: object, /) -> bool:
+        """``True`` if both handles refer to the same counter."""
+
+    def __hash__(self) -> int: ...
+
+@final
+class Gauge:
+    """A value that goes up and down (users online), with the smallest and
+    largest values it held since creation or the last :meth:`reset_min_max`.
+
+    Values are ints in ``-2**63 <= v < 2**63``; arithmetic wraps at that range.
+
+    >>> g = Gauge()
+    >>> g.inc()
+    1
+    >>> (g.value, g.min, g.max)
+    (1, 0, 1)
+    """
+
+    def __new__(cls, value: SupportsIndex | None = None) -> Gauge:
+        """A gauge at ``value`` (default 0); min and max start there too."""
+
+    def set(self, value: SupportsIndex) -> None:
+        """Set the value."""
+
+    def add(self, n: SupportsIndex) -> int:
+        """Add ``n`` and return the new value."""
+
+    def sub(self, n: SupportsIndex) -> int:
+        """Subtract ``n`` and return the new value."""
+
+    def inc(self) -> int:
+        """Add one and return the new value."""
+
+    def dec(self) -> int:
+        """Subtract one and return the new value."""
+
+    @property
+    def value(self) -> int:
+        """The current value."""
+
+    @property
+    def min(self) -> int:
+        """The smallest value since creation or the last :meth:`reset_min_max`."""
+
+    @property
+    def max(self) -> int:
+        """The largest value since creation or the last :meth:`reset_min_max`."""
+
+    def reset_min_max(self) -> tuple[int, int]:
+        """Restart min/max tracking from the current value; return the previous
+        ``(min, max)``."""
+
+    def __int__(self) -> int:
+        """``value``."""
+
+    def __eq__(self, other: object, /) -> bool:
+        """``True`` if both handles refer to the same gauge."""
+
+    def __hash__(self) -> int: ...
+
+class _HistogramValues(TypedDict):
+    """The values of a histogram, from one consistent snapshot."""
+
+    count: int
+    sum: float
+    min: int | None
+    max: int | None
+    rejected: int
+    percentiles: dict[str, int | None]
+    """``{"p50": v, "p99.9": v}``: the key is ``"p"`` + the percentile asked
+    for, the value ``None`` while the histogram is empty."""
+
+@final
+class Histogram:
+    """A log-linear (HDR-style) histogram of ints in ``0..=max_value``, recorded
+    lock-free from many threads, with count, sum, min, max, mean and
+    percentiles readable live.
+
+    **Error bound**: a percentile is within ``relative_error`` (at most
+    ``10**-significant_digits / 2``) of the exact nearest-rank percentile of
+    the recorded values (the smallest recorded value ``v`` such that at least
+    ``ceil(q / 100 * count)`` values are ``<= v``). ``count``, ``min`` and
+    ``max`` are exact; ``sum`` and ``mean`` hold the same relative error.
+
+    **Units**: values are ints in your unit. A ``float`` is rounded to the
+    nearest int (halves away from zero), so record durations in a unit fine
+    enough for your precision: ``h.record(seconds * 1e6)`` for microseconds,
+    not ``h.record(seconds)`` (which would round 0.25 s to 0).
+
+    **Bad values** (above ``max_value``, negative, NaN, infinite) raise
+    ``ValueError``, are not recorded, and are counted in ``rejected``.
+
+    Memory: 8 bytes per bucket; 3 digits up to ``10**6`` is about 11 000
+    buckets (88 KiB).
+
+    >>> h = Histogram(3_600_000_000, significant_digits=3)
+    >>> for us in (120, 250, 980):
+    ...     h.record(us)
+    >>> h.percentile(50), h.count, h.max
+    (250, 3, 980)
+    """
+
+    def __new__(cls, max_value: int, significant_digits: int = 3) -> Histogram:
+        """An empty histogram for values ``0..=max_value`` (``max_value >= 1``)
+        keeping ``significant_digits`` (``0..=5``) decimal digits."""
+
+    def record(self, value: SupportsFloat | SupportsIndex) -> None:
+        """Record one value: an int in ``0..=max_value``, or a float rounded to
+        the nearest int.
+
+        Raises ``TypeError`` for anything but a real number (``bool``
+        included) and ``ValueError`` for a value out of range or NaN (which is
+        then counted in :attr:`rejected`).
+        """
+
+    def record_n(self, value: SupportsIndex, count: SupportsIndex) -> None:
+        """Record ``count`` occurrences of the int ``value`` (``TypeError`` for a
+        float: round it first). An out-of-range value adds ``count`` to
+        :attr:`rejected`."""
+
+    @property
+    def count(self) -> int:
+        """Number of values recorded (exact)."""
+
+    @property
+    def sum(self) -> float:
+        """Sum of the values recorded (within :attr:`relative_error`)."""
+
+    @property
+    def min(self) -> int | None:
+        """Smallest value recorded (exact), ``None`` while empty."""
+
+    @property
+    def max(self) -> int | None:
+        """Largest value recorded (exact), ``None`` while empty."""
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the values recorded, ``None`` while empty."""
+
+    @property
+    def rejected(self) -> int:
+        """Values refused by :meth:`record` (out of range, negative, NaN)."""
+
+    @property
+    def max_value(self) -> int:
+        """The highest value that can be recorded."""
+
+    @property
+    def significant_digits(self) -> int:
+        """Decimal significant digits kept."""
+
+    @property
+    def relative_error(self) -> float:
+        """The documented relative error bound ``2**-(m+1)``, at most
+        ``10**-significant_digits / 2``."""
+
+    def percentile(self, q: float) -> int | None:
+        """The ``q``-th percentile, ``q`` in ``[0, 100]`` as in
+        :func:`numpy.percentile` (``percentile(99)`` is p99); ``None`` while
+        empty. Raises ``ValueError`` for ``q`` out of range or NaN."""
+
+    def percentiles(self, qs: Iterable[float]) -> list[int | None]:
+        """Several percentiles (each in ``[0, 100]``) from one snapshot, in the
+        order asked."""
+
+    def merge(self, other: Histogram) -> None:
+        """Add every value recorded in ``other`` to this histogram. Raises
+        ``ValueError`` unless both have the same ``max_value`` and
+        ``significant_digits``."""
+
+    def buckets(self) -> list[tuple[int, int, int]]:
+        """Non-empty buckets as ``(lowest, highest, count)``, in value order."""
+
+    def snapshot(self, percentiles: Iterable[float] | None = None) -> _HistogramValues:
+        """count, sum, min, max, rejected and ``percentiles`` (default 50, 90,
+        99, 99.9) as a JSON-serialisable dict, all from one consistent snapshot."""
+
+    def __eq__(self, other: object, /) -> bool:
+        """``True`` if both handles refer to the same histogram."""
+
+    def __hash__(self) -> int: ...
+
+@final
+class ManualClock:
+    """A clock for tests that moves only when told to; starts at 0. Pass it as
+    ``clock=`` to :class:`Rate` or :class:`Registry` to make rates
+    deterministic.
+
+    >>> clock = ManualClock()
+    >>> r = Rate(window=10, buckets=10, clock=clock)
+    >>> r.add(50)
+    >>> clock.advance(5)
+    >>> r.per_second
+    10.0
+    """
+
+    def __new__(cls) -> ManualClock:
+        """A clock at 0 seconds."""
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` (``>= 0``)."""
+
+    def set(self, seconds: float) -> None:
+        """Set the clock to ``seconds`` (``>= 0``) after its origin; setting it
+        backwards is allowed (totals stay exact)."""
+
+    def now(self) -> float:
+        """The current reading, in seconds since the origin."""
+
+@final
+class Rate:
+    """Events per second over a sliding window (default: 60 buckets of 1 s),
+    plus the total ever counted. The window rotates lazily: no timer thread.
+
+    A bucket counts at most ``2**40 - 1`` events per tick (``total`` stays
+    exact).
+    """
+
+    def __new__(
+        cls, window: float = 60.0, buckets: int = 60, *, clock: ManualClock | None = None
+    ) -> Rate:
+        """A rate over ``window`` seconds cut into ``buckets`` buckets (each at
+        least 1 ms), reading ``clock`` (default: the system's monotonic clock)."""
+
+    def inc(self) -> None:
+        """Count one event now."""
+
+    def add(self, n: SupportsIndex) -> None:
+        """Count ``n`` events now (an int in ``0 <= n < 2**64``)."""
+
+    @property
+    def total(self) -> int:
+        """Every event ever counted."""
+
+    @property
+    def count_in_window(self) -> int:
+        """Events in the current window."""
+
+    @property
+    def per_second(self) -> float:
+        """Events per second over the window: ``count_in_window`` divided by the
+        time the window covers (never more than the rate's age, never less than
+        one bucket)."""
+
+    @property
+    def window(self) -> float:
+        """The window length in seconds."""
+
+    @property
+    def buckets(self) -> int:
+        """The number of buckets the window is cut into."""
+
+    def __eq__(self, other: object, /) -> bool:
+        """``True`` if both handles refer to the same rate."""
+
+    def __hash__(self) -> int: ...
+
+class _MetricSnapshot(TypedDict):
+    """One metric series of :meth:`Registry.snapshot`."""
+
+    name: str
+    labels: dict[str, str]
+    kind: Literal["counter", "gauge", "histogram", "rate"]
+    values: dict[str, Any]
+    """By kind: counter ``value``; gauge ``value``, ``min``, ``max``; histogram
+    as :meth:`Histogram.snapshot`; rate ``total``, ``in_window``,
+    ``per_second``, ``window`` (seconds)."""
+
+class _RegistrySnapshot(TypedDict):
+    """:meth:`Registry.snapshot`: plain dicts, lists, str, int, float and
+    ``None``, so ``json.dumps`` takes it as is."""
+
+    timestamp: float
+    """Wall-clock time, seconds since the Unix epoch (like :func:`time.time`)."""
+    metrics: list[_MetricSnapshot]
+    """Sorted by name, then labels."""
+
+@final
+class Registry:
+    """Named metrics with optional labels, created on first use.
+
+    Every call with the same name and labels returns a handle to the same
+    metric (handles compare equal). Raises ``ValueError`` (with the reason) for
+    an invalid metric or label name, a name registered as another kind, a
+    histogram or rate registered with another configuration, or a name whose
+    Prometheus exposition would collide with another metric's.
+
+    >>> reg = Registry()
+    >>> reg.counter("logins", labels={"region": "eu"}).inc()
+    >>> print(reg.to_prometheus(), end="")
+    # TYPE logins_total counter
+    logins_total{region="eu"} 1
+    """
+
+    def __new__(cls, *, clock: ManualClock | None = None) -> Registry:
+        """An empty registry; its rates read ``clock`` (default: the system's
+        monotonic clock)."""
+
+    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> Counter:
+        """The counter ``name{labels}``, created at 0 on first use."""
+
+    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge:
+        """The gauge ``name{labels}``, created at 0 on first use."""
+
+    def histogram(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        max_value: int,
+        significant_digits: int = 3,
+    ) -> Histogram:
+        """The histogram ``name{labels}``, created empty on first use (see
+        :class:`Histogram`)."""
+
+    def rate(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        window: float = 60.0,
+        buckets: int = 60,
+    ) -> Rate:
+        """The rate ``name{labels}``, created on the registry's clock on first use
+        (see :class:`Rate`)."""
+
+    def snapshot(self, percentiles: Iterable[float] | None = None) -> _RegistrySnapshot:
+        """Every metric's current values as plain, JSON-serialisable data,
+        histograms with ``percentiles`` (each in ``[0, 100]``; default 50, 90,
+        99, 99.9). Each metric is read lock-free while writers run; the metrics
+        are not read at one single instant.
+
+        Layout::
+
+            {"timestamp": 1764000000.123,
+             "metrics": [
+               {"name": "logins", "labels": {"region": "eu"}, "kind": "counter",
+                "values": {"value": 3}},
+               {"name": "online", "labels": {}, "kind": "gauge",
+                "values": {"value": 2, "min": 0, "max": 5}},
+               {"name": "session_us", "labels": {}, "kind": "histogram",
+                "values": {"count": 3, "sum": 1350.0, "min": 120, "max": 980,
+                           "rejected": 0,
+                           "percentiles": {"p50": 250, "p90": 980, ...}}},
+               {"name": "logins_rate", "labels": {}, "kind": "rate",
+                "values": {"total": 10, "in_window": 4, "per_second": 0.07,
+                           "window": 60.0}}]}
+        """
+
+    def to_prometheus(self, percentiles: Iterable[float] | None = None) -> str:
+        """Every metric in the Prometheus text exposition format 0.0.4: counters
+        as ``<name>_total``, gauges and rates (per second) as gauges,
+        histograms as summaries with a ``quantile`` label per percentile
+        (``quantile="0.99"`` for 99), ``_sum`` and ``_count``."""

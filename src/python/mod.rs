@@ -9,6 +9,7 @@
 
 mod errors;
 mod queue;
+mod stats;
 
 use pyo3::prelude::*;
 
@@ -20,7 +21,6 @@ fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("ShutDown", errors::init(py)?)?;
     m.add_class::<queue::PyQueue>()?;
-    // Statistics bindings (Counter, Gauge, Histogram, Rate, Registry) are
-    // added here by `stats.rs`.
+    stats::register(m)?;
     Ok(())
 }

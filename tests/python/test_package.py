@@ -16,7 +16,19 @@ def test_version_matches_cargo() -> None:
 
 
 def test_all_is_explicit_and_importable() -> None:
-    assert sorted(ringstat.__all__) == ["Empty", "Full", "Queue", "ShutDown", "__version__"]
+    assert sorted(ringstat.__all__) == [
+        "Counter",
+        "Empty",
+        "Full",
+        "Gauge",
+        "Histogram",
+        "ManualClock",
+        "Queue",
+        "Rate",
+        "Registry",
+        "ShutDown",
+        "__version__",
+    ]
     for name in ringstat.__all__:
         assert hasattr(ringstat, name), name
 

@@ -28,7 +28,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyMapping, PyString};
 
 use super::errors::type_name;
-use crate::stats::StatsError;
+use crate::stats::{StatsError, DEFAULT_QUANTILES};
 
 /// Adds the statistics classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -84,10 +84,7 @@ fn int_err(value: &Bound<'_, PyAny>, name: &str, range: &str) -> PyErr {
             range.replace("{name}", name)
         ))
     } else {
-        PyTypeError::new_err(format!(
-            "{name} must be an int, not {}",
-            type_name(value)
-        ))
+        PyTypeError::new_err(format!("{name} must be an int, not {}", type_name(value)))
     }
 }
 
@@ -124,9 +121,14 @@ pub(super) fn seconds_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Dura
 }
 
 /// A percentile `p` in `[0, 100]` converted to the Rust quantile `p / 100`.
+///
+/// The division is done in decimal (the shortest decimal form of `p`,
+/// shifted two places, parsed with correct rounding), so that `99.9` gives
+/// the same `f64` as the literal `0.999` and is exposed as
+/// `quantile="0.999"`, not `0.9990000000000001`.
 pub(super) fn percentile_to_quantile(p: f64, name: &str) -> PyResult<f64> {
     if (0.0..=100.0).contains(&p) {
-        Ok(p / 100.0)
+        Ok(format!("{p}e-2").parse().unwrap_or(p / 100.0))
     } else {
         Err(PyValueError::new_err(format!(
             "{name} must be in [0, 100] (a percentile, as in numpy.percentile), got {p}"
@@ -160,8 +162,20 @@ pub(super) fn percentiles_arg(
     Ok((ps, qs))
 }
 
-/// The percentiles a snapshot reports by default (`DEFAULT_QUANTILES` x 100).
-pub(super) const DEFAULT_PERCENTILES: [f64; 4] = [50.0, 90.0, 99.0, 99.9];
+/// The percentiles a snapshot reports by default: [`DEFAULT_QUANTILES`] on
+/// the 0-100 scale.
+const DEFAULT_PERCENTILES: [f64; 4] = [50.0, 90.0, 99.0, 99.9];
+
+/// `percentiles` (an iterable, or `None` for the defaults) as
+/// `(percentiles, quantiles)`.
+pub(super) fn percentiles_or_default(
+    value: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Vec<f64>, Vec<f64>)> {
+    match value.filter(|v| !v.is_none()) {
+        Some(v) => percentiles_arg(v, "percentiles"),
+        None => Ok((DEFAULT_PERCENTILES.to_vec(), DEFAULT_QUANTILES.to_vec())),
+    }
+}
 
 /// The key of percentile `p` in a snapshot dict: `"p50"`, `"p99.9"`.
 pub(super) fn percentile_key(p: f64) -> String {
@@ -196,7 +210,7 @@ pub(super) fn histogram_dict<'py>(
 /// Extracts a `str` argument, naming it on error.
 pub(super) fn str_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
     match value.cast::<PyString>() {
-        Ok(s) => Ok(s.to_str()?.to_owned()),
+        Ok(s) => Ok(s.to_cow()?.into_owned()),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{name} must be a str, not {}",
             type_name(value)

@@ -1,0 +1,204 @@
+//! `ringstat.Registry`: get-or-create by name and labels; snapshots as plain
+//! dicts and the Prometheus text format.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::counter::{PyCounter, PyGauge};
+use super::histogram::{digits_arg, max_value_arg, PyHistogram};
+use super::rate::{buckets_arg, clock_of, window_arg, PyManualClock, PyRate};
+use super::{histogram_dict, labels_arg, percentiles_or_default, stats_err, str_arg};
+use crate::stats::{HistogramConfig, MetricValue, RateConfig, Registry, Snapshot};
+
+/// Named metrics with optional labels, created on first use. Every call
+/// with the same name and labels returns a handle to the same metric
+/// (handles compare equal); a name registered as another kind, or with
+/// another configuration, raises `ValueError`.
+#[pyclass(frozen, name = "Registry", module = "ringstat._ringstat")]
+pub(crate) struct PyRegistry {
+    inner: Registry,
+}
+
+fn name_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    str_arg(value, "name")
+}
+
+/// `(name, value)` label pairs borrowed as the Rust API takes them.
+fn borrow(labels: &[(String, String)]) -> Vec<(&str, &str)> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+impl PyRegistry {
+    /// A snapshot at `percentiles` (default: 50, 90, 99, 99.9), with the
+    /// percentiles asked for.
+    fn take_snapshot(
+        &self,
+        percentiles: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(Snapshot, Vec<f64>)> {
+        let (ps, qs) = percentiles_or_default(percentiles)?;
+        let snap = self.inner.snapshot_with_quantiles(&qs).map_err(stats_err)?;
+        Ok((snap, ps))
+    }
+}
+
+#[pymethods]
+impl PyRegistry {
+    /// An empty registry; its rates read `clock` (default: the system's
+    /// monotonic clock).
+    #[new]
+    #[pyo3(signature = (*, clock = None))]
+    fn new(clock: Option<&Bound<'_, PyManualClock>>) -> Self {
+        Self {
+            inner: Registry::with_clock(clock_of(clock)),
+        }
+    }
+
+    /// The counter `name{labels}`, created at 0 on first use.
+    #[pyo3(signature = (name, labels = None))]
+    fn counter(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: String,
+        labels: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyCounter> {
+        let labels = labels_arg(labels)?;
+        let inner = self
+            .inner
+            .counter(&name, &borrow(&labels))
+            .map_err(stats_err)?;
+        Ok(PyCounter { inner })
+    }
+
+    /// The gauge `name{labels}`, created at 0 on first use.
+    #[pyo3(signature = (name, labels = None))]
+    fn gauge(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: String,
+        labels: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyGauge> {
+        let labels = labels_arg(labels)?;
+        let inner = self
+            .inner
+            .gauge(&name, &borrow(&labels))
+            .map_err(stats_err)?;
+        Ok(PyGauge { inner })
+    }
+
+    /// The histogram `name{labels}`, created empty on first use.
+    #[pyo3(signature = (name, labels = None, *, max_value, significant_digits = 3))]
+    fn histogram(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: String,
+        labels: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = max_value_arg)] max_value: u64,
+        #[pyo3(from_py_with = digits_arg)] significant_digits: u8,
+    ) -> PyResult<PyHistogram> {
+        let labels = labels_arg(labels)?;
+        let config = HistogramConfig {
+            max: max_value,
+            significant_digits,
+        };
+        let inner = self
+            .inner
+            .histogram(&name, &borrow(&labels), config)
+            .map_err(stats_err)?;
+        Ok(PyHistogram { inner })
+    }
+
+    /// The rate `name{labels}`, created on the registry's clock on first use.
+    #[pyo3(
+        signature = (name, labels = None, *, window = Duration::from_secs(60), buckets = 60),
+        text_signature = "($self, name, labels=None, *, window=60.0, buckets=60)"
+    )]
+    fn rate(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: String,
+        labels: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = window_arg)] window: Duration,
+        #[pyo3(from_py_with = buckets_arg)] buckets: usize,
+    ) -> PyResult<PyRate> {
+        let labels = labels_arg(labels)?;
+        let inner = self
+            .inner
+            .rate(&name, &borrow(&labels), RateConfig { window, buckets })
+            .map_err(stats_err)?;
+        Ok(PyRate { inner })
+    }
+
+    /// Every metric's current values as plain dicts and lists (see the
+    /// stubs for the layout).
+    #[pyo3(signature = (percentiles = None))]
+    fn snapshot<'py>(
+        &self,
+        py: Python<'py>,
+        percentiles: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (snap, ps) = self.take_snapshot(percentiles)?;
+        let metrics = PyList::empty(py);
+        for m in &snap.metrics {
+            let d = PyDict::new(py);
+            d.set_item("name", &m.name)?;
+            let labels = PyDict::new(py);
+            for (k, v) in &m.labels {
+                labels.set_item(k, v)?;
+            }
+            d.set_item("labels", labels)?;
+            d.set_item("kind", m.kind().to_string())?;
+            let values = PyDict::new(py);
+            match &m.value {
+                MetricValue::Counter(v) => values.set_item("value", v)?,
+                MetricValue::Gauge { value, min, max } => {
+                    values.set_item("value", value)?;
+                    values.set_item("min", min)?;
+                    values.set_item("max", max)?;
+                }
+                MetricValue::Histogram {
+                    count,
+                    sum,
+                    min,
+                    max,
+                    rejected,
+                    quantiles,
+                } => {
+                    let pairs = ps.iter().copied().zip(quantiles.iter().map(|&(_, v)| v));
+                    let h = histogram_dict(py, *count, *sum, *min, *max, *rejected, pairs)?;
+                    values.update(h.as_mapping())?;
+                }
+                MetricValue::Rate {
+                    total,
+                    in_window,
+                    per_second,
+                    window,
+                } => {
+                    values.set_item("total", total)?;
+                    values.set_item("in_window", in_window)?;
+                    values.set_item("per_second", per_second)?;
+                    values.set_item("window", window.as_secs_f64())?;
+                }
+            }
+            d.set_item("values", values)?;
+            metrics.append(d)?;
+        }
+        let out = PyDict::new(py);
+        out.set_item("timestamp", snap.timestamp_ms as f64 / 1000.0)?;
+        out.set_item("metrics", metrics)?;
+        Ok(out)
+    }
+
+    /// Every metric in the Prometheus text exposition format 0.0.4.
+    #[pyo3(signature = (percentiles = None))]
+    fn to_prometheus(&self, percentiles: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+        Ok(self.take_snapshot(percentiles)?.0.to_prometheus())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ringstat.Registry metrics={}>",
+            self.inner.snapshot().metrics.len()
+        )
+    }
+}
