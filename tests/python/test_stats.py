@@ -536,7 +536,7 @@ def test_rate_defaults_and_system_clock() -> None:
         ({"window": "60"}, TypeError, r"^window must be an int or float, not str"),
         ({"buckets": 0}, ValueError, r"^buckets must be at least 1, got 0"),
         ({"buckets": 1.0}, TypeError, r"^buckets must be an int, not float"),
-        ({"clock": object()}, TypeError, r"clock"),
+        ({"clock": object()}, TypeError, r"^clock must be a ManualClock or None, not object"),
     ],
 )
 def test_rate_bad_config(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
@@ -793,3 +793,8 @@ def test_exported_from_package() -> None:
     for name in ("Counter", "Gauge", "Histogram", "Rate", "Registry", "ManualClock"):
         assert getattr(ringstat, name) is getattr(ringstat._ringstat, name)
         assert getattr(ringstat, name).__module__ == "ringstat._ringstat"
+
+
+def test_registry_bad_clock() -> None:
+    with pytest.raises(TypeError, match=r"^clock must be a ManualClock or None, not int"):
+        Registry(clock=1)  # type: ignore[arg-type]

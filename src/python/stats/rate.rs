@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use super::super::errors::int_arg;
+use pyo3::exceptions::PyTypeError;
+
+use super::super::errors::{int_arg, type_name};
 use super::{seconds_arg, stats_err, u64_arg};
 use crate::stats::{Clock, ManualClock, Rate, SystemClock};
 
@@ -59,12 +61,20 @@ impl PyManualClock {
     }
 }
 
-/// The clock to use: the manual one given, or a new system clock.
-pub(super) fn clock_of(clock: Option<&Bound<'_, PyManualClock>>) -> Arc<dyn Clock> {
-    match clock {
-        Some(c) => Arc::clone(&c.get().inner) as Arc<dyn Clock>,
-        None => Arc::new(SystemClock::new()),
-    }
+/// Extracts `clock` (a `ManualClock` or None) into the clock to use: the
+/// manual one given, or a new system clock. A wrong type is a TypeError that
+/// names the argument (pyo3's own message omits it on the 3.9 limited API).
+pub(super) fn clock_of(clock: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<dyn Clock>> {
+    let Some(clock) = clock.filter(|c| !c.is_none()) else {
+        return Ok(Arc::new(SystemClock::new()));
+    };
+    let manual = clock.cast::<PyManualClock>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "clock must be a ManualClock or None, not {}",
+            type_name(clock)
+        ))
+    })?;
+    Ok(Arc::clone(&manual.get().inner) as Arc<dyn Clock>)
 }
 
 /// Events per second over a sliding window (default: 60 buckets of 1 s),
@@ -98,9 +108,9 @@ impl PyRate {
     fn new(
         #[pyo3(from_py_with = window_arg)] window: Duration,
         #[pyo3(from_py_with = buckets_arg)] buckets: usize,
-        clock: Option<&Bound<'_, PyManualClock>>,
+        clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let inner = Rate::with_clock(window, buckets, clock_of(clock)).map_err(stats_err)?;
+        let inner = Rate::with_clock(window, buckets, clock_of(clock)?).map_err(stats_err)?;
         Ok(Self {
             inner: Arc::new(inner),
         })

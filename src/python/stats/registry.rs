@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyList};
 
 use super::counter::{PyCounter, PyGauge};
 use super::histogram::{digits_arg, max_value_arg, PyHistogram};
-use super::rate::{buckets_arg, clock_of, window_arg, PyManualClock, PyRate};
+use super::rate::{buckets_arg, clock_of, window_arg, PyRate};
 use super::{histogram_dict, labels_arg, percentiles_or_default, stats_err, str_arg};
 use crate::stats::{HistogramConfig, MetricValue, RateConfig, Registry, Snapshot};
 
@@ -52,10 +52,10 @@ impl PyRegistry {
     /// monotonic clock).
     #[new]
     #[pyo3(signature = (*, clock = None))]
-    fn new(clock: Option<&Bound<'_, PyManualClock>>) -> Self {
-        Self {
-            inner: Registry::with_clock(clock_of(clock)),
-        }
+    fn new(clock: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        Ok(Self {
+            inner: Registry::with_clock(clock_of(clock)?),
+        })
     }
 
     /// The counter `name{labels}`, created at 0 on first use.
