@@ -25,12 +25,14 @@
 
 mod sync;
 
+pub mod pipeline;
 pub mod queue;
 pub mod stats;
 
 #[cfg(feature = "python")]
 mod python;
 
+pub use pipeline::{Backpressure, Event, Pipeline};
 pub use queue::{PopError, PushError, Queue};
 pub use stats::{Counter, Gauge, Histogram, Rate, Registry, StatsError};
 

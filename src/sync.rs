@@ -149,3 +149,39 @@ pub(crate) fn default_shard_count() -> usize {
     let n: usize = 2;
     n.next_power_of_two()
 }
+
+// ---------------------------------------------------------------------------
+// Appended for `pipeline` (issue 5): named worker threads and idle deadlines.
+// ---------------------------------------------------------------------------
+
+/// Spawns a thread named `name` running `f` (under loom: a loom thread; the
+/// name is dropped).
+pub(crate) fn spawn_named<F>(name: String, f: F) -> std::io::Result<thread::JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    #[cfg(not(ringstat_loom))]
+    {
+        std::thread::Builder::new().name(name).spawn(f)
+    }
+    #[cfg(ringstat_loom)]
+    {
+        let _ = name;
+        Ok(loom::thread::spawn(f))
+    }
+}
+
+/// The deadline of an idle worker's wait, `d` from now, after which it
+/// refreshes derived gauges. Under loom: `None` (loom has no clock; a timed
+/// wait there only ends on a notification, so models stay finite).
+pub(crate) fn idle_deadline(d: std::time::Duration) -> Option<std::time::Instant> {
+    #[cfg(not(ringstat_loom))]
+    {
+        std::time::Instant::now().checked_add(d)
+    }
+    #[cfg(ringstat_loom)]
+    {
+        let _ = d;
+        None
+    }
+}

@@ -1,0 +1,347 @@
+//! Keyed operators: session tracking and distinct counts.
+//!
+//! Keyed events are routed to worker `hash(key) % workers`, so the state of
+//! one key lives in exactly one worker: session start times sit in that
+//! worker's plain `HashMap`, and each worker writes its own HyperLogLog
+//! partial. Only the aggregates every worker shares (gauges, counters,
+//! histograms) are the lock-free `stats` types.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::hll::{self, Registers};
+use super::PipelineError;
+use crate::stats::{Counter, Gauge, Histogram, HistogramConfig, Registry};
+use crate::sync::{fence, AtomicU64, Ordering};
+
+/// How a session tracker records durations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionsConfig {
+    /// The longest duration recorded, in milliseconds; longer sessions are
+    /// counted in the histogram's `rejected` total. Default: 30 days.
+    pub max_ms: u64,
+    /// Significant decimal digits of the duration histogram (`0..=5`).
+    /// Default: 2 (quantiles within 0.5 %).
+    pub significant_digits: u8,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            max_ms: 30 * 24 * 3600 * 1000,
+            significant_digits: 2,
+        }
+    }
+}
+
+/// The shared metrics of one session tracker `name`, all in the registry:
+///
+/// | metric | kind | meaning |
+/// |---|---|---|
+/// | `{name}_open` | gauge | keys with a session open now |
+/// | `{name}_started_total` | counter | starts that opened a session |
+/// | `{name}_completed_total` | counter | ends that closed an open session |
+/// | `{name}_duration_ms` | histogram | completed durations, `end.ts - start.ts`, in whole milliseconds (rounded down) |
+/// | `{name}_anomalies_total{kind="end_without_start"}` | counter | ends for a key with no open session (ignored otherwise) |
+/// | `{name}_anomalies_total{kind="double_start"}` | counter | starts for a key already open: the session restarts at the new time, the open count is unchanged |
+/// | `{name}_anomalies_total{kind="negative_duration"}` | counter | ends earlier than their start: the session closes, no duration is recorded |
+pub(crate) struct SessionsShared {
+    pub(crate) open: Arc<Gauge>,
+    pub(crate) started: Arc<Counter>,
+    pub(crate) completed: Arc<Counter>,
+    pub(crate) durations: Arc<Histogram>,
+    pub(crate) end_without_start: Arc<Counter>,
+    pub(crate) double_start: Arc<Counter>,
+    pub(crate) negative_duration: Arc<Counter>,
+}
+
+impl SessionsShared {
+    pub(crate) fn register(
+        reg: &Registry,
+        name: &str,
+        config: SessionsConfig,
+    ) -> Result<Self, PipelineError> {
+        let anomaly =
+            |kind: &str| reg.counter(&format!("{name}_anomalies_total"), &[("kind", kind)]);
+        Ok(Self {
+            open: reg.gauge(&format!("{name}_open"), &[])?,
+            started: reg.counter(&format!("{name}_started_total"), &[])?,
+            completed: reg.counter(&format!("{name}_completed_total"), &[])?,
+            durations: reg.histogram(
+                &format!("{name}_duration_ms"),
+                &[],
+                HistogramConfig {
+                    max: config.max_ms,
+                    significant_digits: config.significant_digits,
+                },
+            )?,
+            end_without_start: anomaly("end_without_start")?,
+            double_start: anomaly("double_start")?,
+            negative_duration: anomaly("negative_duration")?,
+        })
+    }
+}
+
+/// One worker's session state for one tracker: open sessions by key.
+/// Owned by that worker alone (no lock). A key that starts and never ends
+/// stays here until the pipeline is dropped.
+#[derive(Default)]
+pub(crate) struct SessionsLocal {
+    open: HashMap<u64, u64>,
+}
+
+impl SessionsLocal {
+    pub(crate) fn start(&mut self, shared: &SessionsShared, key: u64, ts: u64) {
+        if self.open.insert(key, ts).is_some() {
+            shared.double_start.inc();
+        } else {
+            shared.started.inc();
+            shared.open.add(1);
+        }
+    }
+
+    pub(crate) fn end(&mut self, shared: &SessionsShared, key: u64, ts: u64) {
+        match self.open.remove(&key) {
+            None => shared.end_without_start.inc(),
+            Some(start) => {
+                shared.open.sub(1);
+                shared.completed.inc();
+                match ts.checked_sub(start) {
+                    // Out of range: counted in the histogram's `rejected`.
+                    Some(d) => {
+                        let _ = shared.durations.record(d / 1_000_000);
+                    }
+                    None => shared.negative_duration.inc(),
+                }
+            }
+        }
+    }
+}
+
+/// How a distinct counter estimates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DistinctConfig {
+    /// HyperLogLog precision `p` (`4..=16`): `2^p` one-byte registers per
+    /// worker and per window bucket; relative standard error
+    /// `1.04 / sqrt(2^p)`. Default 12 (1.63 %).
+    pub precision: u8,
+    /// Length of the sliding window of
+    /// [`Pipeline::distinct_in_window`](super::Pipeline::distinct_in_window).
+    /// Default 60 s.
+    pub window: Duration,
+    /// Number of buckets the window is cut into (its time resolution); at
+    /// least 1, each at least 1 ms. Default 12 (5 s each).
+    pub buckets: usize,
+}
+
+impl Default for DistinctConfig {
+    fn default() -> Self {
+        Self {
+            precision: 12,
+            window: Duration::from_secs(60),
+            buckets: 12,
+        }
+    }
+}
+
+/// A window slot's tag while its owner clears it.
+const BUSY: u64 = u64::MAX;
+
+/// One bucket of a worker's sliding window: the registers of the keys seen
+/// in one time interval.
+struct WindowSlot {
+    /// `interval + 1` of the registers' interval, 0 if never used, `BUSY`
+    /// while the owner clears them. Written only by the owning worker.
+    tag: AtomicU64,
+    regs: Registers,
+}
+
+/// One worker's partial sketches for one distinct counter. Written only by
+/// that worker; read by anyone.
+pub(crate) struct DistinctPart {
+    all: Registers,
+    window: Box<[WindowSlot]>,
+}
+
+/// A distinct counter: one partial per worker, merged on read.
+pub(crate) struct DistinctShared {
+    pub(crate) config: DistinctConfig,
+    /// `window / buckets` in nanoseconds, at least 1 ms.
+    tick: u64,
+    parts: Box<[DistinctPart]>,
+}
+
+impl DistinctShared {
+    pub(crate) fn new(config: DistinctConfig, workers: usize) -> Result<Self, PipelineError> {
+        hll::check_precision(config.precision)?;
+        let bad = PipelineError::InvalidWindow {
+            window: config.window,
+            buckets: config.buckets,
+        };
+        let window = u64::try_from(config.window.as_nanos()).map_err(|_| bad.clone())?;
+        let n = u64::try_from(config.buckets).map_err(|_| bad.clone())?;
+        if n == 0 || window / n < 1_000_000 {
+            return Err(bad);
+        }
+        let p = config.precision;
+        let parts = (0..workers)
+            .map(|_| DistinctPart {
+                all: Registers::new(p),
+                window: (0..config.buckets)
+                    .map(|_| WindowSlot {
+                        tag: AtomicU64::new(0),
+                        regs: Registers::new(p),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Self {
+            config,
+            tick: window / n,
+            parts,
+        })
+    }
+
+    /// Worker `w` (the only caller for its part) records `key` at `ts`.
+    pub(crate) fn insert(&self, w: usize, key: u64, ts: u64) {
+        let hash = hll::mix64(key);
+        let part = &self.parts[w];
+        part.all.insert(hash);
+        let interval = ts / self.tick;
+        let slot = &part.window[(interval % self.parts[w].window.len() as u64) as usize];
+        let want = interval + 1;
+        // Relaxed: we are the only writer of this tag.
+        let tag = slot.tag.load(Ordering::Relaxed);
+        if tag == want {
+            slot.regs.insert(hash);
+        } else if tag < want {
+            // Seqlock-style rotation. Relaxed store of BUSY, then a Release
+            // fence: pairs with the reader's Acquire fence in `read_slot`, so
+            // a reader that sees any register cleared or written below also
+            // sees BUSY (or the new tag) on its re-check.
+            slot.tag.store(BUSY, Ordering::Relaxed);
+            fence(Ordering::Release);
+            slot.regs.clear();
+            slot.regs.insert(hash);
+            // Release: pairs with the reader's Acquire load of the tag, so a
+            // reader that sees the new tag sees the cleared registers.
+            slot.tag.store(want, Ordering::Release);
+        }
+        // tag > want: the slot already holds a later interval; this key is
+        // older than the window there and counts in the total only.
+    }
+
+    /// Estimated distinct keys ever seen.
+    pub(crate) fn count(&self) -> f64 {
+        let mut acc = vec![0u8; 1 << self.config.precision];
+        for part in self.parts.iter() {
+            part.all.merge_into(&mut acc);
+        }
+        hll::estimate(&acc, self.config.precision)
+    }
+
+    /// Estimated distinct keys seen in the window ending at `now`: the
+    /// current bucket and the `buckets - 1` before it.
+    pub(crate) fn count_in_window(&self, now: u64) -> f64 {
+        let cur = now / self.tick;
+        let oldest = (cur + 1).saturating_sub(self.config.buckets as u64);
+        let mut acc = vec![0u8; 1 << self.config.precision];
+        let mut tmp = vec![0u8; acc.len()];
+        for part in self.parts.iter() {
+            for slot in part.window.iter() {
+                read_slot(slot, oldest + 1, &mut acc, &mut tmp);
+            }
+        }
+        hll::estimate(&acc, self.config.precision)
+    }
+}
+
+/// Merges `slot` into `acc` if its tag is at least `min_tag`, reading the
+/// registers consistently (retrying if the owner rotates the slot meanwhile;
+/// after a few tries the slot is skipped: it is being moved to a newer,
+/// nearly empty interval).
+fn read_slot(slot: &WindowSlot, min_tag: u64, acc: &mut [u8], tmp: &mut [u8]) {
+    for _ in 0..4 {
+        // Acquire: pairs with the owner's Release store of the new tag.
+        let t1 = slot.tag.load(Ordering::Acquire);
+        if t1 == BUSY {
+            crate::sync::thread::yield_now();
+            continue;
+        }
+        if t1 < min_tag {
+            return;
+        }
+        tmp.fill(0);
+        slot.regs.merge_into(tmp);
+        // Acquire fence: pairs with the owner's Release fence after it stores
+        // BUSY: if we read a register written after that, we see BUSY (or a
+        // later tag) below.
+        fence(Ordering::Acquire);
+        let t2 = slot.tag.load(Ordering::Relaxed);
+        if t1 == t2 {
+            for (a, &b) in acc.iter_mut().zip(tmp.iter()) {
+                *a = (*a).max(b);
+            }
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_anomalies() {
+        let reg = Registry::new();
+        let s = SessionsShared::register(&reg, "online", SessionsConfig::default()).unwrap();
+        let mut l = SessionsLocal::default();
+        l.end(&s, 1, 10);
+        l.start(&s, 1, 1_000_000);
+        l.start(&s, 1, 2_000_000);
+        assert_eq!(s.open.get(), 1);
+        l.end(&s, 1, 5_500_000);
+        assert_eq!(s.durations.max(), Some(3));
+        l.start(&s, 2, 10);
+        l.end(&s, 2, 5);
+        assert_eq!(
+            (
+                s.end_without_start.get(),
+                s.double_start.get(),
+                s.negative_duration.get()
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            (s.started.get(), s.completed.get(), s.open.get()),
+            (2, 2, 0)
+        );
+    }
+
+    #[test]
+    fn window_rotates() {
+        let cfg = DistinctConfig {
+            precision: 14,
+            window: Duration::from_secs(4),
+            buckets: 4,
+        };
+        let d = DistinctShared::new(cfg, 2).unwrap();
+        let s = 1_000_000_000;
+        for k in 0..100 {
+            d.insert((k % 2) as usize, k, 0);
+        }
+        for k in 100..150 {
+            d.insert(0, k, 3 * s);
+        }
+        assert!((d.count_in_window(3 * s) - 150.0).abs() < 5.0);
+        assert!((d.count_in_window(4 * s) - 50.0).abs() < 3.0);
+        assert_eq!(d.count_in_window(7 * s), 0.0);
+        // A late key for an interval whose slot was reused counts in the
+        // total only.
+        d.insert(0, 1_000, 4 * s);
+        d.insert(0, 1_001, 0);
+        assert!((d.count() - 152.0).abs() < 5.0);
+        assert!(DistinctShared::new(DistinctConfig { buckets: 0, ..cfg }, 1).is_err());
+    }
+}

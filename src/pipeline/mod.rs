@@ -1,0 +1,1424 @@
+//! The event pipeline: typed events -> per-worker [`Queue`]s -> native
+//! worker threads -> the [`Registry`]'s live statistics.
+//!
+//! A producer resolves each metric once to a small `Copy` handle
+//! ([`CounterId`], [`SessionsId`], ...), then sends 32-byte [`Event`]s:
+//! no string lookup and no lock on the hot path. Worker threads drain their
+//! queue in batches and fold the events into the registry's lock-free
+//! counters, gauges, histograms and rates; anyone reads the numbers live
+//! through the registry.
+//!
+//! # Routing and keyed state
+//!
+//! Each worker owns one bounded queue. Keyed events ([`Event::start`],
+//! [`Event::end`], [`Event::seen`], or any event given a key with
+//! [`Event::with_key`]) go to worker `hash(key) % workers`, so the per-key
+//! state (open sessions, HyperLogLog partials) lives in exactly one worker
+//! and is never locked. Other events go to the worker picked by the sending
+//! thread. Hence the order of one producer's events is kept per key and,
+//! for unkeyed events, per producer; events of different producers are not
+//! ordered.
+//!
+//! # Guarantees
+//!
+//! - **flush**: [`Pipeline::flush`] returns once every event whose `send`
+//!   returned before `flush` was called is applied (or counted as dropped
+//!   by the overwrite policy). It does not wait for sends that are still in
+//!   progress. Concurrent flushes are served one after the other.
+//! - **close**: [`Pipeline::close`] (and dropping the pipeline) stops
+//!   accepting events, lets the workers drain everything already queued,
+//!   and joins them. A send that races with close either is applied or fails
+//!   with [`SendError::Closed`] handing the event back: nothing is lost.
+//! - **drops**: only the [`Backpressure::DropNewest`] and
+//!   [`Backpressure::OverwriteOldest`] policies drop, and every drop is
+//!   counted. After close: `received == applied + dropped + rejected`
+//!   (see [`PipelineStats`]).
+//! - **units**: timestamps are nanoseconds; session durations are recorded
+//!   in whole milliseconds; distinct counts have relative standard error
+//!   `1.04 / sqrt(2^precision)` (1.63 % by default, see [`HyperLogLog`]).
+//!
+//! # The pipeline's own metrics
+//!
+//! Registered in the registry with the label `pipeline="<name>"` (see
+//! [`PipelineBuilder::name`], default `"default"`):
+//!
+//! | name | kind | meaning |
+//! |---|---|---|
+//! | `ringstat_pipeline_received_total` | counter | events accepted by a send (queued, or dropped by `DropNewest`) |
+//! | `ringstat_pipeline_applied_total` | counter | events applied by the workers |
+//! | `ringstat_pipeline_dropped_total` | counter | events dropped by a full queue (`DropNewest`) or displaced (`OverwriteOldest`) |
+//! | `ringstat_pipeline_rejected_total` | counter | events naming a metric this pipeline does not have (a handle of another pipeline) |
+//! | `ringstat_pipeline_queue_depth` | gauge | events waiting in the queues, refreshed by the workers after each batch |
+//! | `ringstat_pipeline_applied` | rate | applied events per second over the last minute |
+//!
+//! Each session tracker and distinct counter registers its own metrics too
+//! (see [`Pipeline::sessions`] and [`Pipeline::distinct`]).
+//!
+//! # Examples
+//!
+//! ```
+//! use ringstat::pipeline::{Event, Pipeline};
+//! use ringstat::Registry;
+//!
+//! let registry = Registry::new();
+//! let pipeline = Pipeline::builder(&registry).workers(2).capacity(1024).build()?;
+//! let logins = pipeline.counter("logins")?;
+//! let online = pipeline.sessions("online")?;
+//! let users = pipeline.distinct("users")?;
+//!
+//! for user in 0..100u64 {
+//!     pipeline.send(Event::count(logins))?;
+//!     pipeline.send(Event::start(online, user).at(1_000_000_000))?;
+//!     pipeline.send(Event::seen(users, user))?;
+//! }
+//! pipeline.send(Event::end(online, 7).at(61_000_000_000))?;
+//! pipeline.flush();
+//!
+//! assert_eq!(registry.counter("logins", &[])?.get(), 100);
+//! assert_eq!(registry.gauge("online_open", &[])?.get(), 99);
+//! assert!((pipeline.distinct_count(users) - 100.0).abs() < 3.0);
+//! pipeline.close();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod event;
+mod hll;
+mod keyed;
+mod worker;
+
+use std::collections::HashMap;
+// `std::sync::Arc` for metric handles and the clock: reference counting
+// only, and `Arc<dyn Clock>` needs unsized coercion, which loom's lacks.
+use std::sync::Arc as StdArc;
+use std::time::Duration;
+
+pub use error::{PipelineError, SendError};
+pub use event::{CounterId, DistinctId, Event, GaugeId, HistogramId, Op, RateId, SessionsId};
+pub use hll::{HyperLogLog, MAX_PRECISION, MIN_PRECISION};
+pub use keyed::{DistinctConfig, SessionsConfig};
+
+use crate::queue::{Closed, PushError, Queue};
+use crate::stats::{
+    Clock, Counter, Gauge, Histogram, HistogramConfig, Rate, RateConfig, Registry, SystemClock,
+};
+use crate::sync::{thread, thread_index, Arc, Condvar, Mutex, MutexGuard};
+use event::Kind;
+use keyed::{DistinctShared, SessionsShared};
+
+/// What a send does when its worker's queue is full. Chosen at construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backpressure {
+    /// Wait for room (the default): nothing is ever dropped.
+    #[default]
+    Block,
+    /// Drop the event being sent, count it, and return
+    /// [`SendError::Dropped`].
+    DropNewest,
+    /// Make room by discarding the oldest queued event of that worker,
+    /// count it, and queue the new one (lossy telemetry mode).
+    OverwriteOldest,
+}
+
+/// The default total queue capacity.
+pub const DEFAULT_CAPACITY: usize = 65_536;
+/// The default batch a worker drains at once.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+
+/// Seed mixed into keys for routing, so the worker choice and the
+/// HyperLogLog register choice use unrelated hash bits.
+const ROUTE_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+/// A resolved metric, as kept in the pipeline's table.
+#[derive(Clone)]
+enum Target {
+    Counter(StdArc<Counter>),
+    Gauge(StdArc<Gauge>),
+    Histogram(StdArc<Histogram>),
+    Rate(StdArc<Rate>),
+    Sessions(StdArc<SessionsShared>),
+    /// The sketch, and the `{name}_distinct` / `{name}_distinct_window`
+    /// gauges that mirror its estimates.
+    Distinct(StdArc<DistinctShared>, StdArc<Gauge>, StdArc<Gauge>),
+}
+
+/// Every metric the pipeline resolved; index = handle index. Append-only.
+#[derive(Default)]
+struct Table {
+    targets: Vec<Target>,
+    by_name: HashMap<(Kind, String), u32>,
+}
+
+/// The pipeline's own metrics.
+struct Own {
+    received: StdArc<Counter>,
+    applied: StdArc<Counter>,
+    applied_rate: StdArc<Rate>,
+    dropped: StdArc<Counter>,
+    rejected: StdArc<Counter>,
+    depth: StdArc<Gauge>,
+}
+
+/// State shared by the pipeline, its senders and its workers.
+struct Shared {
+    /// One queue per worker; worker `i` is the only consumer of `queues[i]`.
+    queues: Box<[Queue<Event>]>,
+    policy: Backpressure,
+    batch_size: usize,
+    /// How often worker 0 refreshes the distinct gauges, and the longest an
+    /// idle worker sleeps before refreshing the depth gauge.
+    refresh: Duration,
+    registry: Registry,
+    clock: StdArc<dyn Clock>,
+    own: Own,
+    /// Taken to resolve a metric, and by a worker the first time it meets a
+    /// new metric index; never per event.
+    table: Mutex<Table>,
+    /// The last flush ticket handed out; held for a whole flush, so flush
+    /// markers enter every queue in ticket order, one flush at a time.
+    flush_serial: Mutex<u64>,
+    /// `done[i]`: the highest ticket worker `i` has answered (`u64::MAX` once
+    /// it exited). Changed and waited on under this lock only.
+    flush_progress: Mutex<Vec<u64>>,
+    flush_cv: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoning: every critical section here leaves its data consistent.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    fn lock_table(&self) -> MutexGuard<'_, Table> {
+        lock(&self.table)
+    }
+
+    /// Records that worker `i` answered flush `ticket` and wakes flushers.
+    fn flush_done(&self, i: usize, ticket: u64) {
+        let mut done = lock(&self.flush_progress);
+        if done[i] < ticket {
+            done[i] = ticket;
+        }
+        drop(done);
+        self.flush_cv.notify_all();
+    }
+
+    #[inline]
+    fn route(&self, ev: &Event) -> usize {
+        let n = self.queues.len();
+        if n == 1 {
+            0
+        } else if ev.op.is_keyed() || ev.key != 0 {
+            (hll::mix64(ev.key ^ ROUTE_SEED) % n as u64) as usize
+        } else {
+            thread_index() % n
+        }
+    }
+
+    /// An event displaced by `force_push` from queue `i`.
+    fn displaced(&self, i: usize, old: Event) {
+        if old.op == Op::Flush {
+            // Everything older than the marker was displaced before it: the
+            // flush is answered for this queue.
+            self.flush_done(i, old.value);
+        } else {
+            self.own.dropped.inc();
+        }
+    }
+
+    fn send(&self, ev: Event) -> Result<(), SendError> {
+        let i = self.route(&ev);
+        let q = &self.queues[i];
+        match self.policy {
+            Backpressure::Block => {
+                q.push(ev).map_err(|e| SendError::Closed(e.into_inner()))?;
+            }
+            Backpressure::DropNewest => match q.try_push(ev) {
+                Ok(()) => {}
+                Err(PushError::Full(ev)) => {
+                    self.own.received.inc();
+                    self.own.dropped.inc();
+                    return Err(SendError::Dropped(ev));
+                }
+                Err(PushError::Closed(ev)) => return Err(SendError::Closed(ev)),
+            },
+            Backpressure::OverwriteOldest => match q.force_push(ev) {
+                Ok(None) => {}
+                Ok(Some(old)) => self.displaced(i, old),
+                Err(e) => return Err(SendError::Closed(e.into_inner())),
+            },
+        }
+        self.own.received.inc();
+        Ok(())
+    }
+
+    /// Sends `run` (all routed to worker `i`); returns how many events were
+    /// dropped. On `Closed`, the events not sent stay in `run`.
+    fn send_run(&self, i: usize, run: &mut Vec<Event>) -> Result<u64, Closed> {
+        let q = &self.queues[i];
+        let before = run.len() as u64;
+        match self.policy {
+            Backpressure::Block => {
+                let r = q.push_batch(run);
+                self.own.received.add(before - run.len() as u64);
+                r.map(|()| 0)
+            }
+            Backpressure::DropNewest => {
+                q.try_push_batch(run)?;
+                let dropped = run.len() as u64;
+                run.clear();
+                self.own.received.add(before);
+                self.own.dropped.add(dropped);
+                Ok(dropped)
+            }
+            Backpressure::OverwriteOldest => {
+                let mut dropped = 0;
+                let mut sent = 0;
+                let mut result = Ok(());
+                for &ev in run.iter() {
+                    match q.force_push(ev) {
+                        Ok(None) => {}
+                        Ok(Some(old)) => {
+                            dropped += u64::from(old.op != Op::Flush);
+                            self.displaced(i, old);
+                        }
+                        Err(_) => {
+                            result = Err(Closed);
+                            break;
+                        }
+                    }
+                    sent += 1;
+                }
+                run.drain(..sent);
+                self.own.received.add(sent as u64);
+                result.map(|()| dropped)
+            }
+        }
+    }
+
+    fn send_batch(
+        &self,
+        events: &mut Vec<Event>,
+        scratch: &mut Vec<Vec<Event>>,
+    ) -> Result<u64, Closed> {
+        let n = self.queues.len();
+        if n == 1 {
+            return self.send_run(0, events);
+        }
+        scratch.resize_with(n, Vec::new);
+        for ev in events.drain(..) {
+            scratch[self.route(&ev)].push(ev);
+        }
+        let mut dropped = 0;
+        let mut closed = false;
+        for (i, run) in scratch.iter_mut().enumerate() {
+            if !closed {
+                match self.send_run(i, run) {
+                    Ok(d) => dropped += d,
+                    Err(Closed) => closed = true,
+                }
+            }
+            events.append(run);
+        }
+        if closed {
+            Err(Closed)
+        } else {
+            Ok(dropped)
+        }
+    }
+
+    /// Total events waiting in the queues (each queue read at one instant).
+    fn depth(&self) -> usize {
+        self.queues.iter().map(Queue::len).sum()
+    }
+
+    fn refresh_depth(&self) {
+        self.own.depth.set(self.depth() as i64);
+    }
+
+    fn refresh_distinct_gauges(&self) {
+        let distinct: Vec<_> = self
+            .lock_table()
+            .targets
+            .iter()
+            .filter_map(|t| match t {
+                Target::Distinct(d, all, win) => {
+                    Some((StdArc::clone(d), StdArc::clone(all), StdArc::clone(win)))
+                }
+                _ => None,
+            })
+            .collect();
+        if distinct.is_empty() {
+            return;
+        }
+        let now = self.clock.now_nanos();
+        for (d, all, win) in distinct {
+            all.set(d.count().round() as i64);
+            win.set(d.count_in_window(now).round() as i64);
+        }
+    }
+
+    fn flush(&self) {
+        let mut serial = lock(&self.flush_serial);
+        *serial += 1;
+        let ticket = *serial;
+        for q in self.queues.iter() {
+            // A marker is never dropped by the policy: it waits for room. If
+            // the queue is closed, its worker answers every ticket on exit.
+            let _ = q.push(Event::flush_marker(ticket));
+        }
+        let mut done = lock(&self.flush_progress);
+        while done.iter().any(|&d| d < ticket) {
+            done = self
+                .flush_cv
+                .wait(done)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        drop(done);
+        drop(serial);
+        self.refresh_depth();
+        self.refresh_distinct_gauges();
+    }
+
+    fn resolve(
+        &self,
+        kind: Kind,
+        name: &str,
+        make: impl FnOnce() -> Result<Target, PipelineError>,
+        same: impl FnOnce(&Target) -> bool,
+    ) -> Result<u32, PipelineError> {
+        let mut table = self.lock_table();
+        if let Some(&id) = table.by_name.get(&(kind, name.to_owned())) {
+            return if same(&table.targets[id as usize]) {
+                Ok(id)
+            } else {
+                Err(PipelineError::ConfigMismatch {
+                    name: name.to_owned(),
+                })
+            };
+        }
+        let id = u32::try_from(table.targets.len())
+            .ok()
+            .filter(|&id| id < u32::MAX)
+            .ok_or(PipelineError::TooManyMetrics)?;
+        let target = make()?;
+        table.targets.push(target);
+        table.by_name.insert((kind, name.to_owned()), id);
+        Ok(id)
+    }
+}
+
+/// Counts of a pipeline's own metrics at one moment (each read separately).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PipelineStats {
+    /// Events accepted by a send (queued, or dropped by `DropNewest`).
+    pub received: u64,
+    /// Events applied by the workers.
+    pub applied: u64,
+    /// Events dropped by a full queue or displaced by an overwrite.
+    pub dropped: u64,
+    /// Events naming a metric this pipeline does not have.
+    pub rejected: u64,
+    /// Events waiting in the queues now.
+    pub queue_depth: u64,
+}
+
+/// Configures and starts a [`Pipeline`]; from [`Pipeline::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PipelineBuilder {
+    registry: Registry,
+    capacity: usize,
+    workers: usize,
+    batch_size: usize,
+    policy: Backpressure,
+    clock: Option<StdArc<dyn Clock>>,
+    name: String,
+    refresh: Duration,
+}
+
+impl PipelineBuilder {
+    /// Total events the queues hold (split evenly over the workers, rounded
+    /// up). Default [`DEFAULT_CAPACITY`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::builder(&ringstat::Registry::new())
+    ///     .capacity(8)
+    ///     .workers(2)
+    ///     .build()?;
+    /// assert_eq!(p.capacity(), 8);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Number of worker threads (`1..=256`). Default: 2.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::builder(&ringstat::Registry::new())
+    ///     .workers(3)
+    ///     .build()?;
+    /// assert_eq!(p.workers(), 3);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Most events a worker drains and applies at once. Default
+    /// [`DEFAULT_BATCH_SIZE`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::builder(&ringstat::Registry::new())
+    ///     .batch_size(64)
+    ///     .build()?;
+    /// # drop(p);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// What a send does when the queue is full. Default
+    /// [`Backpressure::Block`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Backpressure, Pipeline};
+    /// let p = Pipeline::builder(&ringstat::Registry::new())
+    ///     .backpressure(Backpressure::DropNewest)
+    ///     .build()?;
+    /// assert_eq!(p.backpressure(), Backpressure::DropNewest);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn backpressure(mut self, policy: Backpressure) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The clock for events without a timestamp and for sliding windows.
+    /// Default: a [`SystemClock`] started at build. Give the registry the
+    /// same clock ([`Registry::with_clock`]) to make rates agree.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ringstat::stats::{ManualClock, Registry};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let reg = Registry::with_clock(clock.clone());
+    /// let p = ringstat::pipeline::Pipeline::builder(&reg).clock(clock).build()?;
+    /// assert_eq!(p.now(), 0);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn clock(mut self, clock: StdArc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The value of the `pipeline` label on the pipeline's own metrics (and
+    /// the worker threads' name prefix). Default `"default"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reg = ringstat::Registry::new();
+    /// let p = ringstat::pipeline::Pipeline::builder(&reg).name("ingest").build()?;
+    /// # drop(p);
+    /// assert!(reg.counter("ringstat_pipeline_applied_total", &[("pipeline", "ingest")]).is_ok());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.name);
+        self
+    }
+
+    /// How often worker 0 refreshes the `{name}_distinct*` gauges (and the
+    /// longest an idle worker waits before refreshing the depth gauge).
+    /// Default 1 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = ringstat::pipeline::Pipeline::builder(&ringstat::Registry::new())
+    ///     .refresh_interval(Duration::from_millis(100))
+    ///     .build()?;
+    /// # drop(p);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn refresh_interval(mut self, every: Duration) -> Self {
+        self.refresh = every;
+        self
+    }
+
+    /// Registers the pipeline's own metrics and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`PipelineError::InvalidWorkers`], [`PipelineError::InvalidCapacity`],
+    /// [`PipelineError::InvalidBatchSize`], [`PipelineError::Stats`] if the
+    /// registry refuses the pipeline's metric names, [`PipelineError::Spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Pipeline, PipelineError};
+    /// let reg = ringstat::Registry::new();
+    /// assert!(matches!(
+    ///     Pipeline::builder(&reg).workers(0).build(),
+    ///     Err(PipelineError::InvalidWorkers { workers: 0 })
+    /// ));
+    /// ```
+    pub fn build(self) -> Result<Pipeline, PipelineError> {
+        let workers = self.workers;
+        if !(1..=256).contains(&workers) {
+            return Err(PipelineError::InvalidWorkers { workers });
+        }
+        if self.capacity < workers || self.capacity > crate::queue::MAX_CAPACITY {
+            return Err(PipelineError::InvalidCapacity {
+                capacity: self.capacity,
+            });
+        }
+        if self.batch_size == 0 {
+            return Err(PipelineError::InvalidBatchSize {
+                batch_size: self.batch_size,
+            });
+        }
+        let per_worker = self.capacity.div_ceil(workers);
+        let reg = &self.registry;
+        let labels = [("pipeline", self.name.as_str())];
+        let own = Own {
+            received: reg.counter("ringstat_pipeline_received_total", &labels)?,
+            applied: reg.counter("ringstat_pipeline_applied_total", &labels)?,
+            applied_rate: reg.rate("ringstat_pipeline_applied", &labels, RateConfig::default())?,
+            dropped: reg.counter("ringstat_pipeline_dropped_total", &labels)?,
+            rejected: reg.counter("ringstat_pipeline_rejected_total", &labels)?,
+            depth: reg.gauge("ringstat_pipeline_queue_depth", &labels)?,
+        };
+        let shared = Arc::new(Shared {
+            queues: (0..workers).map(|_| Queue::new(per_worker)).collect(),
+            policy: self.policy,
+            batch_size: self.batch_size,
+            refresh: self.refresh,
+            registry: self.registry.clone(),
+            clock: self
+                .clock
+                .unwrap_or_else(|| StdArc::new(SystemClock::new())),
+            own,
+            table: Mutex::new(Table::default()),
+            flush_serial: Mutex::new(0),
+            flush_progress: Mutex::new(vec![0; workers]),
+            flush_cv: Condvar::new(),
+        });
+        let pipeline = Pipeline {
+            shared: Arc::clone(&shared),
+            handles: Mutex::new(Vec::with_capacity(workers)),
+            capacity: self.capacity,
+        };
+        for i in 0..workers {
+            let s = Arc::clone(&shared);
+            let name = format!("ringstat-{}-{i}", self.name);
+            match crate::sync::spawn_named(name, move || worker::run(&s, i)) {
+                Ok(h) => lock(&pipeline.handles).push(h),
+                Err(e) => {
+                    // Dropping the pipeline closes and joins those started.
+                    return Err(PipelineError::Spawn {
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(pipeline)
+    }
+}
+
+/// The event pipeline: bounded per-worker queues drained by worker threads
+/// into a [`Registry`]. See the [module docs](self) for routing, guarantees
+/// and the metrics it registers.
+///
+/// `Pipeline` is `Send + Sync`: share it by reference (or in an `Arc`), or
+/// hand producers a [`Sender`] each. Dropping it closes it
+/// ([`close`](Pipeline::close)).
+///
+/// # Examples
+///
+/// ```
+/// use ringstat::pipeline::{Event, Pipeline};
+///
+/// let reg = ringstat::Registry::new();
+/// let p = Pipeline::new(&reg)?;
+/// let logins = p.counter("logins")?;
+/// std::thread::scope(|s| {
+///     for _ in 0..4 {
+///         s.spawn(|| {
+///             for _ in 0..1000 {
+///                 p.send(Event::count(logins)).unwrap();
+///             }
+///         });
+///     }
+/// });
+/// p.close();
+/// assert_eq!(reg.counter("logins", &[])?.get(), 4000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    /// The workers not yet joined; emptied (under this lock) by `close`.
+    handles: Mutex<Vec<thread::JoinHandle<()>>>,
+    capacity: usize,
+}
+
+impl Pipeline {
+    /// A builder with the defaults: 2 workers, capacity
+    /// [`DEFAULT_CAPACITY`], batches of [`DEFAULT_BATCH_SIZE`],
+    /// [`Backpressure::Block`], the system clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::builder(&ringstat::Registry::new()).build()?;
+    /// assert_eq!(p.workers(), 2);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn builder(registry: &Registry) -> PipelineBuilder {
+        PipelineBuilder {
+            registry: registry.clone(),
+            capacity: DEFAULT_CAPACITY,
+            workers: 2,
+            batch_size: DEFAULT_BATCH_SIZE,
+            policy: Backpressure::Block,
+            clock: None,
+            name: "default".to_owned(),
+            refresh: Duration::from_secs(1),
+        }
+    }
+
+    /// A pipeline with the defaults of [`builder`](Pipeline::builder).
+    ///
+    /// # Errors
+    ///
+    /// As [`PipelineBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// assert!(!p.is_closed());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn new(registry: &Registry) -> Result<Self, PipelineError> {
+        Self::builder(registry).build()
+    }
+
+    // ----- resolving metrics -------------------------------------------------
+
+    /// Resolves the registry counter `name` (created on first use).
+    /// Resolving the same name again returns the same handle.
+    ///
+    /// # Errors
+    ///
+    /// [`PipelineError::Stats`] if the registry refuses the name (invalid,
+    /// or another kind), [`PipelineError::TooManyMetrics`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// assert_eq!(p.counter("logins")?, p.counter("logins")?);
+    /// assert!(p.counter("not a name").is_err());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn counter(&self, name: &str) -> Result<CounterId, PipelineError> {
+        let reg = &self.shared.registry;
+        self.shared
+            .resolve(
+                Kind::Counter,
+                name,
+                || Ok(Target::Counter(reg.counter(name, &[])?)),
+                |_| true,
+            )
+            .map(CounterId)
+    }
+
+    /// Resolves the registry gauge `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`counter`](Pipeline::counter).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// let _ = p.gauge("queue_size")?;
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn gauge(&self, name: &str) -> Result<GaugeId, PipelineError> {
+        let reg = &self.shared.registry;
+        self.shared
+            .resolve(
+                Kind::Gauge,
+                name,
+                || Ok(Target::Gauge(reg.gauge(name, &[])?)),
+                |_| true,
+            )
+            .map(GaugeId)
+    }
+
+    /// Resolves the registry histogram `name` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`counter`](Pipeline::counter), plus the registry's config errors
+    /// and [`PipelineError::ConfigMismatch`] if resolved before with another
+    /// config.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::HistogramConfig;
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// let cfg = HistogramConfig { max: 60_000, significant_digits: 2 };
+    /// let _ = p.histogram("latency_ms", cfg)?;
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn histogram(
+        &self,
+        name: &str,
+        config: HistogramConfig,
+    ) -> Result<HistogramId, PipelineError> {
+        let reg = &self.shared.registry;
+        self.shared
+            .resolve(
+                Kind::Histogram,
+                name,
+                || Ok(Target::Histogram(reg.histogram(name, &[], config)?)),
+                |t| matches!(t, Target::Histogram(h) if h.config() == config),
+            )
+            .map(HistogramId)
+    }
+
+    /// Resolves the registry rate `name` (60 buckets of 1 s, on the
+    /// registry's clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`counter`](Pipeline::counter).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// let _ = p.rate("logins_per_second")?;
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn rate(&self, name: &str) -> Result<RateId, PipelineError> {
+        self.rate_with(name, RateConfig::default())
+    }
+
+    /// Resolves the registry rate `name` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`histogram`](Pipeline::histogram).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringstat::stats::RateConfig;
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// let cfg = RateConfig { window: Duration::from_secs(10), buckets: 10 };
+    /// let _ = p.rate_with("logins_per_second", cfg)?;
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn rate_with(&self, name: &str, config: RateConfig) -> Result<RateId, PipelineError> {
+        let reg = &self.shared.registry;
+        self.shared
+            .resolve(
+                Kind::Rate,
+                name,
+                || Ok(Target::Rate(reg.rate(name, &[], config)?)),
+                |t| matches!(t, Target::Rate(r) if r.config() == config),
+            )
+            .map(RateId)
+    }
+
+    /// Resolves the session tracker `name` with the default
+    /// [`SessionsConfig`] (durations up to 30 days, 2 significant digits).
+    ///
+    /// It registers, with `{name}` the given name:
+    ///
+    /// | metric | kind | meaning |
+    /// |---|---|---|
+    /// | `{name}_open` | gauge | keys with a session open now |
+    /// | `{name}_started_total` | counter | starts that opened a session |
+    /// | `{name}_completed_total` | counter | ends that closed an open session |
+    /// | `{name}_duration_ms` | histogram | durations `end.ts - start.ts` of completed sessions in whole milliseconds (rounded down); longer than `max_ms`: counted as rejected |
+    /// | `{name}_anomalies_total{kind="end_without_start"}` | counter | ends for a key with no open session (otherwise ignored) |
+    /// | `{name}_anomalies_total{kind="double_start"}` | counter | starts for a key already open: the session restarts at the new time, the open count is unchanged |
+    /// | `{name}_anomalies_total{kind="negative_duration"}` | counter | ends earlier than their start: the session closes, no duration is recorded |
+    ///
+    /// Open sessions live in the worker that owns the key until they end.
+    ///
+    /// # Errors
+    ///
+    /// As [`histogram`](Pipeline::histogram).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let reg = ringstat::Registry::new();
+    /// let p = Pipeline::new(&reg)?;
+    /// let online = p.sessions("online")?;
+    /// p.send(Event::start(online, 1).at(0))?;
+    /// p.send(Event::end(online, 1).at(2_500_000_000))?;
+    /// p.flush();
+    /// assert_eq!(reg.counter("online_completed_total", &[])?.get(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sessions(&self, name: &str) -> Result<SessionsId, PipelineError> {
+        self.sessions_with(name, SessionsConfig::default())
+    }
+
+    /// Resolves the session tracker `name` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`histogram`](Pipeline::histogram).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Pipeline, SessionsConfig};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let cfg = SessionsConfig { max_ms: 3_600_000, significant_digits: 3 };
+    /// let _ = p.sessions_with("calls", cfg)?;
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn sessions_with(
+        &self,
+        name: &str,
+        config: SessionsConfig,
+    ) -> Result<SessionsId, PipelineError> {
+        let reg = &self.shared.registry;
+        self.shared
+            .resolve(
+                Kind::Sessions,
+                name,
+                || {
+                    Ok(Target::Sessions(StdArc::new(SessionsShared::register(
+                        reg, name, config,
+                    )?)))
+                },
+                |t| {
+                    matches!(t, Target::Sessions(s) if s.durations.config() == HistogramConfig {
+                        max: config.max_ms,
+                        significant_digits: config.significant_digits,
+                    })
+                },
+            )
+            .map(SessionsId)
+    }
+
+    /// Resolves the distinct counter `name` with the default
+    /// [`DistinctConfig`] (precision 12: 1.63 % standard error; window
+    /// 60 s in 12 buckets).
+    ///
+    /// Read it with [`distinct_count`](Pipeline::distinct_count) and
+    /// [`distinct_in_window`](Pipeline::distinct_in_window) (exact merges of
+    /// the workers' sketches at the time of the call), or through the
+    /// gauges `{name}_distinct` and `{name}_distinct_window` that worker 0
+    /// refreshes every [`refresh_interval`](PipelineBuilder::refresh_interval),
+    /// and that [`flush`](Pipeline::flush) and [`close`](Pipeline::close)
+    /// refresh before they return.
+    ///
+    /// # Errors
+    ///
+    /// As [`histogram`](Pipeline::histogram).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let reg = ringstat::Registry::new();
+    /// let p = Pipeline::new(&reg)?;
+    /// let users = p.distinct("users")?;
+    /// for id in [1, 2, 2, 3] {
+    ///     p.send(Event::seen(users, id))?;
+    /// }
+    /// p.flush();
+    /// assert_eq!(p.distinct_count(users).round(), 3.0);
+    /// assert_eq!(reg.gauge("users_distinct", &[])?.get(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn distinct(&self, name: &str) -> Result<DistinctId, PipelineError> {
+        self.distinct_with(name, DistinctConfig::default())
+    }
+
+    /// Resolves the distinct counter `name` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`histogram`](Pipeline::histogram), plus
+    /// [`PipelineError::InvalidPrecision`] and
+    /// [`PipelineError::InvalidWindow`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringstat::pipeline::{DistinctConfig, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let cfg = DistinctConfig { precision: 14, window: Duration::from_secs(300), buckets: 30 };
+    /// let _ = p.distinct_with("visitors", cfg)?;
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn distinct_with(
+        &self,
+        name: &str,
+        config: DistinctConfig,
+    ) -> Result<DistinctId, PipelineError> {
+        let reg = &self.shared.registry;
+        let workers = self.shared.queues.len();
+        self.shared
+            .resolve(
+                Kind::Distinct,
+                name,
+                || {
+                    let d = DistinctShared::new(config, workers)?;
+                    let all = reg.gauge(&format!("{name}_distinct"), &[])?;
+                    let win = reg.gauge(&format!("{name}_distinct_window"), &[])?;
+                    Ok(Target::Distinct(StdArc::new(d), all, win))
+                },
+                |t| matches!(t, Target::Distinct(d, ..) if d.config == config),
+            )
+            .map(DistinctId)
+    }
+
+    // ----- sending -----------------------------------------------------------
+
+    /// Sends one event, following the [`Backpressure`] policy when its
+    /// worker's queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] after [`close`](Pipeline::close);
+    /// [`SendError::Dropped`] under [`Backpressure::DropNewest`] when the
+    /// queue is full (the drop is counted). Both hand the event back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let c = p.counter("c")?;
+    /// assert!(p.send(Event::count(c)).is_ok());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[inline]
+    pub fn send(&self, event: Event) -> Result<(), SendError> {
+        self.shared.send(event)
+    }
+
+    /// Sends every event of `events`, each queue's share claimed in runs with
+    /// one atomic operation; `events` is empty on success. Returns how many
+    /// events were dropped (`DropNewest`: events of this batch that did not
+    /// fit; `OverwriteOldest`: older events displaced), all counted.
+    ///
+    /// Allocates a little scratch per call when there are several workers;
+    /// a [`Sender`] reuses its own.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the pipeline is closed; the events not sent stay in
+    /// `events` (possibly reordered between workers).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let reg = ringstat::Registry::new();
+    /// let p = Pipeline::new(&reg)?;
+    /// let c = p.counter("c")?;
+    /// let mut batch = vec![Event::count(c); 100];
+    /// assert_eq!(p.send_batch(&mut batch), Ok(0));
+    /// assert!(batch.is_empty());
+    /// p.flush();
+    /// assert_eq!(reg.counter("c", &[])?.get(), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_batch(&self, events: &mut Vec<Event>) -> Result<u64, Closed> {
+        self.shared.send_batch(events, &mut Vec::new())
+    }
+
+    /// A sending handle for one producer thread (cheap; clone it for more).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let c = p.counter("c")?;
+    /// let mut tx = p.sender();
+    /// std::thread::spawn(move || tx.send(Event::count(c)).unwrap()).join().unwrap();
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn sender(&self) -> Sender {
+        Sender {
+            shared: Arc::clone(&self.shared),
+            scratch: Vec::new(),
+        }
+    }
+
+    // ----- flush, close, observers -------------------------------------------
+
+    /// Waits until every event whose send returned before this call is
+    /// applied (or, under `OverwriteOldest`, counted as displaced); then
+    /// refreshes the depth and distinct gauges. Sends still in progress are
+    /// not waited for. After [`close`](Pipeline::close), returns at once.
+    ///
+    /// Flushes are served one at a time. A flush enqueues a marker in every
+    /// worker's queue, waiting for room if needed (never dropping it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let reg = ringstat::Registry::new();
+    /// let p = Pipeline::new(&reg)?;
+    /// p.send(Event::add(p.counter("bytes")?, 10))?;
+    /// p.flush();
+    /// assert_eq!(reg.counter("bytes", &[])?.get(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&self) {
+        self.shared.flush();
+    }
+
+    /// Closes the pipeline: later sends fail with [`SendError::Closed`], the
+    /// workers drain every event already queued, and this call returns once
+    /// they have exited (a concurrent `close` also waits for that).
+    /// Idempotent; dropping the pipeline does the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let reg = ringstat::Registry::new();
+    /// let p = Pipeline::new(&reg)?;
+    /// let c = p.counter("c")?;
+    /// for _ in 0..1000 {
+    ///     p.send(Event::count(c))?;
+    /// }
+    /// p.close();
+    /// assert_eq!(reg.counter("c", &[])?.get(), 1000);
+    /// assert!(p.send(Event::count(c)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&self) {
+        for q in self.shared.queues.iter() {
+            q.close();
+        }
+        let mut handles = lock(&self.handles);
+        for h in handles.drain(..) {
+            // A worker that panicked has still released its flushers; its
+            // panic was reported on stderr.
+            let _ = h.join();
+        }
+        drop(handles);
+        self.shared.refresh_depth();
+        self.shared.refresh_distinct_gauges();
+    }
+
+    /// `true` once [`close`](Pipeline::close) has begun.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// p.close();
+    /// assert!(p.is_closed());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.shared.queues[0].is_closed()
+    }
+
+    /// The estimated number of distinct keys `distinct` has seen, merged
+    /// from every worker's sketch now (lock-free reads of the registers;
+    /// a brief lock to find the metric). Relative standard error
+    /// `1.04 / sqrt(2^precision)`. 0 for a handle of another pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let u = p.distinct("u")?;
+    /// p.send(Event::seen(u, 10))?;
+    /// p.flush();
+    /// assert_eq!(p.distinct_count(u).round(), 1.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn distinct_count(&self, distinct: DistinctId) -> f64 {
+        self.distinct_target(distinct).map_or(0.0, |d| d.count())
+    }
+
+    /// As [`distinct_count`](Pipeline::distinct_count), over the keys seen
+    /// in the sliding window ending now on the pipeline clock (the current
+    /// bucket and the `buckets - 1` before it), by event timestamp.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let u = p.distinct("u")?;
+    /// p.send(Event::seen(u, 10))?; // ts 0: now
+    /// p.flush();
+    /// assert_eq!(p.distinct_in_window(u).round(), 1.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn distinct_in_window(&self, distinct: DistinctId) -> f64 {
+        let now = self.shared.clock.now_nanos();
+        self.distinct_target(distinct)
+            .map_or(0.0, |d| d.count_in_window(now))
+    }
+
+    fn distinct_target(&self, id: DistinctId) -> Option<StdArc<DistinctShared>> {
+        match self.shared.lock_table().targets.get(id.0 as usize) {
+            Some(Target::Distinct(d, ..)) => Some(StdArc::clone(d)),
+            _ => None,
+        }
+    }
+
+    /// The pipeline's own counts (see [`PipelineStats`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// p.send(Event::count(p.counter("c")?))?;
+    /// p.close();
+    /// let s = p.stats();
+    /// assert_eq!((s.received, s.applied, s.dropped), (1, 1, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> PipelineStats {
+        let own = &self.shared.own;
+        PipelineStats {
+            received: own.received.get(),
+            applied: own.applied.get(),
+            dropped: own.dropped.get(),
+            rejected: own.rejected.get(),
+            queue_depth: self.shared.depth() as u64,
+        }
+    }
+
+    /// The pipeline clock now, in nanoseconds: the time base for event
+    /// timestamps that windows compare with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// assert!(p.now() <= p.now());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn now(&self) -> u64 {
+        self.shared.clock.now_nanos()
+    }
+
+    /// The registry the pipeline writes to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// assert!(!p.registry().snapshot().metrics.is_empty()); // its own metrics
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// Number of worker threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// assert_eq!(p.workers(), 2);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn workers(&self) -> usize {
+        self.shared.queues.len()
+    }
+
+    /// The total capacity asked for (each worker's queue holds
+    /// `ceil(capacity / workers)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// assert_eq!(p.capacity(), ringstat::pipeline::DEFAULT_CAPACITY);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The back-pressure policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Backpressure, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// assert_eq!(p.backpressure(), Backpressure::Block);
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn backpressure(&self) -> Backpressure {
+        self.shared.policy
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl core::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("workers", &self.workers())
+            .field("capacity", &self.capacity)
+            .field("backpressure", &self.shared.policy)
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A producer's handle to a [`Pipeline`]: `Send`, cheap to clone, with its
+/// own scratch space for [`send_batch`](Sender::send_batch). It does not keep
+/// the pipeline open: after the pipeline is closed (or dropped), sends fail
+/// with [`SendError::Closed`].
+///
+/// # Examples
+///
+/// ```
+/// use ringstat::pipeline::{Event, Pipeline};
+/// let reg = ringstat::Registry::new();
+/// let p = Pipeline::new(&reg)?;
+/// let c = p.counter("c")?;
+/// let mut tx = p.sender();
+/// let mut batch = vec![Event::count(c); 10];
+/// tx.send_batch(&mut batch)?;
+/// tx.send(Event::count(c))?;
+/// p.close();
+/// assert_eq!(reg.counter("c", &[])?.get(), 11);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Sender {
+    shared: Arc<Shared>,
+    /// Per-worker runs for `send_batch`, kept to avoid reallocating.
+    scratch: Vec<Vec<Event>>,
+}
+
+impl Sender {
+    /// As [`Pipeline::send`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::send`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let c = p.counter("c")?;
+    /// p.sender().send(Event::count(c))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn send(&self, event: Event) -> Result<(), SendError> {
+        self.shared.send(event)
+    }
+
+    /// As [`Pipeline::send_batch`], reusing this sender's scratch space.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::send_batch`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let u = p.distinct("u")?;
+    /// let mut batch: Vec<_> = (0..100).map(|k| Event::seen(u, k)).collect();
+    /// p.sender().send_batch(&mut batch)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_batch(&mut self, events: &mut Vec<Event>) -> Result<u64, Closed> {
+        self.shared.send_batch(events, &mut self.scratch)
+    }
+
+    /// As [`Pipeline::flush`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// p.sender().flush();
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn flush(&self) {
+        self.shared.flush();
+    }
+}
+
+impl Clone for Sender {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl core::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
