@@ -52,6 +52,7 @@ mod exposition;
 mod gauge;
 mod histogram;
 mod rate;
+mod recorder;
 mod registry;
 mod snapshot_hist;
 
@@ -60,6 +61,7 @@ pub use error::StatsError;
 pub use gauge::Gauge;
 pub use histogram::{Histogram, HistogramConfig};
 pub use rate::{Clock, ManualClock, Rate, RateConfig, SystemClock};
+pub use recorder::{Recorder, RecorderConfig, RecorderError};
 pub use registry::{MetricSnapshot, MetricValue, Registry, Snapshot, DEFAULT_QUANTILES};
 pub use snapshot_hist::{quantile_rank, HistogramSnapshot};
 
