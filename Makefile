@@ -94,6 +94,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 	cargo bench --bench queue_rounds -- --test
 	$(VPY) benches/python/bench_queue.py --quick
 	$(VPY) benches/python/bench_stats.py --quick
+	$(VPY) benches/python/bench_pipeline.py --quick
 
 .PHONY: bench
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
@@ -102,6 +103,7 @@ bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	cargo bench --bench queue_rounds
 	$(VPY) benches/python/bench_queue.py
 	$(VPY) benches/python/bench_stats.py
+	$(VPY) benches/python/bench_pipeline.py
 
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs

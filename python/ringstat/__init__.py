@@ -11,33 +11,56 @@ them: ``Counter`` (sharded, monotonic), ``Gauge`` (with min/max),
 ``Histogram`` (log-linear, percentiles on numpy's 0-100 scale), ``Rate``
 (events per second over a sliding window), and ``Registry`` (get-or-create by
 name and labels, ``snapshot()`` as plain dicts, ``to_prometheus()``).
-``ManualClock`` makes rates deterministic in tests.
+``ManualClock`` makes rates deterministic in tests. ``Recorder`` samples a
+registry on a native background thread into a bounded time series.
+
+Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
+``ringstat.frames`` (pandas/polars DataFrames), ``ringstat.display`` (HTML),
+``ringstat.plot`` (matplotlib) and ``ringstat.jupyter.live``.
 """
 
 from queue import Empty, Full
 
 from ringstat._ringstat import (
     Counter,
+    CounterHandle,
+    DistinctHandle,
     Gauge,
+    GaugeHandle,
     Histogram,
+    HistogramHandle,
     ManualClock,
+    Pipeline,
+    PipelineClosed,
     Queue,
     Rate,
+    RateHandle,
+    Recorder,
     Registry,
+    SessionsHandle,
     ShutDown,
     __version__,
 )
 
 __all__ = [
     "Counter",
+    "CounterHandle",
+    "DistinctHandle",
     "Empty",
     "Full",
     "Gauge",
+    "GaugeHandle",
     "Histogram",
+    "HistogramHandle",
     "ManualClock",
+    "Pipeline",
+    "PipelineClosed",
     "Queue",
     "Rate",
+    "RateHandle",
+    "Recorder",
     "Registry",
+    "SessionsHandle",
     "ShutDown",
     "__version__",
 ]

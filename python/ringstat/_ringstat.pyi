@@ -2,19 +2,33 @@
 
 import sys
 from collections.abc import Iterable, Mapping
-from types import GenericAlias
+from types import GenericAlias, TracebackType
 from typing import Any, Generic, Literal, SupportsFloat, SupportsIndex, TypedDict, TypeVar, final
+
+import pandas as pd
+import polars as pl
+
+from ringstat.snapshot import Snapshot
 
 _T = TypeVar("_T")
 
 __all__ = [
     "Counter",
+    "CounterHandle",
+    "DistinctHandle",
     "Gauge",
+    "GaugeHandle",
     "Histogram",
+    "HistogramHandle",
     "ManualClock",
+    "Pipeline",
+    "PipelineClosed",
     "Queue",
     "Rate",
+    "RateHandle",
+    "Recorder",
     "Registry",
+    "SessionsHandle",
     "ShutDown",
     "__version__",
 ]
@@ -391,6 +405,19 @@ class Histogram:
         """count, sum, min, max, rejected and ``percentiles`` (default 50, 90,
         99, 99.9) as a JSON-serialisable dict, all from one consistent snapshot."""
 
+    def to_pandas(self) -> pd.DataFrame:
+        """The non-empty buckets as a pandas DataFrame, in value order:
+        ``low``, ``high`` (the bucket's inclusive range), ``count``,
+        ``fraction`` (of all values) and ``cumulative`` (of values ``<=
+        high``). Needs pandas (``pip install "ringstat[notebook]"``)."""
+
+    def to_polars(self) -> pl.DataFrame:
+        """As :meth:`to_pandas`, as a polars DataFrame (needs polars)."""
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a summary table and a bar chart of the
+        buckets (see :mod:`ringstat.display`)."""
+
     def __eq__(self, other: object, /) -> bool:
         """``True`` if both handles refer to the same histogram."""
 
@@ -482,7 +509,7 @@ class _MetricSnapshot(TypedDict):
     as :meth:`Histogram.snapshot`; rate ``total``, ``in_window``,
     ``per_second``, ``window`` (seconds)."""
 
-class _RegistrySnapshot(TypedDict):
+class _RegistrySnapshot(TypedDict):  # noqa: PYI049 (documents the layout of Snapshot)
     """:meth:`Registry.snapshot`: plain dicts, lists, str, int, float and
     ``None``, so ``json.dumps`` takes it as is."""
 
@@ -540,9 +567,11 @@ class Registry:
         """The rate ``name{labels}``, created on the registry's clock on first use
         (see :class:`Rate`)."""
 
-    def snapshot(self, percentiles: Iterable[float] | None = None) -> _RegistrySnapshot:
-        """Every metric's current values as plain, JSON-serialisable data,
-        histograms with ``percentiles`` (each in ``[0, 100]``; default 50, 90,
+    def snapshot(self, percentiles: Iterable[float] | None = None) -> Snapshot:
+        """Every metric's current values as plain, JSON-serialisable data (a
+        :class:`ringstat.snapshot.Snapshot`: a ``dict`` laid out as
+        ``_RegistrySnapshot``, with ``to_pandas()``, ``to_polars()``, an HTML
+        table in Jupyter and a text table as ``str()``), histograms with ``percentiles`` (each in ``[0, 100]``; default 50, 90,
         99, 99.9). Each metric is read lock-free while writers run; the metrics
         are not read at one single instant.
 
@@ -568,3 +597,437 @@ class Registry:
         as ``<name>_total``, gauges and rates (per second) as gauges,
         histograms as summaries with a ``quantile`` label per percentile
         (``quantile="0.99"`` for 99), ``_sum`` and ``_count``."""
+
+    def to_pandas(self, percentiles: Iterable[float] | None = None) -> pd.DataFrame:
+        """``snapshot(percentiles).to_pandas()``: one row per metric and
+        labels, percentiles as columns (see :func:`ringstat.frames.snapshot_frame`)."""
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a fresh snapshot as a table."""
+
+# ----- recorder ---------------------------------------------------------------
+
+@final
+class Recorder:
+    """Samples a :class:`Registry` every ``interval`` seconds on a native
+    background thread (no Python code runs on it) into a bounded in-memory
+    time series: the newest ``capacity`` snapshots, the oldest dropped.
+
+    ``start()`` takes a first sample at once; ``stop()`` wakes and joins the
+    thread without waiting out the interval (releasing the GIL). As a
+    context manager it starts on entry and stops on exit. ``samples()``
+    returns the series as dicts shaped like :meth:`Registry.snapshot`;
+    ``to_pandas()`` as a tidy frame.
+
+    >>> reg = Registry()
+    >>> with Recorder(reg, interval=0.1) as rec:
+    ...     reg.counter("logins").inc()
+    >>> len(rec.samples()) >= 1
+    True
+    """
+
+    def __new__(
+        cls,
+        registry: Registry,
+        interval: float = 1.0,
+        capacity: int = 3600,
+        *,
+        percentiles: Iterable[float] | None = None,
+    ) -> Recorder:
+        """A stopped recorder of ``registry``: a sample every ``interval``
+        seconds (> 0), the newest ``capacity`` (>= 1) kept, histograms with
+        ``percentiles`` (default 50, 90, 99, 99.9)."""
+
+    def start(self) -> None:
+        """Start sampling (a sample at once, then one per interval); does
+        nothing if running."""
+
+    def stop(self) -> None:
+        """Stop sampling and join the thread, promptly; the samples stay.
+        Does nothing if not running."""
+
+    @property
+    def running(self) -> bool:
+        """``True`` between :meth:`start` and :meth:`stop`."""
+
+    def sample_now(self) -> None:
+        """Take one sample now, on the calling thread (running or not)."""
+
+    def samples(self) -> list[Snapshot]:
+        """The samples kept, oldest first, each like :meth:`Registry.snapshot`."""
+
+    def drain(self) -> list[Snapshot]:
+        """Remove and return the samples kept, oldest first."""
+
+    def clear(self) -> None:
+        """Remove every sample."""
+
+    @property
+    def interval(self) -> float:
+        """Seconds between samples."""
+
+    @property
+    def capacity(self) -> int:
+        """The most samples kept."""
+
+    @property
+    def percentiles(self) -> list[float]:
+        """The percentiles reported for histograms."""
+
+    @property
+    def dropped(self) -> int:
+        """Samples dropped, ever, because ``capacity`` was reached."""
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The samples as a tidy pandas DataFrame: ``timestamp`` (UTC),
+        ``metric``, ``labels`` (``"k=v,..."``), ``field`` (``value``,
+        ``per_second``, ``p99``...), ``value`` (float). Needs pandas (``pip
+        install "ringstat[notebook]"``)."""
+
+    def to_polars(self) -> pl.DataFrame:
+        """As :meth:`to_pandas`, as a polars DataFrame (needs polars)."""
+
+    def __len__(self) -> int:
+        """The number of samples kept."""
+
+    def __enter__(self) -> Recorder:
+        """``start()``; returns the recorder."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None:
+        """``stop()``."""
+
+# ----- pipeline ---------------------------------------------------------------
+#
+# Events -> bounded per-worker queues -> native worker threads -> the
+# registry's metrics. Timestamps (``ts``) are seconds on the pipeline clock
+# (``Pipeline.now()``); ``None`` stamps the event when a worker applies it.
+# Keys are ints in ``-2**63..2**64`` (negatives as 64-bit two's complement) or
+# ``str``/``bytes`` (hashed to 64 bits, stable across runs). Batch methods
+# (``*_many``) take any sequence, or a 1-D contiguous numpy array of
+# uint64/int64 (float64 too for histogram values and ``ts``) read in place
+# without copying; a wrong dtype raises ``TypeError``, a non-contiguous or
+# multi-dimensional array ``ValueError``; every element is checked before
+# anything is sent.
+
+class PipelineClosed(RuntimeError):
+    """Raised by a send on a :class:`Pipeline` that was closed (the event is not
+    sent). A drop under ``backpressure="drop_newest"``/``"overwrite_oldest"``
+    is not an error: it is counted in ``stats()["dropped"]``."""
+
+class _PipelineStats(TypedDict):
+    """:meth:`Pipeline.stats`. After ``close()``: ``received == applied +
+    dropped + rejected``."""
+
+    received: int
+    """Events accepted by a send (queued, or dropped by ``drop_newest``)."""
+    applied: int
+    """Events applied by the workers."""
+    dropped: int
+    """Events dropped by a full queue or displaced by ``overwrite_oldest``."""
+    rejected: int
+    """Events naming a metric this pipeline does not have."""
+    queue_depth: int
+    """Events waiting in the queues now."""
+
+@final
+class CounterHandle:
+    """A pipeline counter resolved once (:meth:`Pipeline.counter`): the hot path
+    with no name lookup. Handles keep their pipeline alive; after
+    :meth:`Pipeline.close` their sends raise :class:`PipelineClosed`."""
+
+    @property
+    def name(self) -> str:
+        """The metric name."""
+
+    def inc(self) -> None:
+        """Add one."""
+
+    def add(self, n: SupportsIndex) -> None:
+        """Add ``n`` (an int in ``0 <= n < 2**64``)."""
+
+    def add_many(self, ns: Iterable[SupportsIndex] | Any) -> None:
+        """Add each count of ``ns`` (ints, or a numpy uint64/int64 array), one
+        event each."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class GaugeHandle:
+    """A pipeline gauge resolved once (:meth:`Pipeline.gauge`)."""
+
+    @property
+    def name(self) -> str:
+        """The metric name."""
+
+    def set(self, value: SupportsIndex) -> None:
+        """Set the gauge to ``value`` (an int in ``-2**63 <= v < 2**63``)."""
+
+    def add(self, n: SupportsIndex) -> None:
+        """Add ``n`` (may be negative)."""
+
+    def add_many(self, ns: Iterable[SupportsIndex] | Any) -> None:
+        """Add each delta of ``ns`` (ints, or a numpy int64 array), in order."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class HistogramHandle:
+    """A pipeline histogram resolved once (:meth:`Pipeline.histogram`)."""
+
+    @property
+    def name(self) -> str:
+        """The metric name."""
+
+    def observe(self, value: SupportsFloat | SupportsIndex) -> None:
+        """Record ``value``: an int in ``0..=max_value``, or a float rounded to the
+        nearest int (as :meth:`Histogram.record`). A bad value raises
+        ``ValueError`` (``TypeError`` for a non-number), is counted in the
+        histogram's ``rejected`` and is not sent."""
+
+    def observe_many(self, values: Iterable[SupportsFloat | SupportsIndex] | Any) -> None:
+        """Record every value (ints/floats, or a numpy uint64/int64/float64
+        array). If one is out of range, ``ValueError`` names its index and
+        nothing is sent."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class RateHandle:
+    """A pipeline rate resolved once (:meth:`Pipeline.rate`)."""
+
+    @property
+    def name(self) -> str:
+        """The metric name."""
+
+    def mark(self, n: SupportsIndex | None = None) -> None:
+        """Count ``n`` events (default 1), timed when a worker applies them."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class SessionsHandle:
+    """A session tracker resolved once (:meth:`Pipeline.sessions`)."""
+
+    @property
+    def name(self) -> str:
+        """The tracker name (its metrics are ``{name}_open``, ...)."""
+
+    def start(self, key: int | str | bytes, ts: float | None = None) -> None:
+        """Open a session for ``key`` at ``ts`` (a second start for an open key
+        restarts it and is counted as an anomaly)."""
+
+    def end(self, key: int | str | bytes, ts: float | None = None) -> None:
+        """Close the session of ``key`` at ``ts``, recording its duration in
+        whole milliseconds in ``{name}_duration_ms``."""
+
+    def start_many(
+        self,
+        keys: Iterable[int | str | bytes] | Any,
+        ts: float | Iterable[float] | Any | None = None,
+    ) -> None:
+        """``start`` for every key, in order."""
+
+    def end_many(
+        self,
+        keys: Iterable[int | str | bytes] | Any,
+        ts: float | Iterable[float] | Any | None = None,
+    ) -> None:
+        """``end`` for every key, in order."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class DistinctHandle:
+    """A distinct counter (HyperLogLog) resolved once (:meth:`Pipeline.distinct`)."""
+
+    @property
+    def name(self) -> str:
+        """The counter name."""
+
+    @property
+    def count(self) -> float:
+        """Estimated distinct keys seen (relative standard error
+        ``1.04 / sqrt(2**precision)``), merged from the workers now."""
+
+    @property
+    def count_in_window(self) -> float:
+        """Estimated distinct keys seen in the sliding window ending now."""
+
+    def seen(self, key: int | str | bytes, ts: float | None = None) -> None:
+        """Record that ``key`` was seen at ``ts``."""
+
+    def seen_many(
+        self,
+        keys: Iterable[int | str | bytes] | Any,
+        ts: float | Iterable[float] | Any | None = None,
+    ) -> None:
+        """``seen`` for every key."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Pipeline:
+    """Typed events -> bounded per-worker queues -> native worker threads ->
+    the live metrics of a :class:`Registry`.
+
+    Resolve metrics once (``c = pipeline.counter("logins")``) and send through
+    the handle (``c.inc()``): no name lookup on the hot path. The string
+    methods (``pipeline.count("logins")``) resolve the name on each call.
+
+    Guarantees: :meth:`flush` returns once every event sent before it is
+    applied; :meth:`close` (and ``with``) applies everything queued and stops
+    the workers; a send racing with close is applied or raises
+    :class:`PipelineClosed`. ``backpressure``: ``"block"`` (default; a send
+    waits for room, nothing is dropped), ``"drop_newest"`` (a full queue drops
+    the new event) or ``"overwrite_oldest"`` (it displaces the oldest); drops
+    are counted, never raised. Keyed events (sessions, distinct) of one key
+    are applied in order; other events in order per sending thread.
+
+    The pipeline registers its own metrics (``ringstat_pipeline_*_total``
+    with the label ``pipeline=<name>``); sessions register ``{name}_open``,
+    ``{name}_started_total``, ``{name}_completed_total``,
+    ``{name}_duration_ms`` and ``{name}_anomalies_total{kind=...}``;
+    distinct counters ``{name}_distinct`` and ``{name}_distinct_window``
+    (refreshed every second and by :meth:`flush`).
+
+    >>> with Pipeline() as p:
+    ...     logins = p.counter("logins")
+    ...     logins.inc()
+    ...     p.flush()
+    ...     p.registry.counter("logins").value
+    1
+    """
+
+    def __new__(
+        cls,
+        registry: Registry | None = None,
+        *,
+        capacity: int = 65536,
+        workers: int = 2,
+        batch_size: int = 256,
+        backpressure: Literal["block", "drop_newest", "overwrite_oldest"] = "block",
+        name: str = "default",
+        clock: ManualClock | None = None,
+    ) -> Pipeline:
+        """Start ``workers`` (1-256) worker threads, each draining a queue of
+        ``ceil(capacity / workers)`` events in batches of up to ``batch_size``,
+        into ``registry`` (a new one on ``clock`` if ``None``). ``clock``
+        (default: the system's monotonic clock) stamps events without ``ts``
+        and drives the sliding windows; give ``registry`` the same clock."""
+
+    @property
+    def registry(self) -> Registry:
+        """The registry the pipeline writes to."""
+
+    @property
+    def workers(self) -> int:
+        """Number of worker threads."""
+
+    @property
+    def capacity(self) -> int:
+        """Total queue capacity."""
+
+    @property
+    def backpressure(self) -> Literal["block", "drop_newest", "overwrite_oldest"]:
+        """The back-pressure policy."""
+
+    @property
+    def closed(self) -> bool:
+        """``True`` once :meth:`close` has begun."""
+
+    def now(self) -> float:
+        """The pipeline clock now, in seconds: the time base of ``ts``."""
+
+    def counter(self, name: str) -> CounterHandle:
+        """The registry counter ``name``, resolved once (created on first use)."""
+
+    def gauge(self, name: str) -> GaugeHandle:
+        """The registry gauge ``name``, resolved once."""
+
+    def histogram(
+        self, name: str, *, max_value: int, significant_digits: int = 3
+    ) -> HistogramHandle:
+        """The registry histogram ``name`` (see :class:`Histogram`); ``ValueError``
+        if it exists with another configuration."""
+
+    def rate(self, name: str, *, window: float = 60.0, buckets: int = 60) -> RateHandle:
+        """The registry rate ``name`` (events per second over ``window``)."""
+
+    def sessions(
+        self, name: str, *, max_duration: float = 2592000.0, significant_digits: int = 2
+    ) -> SessionsHandle:
+        """The session tracker ``name``: durations up to ``max_duration`` seconds
+        (longer ones counted as rejected) with ``significant_digits``."""
+
+    def distinct(
+        self, name: str, *, precision: int = 12, window: float = 60.0, buckets: int = 12
+    ) -> DistinctHandle:
+        """The distinct counter ``name``: HyperLogLog with ``2**precision``
+        registers (``precision`` 4-16; 12: 1.63 % standard error), plus a
+        sliding window of ``window`` seconds in ``buckets`` steps."""
+
+    def count(self, name: str, n: SupportsIndex = 1) -> None:
+        """Add ``n`` to the counter ``name``."""
+
+    def set(self, name: str, value: SupportsIndex) -> None:
+        """Set the gauge ``name``."""
+
+    def gauge_add(self, name: str, n: SupportsIndex) -> None:
+        """Add ``n`` (may be negative) to the gauge ``name``."""
+
+    def observe(self, name: str, value: SupportsFloat | SupportsIndex) -> None:
+        """Record ``value`` in the histogram ``name``, which must have been
+        resolved with :meth:`histogram` (``ValueError`` otherwise)."""
+
+    def mark(self, name: str, n: SupportsIndex = 1) -> None:
+        """Count ``n`` events in the rate ``name``."""
+
+    def session_start(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
+        """Open a session of the tracker ``name`` for ``key``."""
+
+    def session_end(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
+        """Close the session of ``key`` in the tracker ``name``."""
+
+    def seen(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
+        """Record ``key`` in the distinct counter ``name``."""
+
+    def flush(self) -> None:
+        """Wait until every event whose send returned before this call is applied
+        (or counted as displaced), then refresh the depth and distinct gauges.
+        Releases the GIL and stays interruptible by Ctrl-C. Returns at once on
+        a closed pipeline."""
+
+    def close(self) -> None:
+        """Stop accepting events, apply every event already queued, stop the
+        workers. Idempotent; releases the GIL and stays interruptible."""
+
+    def stats(self) -> _PipelineStats:
+        """The pipeline's own counts, each read separately."""
+
+    def distinct_count(self, name: str) -> float:
+        """:attr:`DistinctHandle.count` of the distinct counter ``name``."""
+
+    def distinct_in_window(self, name: str) -> float:
+        """:attr:`DistinctHandle.count_in_window` of the distinct counter ``name``."""
+
+    def __enter__(self) -> Pipeline: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool:
+        """``close()``."""

@@ -122,6 +122,12 @@ pub enum SendError {
     /// worker's queue was full: the event was dropped and counted in
     /// `ringstat_pipeline_dropped_total`.
     Dropped(Event),
+    /// [`Backpressure::Block`](super::Backpressure::Block) and the worker's
+    /// queue was still full at the deadline of
+    /// [`try_send`](super::Pipeline::try_send) or
+    /// [`send_until`](super::Pipeline::send_until): nothing was sent or
+    /// counted.
+    Full(Event),
 }
 
 impl SendError {
@@ -140,7 +146,7 @@ impl SendError {
     #[must_use]
     pub fn into_inner(self) -> Event {
         match self {
-            Self::Closed(e) | Self::Dropped(e) => e,
+            Self::Closed(e) | Self::Dropped(e) | Self::Full(e) => e,
         }
     }
 }
@@ -150,6 +156,7 @@ impl fmt::Display for SendError {
         match self {
             Self::Closed(_) => f.write_str("sending on a closed pipeline"),
             Self::Dropped(_) => f.write_str("pipeline queue full: event dropped (and counted)"),
+            Self::Full(_) => f.write_str("pipeline queue full: event not sent"),
         }
     }
 }

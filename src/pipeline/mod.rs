@@ -94,7 +94,7 @@ use std::collections::HashMap;
 // `std::sync::Arc` for metric handles and the clock: reference counting
 // only, and `Arc<dyn Clock>` needs unsized coercion, which loom's lacks.
 use std::sync::Arc as StdArc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use builder::PipelineBuilder;
 pub use error::{PipelineError, SendError};
@@ -231,13 +231,17 @@ impl Shared {
         }
     }
 
-    fn send(&self, ev: Event) -> Result<(), SendError> {
+    /// Sends `ev`; under `Block`, waits for room until `deadline` (`None`:
+    /// forever) and then fails with `Full`, neither sent nor counted.
+    fn send_until(&self, ev: Event, deadline: Option<Instant>) -> Result<(), SendError> {
         let i = self.route(&ev);
         let q = &self.queues[i];
         match self.policy {
-            Backpressure::Block => {
-                q.push(ev).map_err(|e| SendError::Closed(e.into_inner()))?;
-            }
+            Backpressure::Block => match q.push_until(ev, deadline) {
+                Ok(()) => {}
+                Err(PushError::Full(ev)) => return Err(SendError::Full(ev)),
+                Err(PushError::Closed(ev)) => return Err(SendError::Closed(ev)),
+            },
             Backpressure::DropNewest => match q.try_push(ev) {
                 Ok(()) => {}
                 Err(PushError::Full(ev)) => {
@@ -521,7 +525,54 @@ impl Pipeline {
     /// ```
     #[inline]
     pub fn send(&self, event: Event) -> Result<(), SendError> {
-        self.shared.send(event)
+        self.shared.send_until(event, None)
+    }
+
+    /// Sends `event` without waiting: like [`send`](Pipeline::send), except
+    /// that under [`Backpressure::Block`] a full queue fails at once with
+    /// [`SendError::Full`] (nothing sent, nothing counted) instead of
+    /// waiting. Under the dropping policies it is the same as `send`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`], [`SendError::Dropped`] or [`SendError::Closed`];
+    /// each hands the event back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let c = p.counter("c")?;
+    /// assert!(p.try_send(Event::count(c)).is_ok());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[inline]
+    pub fn try_send(&self, event: Event) -> Result<(), SendError> {
+        self.shared.send_until(event, Some(Instant::now()))
+    }
+
+    /// Sends `event`, waiting for room (under [`Backpressure::Block`]) at
+    /// most until `deadline` (`None`: as long as it takes).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Pipeline::try_send): [`SendError::Full`] once the
+    /// deadline has passed with the queue still full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::new(&ringstat::Registry::new())?;
+    /// let c = p.counter("c")?;
+    /// let deadline = Instant::now() + Duration::from_millis(10);
+    /// assert!(p.send_until(Event::count(c), Some(deadline)).is_ok());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn send_until(&self, event: Event, deadline: Option<Instant>) -> Result<(), SendError> {
+        self.shared.send_until(event, deadline)
     }
 
     /// Sends every event of `events`, each queue's share claimed in runs with

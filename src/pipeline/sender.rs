@@ -53,7 +53,7 @@ impl Sender {
     /// ```
     #[inline]
     pub fn send(&self, event: Event) -> Result<(), SendError> {
-        self.shared.send(event)
+        self.shared.send_until(event, None)
     }
 
     /// As [`Pipeline::send_batch`], reusing this sender's scratch space.

@@ -8,7 +8,9 @@
 //! `mypy.stubtest`.
 
 mod errors;
+mod pipeline;
 mod queue;
+mod recorder;
 mod stats;
 
 use pyo3::prelude::*;
@@ -22,5 +24,7 @@ fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ShutDown", errors::init(py)?)?;
     m.add_class::<queue::PyQueue>()?;
     stats::register(m)?;
+    pipeline::register(m)?;
+    m.add_class::<recorder::PyRecorder>()?;
     Ok(())
 }

@@ -18,14 +18,23 @@ def test_version_matches_cargo() -> None:
 def test_all_is_explicit_and_importable() -> None:
     assert sorted(ringstat.__all__) == [
         "Counter",
+        "CounterHandle",
+        "DistinctHandle",
         "Empty",
         "Full",
         "Gauge",
+        "GaugeHandle",
         "Histogram",
+        "HistogramHandle",
         "ManualClock",
+        "Pipeline",
+        "PipelineClosed",
         "Queue",
         "Rate",
+        "RateHandle",
+        "Recorder",
         "Registry",
+        "SessionsHandle",
         "ShutDown",
         "__version__",
     ]

@@ -30,6 +30,9 @@ use pyo3::types::{PyBool, PyDict, PyInt, PyMapping, PyString};
 use super::errors::type_name;
 use crate::stats::{StatsError, DEFAULT_QUANTILES};
 
+pub(super) use rate::clock_of;
+pub(super) use registry::{snapshot_dict, PyRegistry};
+
 /// Adds the statistics classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<counter::PyCounter>()?;

@@ -64,7 +64,7 @@ impl PyManualClock {
 /// Extracts `clock` (a `ManualClock` or None) into the clock to use: the
 /// manual one given, or a new system clock. A wrong type is a TypeError that
 /// names the argument (pyo3's own message omits it on the 3.9 limited API).
-pub(super) fn clock_of(clock: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<dyn Clock>> {
+pub(crate) fn clock_of(clock: Option<&Bound<'_, PyAny>>) -> PyResult<Arc<dyn Clock>> {
     let Some(clock) = clock.filter(|c| !c.is_none()) else {
         return Ok(Arc::new(SystemClock::new()));
     };

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyType};
 
 use super::counter::{PyCounter, PyGauge};
 use super::histogram::{digits_arg, max_value_arg, PyHistogram};
@@ -18,7 +19,7 @@ use crate::stats::{HistogramConfig, MetricValue, RateConfig, Registry, Snapshot}
 /// another configuration, raises `ValueError`.
 #[pyclass(frozen, name = "Registry", module = "ringstat._ringstat")]
 pub(crate) struct PyRegistry {
-    inner: Registry,
+    pub(crate) inner: Registry,
 }
 
 fn name_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -138,55 +139,7 @@ impl PyRegistry {
         percentiles: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (snap, ps) = self.take_snapshot(percentiles)?;
-        let metrics = PyList::empty(py);
-        for m in &snap.metrics {
-            let d = PyDict::new(py);
-            d.set_item("name", &m.name)?;
-            let labels = PyDict::new(py);
-            for (k, v) in &m.labels {
-                labels.set_item(k, v)?;
-            }
-            d.set_item("labels", labels)?;
-            d.set_item("kind", m.kind().to_string())?;
-            let values = PyDict::new(py);
-            match &m.value {
-                MetricValue::Counter(v) => values.set_item("value", v)?,
-                MetricValue::Gauge { value, min, max } => {
-                    values.set_item("value", value)?;
-                    values.set_item("min", min)?;
-                    values.set_item("max", max)?;
-                }
-                MetricValue::Histogram {
-                    count,
-                    sum,
-                    min,
-                    max,
-                    rejected,
-                    quantiles,
-                } => {
-                    let pairs = ps.iter().copied().zip(quantiles.iter().map(|&(_, v)| v));
-                    let h = histogram_dict(py, *count, *sum, *min, *max, *rejected, pairs)?;
-                    values.update(h.as_mapping())?;
-                }
-                MetricValue::Rate {
-                    total,
-                    in_window,
-                    per_second,
-                    window,
-                } => {
-                    values.set_item("total", total)?;
-                    values.set_item("in_window", in_window)?;
-                    values.set_item("per_second", per_second)?;
-                    values.set_item("window", window.as_secs_f64())?;
-                }
-            }
-            d.set_item("values", values)?;
-            metrics.append(d)?;
-        }
-        let out = PyDict::new(py);
-        out.set_item("timestamp", snap.timestamp_ms as f64 / 1000.0)?;
-        out.set_item("metrics", metrics)?;
-        Ok(out)
+        snapshot_dict(py, &snap, &ps)
     }
 
     /// Every metric in the Prometheus text exposition format 0.0.4.
@@ -195,10 +148,95 @@ impl PyRegistry {
         Ok(self.take_snapshot(percentiles)?.0.to_prometheus())
     }
 
+    /// `snapshot(percentiles).to_pandas()`: one row per metric and labels,
+    /// percentiles as columns (see `ringstat.frames`).
+    #[pyo3(signature = (percentiles = None))]
+    fn to_pandas<'py>(
+        &self,
+        py: Python<'py>,
+        percentiles: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.snapshot(py, percentiles)?.call_method0("to_pandas")
+    }
+
+    /// HTML for Jupyter: the current snapshot as a table, by
+    /// `ringstat.display`.
+    fn _repr_html_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py()
+            .import("ringstat.display")?
+            .call_method1("registry_html", (slf,))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<ringstat.Registry metrics={}>",
             self.inner.snapshot().metrics.len()
         )
     }
+}
+
+/// The Python class of snapshots: `ringstat.snapshot.Snapshot`, a `dict`
+/// subclass with rich display and DataFrame conversion.
+static SNAPSHOT_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `snap` as the dict of `Registry.snapshot()` (a `ringstat.snapshot.Snapshot`,
+/// which is a plain `dict` subclass), histograms with the percentiles `ps`
+/// (the quantiles of `snap`, on the 0-100 scale).
+pub(crate) fn snapshot_dict<'py>(
+    py: Python<'py>,
+    snap: &Snapshot,
+    ps: &[f64],
+) -> PyResult<Bound<'py, PyDict>> {
+    let metrics = PyList::empty(py);
+    for m in &snap.metrics {
+        let d = PyDict::new(py);
+        d.set_item("name", &m.name)?;
+        let labels = PyDict::new(py);
+        for (k, v) in &m.labels {
+            labels.set_item(k, v)?;
+        }
+        d.set_item("labels", labels)?;
+        d.set_item("kind", m.kind().to_string())?;
+        let values = PyDict::new(py);
+        match &m.value {
+            MetricValue::Counter(v) => values.set_item("value", v)?,
+            MetricValue::Gauge { value, min, max } => {
+                values.set_item("value", value)?;
+                values.set_item("min", min)?;
+                values.set_item("max", max)?;
+            }
+            MetricValue::Histogram {
+                count,
+                sum,
+                min,
+                max,
+                rejected,
+                quantiles,
+            } => {
+                let pairs = ps.iter().copied().zip(quantiles.iter().map(|&(_, v)| v));
+                let h = histogram_dict(py, *count, *sum, *min, *max, *rejected, pairs)?;
+                values.update(h.as_mapping())?;
+            }
+            MetricValue::Rate {
+                total,
+                in_window,
+                per_second,
+                window,
+            } => {
+                values.set_item("total", total)?;
+                values.set_item("in_window", in_window)?;
+                values.set_item("per_second", per_second)?;
+                values.set_item("window", window.as_secs_f64())?;
+            }
+        }
+        d.set_item("values", values)?;
+        metrics.append(d)?;
+    }
+    let out = SNAPSHOT_CLASS
+        .import(py, "ringstat.snapshot", "Snapshot")?
+        .call0()?
+        .cast_into::<PyDict>()?;
+    out.set_item("timestamp", snap.timestamp_ms as f64 / 1000.0)?;
+    out.set_item("metrics", metrics)?;
+    Ok(out)
 }

@@ -1,0 +1,196 @@
+//! Argument conversions of the pipeline binding: keys, timestamps, names,
+//! and the error raised on a closed pipeline.
+
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
+
+use super::super::errors::type_name;
+use super::super::stats::f64_arg;
+use super::SIGNAL_SLICE;
+use crate::pipeline::{Event, Pipeline, PipelineError, SendError};
+
+pyo3::create_exception!(
+    ringstat,
+    PipelineClosed,
+    PyRuntimeError,
+    "Raised when sending to (or resolving a metric of) a Pipeline that was closed."
+);
+
+/// A [`PipelineError`] as `ValueError`, with the Rust message.
+#[cold]
+pub(super) fn pipeline_err(e: PipelineError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// The `PipelineClosed` error.
+#[cold]
+pub(super) fn closed_err() -> PyErr {
+    PipelineClosed::new_err("the pipeline is closed: the event was not sent")
+}
+
+/// Sends one event. A drop under a dropping policy is not an error (the
+/// pipeline counts it); a closed pipeline raises `PipelineClosed`. A full
+/// queue under `Block` is waited for detached from the interpreter.
+#[inline]
+pub(super) fn send(p: &Pipeline, ev: Event) -> PyResult<()> {
+    match p.try_send(ev) {
+        Ok(()) | Err(SendError::Dropped(_)) => Ok(()),
+        Err(SendError::Closed(_)) => Err(closed_err()),
+        Err(SendError::Full(ev)) => send_waiting(p, ev),
+    }
+}
+
+/// The slow path of [`send`]: wait for room with the GIL released, waking
+/// every [`SIGNAL_SLICE`] to check for signals (so Ctrl-C interrupts it).
+#[cold]
+fn send_waiting(p: &Pipeline, ev: Event) -> PyResult<()> {
+    // Already attached (we are inside a method call): this only fetches the
+    // token.
+    Python::attach(|py| loop {
+        let until = Instant::now() + SIGNAL_SLICE;
+        match py.detach(|| p.send_until(ev, Some(until))) {
+            Ok(()) | Err(SendError::Dropped(_)) => return Ok(()),
+            Err(SendError::Closed(_)) => return Err(closed_err()),
+            Err(SendError::Full(_)) => py.check_signals()?,
+        }
+    })
+}
+
+/// Extracts a metric name (`str`), naming the argument `name`.
+pub(super) fn name_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    match value.cast::<PyString>() {
+        Ok(s) => Ok(s.to_cow()?.into_owned()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "name must be a str, not {}",
+            type_name(value)
+        ))),
+    }
+}
+
+/// FNV-1a over `bytes`, then a final avalanche (so nearby strings spread
+/// over workers and HyperLogLog registers alike). Stable across runs and
+/// processes: the same string always names the same key.
+pub(super) fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // splitmix64 finaliser
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Extracts a key: an int in `-2**63..2**64` (negative ints are taken as
+/// their 64-bit two's complement), or a `str`/`bytes` (hashed to 64 bits).
+#[inline]
+pub(super) fn key_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if value.is_exact_instance_of::<PyInt>() {
+        if let Ok(k) = value.extract::<u64>() {
+            return Ok(k);
+        }
+    }
+    key_other(value)
+}
+
+#[cold]
+fn key_other(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(hash_bytes(s.to_cow()?.as_bytes()));
+    }
+    if let Ok(b) = value.cast::<PyBytes>() {
+        return Ok(hash_bytes(b.as_bytes()));
+    }
+    if !value.is_instance_of::<PyBool>() {
+        if let Ok(k) = value.extract::<u64>() {
+            return Ok(k);
+        }
+        if let Ok(k) = value.extract::<i64>() {
+            return Ok(k as u64);
+        }
+        if value.is_instance_of::<PyInt>() || value.hasattr("__index__").unwrap_or(false) {
+            return Err(PyValueError::new_err(format!(
+                "key out of range: need -2**63 <= key < 2**64, got {value}"
+            )));
+        }
+    }
+    Err(PyTypeError::new_err(format!(
+        "key must be an int, str or bytes, not {}",
+        type_name(value)
+    )))
+}
+
+/// Seconds on the pipeline clock to the nanoseconds an [`Event`] carries.
+/// 0 s becomes 1 ns, because a timestamp of 0 means "when applied".
+pub(super) fn seconds_to_nanos(secs: f64) -> Option<u64> {
+    if (0.0..1.8e10).contains(&secs) {
+        Some(((secs * 1e9).round() as u64).max(1))
+    } else {
+        None
+    }
+}
+
+/// Extracts `ts`: `None` (the event is stamped when a worker applies it)
+/// or seconds on the pipeline clock (`>= 0`).
+#[inline]
+pub(super) fn ts_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    match value {
+        None => Ok(0),
+        Some(v) if v.is_none() => Ok(0),
+        Some(v) => {
+            let secs = f64_arg(v, "ts")?;
+            seconds_to_nanos(secs).ok_or_else(|| ts_range_err(secs))
+        }
+    }
+}
+
+#[cold]
+pub(super) fn ts_range_err(secs: f64) -> PyErr {
+    PyValueError::new_err(format!(
+        "ts must be a finite number of seconds >= 0 on the pipeline clock (pipeline.now()), \
+         got {secs}"
+    ))
+}
+
+/// Extracts a positive count argument (`workers`, `capacity`, ...).
+pub(super) fn count_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
+    super::super::errors::int_arg(value, name, 1)
+}
+
+/// Extracts a window length in seconds (> 0).
+pub(super) fn window_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Duration> {
+    let secs = f64_arg(value, name)?;
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "{name} must be a finite number of seconds > 0, got {secs}"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable_and_spreads() {
+        assert_eq!(hash_bytes(b"alice"), hash_bytes(b"alice"));
+        assert_ne!(hash_bytes(b"alice"), hash_bytes(b"alicf"));
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(seconds_to_nanos(0.0), Some(1));
+        assert_eq!(seconds_to_nanos(1.5), Some(1_500_000_000));
+        assert_eq!(seconds_to_nanos(-1.0), None);
+        assert_eq!(seconds_to_nanos(f64::NAN), None);
+    }
+}

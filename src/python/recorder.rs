@@ -1,0 +1,204 @@
+//! `ringstat.Recorder`: the [`Recorder`](crate::stats::Recorder) for Python.
+//!
+//! The sampling thread is native and never runs Python code: it reads the
+//! Rust registry and stores Rust [`Snapshot`](crate::stats::Snapshot)s.
+//! They become Python dicts (the shape of `Registry.snapshot()`) only when
+//! `samples()` or `drain()` is called. `start`, `stop` and the copy of the
+//! samples run detached from the interpreter.
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use super::errors::{int_arg, type_name};
+use super::stats::{percentiles_or_default, seconds_arg, snapshot_dict, PyRegistry};
+use crate::stats::{Recorder, RecorderConfig, Snapshot};
+
+/// Samples a `Registry` every `interval` seconds on a native background
+/// thread into a bounded in-memory time series (the newest `capacity`
+/// snapshots). `start()`/`stop()`, or use it as a context manager.
+#[pyclass(frozen, name = "Recorder", module = "ringstat._ringstat")]
+pub(crate) struct PyRecorder {
+    inner: Recorder,
+    /// The percentiles (0-100) reported for histograms, in order.
+    percentiles: Vec<f64>,
+}
+
+impl PyRecorder {
+    fn to_list<'py>(&self, py: Python<'py>, samples: &[Snapshot]) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for s in samples {
+            out.append(snapshot_dict(py, s, &self.percentiles)?)?;
+        }
+        Ok(out)
+    }
+
+    fn frame<'py>(slf: &Bound<'py, Self>, backend: &str) -> PyResult<Bound<'py, PyAny>> {
+        slf.py()
+            .import("ringstat.frames")?
+            .call_method1("recorder_frame", (slf, backend))
+    }
+}
+
+#[pymethods]
+impl PyRecorder {
+    /// A stopped recorder of `registry`, sampling every `interval` seconds
+    /// and keeping the newest `capacity` samples, histograms with
+    /// `percentiles` (default 50, 90, 99, 99.9).
+    #[new]
+    #[pyo3(
+        signature = (registry, interval = None, capacity = None, *, percentiles = None),
+        text_signature = "(registry, interval=1.0, capacity=3600, *, percentiles=None)"
+    )]
+    fn new(
+        registry: &Bound<'_, PyAny>,
+        interval: Option<&Bound<'_, PyAny>>,
+        capacity: Option<&Bound<'_, PyAny>>,
+        percentiles: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let registry = registry.cast::<PyRegistry>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "registry must be a Registry, not {}",
+                type_name(registry)
+            ))
+        })?;
+        let interval = match interval {
+            Some(v) => seconds_arg(v, "interval")?,
+            None => Duration::from_secs(1),
+        };
+        if interval.is_zero() {
+            return Err(PyValueError::new_err(
+                "interval must be more than 0 seconds",
+            ));
+        }
+        let capacity = match capacity {
+            Some(v) => int_arg(v, "capacity", 1)?,
+            None => 3600,
+        };
+        let (ps, qs) = percentiles_or_default(percentiles)?;
+        let config = RecorderConfig {
+            interval,
+            capacity,
+            quantiles: qs,
+        };
+        let inner = Recorder::new(&registry.get().inner, config)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(Self {
+            inner,
+            percentiles: ps,
+        })
+    }
+
+    /// Starts the sampling thread (a sample at once, then one per
+    /// interval); does nothing if it is running.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.start())
+            .map(|_| ())
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the recorder: {e}")))
+    }
+
+    /// Stops the sampling thread and waits for it (promptly); the samples
+    /// stay. Does nothing if it is not running.
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| self.inner.stop());
+    }
+
+    /// `True` between `start()` and `stop()`.
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.is_running()
+    }
+
+    /// Takes one sample now, on the calling thread (running or not).
+    fn sample_now(&self, py: Python<'_>) {
+        py.detach(|| self.inner.sample_now());
+    }
+
+    /// The samples kept, oldest first, each a dict shaped like
+    /// `Registry.snapshot()`.
+    fn samples<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let samples = py.detach(|| self.inner.samples());
+        self.to_list(py, &samples)
+    }
+
+    /// Removes and returns the samples kept, oldest first.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let samples = py.detach(|| self.inner.drain());
+        self.to_list(py, &samples)
+    }
+
+    /// Removes every sample.
+    fn clear(&self) {
+        self.inner.clear();
+    }
+
+    /// Seconds between samples.
+    #[getter]
+    fn interval(&self) -> f64 {
+        self.inner.config().interval.as_secs_f64()
+    }
+
+    /// The most samples kept.
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.inner.config().capacity
+    }
+
+    /// The percentiles reported for histograms.
+    #[getter]
+    fn percentiles(&self) -> Vec<f64> {
+        self.percentiles.clone()
+    }
+
+    /// Samples dropped, ever, because `capacity` was reached.
+    #[getter]
+    fn dropped(&self) -> u64 {
+        self.inner.dropped()
+    }
+
+    /// The samples as a tidy pandas DataFrame: one row per timestamp,
+    /// metric, labels and field.
+    fn to_pandas<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::frame(slf, "pandas")
+    }
+
+    /// The samples as a tidy polars DataFrame (as `to_pandas`).
+    fn to_polars<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::frame(slf, "polars")
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().start(slf.py())?;
+        Ok(slf.clone())
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) {
+        self.stop(py);
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ringstat.Recorder interval={}s capacity={} samples={}{}>",
+            self.interval(),
+            self.capacity(),
+            self.inner.len(),
+            if self.inner.is_running() {
+                " running"
+            } else {
+                ""
+            }
+        )
+    }
+}
