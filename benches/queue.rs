@@ -3,6 +3,8 @@
 //! capacities 1024 and 65536:
 //!
 //! - `push_pop/1thread`: one push then one pop on one thread (ns per pair);
+//! - `push_pop_64/1thread`: 64 items in, then 64 out, on one thread: ringstat
+//!   batch calls against 64 single-item calls (per item);
 //! - `transfer/1p1c` and `transfer/2p2c`: items moved between threads;
 //! - `transfer/batch64`: ringstat `push_batch`/`pop_batch` in batches of 64,
 //!   1 producer and 1 consumer.
@@ -66,6 +68,50 @@ fn bench_single_thread(crit: &mut Criterion) {
     g.finish();
 }
 
+/// One thread moving 64 items in and out per iteration: ringstat's batch
+/// calls (one claim per 64 items) against 64 single-item pairs of each
+/// contender. Reported per item.
+fn bench_single_thread_batch(crit: &mut Criterion) {
+    const N: usize = 64;
+    let mut g = crit.benchmark_group("push_pop_64/1thread");
+    g.throughput(Throughput::Elements(N as u64));
+    for cap in CAPS {
+        let q = ringstat::Queue::<u64>::new(cap);
+        let mut items = Vec::with_capacity(N);
+        let mut out = Vec::with_capacity(N);
+        g.bench_function(format!("ringstat::Queue batch/cap{cap}"), |b| {
+            b.iter(|| {
+                items.extend(0..N as u64);
+                q.try_push_batch(black_box(&mut items)).unwrap();
+                out.clear();
+                q.try_pop_batch(&mut out, N).unwrap();
+                black_box(&out);
+            })
+        });
+        single_thread_n::<Ringstat>(&mut g, cap, N);
+        single_thread_n::<ArrayQueue>(&mut g, cap, N);
+    }
+    g.finish();
+}
+
+fn single_thread_n<C: Contender>(
+    g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    cap: usize,
+    n: usize,
+) {
+    let q = C::with_capacity(cap);
+    g.bench_function(format!("{} single/cap{cap}", C::NAME), |b| {
+        b.iter(|| {
+            for i in 0..n as u64 {
+                black_box(q.try_push(black_box(i)));
+            }
+            for _ in 0..n {
+                black_box(q.try_pop());
+            }
+        })
+    });
+}
+
 fn bench_threaded(crit: &mut Criterion) {
     for (name, p, c) in [("transfer/1p1c", 1, 1), ("transfer/2p2c", 2, 2)] {
         let mut g = crit.benchmark_group(name);
@@ -105,6 +151,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_single_thread, bench_threaded
+    targets = bench_single_thread, bench_single_thread_batch, bench_threaded
 }
 criterion_main!(benches);

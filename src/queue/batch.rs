@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::wait::Spinner;
 use super::{Closed, NoRun, Queue};
-use crate::sync::Backoff;
 
 impl<T> Queue<T> {
     /// Moves as many items as there is room for from the front of `items`
@@ -28,19 +28,27 @@ impl<T> Queue<T> {
         if items.is_empty() {
             return if self.is_closed() { Err(Closed) } else { Ok(0) };
         }
-        match self.claim_push(items.len(), false) {
-            Ok(run) => {
-                let mut pos = run.start;
-                for value in items.drain(..run.len) {
-                    self.release_push(pos, value);
-                    pos = self.next(pos);
+        // A run stops at the end of the ring's lap: a batch that wraps
+        // around takes a second claim.
+        let mut moved = 0;
+        while !items.is_empty() {
+            match self.claim_push(items.len(), false) {
+                Ok(run) => {
+                    for (k, value) in items.drain(..run.len).enumerate() {
+                        self.release_push(run.start + k, run.index + k, value);
+                    }
+                    moved += run.len;
                 }
-                self.not_empty.notify();
-                Ok(run.len)
+                // Closed after a first run landed: report what moved; the
+                // next call reports the close.
+                Err(Err(NoRun::Closed)) if moved == 0 => return Err(Closed),
+                Err(_) => break,
             }
-            Err(Err(NoRun::Closed)) => Err(Closed),
-            Err(_) => Ok(0),
         }
+        if moved > 0 {
+            self.not_empty.notify();
+        }
+        Ok(moved)
     }
 
     /// Moves every item of `items` into the queue, in order, waiting for room
@@ -102,7 +110,7 @@ impl<T> Queue<T> {
         deadline: Option<Instant>,
     ) -> Result<usize, Closed> {
         let mut moved = 0;
-        let backoff = Backoff::new();
+        let spinner = Spinner::new();
         loop {
             let n = self.try_push_batch(items)?;
             moved += n;
@@ -110,9 +118,9 @@ impl<T> Queue<T> {
                 return Ok(moved);
             }
             if n > 0 {
-                backoff.reset();
+                spinner.reset();
             }
-            if !self.wait(&self.not_full, &backoff, deadline, || self.push_ready()) {
+            if !self.wait(&self.not_full, &spinner, deadline, || self.push_ready()) {
                 return Ok(moved);
             }
         }
@@ -147,19 +155,25 @@ impl<T> Queue<T> {
         }
         // Reserve before claiming: nothing may panic while we own slots.
         out.reserve(max.min(self.cap));
-        match self.claim_pop(max) {
-            Ok(run) => {
-                let mut pos = run.start;
-                for _ in 0..run.len {
-                    out.push(self.release_pop(pos));
-                    pos = self.next(pos);
+        // A run stops at the end of the ring's lap: a batch that wraps
+        // around takes a second claim.
+        let mut popped = 0;
+        while popped < max {
+            match self.claim_pop(max - popped) {
+                Ok(run) => {
+                    out.extend(
+                        (0..run.len).map(|k| self.release_pop(run.start + k, run.index + k)),
+                    );
+                    popped += run.len;
                 }
-                self.not_full.notify();
-                Ok(run.len)
+                Err(NoRun::Closed) if popped == 0 => return Err(Closed),
+                Err(_) => break,
             }
-            Err(NoRun::Closed) => Err(Closed),
-            Err(NoRun::Blocked) => Ok(0),
         }
+        if popped > 0 {
+            self.not_full.notify();
+        }
+        Ok(popped)
     }
 
     /// Pops up to `max` items into `out`, waiting as long as it takes for at
@@ -218,13 +232,13 @@ impl<T> Queue<T> {
         max: usize,
         deadline: Option<Instant>,
     ) -> Result<usize, Closed> {
-        let backoff = Backoff::new();
+        let spinner = Spinner::new();
         loop {
             let n = self.try_pop_batch(out, max)?;
             if n > 0 || max == 0 {
                 return Ok(n);
             }
-            if !self.wait(&self.not_empty, &backoff, deadline, || self.pop_ready()) {
+            if !self.wait(&self.not_empty, &spinner, deadline, || self.pop_ready()) {
                 return Ok(0);
             }
         }

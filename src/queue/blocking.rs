@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::wait::Waiters;
+use super::wait::{Spinner, Waiters};
 use super::{PopError, PushError, Queue};
-use crate::sync::{Backoff, Ordering};
+use crate::sync::Ordering;
 
 impl<T> Queue<T> {
     /// Pushes `value`, waiting for room as long as it takes.
@@ -54,13 +54,13 @@ impl<T> Queue<T> {
     /// As [`push_timeout`](Self::push_timeout).
     pub fn push_until(&self, value: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
         let mut value = value;
-        let backoff = Backoff::new();
+        let spinner = Spinner::new();
         loop {
             match self.try_push(value) {
                 Err(PushError::Full(v)) => value = v,
                 done => return done,
             }
-            if !self.wait(&self.not_full, &backoff, deadline, || self.push_ready()) {
+            if !self.wait(&self.not_full, &spinner, deadline, || self.push_ready()) {
                 return Err(PushError::Full(value));
             }
         }
@@ -111,34 +111,32 @@ impl<T> Queue<T> {
     ///
     /// As [`pop_timeout`](Self::pop_timeout).
     pub fn pop_until(&self, deadline: Option<Instant>) -> Result<T, PopError> {
-        let backoff = Backoff::new();
+        let spinner = Spinner::new();
         loop {
             match self.try_pop() {
                 Err(PopError::Empty) => {}
                 done => return done,
             }
-            if !self.wait(&self.not_empty, &backoff, deadline, || self.pop_ready()) {
+            if !self.wait(&self.not_empty, &spinner, deadline, || self.pop_ready()) {
                 return Err(PopError::Empty);
             }
         }
     }
 
-    /// One step of waiting: spin or yield while the backoff lasts, then park.
+    /// One step of waiting: spin, then yield, then park (see `Spinner`).
     /// Returns `false` once `deadline` has passed.
     pub(super) fn wait(
         &self,
         waiters: &Waiters,
-        backoff: &Backoff,
+        spinner: &Spinner,
         deadline: Option<Instant>,
         ready: impl FnOnce() -> bool,
     ) -> bool {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
-        if backoff.is_completed() {
+        if spinner.should_park() {
             waiters.park(deadline, ready);
-        } else {
-            backoff.snooze();
         }
         true
     }

@@ -123,11 +123,15 @@ unsafe impl<T: Send> Send for Queue<T> {}
 // SAFETY: as above; `&Queue<T>` only lets threads move owned `T`s in and out.
 unsafe impl<T: Send> Sync for Queue<T> {}
 
-/// A run of positions claimed with one CAS.
+/// A run of positions claimed with one CAS. It never crosses the end of a
+/// lap, so its positions are `start, start + 1, ..., start + len - 1` and its
+/// slots are `index(start)..index(start) + len`.
 #[derive(Clone, Copy)]
 struct Run {
     /// First claimed position.
     start: usize,
+    /// `index(start)`: the run's slots are `index..index + len`.
+    index: usize,
     /// Number of positions claimed (at least 1).
     len: usize,
 }
@@ -220,6 +224,27 @@ impl<T> Queue<T> {
         }
     }
 
+    /// The position `len` steps after `pos`, for a run that does not cross
+    /// the end of `pos`'s lap (`index(pos) + len <= cap`).
+    #[inline(always)]
+    fn after_run(&self, pos: usize, len: usize) -> usize {
+        let index = self.index(pos);
+        debug_assert!(index + len <= self.cap);
+        if index + len < self.cap {
+            pos + len
+        } else {
+            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        }
+    }
+
+    #[inline(always)]
+    fn slot_at(&self, index: usize) -> &Slot<T> {
+        debug_assert!(index < self.cap);
+        // SAFETY: callers pass `index(pos) + k` for a run that stays inside
+        // the lap, so `index < cap == buffer.len()`.
+        unsafe { self.buffer.get_unchecked(index) }
+    }
+
     #[inline(always)]
     fn slot(&self, pos: usize) -> &Slot<T> {
         let index = self.index(pos);
@@ -236,7 +261,7 @@ impl<T> Queue<T> {
     /// With `force`, a full queue is made room in by claiming the oldest item:
     /// the result is then `Err(Ok(pos))`, with `pos` the tail position whose
     /// slot still holds the displaced value and now belongs to the caller.
-    #[inline]
+    #[inline(always)]
     fn claim_push(&self, want: usize, force: bool) -> Result<Run, Result<usize, NoRun>> {
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
@@ -244,20 +269,20 @@ impl<T> Queue<T> {
             if tail & self.mark_bit != 0 {
                 return Err(Err(NoRun::Closed));
             }
-            // Count the run of slots that are empty for their position.
+            // Count the run of slots, from `tail` to at most the end of
+            // this lap, that are empty for their position (`tail + k`).
+            let index = self.index(tail);
+            let max = want.min(self.cap - index);
             let mut len = 0;
-            let mut end = tail;
-            while len < want {
-                // Acquire: pairs with the consumer's Release store of
-                // `pos + one_lap` in `release_pop`, so its read of the old value
-                // happens before our write.
-                if self.slot(end).stamp.load(Ordering::Acquire) != end {
-                    break;
-                }
+            // Acquire: pairs with the consumer's Release store of
+            // `pos + one_lap` in `release_pop`, so its read of the old value
+            // happens before our write.
+            while len < max && self.slot_at(index + len).stamp.load(Ordering::Acquire) == tail + len
+            {
                 len += 1;
-                end = self.next(end);
             }
             if len > 0 {
+                let end = self.after_run(tail, len);
                 // SeqCst: part of the total order with the index loads in the
                 // full/empty checks and the waiter protocol (wait.rs). On x86
                 // and ARMv8 this is the same instruction as AcqRel.
@@ -267,7 +292,13 @@ impl<T> Queue<T> {
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Ok(Run { start: tail, len }),
+                    Ok(_) => {
+                        return Ok(Run {
+                            start: tail,
+                            index,
+                            len,
+                        })
+                    }
                     Err(t) => {
                         tail = t;
                         backoff.spin();
@@ -340,23 +371,25 @@ impl<T> Queue<T> {
     }
 
     /// Claims up to `want` (>= 1) consecutive positions for reading.
-    #[inline]
+    #[inline(always)]
     fn claim_pop(&self, want: usize) -> Result<Run, NoRun> {
         let backoff = Backoff::new();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
+            // The run of slots, from `head` to at most the end of this lap,
+            // that hold the value for their position (stamp `head + k + 1`).
+            let index = self.index(head);
+            let max = want.min(self.cap - index);
             let mut len = 0;
-            let mut end = head;
-            while len < want {
-                // Acquire: pairs with the producer's Release store of
-                // `pos + 1` in `release_push`, making its write visible.
-                if self.slot(end).stamp.load(Ordering::Acquire) != end.wrapping_add(1) {
-                    break;
-                }
+            // Acquire: pairs with the producer's Release store of `pos + 1`
+            // in `release_push`, making its write visible.
+            while len < max
+                && self.slot_at(index + len).stamp.load(Ordering::Acquire) == head + len + 1
+            {
                 len += 1;
-                end = self.next(end);
             }
             if len > 0 {
+                let end = self.after_run(head, len);
                 // SeqCst: see `claim_push`.
                 match self.head.compare_exchange_weak(
                     head,
@@ -364,7 +397,13 @@ impl<T> Queue<T> {
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Ok(Run { start: head, len }),
+                    Ok(_) => {
+                        return Ok(Run {
+                            start: head,
+                            index,
+                            len,
+                        })
+                    }
                     Err(h) => {
                         head = h;
                         backoff.spin();
@@ -397,8 +436,9 @@ impl<T> Queue<T> {
 
     /// Writes `value` into the claimed position `pos` and publishes it.
     #[inline(always)]
-    fn release_push(&self, pos: usize, value: T) {
-        let slot = self.slot(pos);
+    fn release_push(&self, pos: usize, index: usize, value: T) {
+        debug_assert_eq!(index, self.index(pos));
+        let slot = self.slot_at(index);
         // SAFETY: we own position `pos` (claimed by CAS); its slot is empty
         // (stamp was `pos`), so nobody else reads or writes the value now.
         slot.value
@@ -409,8 +449,9 @@ impl<T> Queue<T> {
 
     /// Reads the value at the claimed position `pos` and frees the slot.
     #[inline(always)]
-    fn release_pop(&self, pos: usize) -> T {
-        let slot = self.slot(pos);
+    fn release_pop(&self, pos: usize, index: usize) -> T {
+        debug_assert_eq!(index, self.index(pos));
+        let slot = self.slot_at(index);
         // SAFETY: we own position `pos` (claimed by CAS); its stamp was
         // `pos + 1`, so the value is initialised and ours to move out.
         let value = slot.value.with(|p| unsafe { p.read().assume_init() });
@@ -445,7 +486,7 @@ impl<T> Queue<T> {
     pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
         match self.claim_push(1, false) {
             Ok(run) => {
-                self.release_push(run.start, value);
+                self.release_push(run.start, run.index, value);
                 self.not_empty.notify();
                 Ok(())
             }
@@ -477,7 +518,7 @@ impl<T> Queue<T> {
     pub fn try_pop(&self) -> Result<T, PopError> {
         match self.claim_pop(1) {
             Ok(run) => {
-                let value = self.release_pop(run.start);
+                let value = self.release_pop(run.start, run.index);
                 self.not_full.notify();
                 Ok(value)
             }
@@ -507,7 +548,7 @@ impl<T> Queue<T> {
     pub fn force_push(&self, value: T) -> Result<Option<T>, PushError<T>> {
         match self.claim_push(1, true) {
             Ok(run) => {
-                self.release_push(run.start, value);
+                self.release_push(run.start, run.index, value);
                 self.not_empty.notify();
                 Ok(None)
             }

@@ -25,10 +25,58 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sync::{seqcst_pair_fence, AtomicUsize, Condvar, Mutex, Ordering};
+use core::cell::Cell;
+
+use crate::sync::{seqcst_pair_fence, thread, AtomicUsize, Backoff, Condvar, Mutex, Ordering};
 
 /// The longest a parked waiter sleeps before it re-checks by itself.
 pub(crate) const PARK_SLICE: Duration = Duration::from_millis(200);
+
+/// How many extra `yield_now` calls a waiter makes after its backoff
+/// completes and before it parks. Parking costs a futex sleep and a wake-up
+/// (microseconds, and a syscall for the notifier too); on a busy queue the
+/// item usually arrives within a few yields, so this keeps throughput from
+/// collapsing into park/unpark round trips, while an idle waiter still parks
+/// after some tens of microseconds. Under loom: none, so models reach the
+/// parking path at once.
+const YIELDS_BEFORE_PARK: u32 = if cfg!(ringstat_loom) { 0 } else { 64 };
+
+/// Where a blocked operation is in its spin → yield → park progression.
+pub(crate) struct Spinner {
+    backoff: Backoff,
+    yields: Cell<u32>,
+}
+
+impl Spinner {
+    pub(crate) fn new() -> Self {
+        Self {
+            backoff: Backoff::new(),
+            yields: Cell::new(0),
+        }
+    }
+
+    /// Starts over (progress was made).
+    pub(crate) fn reset(&self) {
+        self.backoff.reset();
+        self.yields.set(0);
+    }
+
+    /// One waiting step: spin or yield while that still makes sense, and
+    /// return `true` once it is time to park instead.
+    pub(crate) fn should_park(&self) -> bool {
+        if !self.backoff.is_completed() {
+            self.backoff.snooze();
+            return false;
+        }
+        let y = self.yields.get();
+        if y < YIELDS_BEFORE_PARK {
+            self.yields.set(y + 1);
+            thread::yield_now();
+            return false;
+        }
+        true
+    }
+}
 
 /// One side's sleepers (consumers waiting for items, or producers waiting for
 /// room).
