@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -196,29 +195,43 @@ pub fn transfer<C: Contender>(
         let (q, start) = (Arc::clone(&q), Arc::clone(&start));
         handles.push(thread::spawn(move || {
             start.wait();
+            let t0 = Instant::now();
             for i in 0..per_p {
                 q.push(i);
             }
-            0
+            (t0, Instant::now(), 0)
         }));
     }
     for _ in 0..consumers {
         let (q, start) = (Arc::clone(&q), Arc::clone(&start));
         handles.push(thread::spawn(move || {
             start.wait();
+            let t0 = Instant::now();
             let mut sum = 0u64;
             for _ in 0..per_c {
                 sum = sum.wrapping_add(q.pop());
             }
-            sum
+            (t0, Instant::now(), sum)
         }));
     }
     start.wait();
-    let t0 = Instant::now();
-    let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    let elapsed = t0.elapsed();
+    let spans: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let sum: u64 = spans.iter().map(|s| s.2).sum();
     assert_eq!(sum, producers as u64 * per_p * (per_p - 1) / 2);
-    elapsed
+    span(spans.iter().map(|s| (s.0, s.1)))
+}
+
+/// Wall time from the first worker's start to the last one's end, measured
+/// by the workers themselves: the coordinating thread may be descheduled
+/// right after the start barrier (4 workers on 2 vCPUs), so its own clock
+/// would under-measure.
+fn span(spans: impl Iterator<Item = (Instant, Instant)>) -> Duration {
+    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+    for (a, b) in spans {
+        first = Some(first.map_or(a, |f| f.min(a)));
+        last = Some(last.map_or(b, |l| l.max(b)));
+    }
+    last.unwrap() - first.unwrap()
 }
 
 /// ringstat batch transfer: 1 producer pushing batches of `batch` with
@@ -226,11 +239,11 @@ pub fn transfer<C: Contender>(
 pub fn transfer_ringstat_batch(cap: usize, items: u64, batch: usize) -> Duration {
     let q = Arc::new(ringstat::Queue::<u64>::new(cap));
     let start = Arc::new(Barrier::new(3));
-    let done = Arc::new(AtomicBool::new(false));
     let producer = {
         let (q, start) = (Arc::clone(&q), Arc::clone(&start));
         thread::spawn(move || {
             start.wait();
+            let t0 = Instant::now();
             let mut buf = Vec::with_capacity(batch);
             let mut i = 0;
             while i < items {
@@ -238,12 +251,14 @@ pub fn transfer_ringstat_batch(cap: usize, items: u64, batch: usize) -> Duration
                 i += buf.len() as u64;
                 q.push_batch(&mut buf).unwrap();
             }
+            (t0, Instant::now())
         })
     };
     let consumer = {
-        let (q, start, done) = (Arc::clone(&q), Arc::clone(&start), Arc::clone(&done));
+        let (q, start) = (Arc::clone(&q), Arc::clone(&start));
         thread::spawn(move || {
             start.wait();
+            let t0 = Instant::now();
             let mut buf = Vec::with_capacity(batch);
             let mut sum = 0u64;
             let mut got = 0;
@@ -252,15 +267,12 @@ pub fn transfer_ringstat_batch(cap: usize, items: u64, batch: usize) -> Duration
                 got += q.pop_batch(&mut buf, batch).unwrap() as u64;
                 sum = buf.iter().fold(sum, |s, &v| s.wrapping_add(v));
             }
-            done.store(true, Ordering::Relaxed);
-            sum
+            (t0, Instant::now(), sum)
         })
     };
     start.wait();
-    let t0 = Instant::now();
-    producer.join().unwrap();
-    let sum = consumer.join().unwrap();
-    let elapsed = t0.elapsed();
+    let p = producer.join().unwrap();
+    let (c0, c1, sum) = consumer.join().unwrap();
     assert_eq!(sum, items * (items - 1) / 2);
-    elapsed
+    span([p, (c0, c1)].into_iter())
 }
