@@ -65,6 +65,21 @@ pub(super) fn observe_value(h: &Histogram, value: &Bound<'_, PyAny>) -> PyResult
 }
 
 /// Equality and hashing by pipeline and metric index.
+/// Sends `make(key)` for every key of `keys` (a sequence, or a numpy
+/// uint64/int64 array read without copying), at `ts` (`None`, one number, or
+/// one per key).
+fn send_keys(
+    py: Python<'_>,
+    pipeline: &Pipeline,
+    keys: &Bound<'_, PyAny>,
+    ts: Option<&Bound<'_, PyAny>>,
+    make: impl Fn(u64) -> Event,
+) -> PyResult<()> {
+    let col = Column::new(keys, Want::Key, "keys")?;
+    let ts = Column::timestamps(ts, col.len())?;
+    send_column(py, pipeline, &col, ts.as_ref(), make)
+}
+
 macro_rules! handle_eq {
     ($ty:ident) => {
         impl PartialEq for $ty {
@@ -294,12 +309,8 @@ impl PySessionsHandle {
         keys: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let col = Column::new(keys, Want::Key, "keys")?;
-        let ts = Column::timestamps(ts, col.len())?;
         let id = self.id;
-        send_column(py, &self.pipeline, &col, ts.as_ref(), |k| {
-            Event::start(id, k)
-        })
+        send_keys(py, &self.pipeline, keys, ts, |k| Event::start(id, k))
     }
 
     /// `end` for every key of `keys` (as `start_many`).
@@ -310,10 +321,8 @@ impl PySessionsHandle {
         keys: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let col = Column::new(keys, Want::Key, "keys")?;
-        let ts = Column::timestamps(ts, col.len())?;
         let id = self.id;
-        send_column(py, &self.pipeline, &col, ts.as_ref(), |k| Event::end(id, k))
+        send_keys(py, &self.pipeline, keys, ts, |k| Event::end(id, k))
     }
 
     /// The tracker name (its metrics are `{name}_open`, ...).
@@ -360,12 +369,8 @@ impl PyDistinctHandle {
         keys: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let col = Column::new(keys, Want::Key, "keys")?;
-        let ts = Column::timestamps(ts, col.len())?;
         let id = self.id;
-        send_column(py, &self.pipeline, &col, ts.as_ref(), |k| {
-            Event::seen(id, k)
-        })
+        send_keys(py, &self.pipeline, keys, ts, |k| Event::seen(id, k))
     }
 
     /// The estimated number of distinct keys seen (merged now).

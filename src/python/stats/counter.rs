@@ -1,6 +1,5 @@
 //! `ringstat.Counter` and `ringstat.Gauge`.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -20,17 +19,7 @@ pub(crate) struct PyCounter {
     pub(super) inner: Arc<Counter>,
 }
 
-impl PartialEq for PyCounter {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
-impl Hash for PyCounter {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.inner).hash(state);
-    }
-}
+same_metric_eq!(PyCounter);
 
 #[pymethods]
 impl PyCounter {
@@ -107,17 +96,7 @@ pub(crate) struct PyGauge {
     pub(super) inner: Arc<Gauge>,
 }
 
-impl PartialEq for PyGauge {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
-impl Hash for PyGauge {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.inner).hash(state);
-    }
-}
+same_metric_eq!(PyGauge);
 
 #[pymethods]
 impl PyGauge {

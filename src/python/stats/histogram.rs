@@ -1,6 +1,5 @@
 //! `ringstat.Histogram`.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
@@ -28,17 +27,7 @@ pub(crate) struct PyHistogram {
     pub(super) inner: Arc<Histogram>,
 }
 
-impl PartialEq for PyHistogram {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
-impl Hash for PyHistogram {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.inner).hash(state);
-    }
-}
+same_metric_eq!(PyHistogram);
 
 /// Extracts `max_value` (`#[pyo3(from_py_with)]`): an int in `0..2**64`
 /// (0 is refused by the Rust constructor).

@@ -16,6 +16,24 @@
 //!   `0..=1`;
 //! - times are seconds as `float` (`window=60.0`, `clock.advance(1.5)`).
 
+/// `==` and `hash()` by identity of the shared Rust metric (`self.inner`),
+/// so two handles of one registered metric compare equal.
+macro_rules! same_metric_eq {
+    ($ty:ident) => {
+        impl PartialEq for $ty {
+            fn eq(&self, other: &Self) -> bool {
+                std::sync::Arc::ptr_eq(&self.inner, &other.inner)
+            }
+        }
+
+        impl std::hash::Hash for $ty {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                std::sync::Arc::as_ptr(&self.inner).hash(state);
+            }
+        }
+    };
+}
+
 mod counter;
 mod histogram;
 mod rate;

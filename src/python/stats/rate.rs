@@ -1,6 +1,5 @@
 //! `ringstat.Rate` and `ringstat.ManualClock`.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,17 +83,7 @@ pub(crate) struct PyRate {
     pub(super) inner: Arc<Rate>,
 }
 
-impl PartialEq for PyRate {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
-impl Hash for PyRate {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.inner).hash(state);
-    }
-}
+same_metric_eq!(PyRate);
 
 #[pymethods]
 impl PyRate {
