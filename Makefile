@@ -71,7 +71,7 @@ test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
 .PHONY: test-py
 test-py: develop ## pytest, mypy stubtest, mypy
 	$(VPY) -m pytest
-	$(VPY) -m mypy.stubtest ringstat._ringstat
+	$(VPY) -m mypy.stubtest ringstat._ringstat --mypy-config-file pyproject.toml
 	$(VENV)/bin/mypy
 
 .PHONY: test-py-versions
