@@ -273,12 +273,17 @@ impl<'py> Column<'py> {
     }
 
     /// The raw 8 bytes of element `i` of an array, as `u64`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be the data pointer of a `Column::Array` of `len` elements
+    /// that is still alive, and `i < len`.
     #[inline]
-    fn raw(ptr: *const u8, i: usize) -> u64 {
-        // SAFETY: `ptr` is the data pointer numpy reported for a contiguous
-        // 1-D array of `len` 8-byte elements, `i < len` (checked by every
-        // caller), and `_owner` holds a reference to the array, so its
-        // memory stays allocated (numpy refuses to resize an array others
+    unsafe fn raw(ptr: *const u8, i: usize) -> u64 {
+        // SAFETY: per the contract, `ptr` is the data pointer numpy reported
+        // for a contiguous 1-D array of `len` 8-byte elements and `i < len`;
+        // the column's `_owner` holds a reference to the array, so its memory
+        // stays allocated (numpy refuses to resize an array others
         // reference). `read_unaligned`: numpy arrays may be unaligned.
         unsafe { ptr.add(i * 8).cast::<u64>().read_unaligned() }
     }
@@ -295,7 +300,8 @@ impl<'py> Column<'py> {
             return Ok(());
         };
         for i in 0..len {
-            let bits = Self::raw(ptr, i);
+            // SAFETY: `ptr`/`len` come from this live array column; `i < len`.
+            let bits = unsafe { Self::raw(ptr, i) };
             match (dtype, want) {
                 (Dtype::I64, Want::Count) if (bits as i64) < 0 => {
                     return Err(elem_err(
@@ -360,7 +366,9 @@ impl<'py> Column<'py> {
                 ..
             } => {
                 assert!(i < *len, "index {i} out of bounds of a column of {len}");
-                let bits = Self::raw(*ptr, i);
+                // SAFETY: `ptr`/`len` come from this live array column, and
+                // the assert above checked `i < len`.
+                let bits = unsafe { Self::raw(*ptr, i) };
                 match (dtype, want) {
                     (Dtype::F64, Want::Seconds) => {
                         seconds_to_nanos(f64::from_bits(bits)).unwrap_or(1)
