@@ -120,7 +120,7 @@ impl<T> Queue<T> {
             if n > 0 {
                 spinner.reset();
             }
-            if !self.wait(&self.not_full, &spinner, deadline, || self.push_ready()) {
+            if !self.wait_for_room(&spinner, deadline) {
                 return Ok(moved);
             }
         }
@@ -238,7 +238,7 @@ impl<T> Queue<T> {
             if n > 0 || max == 0 {
                 return Ok(n);
             }
-            if !self.wait(&self.not_empty, &spinner, deadline, || self.pop_ready()) {
+            if !self.wait_for_item(&spinner, deadline) {
                 return Ok(0);
             }
         }

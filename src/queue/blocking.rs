@@ -6,6 +6,16 @@ use super::wait::{Spinner, Waiters};
 use super::{PopError, PushError, Queue};
 use crate::sync::Ordering;
 
+/// What one waiting step did.
+pub(super) enum Waited {
+    /// Spun or yielded once.
+    Spun,
+    /// Parked (and was woken, or its slice ran out).
+    Parked,
+    /// The deadline has passed.
+    TimedOut,
+}
+
 impl<T> Queue<T> {
     /// Pushes `value`, waiting for room as long as it takes.
     ///
@@ -60,7 +70,7 @@ impl<T> Queue<T> {
                 Err(PushError::Full(v)) => value = v,
                 done => return done,
             }
-            if !self.wait(&self.not_full, &spinner, deadline, || self.push_ready()) {
+            if !self.wait_for_room(&spinner, deadline) {
                 return Err(PushError::Full(value));
             }
         }
@@ -117,28 +127,79 @@ impl<T> Queue<T> {
                 Err(PopError::Empty) => {}
                 done => return done,
             }
-            if !self.wait(&self.not_empty, &spinner, deadline, || self.pop_ready()) {
+            if !self.wait_for_item(&spinner, deadline) {
                 return Err(PopError::Empty);
             }
         }
     }
 
+    /// Waits after a pop found the queue empty, until the slot at `head` may
+    /// hold an item (or `head` moved), or after one park. Returns `false`
+    /// once `deadline` has passed.
+    ///
+    /// While spinning it watches only the stamp of the slot at `head`, the
+    /// one cache line the next pop needs anyway, instead of re-running
+    /// `try_pop` (whose empty check is a `SeqCst` fence and a load of the
+    /// producers' `tail` line). A consumer polling `tail` keeps stealing that
+    /// line from the producer it is waiting for; watching the stamp does not.
+    /// The spin is bounded by the `Spinner`; a close is noticed when it parks
+    /// (`pop_ready` reads the mark bit) or after the notify that wakes it.
+    pub(super) fn wait_for_item(&self, spinner: &Spinner, deadline: Option<Instant>) -> bool {
+        // Relaxed: `head` only picks the slot to watch; `try_pop` re-reads
+        // everything with the orderings it needs.
+        let head = self.head.load(Ordering::Relaxed);
+        let stamp = &self.slot(head).stamp;
+        loop {
+            match self.wait(&self.not_empty, spinner, deadline, || self.pop_ready()) {
+                Waited::TimedOut => return false,
+                Waited::Parked => return true,
+                // Relaxed: a changed stamp is only a hint to retry `try_pop`,
+                // which loads it again with Acquire.
+                Waited::Spun if stamp.load(Ordering::Relaxed) != head => return true,
+                Waited::Spun => {}
+            }
+        }
+    }
+
+    /// Waits after a push found the queue full, until the slot at `tail` may
+    /// be free (or `tail` moved), or after one park. Returns `false` once
+    /// `deadline` has passed. The mirror of [`wait_for_item`](Self::wait_for_item).
+    pub(super) fn wait_for_room(&self, spinner: &Spinner, deadline: Option<Instant>) -> bool {
+        // Relaxed: as in `wait_for_item`.
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail & self.mark_bit != 0 {
+            return true; // closed: `try_push` reports it
+        }
+        let stamp = &self.slot(tail).stamp;
+        // The stamp of a slot that still holds the previous lap's item.
+        let full = tail.wrapping_add(1).wrapping_sub(self.one_lap);
+        loop {
+            match self.wait(&self.not_full, spinner, deadline, || self.push_ready()) {
+                Waited::TimedOut => return false,
+                Waited::Parked => return true,
+                // Relaxed: a hint, as in `wait_for_item`.
+                Waited::Spun if stamp.load(Ordering::Relaxed) != full => return true,
+                Waited::Spun => {}
+            }
+        }
+    }
+
     /// One step of waiting: spin, then yield, then park (see `Spinner`).
-    /// Returns `false` once `deadline` has passed.
     pub(super) fn wait(
         &self,
         waiters: &Waiters,
         spinner: &Spinner,
         deadline: Option<Instant>,
         ready: impl FnOnce() -> bool,
-    ) -> bool {
+    ) -> Waited {
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return false;
+            return Waited::TimedOut;
         }
         if spinner.should_park() {
             waiters.park(deadline, ready);
+            return Waited::Parked;
         }
-        true
+        Waited::Spun
     }
 
     // ----- readiness checks for parked waiters (SeqCst, see wait.rs) ---------

@@ -266,11 +266,10 @@ impl<T> Queue<T> {
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
-            if tail & self.mark_bit != 0 {
-                return Err(Err(NoRun::Closed));
-            }
             // Count the run of slots, from `tail` to at most the end of
-            // this lap, that are empty for their position (`tail + k`).
+            // this lap, that are empty for their position (`tail + k`). A
+            // closed `tail` carries the mark bit, which no stamp does, so it
+            // finds no run and `push_stalled` reports the close.
             let index = self.index(tail);
             let max = want.min(self.cap - index);
             let mut len = 0;
@@ -307,29 +306,84 @@ impl<T> Queue<T> {
                 }
             }
             let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
-            if stamp.wrapping_add(self.one_lap) == tail.wrapping_add(1) {
-                // The slot still holds the previous lap's value: full, unless
-                // head moved since. SeqCst fence: pairs with the SeqCst CAS on
-                // `head` in `claim_pop`, so a stale `head` cannot make us report
-                // full after a pop that completed before this check.
-                fence(Ordering::SeqCst);
-                let head = self.head.load(Ordering::Relaxed);
-                if head.wrapping_add(self.one_lap) == tail {
-                    if !force {
-                        return Err(Err(NoRun::Blocked));
-                    }
-                    if let Some(pos) = self.displace_oldest(head, tail) {
-                        return Err(Ok(pos));
-                    }
-                }
-                backoff.spin();
-            } else {
-                // Our `tail` is stale, or a consumer of the previous lap has
-                // claimed the slot but not finished reading it.
-                backoff.snooze();
+            if let Some(stop) = self.push_stalled(tail, stamp, force, &backoff) {
+                return Err(stop);
             }
             tail = self.tail.load(Ordering::Relaxed);
         }
+    }
+
+    /// Claims one position for writing: [`claim_push`](Self::claim_push)
+    /// with `want == 1`, written out so the hot path is a stamp load, a
+    /// compare and a CAS. Returns the claimed position.
+    #[inline(always)]
+    fn claim_push_one(&self, force: bool) -> Result<usize, Result<usize, NoRun>> {
+        let backoff = Backoff::new();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            // Acquire: as in `claim_push`. A closed `tail` carries the mark
+            // bit, which no stamp does, so it falls through to `push_stalled`.
+            let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
+            if stamp == tail {
+                // SeqCst: as in `claim_push`.
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    self.next(tail),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(tail),
+                    Err(t) => {
+                        tail = t;
+                        backoff.spin();
+                        continue;
+                    }
+                }
+            }
+            if let Some(stop) = self.push_stalled(tail, stamp, force, &backoff) {
+                return Err(stop);
+            }
+            tail = self.tail.load(Ordering::Relaxed);
+        }
+    }
+
+    /// The slow path of a push claim: the slot at `tail` (whose stamp was
+    /// `stamp`) is not free for `tail`. Returns what the claim should report
+    /// (closed; full; with `force`, the displaced position), or `None` after
+    /// backing off, to retry with a fresh `tail`.
+    #[cold]
+    fn push_stalled(
+        &self,
+        tail: usize,
+        stamp: usize,
+        force: bool,
+        backoff: &Backoff,
+    ) -> Option<Result<usize, NoRun>> {
+        if tail & self.mark_bit != 0 {
+            return Some(Err(NoRun::Closed));
+        }
+        if stamp.wrapping_add(self.one_lap) == tail.wrapping_add(1) {
+            // The slot still holds the previous lap's value: full, unless
+            // head moved since. SeqCst fence: pairs with the SeqCst CAS on
+            // `head` in `claim_pop`, so a stale `head` cannot make us report
+            // full after a pop that completed before this check.
+            fence(Ordering::SeqCst);
+            let head = self.head.load(Ordering::Relaxed);
+            if head.wrapping_add(self.one_lap) == tail {
+                if !force {
+                    return Some(Err(NoRun::Blocked));
+                }
+                if let Some(pos) = self.displace_oldest(head, tail) {
+                    return Some(Ok(pos));
+                }
+            }
+            backoff.spin();
+        } else {
+            // Our `tail` is stale, or a consumer of the previous lap has
+            // claimed the slot but not finished reading it.
+            backoff.snooze();
+        }
+        None
     }
 
     /// `force_push` on a full queue: take the oldest item's position away from
@@ -412,26 +466,69 @@ impl<T> Queue<T> {
                 }
             }
             let stamp = self.slot(head).stamp.load(Ordering::Acquire);
-            if stamp == head {
-                // Not written for this lap: empty, unless tail moved. SeqCst
-                // fence: pairs with the SeqCst CAS on `tail` in `claim_push`.
-                fence(Ordering::SeqCst);
-                let tail = self.tail.load(Ordering::Relaxed);
-                if tail & !self.mark_bit == head {
-                    return Err(if tail & self.mark_bit != 0 {
-                        NoRun::Closed
-                    } else {
-                        NoRun::Blocked
-                    });
-                }
-                // A producer claimed the slot and is writing it.
-                backoff.spin();
-            } else {
-                // Our `head` is stale.
-                backoff.snooze();
+            if let Some(stop) = self.pop_stalled(head, stamp, &backoff) {
+                return Err(stop);
             }
             head = self.head.load(Ordering::Relaxed);
         }
+    }
+
+    /// Claims one position for reading: [`claim_pop`](Self::claim_pop) with
+    /// `want == 1`, written out for a short hot path. Returns the position.
+    #[inline(always)]
+    fn claim_pop_one(&self) -> Result<usize, NoRun> {
+        let backoff = Backoff::new();
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // Acquire: as in `claim_pop`.
+            let stamp = self.slot(head).stamp.load(Ordering::Acquire);
+            if stamp == head.wrapping_add(1) {
+                // SeqCst: see `claim_push`.
+                match self.head.compare_exchange_weak(
+                    head,
+                    self.next(head),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(head),
+                    Err(h) => {
+                        head = h;
+                        backoff.spin();
+                        continue;
+                    }
+                }
+            }
+            if let Some(stop) = self.pop_stalled(head, stamp, &backoff) {
+                return Err(stop);
+            }
+            head = self.head.load(Ordering::Relaxed);
+        }
+    }
+
+    /// The slow path of a pop claim: the slot at `head` (whose stamp was
+    /// `stamp`) holds no value for `head`. Returns why the claim fails (empty;
+    /// closed and drained), or `None` after backing off, to retry.
+    #[cold]
+    fn pop_stalled(&self, head: usize, stamp: usize, backoff: &Backoff) -> Option<NoRun> {
+        if stamp == head {
+            // Not written for this lap: empty, unless tail moved. SeqCst
+            // fence: pairs with the SeqCst CAS on `tail` in `claim_push`.
+            fence(Ordering::SeqCst);
+            let tail = self.tail.load(Ordering::Relaxed);
+            if tail & !self.mark_bit == head {
+                return Some(if tail & self.mark_bit != 0 {
+                    NoRun::Closed
+                } else {
+                    NoRun::Blocked
+                });
+            }
+            // A producer claimed the slot and is writing it.
+            backoff.spin();
+        } else {
+            // Our `head` is stale.
+            backoff.snooze();
+        }
+        None
     }
 
     /// Writes `value` into the claimed position `pos` and publishes it.
@@ -482,11 +579,11 @@ impl<T> Queue<T> {
     /// q.close();
     /// assert_eq!(q.try_push(30), Err(PushError::Closed(30)));
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
-        match self.claim_push(1, false) {
-            Ok(run) => {
-                self.release_push(run.start, run.index, value);
+        match self.claim_push_one(false) {
+            Ok(pos) => {
+                self.release_push(pos, self.index(pos), value);
                 self.not_empty.notify();
                 Ok(())
             }
@@ -514,11 +611,11 @@ impl<T> Queue<T> {
     /// assert_eq!(q.try_pop(), Ok('a'));
     /// assert_eq!(q.try_pop(), Err(PopError::Closed));
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn try_pop(&self) -> Result<T, PopError> {
-        match self.claim_pop(1) {
-            Ok(run) => {
-                let value = self.release_pop(run.start, run.index);
+        match self.claim_pop_one() {
+            Ok(pos) => {
+                let value = self.release_pop(pos, self.index(pos));
                 self.not_full.notify();
                 Ok(value)
             }
@@ -546,9 +643,9 @@ impl<T> Queue<T> {
     /// assert_eq!(q.try_pop(), Ok(3));
     /// ```
     pub fn force_push(&self, value: T) -> Result<Option<T>, PushError<T>> {
-        match self.claim_push(1, true) {
-            Ok(run) => {
-                self.release_push(run.start, run.index, value);
+        match self.claim_push_one(true) {
+            Ok(pos) => {
+                self.release_push(pos, self.index(pos), value);
                 self.not_empty.notify();
                 Ok(None)
             }
