@@ -68,6 +68,11 @@ test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
 	RUSTFLAGS="--cfg ringstat_loom" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) \
 	  CARGO_TARGET_DIR=$(LOOM_TARGET) cargo test --release --test 'loom_*'
 
+.PHONY: miri
+miri: ## the queue's unit, proptest and stress tests under Miri (needs nightly + miri; not part of `test`)
+	MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
+	  cargo +nightly miri test --test queue --test queue_proptest --test queue_stress
+
 .PHONY: test-py
 test-py: develop ## pytest, mypy stubtest, mypy
 	$(VPY) -m pytest

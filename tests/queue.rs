@@ -46,10 +46,14 @@ fn capacity_errors() {
     assert!(e.to_string().contains("at least 1"));
     let e = Queue::<u8>::try_new(MAX_CAPACITY + 1).unwrap_err();
     assert!(e.to_string().contains("too large"), "{e}");
-    // Valid, but far more memory than exists: an error, not an abort.
-    let e = Queue::<u64>::try_new(1 << 50).unwrap_err();
-    assert!(e.is_alloc_failure());
-    assert!(e.to_string().contains("out of memory"), "{e}");
+    // Valid, but far more memory than exists: an error, not an abort. (Miri
+    // reports an impossible allocation as resource exhaustion instead of
+    // failing it, so it skips this part.)
+    if !cfg!(miri) {
+        let e = Queue::<u64>::try_new(1 << 50).unwrap_err();
+        assert!(e.is_alloc_failure());
+        assert!(e.to_string().contains("out of memory"), "{e}");
+    }
 }
 
 #[test]
