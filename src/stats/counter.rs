@@ -114,7 +114,17 @@ impl Counter {
     /// ```
     #[inline]
     pub fn add(&self, n: u64) {
-        let shard = &self.shards[thread_index() & self.mask];
+        self.add_to_shard(n, thread_index());
+    }
+
+    /// Adds `n` to shard `hint & (shards - 1)`. Any `hint` is correct; one
+    /// that differs between concurrent threads keeps them off each other's
+    /// cache line. For callers (the Python binding) where reading the thread
+    /// index costs more than the add: in a shared library every thread-local
+    /// access is a call to `__tls_get_addr`.
+    #[inline]
+    pub(crate) fn add_to_shard(&self, n: u64, hint: usize) {
+        let shard = &self.shards[hint & self.mask];
         // Relaxed: the count publishes no other data; readers need only the
         // per-shard modification order.
         shard.fetch_add(n, Ordering::Relaxed);
