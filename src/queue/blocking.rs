@@ -31,6 +31,7 @@ impl<T> Queue<T> {
     /// q.push("a").unwrap();
     /// assert_eq!(q.pop(), Ok("a"));
     /// ```
+    #[inline]
     pub fn push(&self, value: T) -> Result<(), PushError<T>> {
         self.push_until(value, None)
     }
@@ -53,8 +54,13 @@ impl<T> Queue<T> {
     /// q.push_timeout(1, Duration::from_millis(1)).unwrap();
     /// assert_eq!(q.push_timeout(2, Duration::from_millis(1)), Err(PushError::Full(2)));
     /// ```
+    #[inline]
     pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
-        self.push_until(value, Instant::now().checked_add(timeout))
+        // The clock is read only if the queue is full.
+        match self.try_push(value) {
+            Err(PushError::Full(v)) => self.push_wait(v, Instant::now().checked_add(timeout)),
+            done => done,
+        }
     }
 
     /// Pushes `value`, waiting for room until `deadline` (`None`: forever).
@@ -62,16 +68,30 @@ impl<T> Queue<T> {
     /// # Errors
     ///
     /// As [`push_timeout`](Self::push_timeout).
+    #[inline]
     pub fn push_until(&self, value: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
+        // The fast path is inlined into the caller; only a full queue costs a
+        // call. (An out-of-line `push` costs a call and a stack frame per
+        // item, which on a busy producer/consumer pair is a large share of
+        // the per-item cost.)
+        match self.try_push(value) {
+            Err(PushError::Full(v)) => self.push_wait(v, deadline),
+            done => done,
+        }
+    }
+
+    /// The slow path of the blocking pushes: `value` did not fit just now.
+    #[inline(never)]
+    fn push_wait(&self, value: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
         let mut value = value;
         let spinner = Spinner::new();
         loop {
+            if !self.wait_for_room(&spinner, deadline) {
+                return Err(PushError::Full(value));
+            }
             match self.try_push(value) {
                 Err(PushError::Full(v)) => value = v,
                 done => return done,
-            }
-            if !self.wait_for_room(&spinner, deadline) {
-                return Err(PushError::Full(value));
             }
         }
     }
@@ -91,6 +111,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.pop(), Ok(7));
     /// assert!(q.pop().is_err()); // closed and drained: no waiting
     /// ```
+    #[inline]
     pub fn pop(&self) -> Result<T, PopError> {
         self.pop_until(None)
     }
@@ -111,8 +132,13 @@ impl<T> Queue<T> {
     /// let q = Queue::<u8>::new(1);
     /// assert_eq!(q.pop_timeout(Duration::from_millis(1)), Err(PopError::Empty));
     /// ```
+    #[inline]
     pub fn pop_timeout(&self, timeout: Duration) -> Result<T, PopError> {
-        self.pop_until(Instant::now().checked_add(timeout))
+        // The clock is read only if the queue is empty.
+        match self.try_pop() {
+            Err(PopError::Empty) => self.pop_wait(Instant::now().checked_add(timeout)),
+            done => done,
+        }
     }
 
     /// Pops the oldest item, waiting until `deadline` (`None`: forever).
@@ -120,15 +146,26 @@ impl<T> Queue<T> {
     /// # Errors
     ///
     /// As [`pop_timeout`](Self::pop_timeout).
+    #[inline]
     pub fn pop_until(&self, deadline: Option<Instant>) -> Result<T, PopError> {
+        // Fast path inlined, as in `push_until`.
+        match self.try_pop() {
+            Err(PopError::Empty) => self.pop_wait(deadline),
+            done => done,
+        }
+    }
+
+    /// The slow path of the blocking pops: the queue was empty just now.
+    #[inline(never)]
+    fn pop_wait(&self, deadline: Option<Instant>) -> Result<T, PopError> {
         let spinner = Spinner::new();
         loop {
+            if !self.wait_for_item(&spinner, deadline) {
+                return Err(PopError::Empty);
+            }
             match self.try_pop() {
                 Err(PopError::Empty) => {}
                 done => return done,
-            }
-            if !self.wait_for_item(&spinner, deadline) {
-                return Err(PopError::Empty);
             }
         }
     }

@@ -7,7 +7,8 @@
 //!   queue's indices with `SeqCst` loads (`ready()`); sleep only if nothing
 //!   changed. `Condvar::wait` releases `lock` atomically with going to sleep.
 //! - notifier: its state change is a `SeqCst` read-modify-write on `head` or
-//!   `tail`; then `count.load(SeqCst)`, and only if non-zero it takes `lock`
+//!   `tail`; then `count.load(SeqCst)`, and only if non-zero it takes `lock`,
+//!   sets `count` to 0 (everyone registered is being woken), bumps the epoch
 //!   and calls `notify_all`.
 //!
 //! All four operations are `SeqCst`, so they sit in one total order: either
@@ -15,7 +16,11 @@
 //! lock, which it can only get once the waiter sleeps or has left, so the
 //! notification is not missed), or the increment comes later in that order
 //! than the notifier's index update, and then the waiter's re-check sees the
-//! new index and does not sleep. The fast path of a push or pop pays one
+//! new index and does not sleep. A notifier that reads the 0 another notifier
+//! stored comes after that notifier's wake-up of everyone registered, and
+//! those waiters re-check the queue when they wake. Clearing `count` keeps the
+//! notifiers that follow on the fast path while the sleepers wake up. The fast
+//! path of a push or pop pays one
 //! `SeqCst` load of a read-mostly cache line (a plain `mov` on x86) and no
 //! fence.
 //!
@@ -64,6 +69,14 @@ impl Spinner {
     /// One waiting step: spin or yield while that still makes sense, and
     /// return `true` once it is time to park instead.
     pub(crate) fn should_park(&self) -> bool {
+        if cfg!(ringstat_loom) {
+            // Under loom every spin is a yield, and loom runs the other
+            // threads to completion before it resumes a yielding one: a
+            // waiter that spun first would always find its condition met and
+            // never sleep. Parking at once makes the models explore real
+            // sleeps, so a lost wake-up shows up as a deadlock.
+            return true;
+        }
         if !self.backoff.is_completed() {
             self.backoff.snooze();
             return false;
@@ -82,10 +95,15 @@ impl Spinner {
 /// room).
 #[derive(Debug)]
 pub(crate) struct Waiters {
-    /// Number of threads registered to sleep (or about to). Written only by
-    /// waiters, read by every notifier: read-mostly.
+    /// Number of threads registered to sleep and not yet woken. Changed only
+    /// under `lock` (a waiter adds itself; a notifier that wakes everyone
+    /// clears it); read without the lock by every notifier, so it is
+    /// read-mostly, and zero again as soon as a wake-up is under way.
     count: AtomicUsize,
-    lock: Mutex<()>,
+    /// The wake-up epoch, bumped by every notifier that wakes the sleepers. A
+    /// waiter that finds it changed when it wakes was deregistered by that
+    /// notifier; otherwise (its slice ran out) it deregisters itself.
+    lock: Mutex<u64>,
     cond: Condvar,
 }
 
@@ -93,7 +111,7 @@ impl Waiters {
     pub(crate) fn new() -> Self {
         Self {
             count: AtomicUsize::new(0),
-            lock: Mutex::new(()),
+            lock: Mutex::new(0),
             cond: Condvar::new(),
         }
     }
@@ -114,7 +132,19 @@ impl Waiters {
     fn notify_slow(&self) {
         // Taking the lock orders us after any waiter that registered: it
         // holds the lock from its registration until it sleeps.
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut epoch = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Relaxed load: `count` only changes under the lock we hold.
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return; // another notifier woke them while we waited for the lock
+        }
+        // Deregister every sleeper at once, so the notifiers that follow take
+        // the fast path while they wake up (otherwise each push or pop would
+        // take this lock and make a futex call until the sleeper, which needs
+        // the same lock to return, finally gets it). SeqCst: a notifier's
+        // `count` load that reads this 0 comes after a wake-up of everyone
+        // registered before it.
+        self.count.store(0, Ordering::SeqCst);
+        *epoch = epoch.wrapping_add(1);
         self.cond.notify_all();
     }
 
@@ -123,7 +153,8 @@ impl Waiters {
     /// read the queue's indices with `SeqCst` loads) says the caller can make
     /// progress right now. Spurious returns are allowed: the caller re-tries.
     pub(crate) fn park(&self, deadline: Option<Instant>, ready: impl FnOnce() -> bool) {
-        let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let registered_in = *guard;
         // SeqCst: pairs with the `count.load(SeqCst)` in `notify`.
         self.count.fetch_add(1, Ordering::SeqCst);
         seqcst_pair_fence();
@@ -133,14 +164,19 @@ impl Waiters {
                 None => PARK_SLICE,
             };
             if !slice.is_zero() {
-                let _ = self
+                guard = self
                     .cond
                     .wait_timeout(guard, slice)
-                    .unwrap_or_else(|e| e.into_inner());
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
         }
-        // Relaxed: a notifier that still sees the old count only pays for a
-        // spurious `notify_all`.
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        if *guard == registered_in {
+            // No notifier woke us (ready, slice over, or a spurious wake-up):
+            // we are still counted. Relaxed: under the lock, like every other
+            // change of `count`; a notifier that still sees the old count only
+            // pays for a spurious `notify_all`.
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
