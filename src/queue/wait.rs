@@ -42,9 +42,9 @@ pub(crate) const PARK_SLICE: Duration = Duration::from_millis(200);
 /// (microseconds, and a syscall for the notifier too); on a busy queue the
 /// item usually arrives within a few yields, so this keeps throughput from
 /// collapsing into park/unpark round trips, while an idle waiter still parks
-/// after some tens of microseconds. Under loom: none, so models reach the
-/// parking path at once.
-const YIELDS_BEFORE_PARK: u32 = if cfg!(ringstat_loom) { 0 } else { 64 };
+/// after some tens of microseconds. (Under loom a waiter parks at once: see
+/// [`Spinner::should_park`].)
+const YIELDS_BEFORE_PARK: u32 = 64;
 
 /// Where a blocked operation is in its spin → yield → park progression.
 pub(crate) struct Spinner {
