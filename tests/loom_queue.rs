@@ -118,7 +118,11 @@ fn batch_push_against_single_push() {
         assert_eq!(out.len(), batched + usize::from(single));
         assert!(out.len() <= 2);
         // The batch stays contiguous and in order.
-        let tens: Vec<_> = out.iter().copied().filter(|v| (10..20).contains(v)).collect();
+        let tens: Vec<_> = out
+            .iter()
+            .copied()
+            .filter(|v| (10..20).contains(v))
+            .collect();
         assert_eq!(tens, [10, 11][..batched]);
     });
 }
