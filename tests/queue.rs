@@ -264,6 +264,46 @@ fn blocked_push_wakes_on_pop() {
     assert_eq!(q.pop(), Ok(2));
 }
 
+/// A producer blocked on a full queue waits, while it spins, for a gap of
+/// free slots (so it stops trailing the consumer line by line). When the
+/// consumer frees a single slot and stops, the push must still complete,
+/// whether the producer is spinning or parked when the slot frees up, and
+/// wherever `tail` sits in the ring (the watched gap may wrap to the next
+/// lap).
+#[test]
+fn blocked_push_takes_a_single_freed_slot() {
+    let caps: &[usize] = if cfg!(miri) {
+        &[1, 2, 65]
+    } else {
+        &[1, 2, 63, 64, 65, 100, 1000]
+    };
+    for &cap in caps {
+        for offset in [0, 1, cap / 2, cap - 1] {
+            for pause in [Duration::ZERO, Duration::from_millis(20)] {
+                let q = Arc::new(Queue::new(cap));
+                // Move `tail` to `offset` in the ring, then fill it.
+                for i in 0..offset {
+                    q.push(i).unwrap();
+                    assert_eq!(q.pop(), Ok(i));
+                }
+                for i in 0..cap {
+                    q.push(1000 + i).unwrap();
+                }
+                let producer = {
+                    let q = Arc::clone(&q);
+                    thread::spawn(move || q.push(usize::MAX))
+                };
+                thread::sleep(pause);
+                assert_eq!(q.pop(), Ok(1000));
+                producer.join().unwrap().unwrap();
+                let rest: Vec<usize> = std::iter::from_fn(|| q.try_pop().ok()).collect();
+                let expected: Vec<usize> = (1001..1000 + cap).chain([usize::MAX]).collect();
+                assert_eq!(rest, expected, "cap {cap}, offset {offset}");
+            }
+        }
+    }
+}
+
 #[test]
 fn close_wakes_every_waiter() {
     let empty = Arc::new(Queue::<u32>::new(1));

@@ -6,6 +6,10 @@ use super::wait::{Spinner, Waiters};
 use super::{PopError, PushError, Queue};
 use crate::sync::Ordering;
 
+/// How many free slots a producer that found the queue full waits for while
+/// it spins (capped at the capacity); see [`Queue::wait_for_room`].
+const ROOM_GAP: usize = 64;
+
 /// What one waiting step did.
 pub(super) enum Waited {
     /// Spun or yielded once.
@@ -198,24 +202,48 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Waits after a push found the queue full, until the slot at `tail` may
-    /// be free (or `tail` moved), or after one park. Returns `false` once
-    /// `deadline` has passed. The mirror of [`wait_for_item`](Self::wait_for_item).
+    /// Waits after a push found the queue full, until there is room (or
+    /// `tail` moved), or after one park. Returns `false` once `deadline` has
+    /// passed. The mirror of [`wait_for_item`](Self::wait_for_item), with one
+    /// difference: while it spins, it waits for a gap of [`ROOM_GAP`] free
+    /// slots rather than for the first one.
+    ///
+    /// A producer that resumes as soon as one slot is free stays in lock-step
+    /// right behind the consumer: every push finds the next slot still full,
+    /// re-enters this wait, and both threads keep writing the same few cache
+    /// lines. Waiting (briefly) for a gap lets the consumer move lines ahead,
+    /// so the producer then fills the gap at full speed on lines the consumer
+    /// is no longer touching. An item's latency does not suffer: the queue is
+    /// full, so the consumer has a full ring of work meanwhile. Once the spin
+    /// phase is over (a slow consumer), one free slot is enough again.
     pub(super) fn wait_for_room(&self, spinner: &Spinner, deadline: Option<Instant>) -> bool {
         // Relaxed: as in `wait_for_item`.
         let tail = self.tail.load(Ordering::Relaxed);
         if tail & self.mark_bit != 0 {
             return true; // closed: `try_push` reports it
         }
-        let stamp = &self.slot(tail).stamp;
-        // The stamp of a slot that still holds the previous lap's item.
-        let full = tail.wrapping_add(1).wrapping_sub(self.one_lap);
+        let near = &self.slot(tail).stamp;
+        // The stamp of a slot that still holds the previous lap's item, for
+        // the slot at `tail` and for the one `gap - 1` positions after it.
+        let full_near = tail.wrapping_add(1).wrapping_sub(self.one_lap);
+        let gap = ROOM_GAP.min(self.cap);
+        let far_pos = self.advance(tail, gap - 1);
+        let far = &self.slot(far_pos).stamp;
+        let full_far = far_pos.wrapping_add(1).wrapping_sub(self.one_lap);
         loop {
             match self.wait(&self.not_full, spinner, deadline, || self.push_ready()) {
                 Waited::TimedOut => return false,
                 Waited::Parked => return true,
-                // Relaxed: a hint, as in `wait_for_item`.
-                Waited::Spun if stamp.load(Ordering::Relaxed) != full => return true,
+                // Relaxed: a hint, as in `wait_for_item`. The far slot is
+                // freed after the near one (consumers free slots in order,
+                // up to the few in flight), so either way the retry finds
+                // room.
+                Waited::Spun if far.load(Ordering::Relaxed) != full_far => return true,
+                Waited::Spun
+                    if !spinner.spinning() && near.load(Ordering::Relaxed) != full_near =>
+                {
+                    return true
+                }
                 Waited::Spun => {}
             }
         }

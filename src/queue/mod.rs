@@ -237,6 +237,19 @@ impl<T> Queue<T> {
         }
     }
 
+    /// The position `k` steps after `pos` (which carries no mark bit), for
+    /// `k < cap`: at most one lap boundary is crossed.
+    #[inline]
+    fn advance(&self, pos: usize, k: usize) -> usize {
+        debug_assert!(k < self.cap);
+        let index = self.index(pos);
+        if index + k < self.cap {
+            pos + k
+        } else {
+            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap) + (index + k - self.cap)
+        }
+    }
+
     #[inline(always)]
     fn slot_at(&self, index: usize) -> &Slot<T> {
         debug_assert!(index < self.cap);
