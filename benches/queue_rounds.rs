@@ -3,14 +3,16 @@
 //!
 //! Threaded throughput on a shared 2-vCPU host swings 5-40x between runs, so
 //! numbers taken minutes apart mean nothing. This runs every contender once
-//! per round, in the same order (A B C A B C ...), for `ROUNDS` rounds
-//! (default 15), and reports per configuration the median items/s of each
-//! contender and the median, min and max of the per-round ratio
-//! ringstat / contender. Ratios above 1.0 mean ringstat moved more items per
-//! second in the same round.
+//! per round, for `ROUNDS` rounds (default 15), rotating the running order by
+//! one each round (A B C, B C A, C A B, ...), and reports per configuration
+//! the median items/s of each contender and the median, min and max of the
+//! per-round ratio ringstat / contender. Ratios above 1.0 mean ringstat moved
+//! more items per second in the same round.
 //!
 //! Run: `cargo bench --bench queue_rounds` (`ROUNDS=5` for a quick look;
-//! `cargo bench --bench queue_rounds -- --test` is a smoke run).
+//! `cargo bench --bench queue_rounds -- --test` is a smoke run). `AA=1` adds
+//! ringstat a second time as a contender in the single-item rows: an A/A
+//! check whose ratio shows how far the harness itself is from 1.0.
 
 mod common;
 
@@ -49,6 +51,50 @@ fn run<C: Contender>(cap: usize, p: usize, c: usize, items: u64) -> Option<f64> 
     Some(rate(items, transfer::<C>(cap, p, c, items)))
 }
 
+/// One contender of a configuration: its name and how to run it once.
+type Entry = (&'static str, Box<dyn Fn() -> Option<f64>>);
+
+fn entry<C: Contender>(cap: usize, p: usize, c: usize, items: u64) -> Entry {
+    (C::NAME, Box::new(move || run::<C>(cap, p, c, items)))
+}
+
+/// The configurations, each with ringstat first (the ratios' numerator).
+/// With `aa`, each single-item configuration also runs ringstat a second
+/// time as if it were a contender: an A/A check of the harness, whose ratio
+/// should come out near 1.0.
+fn configurations(items: u64, aa: bool) -> Vec<(String, Vec<Entry>)> {
+    let mut configs = Vec::new();
+    for cap in [1024usize, 65536] {
+        for (label, p, c) in [("1P/1C", 1, 1), ("2P/2C", 2, 2)] {
+            let mut entries = vec![entry::<Ringstat>(cap, p, c, items)];
+            if aa {
+                let e: Entry = (
+                    "ringstat::Queue (A/A)",
+                    Box::new(move || run::<Ringstat>(cap, p, c, items)),
+                );
+                entries.push(e);
+            }
+            entries.extend([
+                entry::<ArrayQueue>(cap, p, c, items),
+                entry::<CrossbeamChannel>(cap, p, c, items),
+                entry::<Flume>(cap, p, c, items),
+                entry::<StdSyncChannel>(cap, p, c, items),
+            ]);
+            configs.push((format!("{label}, cap {cap}"), entries));
+        }
+        // Batches of 64 (ringstat) against single items (ArrayQueue).
+        let batch: Entry = (
+            "ringstat::Queue batch 64",
+            Box::new(move || Some(rate(items, transfer_ringstat_batch(cap, items, 64)))),
+        );
+        configs.push((
+            format!("1P/1C batch 64, cap {cap}"),
+            vec![batch, entry::<ArrayQueue>(cap, 1, 1, items)],
+        ));
+    }
+    configs
+}
+
 fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
     let rounds: usize = std::env::var("ROUNDS")
@@ -56,48 +102,30 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(if smoke { 1 } else { 15 });
     let items: u64 = if smoke { 20_000 } else { 1_000_000 };
+    let aa = std::env::var_os("AA").is_some();
 
-    let mut rows: Vec<Row> = Vec::new();
+    let configs = configurations(items, aa);
+    let mut rows: Vec<Row> = configs
+        .iter()
+        .map(|(config, entries)| Row {
+            config: config.clone(),
+            names: entries.iter().map(|e| e.0).collect(),
+            rates: vec![Vec::new(); entries.len()],
+        })
+        .collect();
     for round in 0..rounds {
-        let mut i = 0;
-        for cap in [1024usize, 65536] {
-            for (label, p, c) in [("1P/1C", 1, 1), ("2P/2C", 2, 2)] {
-                let results = [
-                    (Ringstat::NAME, run::<Ringstat>(cap, p, c, items)),
-                    (ArrayQueue::NAME, run::<ArrayQueue>(cap, p, c, items)),
-                    (
-                        CrossbeamChannel::NAME,
-                        run::<CrossbeamChannel>(cap, p, c, items),
-                    ),
-                    (Flume::NAME, run::<Flume>(cap, p, c, items)),
-                    (
-                        StdSyncChannel::NAME,
-                        run::<StdSyncChannel>(cap, p, c, items),
-                    ),
-                ];
-                record(
-                    &mut rows,
-                    &mut i,
-                    round,
-                    format!("{label}, cap {cap}"),
-                    &results,
-                );
+        for ((_, entries), row) in configs.iter().zip(&mut rows) {
+            // Rotate the running order by one each round, so that every
+            // contender runs first, second, ... equally often: whatever the
+            // position costs (a cold cache, the previous run's threads still
+            // winding down) is shared out instead of always hitting one.
+            let n = entries.len();
+            for k in 0..n {
+                let j = (k + round) % n;
+                if let Some(r) = (entries[j].1)() {
+                    row.rates[j].push(r);
+                }
             }
-            // Batches of 64 (ringstat) against single items (ArrayQueue).
-            let results = [
-                (
-                    "ringstat::Queue batch 64",
-                    Some(rate(items, transfer_ringstat_batch(cap, items, 64))),
-                ),
-                (ArrayQueue::NAME, run::<ArrayQueue>(cap, 1, 1, items)),
-            ];
-            record(
-                &mut rows,
-                &mut i,
-                round,
-                format!("1P/1C batch 64, cap {cap}"),
-                &results,
-            );
         }
         eprintln!("round {}/{rounds} done", round + 1);
     }
@@ -129,26 +157,4 @@ fn main() {
         }
     }
     println!("\n{rounds} rounds, {items} items per run, contenders interleaved within each round.");
-}
-
-fn record(
-    rows: &mut Vec<Row>,
-    i: &mut usize,
-    round: usize,
-    config: String,
-    results: &[(&'static str, Option<f64>)],
-) {
-    if round == 0 {
-        rows.push(Row {
-            config,
-            names: results.iter().map(|r| r.0).collect(),
-            rates: vec![Vec::new(); results.len()],
-        });
-    }
-    for (k, (_, r)) in results.iter().enumerate() {
-        if let Some(r) = r {
-            rows[*i].rates[k].push(*r);
-        }
-    }
-    *i += 1;
 }
