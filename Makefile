@@ -105,7 +105,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	$(VPY) -m pip install --quiet faster-fifo || echo "faster-fifo not installable: its column is skipped"
 	cargo bench --bench queue --bench stats
-	cargo bench --bench queue_rounds
+	AA=1 ROUNDS=21 cargo bench --bench queue_rounds
 	$(VPY) benches/python/bench_queue.py
 	$(VPY) benches/python/bench_stats.py
 	$(VPY) benches/python/bench_pipeline.py
