@@ -6,10 +6,6 @@ use super::wait::{Spinner, Waiters};
 use super::{PopError, PushError, Queue};
 use crate::sync::Ordering;
 
-/// How many free slots a producer that found the queue full waits for while
-/// it spins (capped at the capacity); see [`Queue::wait_for_room`].
-const ROOM_GAP: usize = 64;
-
 /// What one waiting step did.
 pub(super) enum Waited {
     /// Spun or yielded once.
@@ -202,48 +198,44 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Waits after a push found the queue full, until there is room (or
-    /// `tail` moved), or after one park. Returns `false` once `deadline` has
-    /// passed. The mirror of [`wait_for_item`](Self::wait_for_item), with one
-    /// difference: while it spins, it waits for a gap of [`ROOM_GAP`] free
-    /// slots rather than for the first one.
+    /// Waits after a push found the queue full, until half the ring is free
+    /// (or `tail` moved), or after one park. Returns `false` once `deadline`
+    /// has passed. The mirror of [`wait_for_item`](Self::wait_for_item),
+    /// with one difference: while it spins and yields, it waits for a gap of
+    /// `capacity / 2` free slots rather than for the first one; only when it
+    /// is time to park does one free slot do (the park returns at once if
+    /// there is any room).
     ///
     /// A producer that resumes as soon as one slot is free stays in lock-step
     /// right behind the consumer: every push finds the next slot still full,
-    /// re-enters this wait, and both threads keep writing the same few cache
-    /// lines. Waiting (briefly) for a gap lets the consumer move lines ahead,
-    /// so the producer then fills the gap at full speed on lines the consumer
-    /// is no longer touching. An item's latency does not suffer: the queue is
-    /// full, so the consumer has a full ring of work meanwhile. Once the spin
-    /// phase is over (a slow consumer), one free slot is enough again.
+    /// re-enters this wait, and both threads keep writing the same cache
+    /// lines, while each failed push also reads the consumers' `head` line.
+    /// Waiting for half the ring lets the consumer drain undisturbed; the
+    /// producer then refills that half in one run, on lines the consumer
+    /// left long ago. No item waits longer for it: the queue is full, so the
+    /// consumers have a full ring of work meanwhile. With a slow consumer the
+    /// gap never opens and the producer falls back to the first free slot
+    /// when its spin and yield budget runs out, as before.
     pub(super) fn wait_for_room(&self, spinner: &Spinner, deadline: Option<Instant>) -> bool {
         // Relaxed: as in `wait_for_item`.
         let tail = self.tail.load(Ordering::Relaxed);
         if tail & self.mark_bit != 0 {
             return true; // closed: `try_push` reports it
         }
-        let near = &self.slot(tail).stamp;
-        // The stamp of a slot that still holds the previous lap's item, for
-        // the slot at `tail` and for the one `gap - 1` positions after it.
-        let full_near = tail.wrapping_add(1).wrapping_sub(self.one_lap);
-        let gap = ROOM_GAP.min(self.cap);
+        // The slot `gap - 1` positions after `tail`, and its stamp while it
+        // still holds the previous lap's item. Consumers free slots in
+        // order (up to the few pops in flight), so once it is free, the
+        // slots before it are too, or will be in a moment.
+        let gap = (self.cap / 2).max(1);
         let far_pos = self.advance(tail, gap - 1);
         let far = &self.slot(far_pos).stamp;
-        let full_far = far_pos.wrapping_add(1).wrapping_sub(self.one_lap);
+        let full = far_pos.wrapping_add(1).wrapping_sub(self.one_lap);
         loop {
             match self.wait(&self.not_full, spinner, deadline, || self.push_ready()) {
                 Waited::TimedOut => return false,
                 Waited::Parked => return true,
-                // Relaxed: a hint, as in `wait_for_item`. The far slot is
-                // freed after the near one (consumers free slots in order,
-                // up to the few in flight), so either way the retry finds
-                // room.
-                Waited::Spun if far.load(Ordering::Relaxed) != full_far => return true,
-                Waited::Spun
-                    if !spinner.spinning() && near.load(Ordering::Relaxed) != full_near =>
-                {
-                    return true
-                }
+                // Relaxed: a hint, as in `wait_for_item`.
+                Waited::Spun if far.load(Ordering::Relaxed) != full => return true,
                 Waited::Spun => {}
             }
         }

@@ -13,7 +13,10 @@
 //!   fails with the value handed back;
 //! - **lossy overwrite** ([`force_push`](Queue::force_push));
 //! - **blocking waits** that spin, then yield, then park on an event count
-//!   with no lost wake-ups (see `wait.rs`).
+//!   with no lost wake-ups (see `wait.rs`). A producer that finds the ring
+//!   full waits, while it spins and yields, for half the ring to be free
+//!   rather than for the first slot, so it does not trail the consumer cache
+//!   line by cache line (see `blocking.rs`).
 //!
 //! # Progress
 //!
@@ -217,7 +220,14 @@ impl<T> Queue<T> {
     /// The position after `pos` (which carries no mark bit).
     #[inline(always)]
     fn next(&self, pos: usize) -> usize {
-        if self.index(pos) + 1 < self.cap {
+        self.next_at(pos, self.index(pos))
+    }
+
+    /// [`next`](Self::next) for a `pos` whose index the caller already has.
+    #[inline(always)]
+    fn next_at(&self, pos: usize, index: usize) -> usize {
+        debug_assert_eq!(index, self.index(pos));
+        if index + 1 < self.cap {
             pos + 1
         } else {
             (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
@@ -327,16 +337,18 @@ impl<T> Queue<T> {
     }
 
     /// Claims one position for writing: [`claim_push`](Self::claim_push)
-    /// with `want == 1`, written out so the hot path is a stamp load, a
-    /// compare and a CAS. Returns the claimed position.
-    #[inline(always)]
-    fn claim_push_one(&self, force: bool) -> Result<usize, Result<usize, NoRun>> {
+    /// with `want == 1`, written out. Returns the claimed position and its
+    /// slot. Out of line: [`try_push`](Self::try_push) inlines a single
+    /// attempt and calls this only when that attempt fails.
+    #[cold]
+    #[inline(never)]
+    fn claim_push_one(&self, force: bool) -> Result<(usize, &Slot<T>), Result<usize, NoRun>> {
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
-            // Acquire: as in `claim_push`. A closed `tail` carries the mark
-            // bit, which no stamp does, so it falls through to `push_stalled`.
-            let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
+            // Acquire: as in `claim_push`.
+            let slot = self.slot(tail);
+            let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == tail {
                 // SeqCst: as in `claim_push`.
                 match self.tail.compare_exchange_weak(
@@ -345,7 +357,7 @@ impl<T> Queue<T> {
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Ok(tail),
+                    Ok(_) => return Ok((tail, slot)),
                     Err(t) => {
                         tail = t;
                         backoff.spin();
@@ -487,14 +499,18 @@ impl<T> Queue<T> {
     }
 
     /// Claims one position for reading: [`claim_pop`](Self::claim_pop) with
-    /// `want == 1`, written out for a short hot path. Returns the position.
-    #[inline(always)]
-    fn claim_pop_one(&self) -> Result<usize, NoRun> {
+    /// `want == 1`, written out; the counterpart of
+    /// [`claim_push_one`](Self::claim_push_one), called when
+    /// [`try_pop`](Self::try_pop)'s inlined attempt fails.
+    #[cold]
+    #[inline(never)]
+    fn claim_pop_one(&self) -> Result<(usize, &Slot<T>), NoRun> {
         let backoff = Backoff::new();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             // Acquire: as in `claim_pop`.
-            let stamp = self.slot(head).stamp.load(Ordering::Acquire);
+            let slot = self.slot(head);
+            let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == head.wrapping_add(1) {
                 // SeqCst: see `claim_push`.
                 match self.head.compare_exchange_weak(
@@ -503,7 +519,7 @@ impl<T> Queue<T> {
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Ok(head),
+                    Ok(_) => return Ok((head, slot)),
                     Err(h) => {
                         head = h;
                         backoff.spin();
@@ -544,11 +560,10 @@ impl<T> Queue<T> {
         None
     }
 
-    /// Writes `value` into the claimed position `pos` and publishes it.
+    /// Writes `value` into `slot`, the slot of the claimed position `pos`,
+    /// and publishes it.
     #[inline(always)]
-    fn release_push(&self, pos: usize, index: usize, value: T) {
-        debug_assert_eq!(index, self.index(pos));
-        let slot = self.slot_at(index);
+    fn write_slot(slot: &Slot<T>, pos: usize, value: T) {
         // SAFETY: we own position `pos` (claimed by CAS); its slot is empty
         // (stamp was `pos`), so nobody else reads or writes the value now.
         slot.value
@@ -557,11 +572,10 @@ impl<T> Queue<T> {
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
     }
 
-    /// Reads the value at the claimed position `pos` and frees the slot.
+    /// Reads the value out of `slot`, the slot of the claimed position `pos`,
+    /// and frees the slot for the next lap.
     #[inline(always)]
-    fn release_pop(&self, pos: usize, index: usize) -> T {
-        debug_assert_eq!(index, self.index(pos));
-        let slot = self.slot_at(index);
+    fn take_slot(&self, slot: &Slot<T>, pos: usize) -> T {
         // SAFETY: we own position `pos` (claimed by CAS); its stamp was
         // `pos + 1`, so the value is initialised and ours to move out.
         let value = slot.value.with(|p| unsafe { p.read().assume_init() });
@@ -570,6 +584,22 @@ impl<T> Queue<T> {
         slot.stamp
             .store(pos.wrapping_add(self.one_lap), Ordering::Release);
         value
+    }
+
+    /// Writes `value` into the claimed position `pos` (slot `index`) and
+    /// publishes it.
+    #[inline(always)]
+    fn release_push(&self, pos: usize, index: usize, value: T) {
+        debug_assert_eq!(index, self.index(pos));
+        Self::write_slot(self.slot_at(index), pos, value);
+    }
+
+    /// Reads the value at the claimed position `pos` (slot `index`) and frees
+    /// the slot.
+    #[inline(always)]
+    fn release_pop(&self, pos: usize, index: usize) -> T {
+        debug_assert_eq!(index, self.index(pos));
+        self.take_slot(self.slot_at(index), pos)
     }
 
     // ----- single-item operations --------------------------------------------
@@ -594,9 +624,42 @@ impl<T> Queue<T> {
     /// ```
     #[inline(always)]
     pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
+        // One attempt, inlined: a load of `tail`, the slot's stamp, a compare
+        // and a CAS. Anything else (a lost race, full, closed) is the
+        // out-of-line `try_push_slow`, so the caller's loop carries no
+        // backoff state or spilled registers for it.
+        // Relaxed: only picks the slot; the stamp load synchronises.
+        let tail = self.tail.load(Ordering::Relaxed);
+        let index = self.index(tail);
+        let slot = self.slot_at(index);
+        // Acquire: as in `claim_push`. A closed `tail` carries the mark bit,
+        // which no stamp does, so it takes the slow path.
+        if slot.stamp.load(Ordering::Acquire) == tail
+            // SeqCst: as in `claim_push`.
+            && self
+                .tail
+                .compare_exchange_weak(
+                    tail,
+                    self.next_at(tail, index),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            Self::write_slot(slot, tail, value);
+            self.not_empty.notify();
+            return Ok(());
+        }
+        self.try_push_slow(value)
+    }
+
+    /// [`try_push`](Self::try_push) after its first attempt failed.
+    #[cold]
+    #[inline(never)]
+    fn try_push_slow(&self, value: T) -> Result<(), PushError<T>> {
         match self.claim_push_one(false) {
-            Ok(pos) => {
-                self.release_push(pos, self.index(pos), value);
+            Ok((pos, slot)) => {
+                Self::write_slot(slot, pos, value);
                 self.not_empty.notify();
                 Ok(())
             }
@@ -626,9 +689,38 @@ impl<T> Queue<T> {
     /// ```
     #[inline(always)]
     pub fn try_pop(&self) -> Result<T, PopError> {
+        // One inlined attempt, as in `try_push`.
+        // Relaxed: only picks the slot; the stamp load synchronises.
+        let head = self.head.load(Ordering::Relaxed);
+        let index = self.index(head);
+        let slot = self.slot_at(index);
+        // Acquire: as in `claim_pop`.
+        if slot.stamp.load(Ordering::Acquire) == head.wrapping_add(1)
+            // SeqCst: see `claim_push`.
+            && self
+                .head
+                .compare_exchange_weak(
+                    head,
+                    self.next_at(head, index),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            let value = self.take_slot(slot, head);
+            self.not_full.notify();
+            return Ok(value);
+        }
+        self.try_pop_slow()
+    }
+
+    /// [`try_pop`](Self::try_pop) after its first attempt failed.
+    #[cold]
+    #[inline(never)]
+    fn try_pop_slow(&self) -> Result<T, PopError> {
         match self.claim_pop_one() {
-            Ok(pos) => {
-                let value = self.release_pop(pos, self.index(pos));
+            Ok((pos, slot)) => {
+                let value = self.take_slot(slot, pos);
                 self.not_full.notify();
                 Ok(value)
             }
@@ -657,8 +749,8 @@ impl<T> Queue<T> {
     /// ```
     pub fn force_push(&self, value: T) -> Result<Option<T>, PushError<T>> {
         match self.claim_push_one(true) {
-            Ok(pos) => {
-                self.release_push(pos, self.index(pos), value);
+            Ok((pos, slot)) => {
+                Self::write_slot(slot, pos, value);
                 self.not_empty.notify();
                 Ok(None)
             }

@@ -46,17 +46,10 @@ pub(crate) const PARK_SLICE: Duration = Duration::from_millis(200);
 /// [`Spinner::should_park`].)
 const YIELDS_BEFORE_PARK: u32 = 64;
 
-/// How many of a waiter's first steps are busy spins: crossbeam's `Backoff`
-/// spins `1 << step` times for steps 0 to 6 (127 `spin_loop` hints in all,
-/// a few µs depending on the CPU's `pause`), then yields.
-const SPIN_STEPS: u32 = 7;
-
 /// Where a blocked operation is in its spin → yield → park progression.
 pub(crate) struct Spinner {
     backoff: Backoff,
     yields: Cell<u32>,
-    /// Waiting steps taken since the last reset.
-    steps: Cell<u32>,
 }
 
 impl Spinner {
@@ -64,7 +57,6 @@ impl Spinner {
         Self {
             backoff: Backoff::new(),
             yields: Cell::new(0),
-            steps: Cell::new(0),
         }
     }
 
@@ -72,19 +64,11 @@ impl Spinner {
     pub(crate) fn reset(&self) {
         self.backoff.reset();
         self.yields.set(0);
-        self.steps.set(0);
-    }
-
-    /// `true` until [`SPIN_STEPS`] waiting steps have been taken: the busy
-    /// spins (1, 2, 4, ... 64 `spin_loop` hints), before any yield.
-    pub(crate) fn spinning(&self) -> bool {
-        self.steps.get() < SPIN_STEPS
     }
 
     /// One waiting step: spin or yield while that still makes sense, and
     /// return `true` once it is time to park instead.
     pub(crate) fn should_park(&self) -> bool {
-        self.steps.set(self.steps.get().saturating_add(1));
         if cfg!(ringstat_loom) {
             // Under loom every spin is a yield, and loom runs the other
             // threads to completion before it resumes a yielding one: a
