@@ -264,9 +264,10 @@ fn blocked_push_wakes_on_pop() {
     assert_eq!(q.pop(), Ok(2));
 }
 
-/// A producer blocked on a full queue waits, while it spins, for a gap of
-/// free slots (so it stops trailing the consumer line by line). When the
-/// consumer frees a single slot and stops, the push must still complete,
+/// A producer blocked on a full queue waits, while it spins and yields, for
+/// half the ring to be free (so it stops trailing the consumer line by line).
+/// When the consumer frees a single slot and stops, the push must still
+/// complete,
 /// whether the producer is spinning or parked when the slot frees up, and
 /// wherever `tail` sits in the ring (the watched gap may wrap to the next
 /// lap).
