@@ -201,6 +201,41 @@ fn batch_push_and_pop() {
     assert_eq!(q.try_pop_batch(&mut out, 0), Err(ringstat::queue::Closed));
 }
 
+/// Batches move owned values: a partial push leaves the rest of the vector
+/// in order, pops append after what `out` already holds, runs wrap around
+/// the ring, and every value is dropped exactly once (Miri checks the
+/// moves too).
+#[test]
+fn batch_moves_owned_values() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let make = |i: usize| (i.to_string(), DropCounter(Arc::clone(&dropped)));
+    let q = Queue::new(5);
+    // Start mid-ring so runs wrap.
+    q.try_push(make(100)).unwrap();
+    q.try_push(make(101)).unwrap();
+    drop(q.try_pop().unwrap());
+    drop(q.try_pop().unwrap());
+    let mut items: Vec<_> = (0..8).map(make).collect();
+    assert_eq!(q.try_push_batch(&mut items), Ok(5));
+    let left: Vec<&str> = items.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(left, ["5", "6", "7"]);
+    let mut out = vec![make(99)];
+    assert_eq!(q.try_pop_batch(&mut out, 3), Ok(3));
+    assert_eq!(q.try_push_batch(&mut items), Ok(3));
+    assert!(items.is_empty());
+    assert_eq!(q.try_pop_batch(&mut out, 10), Ok(5));
+    let got: Vec<&str> = out.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(got, ["99", "0", "1", "2", "3", "4", "5", "6", "7"]);
+    assert_eq!(dropped.load(Ordering::Relaxed), 2);
+    drop(out);
+    assert_eq!(dropped.load(Ordering::Relaxed), 11);
+    // Items still queued are dropped with the queue.
+    let mut more: Vec<_> = (0..4).map(make).collect();
+    assert_eq!(q.try_push_batch(&mut more), Ok(4));
+    drop(q);
+    assert_eq!(dropped.load(Ordering::Relaxed), 15);
+}
+
 #[test]
 fn batch_timeouts() {
     let q = Queue::new(2);

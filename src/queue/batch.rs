@@ -34,8 +34,25 @@ impl<T> Queue<T> {
         while !items.is_empty() {
             match self.claim_push(items.len(), false) {
                 Ok(run) => {
-                    for (k, value) in items.drain(..run.len).enumerate() {
-                        self.release_push(run.start + k, run.index + k, value);
+                    // The run's slots as one slice: its pointer and length
+                    // stay in registers for the loop.
+                    let slots = &self.buffer[run.index..run.index + run.len];
+                    let src = items.as_ptr();
+                    for (k, slot) in slots.iter().enumerate() {
+                        // SAFETY: `k < run.len <= items.len()`, so this reads
+                        // an initialised element; each is read once, and
+                        // the `set_len` below forgets the moved ones.
+                        let value = unsafe { src.add(k).read() };
+                        Self::write_slot(slot, run.start + k, value);
+                    }
+                    let rest = items.len() - run.len;
+                    // SAFETY: the first `run.len` elements were moved out
+                    // above (nothing between can panic); shift the `rest`
+                    // untouched ones to the front and shorten to them.
+                    unsafe {
+                        let base = items.as_mut_ptr();
+                        core::ptr::copy(base.add(run.len), base, rest);
+                        items.set_len(rest);
                     }
                     moved += run.len;
                 }
@@ -153,17 +170,29 @@ impl<T> Queue<T> {
                 Ok(0)
             };
         }
-        // Reserve before claiming: nothing may panic while we own slots.
+        // Reserve before claiming: nothing may panic while we own slots, so
+        // no claim asks for more than the spare capacity reserved here.
         out.reserve(max.min(self.cap));
         // A run stops at the end of the ring's lap: a batch that wraps
         // around takes a second claim.
         let mut popped = 0;
         while popped < max {
-            match self.claim_pop(max - popped) {
+            let room = out.capacity() - out.len();
+            if room == 0 {
+                break;
+            }
+            match self.claim_pop((max - popped).min(room)) {
                 Ok(run) => {
-                    out.extend(
-                        (0..run.len).map(|k| self.release_pop(run.start + k, run.index + k)),
-                    );
+                    let len = out.len();
+                    let slots = &self.buffer[run.index..run.index + run.len];
+                    let spare = &mut out.spare_capacity_mut()[..run.len];
+                    let freed = run.start.wrapping_add(self.one_lap);
+                    for (k, (slot, dst)) in slots.iter().zip(spare).enumerate() {
+                        dst.write(Self::take_out(slot, freed.wrapping_add(k)));
+                    }
+                    // SAFETY: the loop initialised the `run.len` elements
+                    // after `len`, within the capacity (`run.len <= room`).
+                    unsafe { out.set_len(len + run.len) };
                     popped += run.len;
                 }
                 Err(NoRun::Closed) if popped == 0 => return Err(Closed),

@@ -295,14 +295,14 @@ impl<T> Queue<T> {
             // finds no run and `push_stalled` reports the close.
             let index = self.index(tail);
             let max = want.min(self.cap - index);
-            let mut len = 0;
             // Acquire: pairs with the consumer's Release store of
-            // `pos + one_lap` in `release_pop`, so its read of the old value
+            // `pos + one_lap` in `take_out`, so its read of the old value
             // happens before our write.
-            while len < max && self.slot_at(index + len).stamp.load(Ordering::Acquire) == tail + len
-            {
-                len += 1;
-            }
+            let len = self.buffer[index..index + max]
+                .iter()
+                .zip(tail..)
+                .take_while(|(slot, pos)| slot.stamp.load(Ordering::Acquire) == *pos)
+                .count();
             if len > 0 {
                 let end = self.after_run(tail, len);
                 // SeqCst: part of the total order with the index loads in the
@@ -459,14 +459,13 @@ impl<T> Queue<T> {
             // that hold the value for their position (stamp `head + k + 1`).
             let index = self.index(head);
             let max = want.min(self.cap - index);
-            let mut len = 0;
             // Acquire: pairs with the producer's Release store of `pos + 1`
-            // in `release_push`, making its write visible.
-            while len < max
-                && self.slot_at(index + len).stamp.load(Ordering::Acquire) == head + len + 1
-            {
-                len += 1;
-            }
+            // in `write_slot`, making its write visible.
+            let len = self.buffer[index..index + max]
+                .iter()
+                .zip(head.wrapping_add(1)..)
+                .take_while(|(slot, written)| slot.stamp.load(Ordering::Acquire) == *written)
+                .count();
             if len > 0 {
                 let end = self.after_run(head, len);
                 // SeqCst: see `claim_push`.
@@ -576,30 +575,20 @@ impl<T> Queue<T> {
     /// and frees the slot for the next lap.
     #[inline(always)]
     fn take_slot(&self, slot: &Slot<T>, pos: usize) -> T {
-        // SAFETY: we own position `pos` (claimed by CAS); its stamp was
-        // `pos + 1`, so the value is initialised and ours to move out.
+        Self::take_out(slot, pos.wrapping_add(self.one_lap))
+    }
+
+    /// [`take_slot`](Self::take_slot) given the freed stamp, `pos + one_lap`.
+    #[inline(always)]
+    fn take_out(slot: &Slot<T>, freed: usize) -> T {
+        // SAFETY: we own the slot's claimed position (claimed by CAS); its
+        // stamp was `pos + 1`, so the value is initialised and ours to move
+        // out.
         let value = slot.value.with(|p| unsafe { p.read().assume_init() });
         // Release: pairs with the Acquire stamp load in `claim_push` of the
         // next lap's producer.
-        slot.stamp
-            .store(pos.wrapping_add(self.one_lap), Ordering::Release);
+        slot.stamp.store(freed, Ordering::Release);
         value
-    }
-
-    /// Writes `value` into the claimed position `pos` (slot `index`) and
-    /// publishes it.
-    #[inline(always)]
-    fn release_push(&self, pos: usize, index: usize, value: T) {
-        debug_assert_eq!(index, self.index(pos));
-        Self::write_slot(self.slot_at(index), pos, value);
-    }
-
-    /// Reads the value at the claimed position `pos` (slot `index`) and frees
-    /// the slot.
-    #[inline(always)]
-    fn release_pop(&self, pos: usize, index: usize) -> T {
-        debug_assert_eq!(index, self.index(pos));
-        self.take_slot(self.slot_at(index), pos)
     }
 
     // ----- single-item operations --------------------------------------------
