@@ -26,7 +26,11 @@ use common::{
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 
 const CAPS: [usize; 2] = [1024, 65536];
-const ITEMS: u64 = 200_000;
+/// Items per threaded transfer. Each transfer spawns and joins its threads
+/// (100-200 µs here); with 2·10^5 items that overhead was a quarter of
+/// ringstat's batch transfer and pulled every ratio toward 1.0. 10^6 items,
+/// as in `queue_rounds`, keeps it at a few percent.
+const ITEMS: u64 = 1_000_000;
 
 fn single_thread<C: Contender>(
     g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
