@@ -346,7 +346,8 @@ impl<T> Queue<T> {
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
-            // Acquire: as in `claim_push`.
+            // Acquire: as in `claim_push`. A closed `tail` carries the mark
+            // bit, which no stamp does, so it falls through to `push_stalled`.
             let slot = self.slot(tail);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == tail {
