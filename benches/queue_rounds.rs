@@ -68,11 +68,10 @@ fn configurations(items: u64, aa: bool) -> Vec<(String, Vec<Entry>)> {
         for (label, p, c) in [("1P/1C", 1, 1), ("2P/2C", 2, 2)] {
             let mut entries = vec![entry::<Ringstat>(cap, p, c, items)];
             if aa {
-                let e: Entry = (
+                entries.push((
                     "ringstat::Queue (A/A)",
-                    Box::new(move || run::<Ringstat>(cap, p, c, items)),
-                );
-                entries.push(e);
+                    entry::<Ringstat>(cap, p, c, items).1,
+                ));
             }
             entries.extend([
                 entry::<ArrayQueue>(cap, p, c, items),

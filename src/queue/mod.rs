@@ -230,7 +230,7 @@ impl<T> Queue<T> {
         if index + 1 < self.cap {
             pos + 1
         } else {
-            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+            self.next_lap(pos)
         }
     }
 
@@ -243,7 +243,7 @@ impl<T> Queue<T> {
         if index + len < self.cap {
             pos + len
         } else {
-            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+            self.next_lap(pos)
         }
     }
 
@@ -256,8 +256,14 @@ impl<T> Queue<T> {
         if index + k < self.cap {
             pos + k
         } else {
-            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap) + (index + k - self.cap)
+            self.next_lap(pos) + (index + k - self.cap)
         }
+    }
+
+    /// The first position (index 0) of the lap after `pos`'s.
+    #[inline(always)]
+    fn next_lap(&self, pos: usize) -> usize {
+        (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
     }
 
     #[inline(always)]
