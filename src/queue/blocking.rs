@@ -187,7 +187,9 @@ impl<T> Queue<T> {
         let head = self.head.load(Ordering::Relaxed);
         let stamp = &self.slot(head).stamp;
         loop {
-            match self.wait(&self.not_empty, spinner, deadline, || self.pop_ready()) {
+            match self.wait(&self.not_empty, &self.not_full, spinner, deadline, || {
+                self.pop_ready()
+            }) {
                 Waited::TimedOut => return false,
                 Waited::Parked => return true,
                 // Relaxed: a changed stamp is only a hint to retry `try_pop`,
@@ -231,7 +233,9 @@ impl<T> Queue<T> {
         let far = &self.slot(far_pos).stamp;
         let full = far_pos.wrapping_add(1).wrapping_sub(self.one_lap);
         loop {
-            match self.wait(&self.not_full, spinner, deadline, || self.push_ready()) {
+            match self.wait(&self.not_full, &self.not_empty, spinner, deadline, || {
+                self.push_ready()
+            }) {
                 Waited::TimedOut => return false,
                 Waited::Parked => return true,
                 // Relaxed: a hint, as in `wait_for_item`.
@@ -241,16 +245,22 @@ impl<T> Queue<T> {
         }
     }
 
-    /// One step of waiting: spin, then yield, then park (see `Spinner`).
+    /// One step of waiting: spin, then yield, then park (see `Spinner`) on
+    /// `waiters`, unless a thread of the other side (`partners`) is waking
+    /// up (see [`Spinner::defer`]).
     pub(super) fn wait(
         &self,
         waiters: &Waiters,
+        partners: &Waiters,
         spinner: &Spinner,
         deadline: Option<Instant>,
         ready: impl FnOnce() -> bool,
     ) -> Waited {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Waited::TimedOut;
+        }
+        if spinner.defer(partners.is_waking()) {
+            return Waited::Spun;
         }
         if spinner.should_park() {
             waiters.park(deadline, ready);
