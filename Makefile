@@ -55,8 +55,8 @@ lint: venv ## rustfmt, clippy -D warnings (with and without python), rustdoc, ru
 	cargo clippy --all-targets -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python --lib -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
-	$(VENV)/bin/ruff check python tests benches/python
-	$(VENV)/bin/ruff format --check python tests benches/python
+	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py
+	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py
 
 .PHONY: test-rust
 test-rust: ## cargo test (debug: unit, doc, proptest, stress) + stress in release
@@ -105,6 +105,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	$(VPY) -m pip install --quiet faster-fifo || echo "faster-fifo not installable: its column is skipped"
 	cargo bench --bench queue --bench stats
+	$(VPY) benches/criterion_table.py
 	AA=1 ROUNDS=21 cargo bench --bench queue_rounds
 	$(VPY) benches/python/bench_queue.py
 	$(VPY) benches/python/bench_stats.py
