@@ -1,14 +1,14 @@
-"""Print the Markdown tables of BENCHMARKS.md from the last criterion run of
-`cargo bench --bench queue` (read from `target/criterion`).
+"""Print the Markdown tables of BENCHMARKS.md from the last criterion runs of
+`cargo bench --bench queue --bench stats` (read from `target/criterion`).
 
 Usage: python3 benches/criterion_table.py [path/to/target/criterion]
 
 Criterion keeps the latest estimate of every benchmark it ran, so run the
-whole `queue` bench first: a filtered run would mix in older figures. Plain
+whole benches first: a filtered run would mix in older figures. Plain
 groups report criterion's median estimate. The `transfer_ratio` groups
-store the mean of ln(ringstat time / ArrayQueue time) over pairs of runs
-(see `TimeRatio` in benches/queue.rs); this prints it as a throughput ratio,
-ArrayQueue time / ringstat time = exp(-mean), with criterion's 95 %
+and `stats_ratio` groups store the mean of ln(ringstat time / anchor time)
+over pairs of runs (see `benches/ratio`); this prints it as a throughput
+ratio, anchor time / ringstat time = exp(-mean), with criterion's 95 %
 confidence interval.
 """
 
@@ -27,7 +27,7 @@ CONTENDERS = (RS, AQ, "crossbeam-channel bounded", "flume bounded", "std sync_ch
 
 def load(root: Path) -> dict[str, tuple[dict, dict]]:
     out = {}
-    for meta_file in root.glob("*/*/new/benchmark.json"):
+    for meta_file in root.glob("**/new/benchmark.json"):
         meta = json.loads(meta_file.read_text())
         est = json.loads((meta_file.parent / "estimates.json").read_text())
         out[meta["full_id"]] = (meta, est)
@@ -64,12 +64,7 @@ def speedup(runs: dict, key: str) -> str:
     return f"{point:.2f} ({lo:.2f}..{hi:.2f})"
 
 
-def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "target/criterion")
-    runs = load(root)
-    if not runs:
-        sys.exit(f"no criterion results under {root}: run `cargo bench --bench queue`")
-
+def single_thread_tables(runs: dict) -> None:
     print("Single thread, one push then one pop (ns per pair, median):\n")
     print("| capacity | " + " | ".join(CONTENDERS) + " | ringstat vs ArrayQueue |")
     print("|---|" + "---:|" * len(CONTENDERS) + "---|")
@@ -92,6 +87,8 @@ def main() -> None:
         cells = " | ".join(fmt(x, ".2f") for x in per_item)
         print(f"| {cap} | {cells} | {fmt(ratio, '.2f')}x |")
 
+
+def threaded_tables(runs: dict) -> None:
     print("\nThreaded transfer, paired runs (`transfer_ratio`): ringstat's")
     print("throughput over ArrayQueue's, geometric mean over pairs (95 % CI):\n")
     print("| configuration | vs ArrayQueue | A/A (ringstat vs itself) |")
@@ -124,6 +121,47 @@ def main() -> None:
             f"| 1P/1C batches of 64, cap {cap} | {fmt(ours, '.1f')} | {fmt(theirs, '.1f')} "
             f"| | | | {fmt(ratio, '.2f')}x |"
         )
+
+
+def stats_table(runs: dict) -> None:
+    print("\nStatistics (median; two-thread rows in M operations/s):\n")
+    print("| benchmark | ringstat | anchor | ratio |")
+    print("|---|---:|---:|---|")
+    for label, group, anchor, anchor2 in (
+        ("`Counter::inc`", "counter_inc", "fetch_add", "fetch_add"),
+        ("`Histogram::record`", "histogram_record", "hdrhistogram", "mutex_hdrhistogram"),
+    ):
+        ours, theirs = (median_ns(runs, f"{group}/{c}/1") for c in ("ringstat", anchor))
+        cost = ours / theirs if ours and theirs else None
+        print(
+            f"| {label}, 1 thread (ns) | {fmt(ours, '.2f')} | {fmt(theirs, '.2f')} "
+            f"| {fmt(cost, '.2f')}x the cost |"
+        )
+        ours, theirs = (rate(runs, f"{group}/{c}/2") for c in ("ringstat", anchor2))
+        ratio = ours / theirs if ours and theirs else None
+        print(
+            f"| {label}, 2 threads, one after the other | {fmt(ours, '.1f')} "
+            f"| {fmt(theirs, '.1f')} | {fmt(ratio, '.2f')}x throughput |"
+        )
+    for name in (
+        "Counter::inc vs shared fetch_add",
+        "Histogram::record vs Mutex<hdrhistogram>",
+        "Histogram::record vs itself (A/A)",
+    ):
+        paired = speedup(runs, f"stats_ratio/2threads/{name}")
+        print(f"| {name}, 2 threads, paired | | | {paired} |")
+    rate_ns = fmt(median_ns(runs, "rate_inc/ringstat/1"), ".2f")
+    print(f"| `Rate::inc`, 1 thread (ns) | {rate_ns} | | |")
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "target/criterion")
+    runs = load(root)
+    if not runs:
+        sys.exit(f"no criterion results under {root}: run `cargo bench --bench queue`")
+    single_thread_tables(runs)
+    threaded_tables(runs)
+    stats_table(runs)
 
 
 if __name__ == "__main__":

@@ -9,34 +9,34 @@
 //! - `transfer/batch64`: ringstat `push_batch`/`pop_batch` in batches of 64,
 //!   1 producer and 1 consumer.
 //! - `transfer_ratio/*`: the same transfers as paired comparisons (see
-//!   [`TimeRatio`]): each iteration runs ringstat once and `ArrayQueue` once,
+//!   `ratio::TimeRatio`): each iteration runs ringstat once and `ArrayQueue` once,
 //!   back to back, and its value is ringstat's time over `ArrayQueue`'s
 //!   (reported as the geometric mean over pairs). Below 1.0, ringstat moved
 //!   the items faster. `vs itself (A/A)` pairs
 //!   ringstat with itself: how far it lands from 1.0 is the resolution.
 //!
 //! Criterion measures one function after another, so the plain `transfer`
-//! groups compare contenders measured seconds or minutes apart, and on a
-//! shared 2-vCPU host threaded throughput swings by several times over
-//! minutes. The `transfer_ratio` groups compare runs made moments apart.
+//! groups compare contenders measured seconds or minutes apart (see
+//! `benches/ratio` for why that matters here); the `transfer_ratio` groups
+//! compare runs made moments apart.
 //!
 //! Run: `cargo bench --bench queue`; `python3 benches/criterion_table.py`
 //! then prints the table for BENCHMARKS.md from `target/criterion`.
 
 mod common;
+mod ratio;
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{
     transfer, transfer_ringstat_batch, ArrayQueue, Contender, CrossbeamChannel, Flume, Ringstat,
     StdSyncChannel,
 };
-use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
+use ratio::{paired, TimeRatio};
 
 const CAPS: [usize; 2] = [1024, 65536];
 /// Items per threaded transfer. Each transfer spawns and joins its threads
@@ -164,84 +164,6 @@ fn bench_threaded(crit: &mut Criterion) {
     g.finish();
 }
 
-/// A criterion measurement for paired comparisons. The value of one
-/// iteration is the natural log of a ratio of two wall times taken in that
-/// iteration, ours over the anchor's; criterion's estimates are of the mean
-/// log ratio, and are shown exponentiated: the geometric mean of the ratios.
-/// Lower is better, as for a time. Used only through `iter_custom`.
-///
-/// Why logs: per-pair ratios here spread from about 0.3 to 5, and the
-/// arithmetic mean of such ratios is biased upwards (ringstat against
-/// itself came out at 1.49 in one run); the mean of their logs is not.
-/// `estimates.json` holds the logs; `benches/criterion_table.py` converts.
-struct TimeRatio;
-
-struct RatioFormatter;
-
-impl ValueFormatter for RatioFormatter {
-    fn scale_values(&self, _typical: f64, values: &mut [f64]) -> &'static str {
-        for v in values {
-            *v = v.exp();
-        }
-        "x anchor's time"
-    }
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        _throughput: &Throughput,
-        _values: &mut [f64],
-    ) -> &'static str {
-        // The ratio groups set no throughput.
-        "x anchor's time"
-    }
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ln(ratio)"
-    }
-}
-
-impl Measurement for TimeRatio {
-    type Intermediate = ();
-    type Value = f64;
-    fn start(&self) {}
-    fn end(&self, _: ()) -> f64 {
-        unreachable!("TimeRatio values come from iter_custom only")
-    }
-    fn add(&self, a: &f64, b: &f64) -> f64 {
-        a + b
-    }
-    fn zero(&self) -> f64 {
-        0.0
-    }
-    fn to_f64(&self, v: &f64) -> f64 {
-        *v
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &RatioFormatter
-    }
-}
-
-/// Which of the pair runs first next; flips on every pair, across samples
-/// and benchmarks, so that neither side always gets the warmer (or colder)
-/// moment.
-static PAIRS: AtomicU64 = AtomicU64::new(0);
-
-/// `iters` pairs of runs, `ours` and `anchor` back to back in alternating
-/// order; returns the sum of `ln(ours / anchor)` over the pairs.
-fn paired(iters: u64, ours: impl Fn() -> Duration, anchor: impl Fn() -> Duration) -> f64 {
-    (0..iters)
-        .map(|_| {
-            let (a, b) = if PAIRS.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-                let a = ours();
-                (a, anchor())
-            } else {
-                let b = anchor();
-                (ours(), b)
-            };
-            (a.as_secs_f64() / b.as_secs_f64()).ln()
-        })
-        .sum()
-}
-
 fn bench_ratios(crit: &mut Criterion<TimeRatio>) {
     for (name, p, c) in [("transfer_ratio/1p1c", 1, 1), ("transfer_ratio/2p2c", 2, 2)] {
         let mut g = crit.benchmark_group(name);
@@ -293,13 +215,6 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(2))
 }
 
-fn ratio_config() -> Criterion<TimeRatio> {
-    Criterion::default()
-        .with_measurement(TimeRatio)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(4))
-}
-
 criterion_group! {
     name = benches;
     config = config();
@@ -307,7 +222,7 @@ criterion_group! {
 }
 criterion_group! {
     name = ratios;
-    config = ratio_config();
+    config = ratio::config();
     targets = bench_ratios
 }
 criterion_main!(benches, ratios);

@@ -7,6 +7,12 @@
 //! throughput >= 2x the shared atomic; `record` >= `hdrhistogram` on one
 //! thread and >= 3x the mutex-wrapped one on 2 threads. Threaded numbers on
 //! a 2-vCPU shared host swing widely: compare within one run only.
+//!
+//! `stats_ratio/2threads` runs the two-thread comparisons as pairs (see
+//! `benches/ratio`): ringstat and its anchor back to back in every
+//! iteration, reported as ringstat's time over the anchor's. How contended
+//! the anchor's shared line or lock is depends on whether the host runs
+//! both vCPUs at that moment, and a pair shares that moment.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +20,13 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use ratio::{paired, TimeRatio};
 use ringstat::stats::{Counter, Histogram, Rate};
+
+mod ratio;
 
 const MAX: u64 = 3_600_000_000; // one hour in microseconds
 const DIGITS: u8 = 3;
@@ -149,5 +160,64 @@ fn rate(c: &mut Criterion) {
     g.finish();
 }
 
+/// Operations per thread in one run of a pair: enough that thread start-up
+/// (100-200 µs here) stays a few percent of ringstat's run.
+const COUNTER_OPS: u64 = 4_000_000;
+const RECORD_OPS: u64 = 400_000;
+
+fn ratios(c: &mut Criterion<TimeRatio>) {
+    let vals = Arc::new(values());
+    let mut g = c.benchmark_group("stats_ratio/2threads");
+    g.sampling_mode(SamplingMode::Flat).sample_size(10);
+    let ours = Arc::new(Counter::new());
+    let shared = Arc::new(AtomicU64::new(0));
+    g.bench_function("Counter::inc vs shared fetch_add", |b| {
+        b.iter_custom(|iters| {
+            paired(
+                iters,
+                || {
+                    let c = Arc::clone(&ours);
+                    threaded(2, COUNTER_OPS, move |_| c.inc())
+                },
+                || {
+                    let a = Arc::clone(&shared);
+                    threaded(2, COUNTER_OPS, move |_| {
+                        a.fetch_add(1, Ordering::Relaxed);
+                    })
+                },
+            )
+        })
+    });
+    let ours = Arc::new(Histogram::new(MAX, DIGITS).unwrap());
+    let locked = Arc::new(Mutex::new(
+        hdrhistogram::Histogram::<u64>::new_with_max(MAX, DIGITS).unwrap(),
+    ));
+    let record = || {
+        let (h, v) = (Arc::clone(&ours), Arc::clone(&vals));
+        threaded(2, RECORD_OPS, move |i| {
+            h.record(v[(i & 4095) as usize]).unwrap()
+        })
+    };
+    g.bench_function("Histogram::record vs Mutex<hdrhistogram>", |b| {
+        b.iter_custom(|iters| {
+            paired(iters, record, || {
+                let (h, v) = (Arc::clone(&locked), Arc::clone(&vals));
+                threaded(2, RECORD_OPS, move |i| {
+                    h.lock().unwrap().record(v[(i & 4095) as usize]).unwrap();
+                })
+            })
+        })
+    });
+    g.bench_function("Histogram::record vs itself (A/A)", |b| {
+        b.iter_custom(|iters| paired(iters, record, record))
+    });
+    g.finish();
+}
+
 criterion_group!(benches, counter, histogram, rate);
-criterion_main!(benches);
+criterion_group! {
+    name = paired_benches;
+    config = ratio::config();
+    targets = ratios
+}
+criterion_main!(benches, paired_benches);
