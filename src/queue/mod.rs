@@ -16,7 +16,10 @@
 //!   with no lost wake-ups (see `wait.rs`). A producer that finds the ring
 //!   full waits, while it spins and yields, for half the ring to be free
 //!   rather than for the first slot, so it does not trail the consumer cache
-//!   line by cache line (see `blocking.rs`).
+//!   line by cache line (see `blocking.rs`). While a thread of the other
+//!   side is waking up from a park, a waiter spins instead of yielding or
+//!   parking, for at most 200 µs per call, so the two sides do not take
+//!   turns sleeping (see `Spinner::defer` in `wait.rs`).
 //!
 //! # Progress
 //!
