@@ -164,29 +164,32 @@ fn bench_threaded(crit: &mut Criterion) {
     g.finish();
 }
 
+/// Ringstat paired with contender `C`, `p` producers and `c` consumers.
+fn paired_transfer<C: Contender>(
+    g: &mut BenchmarkGroup<'_, TimeRatio>,
+    name: &str,
+    cap: usize,
+    p: usize,
+    c: usize,
+) {
+    g.bench_function(format!("{name}/cap{cap}"), |b| {
+        b.iter_custom(|iters| {
+            paired(
+                iters,
+                || transfer::<Ringstat>(cap, p, c, ITEMS),
+                || transfer::<C>(cap, p, c, ITEMS),
+            )
+        })
+    });
+}
+
 fn bench_ratios(crit: &mut Criterion<TimeRatio>) {
     for (name, p, c) in [("transfer_ratio/1p1c", 1, 1), ("transfer_ratio/2p2c", 2, 2)] {
         let mut g = crit.benchmark_group(name);
         g.sampling_mode(SamplingMode::Flat).sample_size(10);
         for cap in CAPS {
-            g.bench_function(format!("vs crossbeam ArrayQueue/cap{cap}"), |b| {
-                b.iter_custom(|iters| {
-                    paired(
-                        iters,
-                        || transfer::<Ringstat>(cap, p, c, ITEMS),
-                        || transfer::<ArrayQueue>(cap, p, c, ITEMS),
-                    )
-                })
-            });
-            g.bench_function(format!("vs itself (A/A)/cap{cap}"), |b| {
-                b.iter_custom(|iters| {
-                    paired(
-                        iters,
-                        || transfer::<Ringstat>(cap, p, c, ITEMS),
-                        || transfer::<Ringstat>(cap, p, c, ITEMS),
-                    )
-                })
-            });
+            paired_transfer::<ArrayQueue>(&mut g, "vs crossbeam ArrayQueue", cap, p, c);
+            paired_transfer::<Ringstat>(&mut g, "vs itself (A/A)", cap, p, c);
         }
         g.finish();
     }
