@@ -115,6 +115,24 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// The CPU the calling thread is running on, where the platform tells
+/// (Linux, through `sched_getcpu`); `None` elsewhere, under loom (a model has
+/// no CPUs) and under Miri (no such foreign call). A hint: the thread may
+/// move at any moment.
+#[inline]
+pub(crate) fn current_cpu() -> Option<usize> {
+    #[cfg(all(target_os = "linux", not(ringstat_loom), not(miri)))]
+    {
+        // SAFETY: `sched_getcpu` takes no arguments and touches no memory of
+        // ours; it returns -1 on error, which `try_from` turns into `None`.
+        usize::try_from(unsafe { libc::sched_getcpu() }).ok()
+    }
+    #[cfg(not(all(target_os = "linux", not(ringstat_loom), not(miri))))]
+    {
+        None
+    }
+}
+
 /// Marks the point between a `SeqCst` read-modify-write and a later `SeqCst`
 /// load whose order the code relies on (the store-buffering pattern of the
 /// queue's waiter protocol).

@@ -247,7 +247,8 @@ impl<T> Queue<T> {
 
     /// One step of waiting: spin, then yield, then park (see `Spinner`) on
     /// `waiters`, unless a thread of the other side (`partners`) is waking
-    /// up (see [`Spinner::defer`]).
+    /// up (see [`Spinner::defer`]); no spinning if the other side last
+    /// waited on our CPU (see [`Spinner::meet`]).
     pub(super) fn wait(
         &self,
         waiters: &Waiters,
@@ -259,6 +260,7 @@ impl<T> Queue<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Waited::TimedOut;
         }
+        spinner.meet(waiters, partners);
         if spinner.defer(partners.is_waking()) {
             return Waited::Spun;
         }

@@ -32,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use core::cell::Cell;
 
-use crate::sync::{seqcst_pair_fence, thread, AtomicUsize, Backoff, Condvar, Mutex, Ordering};
+use crate::sync::{
+    current_cpu, seqcst_pair_fence, thread, AtomicUsize, Backoff, Condvar, Mutex, Ordering,
+};
 
 /// The longest a parked waiter sleeps before it re-checks by itself.
 pub(crate) const PARK_SLICE: Duration = Duration::from_millis(200);
@@ -61,6 +63,9 @@ const DEFER_SPINS: u32 = 64;
 /// Where a blocked operation is in its spin → yield → park progression.
 pub(crate) struct Spinner {
     backoff: Backoff,
+    /// Whether the other side's last waiter began its wait on the CPU we run
+    /// on (see [`meet`](Self::meet)); `None` until the first step.
+    partner_here: Cell<Option<bool>>,
     yields: Cell<u32>,
     /// When this waiter first put off parking for a waking partner.
     deferring_since: Cell<Option<Instant>>,
@@ -70,6 +75,7 @@ impl Spinner {
     pub(crate) fn new() -> Self {
         Self {
             backoff: Backoff::new(),
+            partner_here: Cell::new(None),
             yields: Cell::new(0),
             deferring_since: Cell::new(None),
         }
@@ -78,12 +84,46 @@ impl Spinner {
     /// Starts over (progress was made).
     pub(crate) fn reset(&self) {
         self.backoff.reset();
+        self.partner_here.set(None);
         self.yields.set(0);
         self.deferring_since.set(None);
     }
 
+    /// Called at every step; at the first one (and the first after
+    /// [`reset`](Self::reset)) it records in `ours` the CPU this waiter runs
+    /// on and looks up the CPU on which the other side (`partners`) last
+    /// began to wait. If that is ours, the thread we wait for is probably
+    /// queued behind us on this CPU: it can only run once we step aside, so
+    /// spinning only delays it, and this waiter yields at once (see
+    /// [`should_park`](Self::should_park) and [`defer`](Self::defer)).
+    ///
+    /// Measured (scratch harness, 1 producer and 1 consumer pinned to one
+    /// vCPU, capacity 1024, 20 rotating rounds against the code before):
+    /// single items 1.43x, batches of 64 1.97x; pinned to two vCPUs 1.00x
+    /// and 0.95x (noise); unpinned, where the scheduler sometimes puts both
+    /// on one vCPU, 1.24x and 1.47x. A stale record costs little either way:
+    /// a waiter that yields with nothing else to run is back in under a
+    /// microsecond, and one that spins behaves as before.
+    pub(crate) fn meet(&self, ours: &Waiters, partners: &Waiters) {
+        if self.partner_here.get().is_some() {
+            return;
+        }
+        let here = current_cpu().is_some_and(|cpu| {
+            ours.note_cpu(cpu);
+            partners.last_cpu() == Some(cpu)
+        });
+        self.partner_here.set(Some(here));
+    }
+
+    /// Whether [`meet`](Self::meet) found the other side's last waiter on our
+    /// CPU.
+    fn partner_here(&self) -> bool {
+        self.partner_here.get() == Some(true)
+    }
+
     /// One waiting step: spin or yield while that still makes sense, and
-    /// return `true` once it is time to park instead.
+    /// return `true` once it is time to park instead. The spinning part is
+    /// skipped when the partner waits on our CPU (see [`meet`](Self::meet)).
     pub(crate) fn should_park(&self) -> bool {
         if cfg!(ringstat_loom) {
             // Under loom every spin is a yield, and loom runs the other
@@ -93,7 +133,7 @@ impl Spinner {
             // sleeps, so a lost wake-up shows up as a deadlock.
             return true;
         }
-        if !self.backoff.is_completed() {
+        if !self.backoff.is_completed() && !self.partner_here() {
             self.backoff.snooze();
             return false;
         }
@@ -121,8 +161,11 @@ impl Spinner {
     /// the consumer's, capacity 1024, medians): single items 0.9 M items/s
     /// before and 57.5 M after, batches of 64 1.2 M and 142.9 M, against
     /// 15.0 M for `ArrayQueue` with a snooze loop.
+    ///
+    /// Not when the partner waits on our CPU (see [`meet`](Self::meet)):
+    /// then the woken thread is probably queued behind us.
     pub(crate) fn defer(&self, partner_waking: bool) -> bool {
-        if cfg!(ringstat_loom) || !partner_waking {
+        if cfg!(ringstat_loom) || !partner_waking || self.partner_here() {
             // Under loom, parking at once is the point (see `should_park`).
             return false;
         }
@@ -143,6 +186,11 @@ impl Spinner {
 /// room).
 #[derive(Debug)]
 pub(crate) struct Waiters {
+    /// The CPU on which a thread of this side last began a blocking wait,
+    /// plus one (0: none known). Written only when it changes, at the start
+    /// of a wait; read by the other side's waiters as a hint (see
+    /// [`Spinner::meet`]).
+    last_cpu: AtomicUsize,
     /// Number of threads registered to sleep and not yet woken. Changed only
     /// under `lock` (a waiter adds itself; a notifier that wakes everyone
     /// clears it); read without the lock by every notifier, so it is
@@ -163,6 +211,7 @@ pub(crate) struct Waiters {
 impl Waiters {
     pub(crate) fn new() -> Self {
         Self {
+            last_cpu: AtomicUsize::new(0),
             count: AtomicUsize::new(0),
             waking: AtomicUsize::new(0),
             lock: Mutex::new(0),
@@ -242,6 +291,23 @@ impl Waiters {
         }
     }
 
+    /// Records that a thread of this side begins to wait on `cpu`.
+    fn note_cpu(&self, cpu: usize) {
+        // Relaxed: a hint that orders nothing. Stored only when it changes,
+        // so that this line, which every notifier of the other side reads,
+        // stays clean while the waiters stay put.
+        let cpu = cpu.wrapping_add(1);
+        if self.last_cpu.load(Ordering::Relaxed) != cpu {
+            self.last_cpu.store(cpu, Ordering::Relaxed);
+        }
+    }
+
+    /// The CPU on which a thread of this side last began to wait, if any.
+    fn last_cpu(&self) -> Option<usize> {
+        // Relaxed: a hint, see `note_cpu`.
+        self.last_cpu.load(Ordering::Relaxed).checked_sub(1)
+    }
+
     /// Whether a thread woken from here has not yet returned from its park:
     /// it is about to make progress on this side. A hint (a stale answer
     /// costs a park or a few yields, never correctness).
@@ -285,6 +351,55 @@ mod tests {
         w.park(None, || true);
         assert!(!w.is_waking());
         assert_eq!(w.count.load(Ordering::SeqCst), 0);
+    }
+
+    /// Pins the calling thread to the CPU it runs on, and returns that CPU.
+    #[cfg(all(target_os = "linux", not(miri)))]
+    fn pin_here() -> usize {
+        let cpu = current_cpu().expect("sched_getcpu works on Linux");
+        // SAFETY: `set` is a zeroed `cpu_set_t` we own, `CPU_SET` sets one
+        // bit of it, and `sched_setaffinity` only reads it.
+        let pinned = unsafe {
+            let mut set: libc::cpu_set_t = core::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        assert_eq!(pinned, 0, "sched_setaffinity failed");
+        cpu
+    }
+
+    #[test]
+    #[cfg(all(target_os = "linux", not(miri)))]
+    fn a_waiter_yields_at_once_when_the_other_side_last_waited_on_its_cpu() {
+        // On a thread of its own, so that the pinning ends with it.
+        std::thread::spawn(|| {
+            let cpu = pin_here();
+            let (ours, partners) = (Waiters::new(), Waiters::new());
+            let s = Spinner::new();
+            s.meet(&ours, &partners);
+            assert_eq!(ours.last_cpu(), Some(cpu), "a waiter records its CPU");
+            assert!(!s.partner_here(), "the other side has not waited yet");
+
+            partners.note_cpu(cpu);
+            s.meet(&ours, &partners);
+            assert!(!s.partner_here(), "decided once per wait, until progress");
+            s.reset();
+            s.meet(&ours, &partners);
+            assert!(s.partner_here(), "the other side last waited here");
+            assert!(!s.defer(true), "no spinning for a partner queued behind us");
+            assert!(!s.should_park());
+            assert_eq!(s.yields.get(), 1, "the first step yields");
+            assert!(!s.backoff.is_completed(), "and does not spin");
+
+            partners.note_cpu(cpu + 1);
+            s.reset();
+            s.meet(&ours, &partners);
+            assert!(!s.partner_here(), "the other side last waited elsewhere");
+            assert!(!s.should_park());
+            assert_eq!(s.yields.get(), 0, "the first step spins");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
