@@ -97,12 +97,13 @@ impl Spinner {
     /// spinning only delays it, and this waiter yields at once (see
     /// [`should_park`](Self::should_park) and [`defer`](Self::defer)).
     ///
-    /// Measured (scratch harness, 1 producer and 1 consumer pinned to one
-    /// vCPU, capacity 1024, 20 rotating rounds against the code before):
-    /// single items 1.43x, batches of 64 1.97x; pinned to two vCPUs 1.00x
-    /// and 0.95x (noise); unpinned, where the scheduler sometimes puts both
-    /// on one vCPU, 1.24x and 1.47x. A stale record costs little either way:
-    /// a waiter that yields with nothing else to run is back in under a
+    /// Measured (scratch harness, this code and the code before in one
+    /// binary, 1 producer and 1 consumer, capacity 1024, 20 rotating rounds,
+    /// medians of the per-round ratios): both pinned to one vCPU, single
+    /// items 1.50x and batches of 64 2.10x; pinned to two vCPUs 1.01x and
+    /// 0.97x (noise); unpinned, where the scheduler puts both on one vCPU in
+    /// some rounds only, 1.03x and 1.27x. A stale record costs little either
+    /// way: a waiter that yields with nothing else to run is back in under a
     /// microsecond, and one that spins behaves as before.
     pub(crate) fn meet(&self, ours: &Waiters, partners: &Waiters) {
         if self.partner_here.get().is_some() {
