@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringstat::stats::{
-    Counter, Gauge, Histogram, HistogramConfig, ManualClock, MetricKind, MetricValue, Rate,
-    RateConfig, Registry, StatsError,
+    Clock, Counter, Gauge, Histogram, HistogramConfig, ManualClock, MetricKind, MetricValue, Rate,
+    RateConfig, Registry, StatsError, SystemClock,
 };
 
 fn assert_send_sync<T: Send + Sync>() {}
@@ -223,6 +223,41 @@ fn manual_rate(window_s: u64, buckets: usize) -> (Arc<ManualClock>, Rate) {
     let clock = Arc::new(ManualClock::new());
     let r = Rate::with_clock(Duration::from_secs(window_s), buckets, clock.clone()).unwrap();
     (clock, r)
+}
+
+#[test]
+fn system_clock_coarse_readings_lag_and_never_lead() {
+    let c = SystemClock::new();
+    // Past the origin, so that a lagging reading is not clamped at 0.
+    std::thread::sleep(Duration::from_millis(30));
+    for _ in 0..10_000 {
+        let before = c.now_nanos();
+        let coarse = c.now_nanos_within(u64::MAX);
+        let after = c.now_nanos();
+        // Never ahead of the fine clock (1 µs for the two origins' skew).
+        assert!(coarse <= after + 1_000, "{coarse} > {after}");
+        // Behind by at most a timer tick where a coarse clock exists (1-10
+        // ms); 25 ms leaves room for a tick delayed on a busy host.
+        assert!(coarse + 25_000_000 >= before, "{coarse} lags {before}");
+    }
+    // A tolerance finer than any coarse source reads the fine clock.
+    let before = c.now_nanos();
+    let exact = c.now_nanos_within(0);
+    assert!(before <= exact && exact <= c.now_nanos());
+    // So does every clock that does not override it.
+    let m = ManualClock::new();
+    m.advance(Duration::from_nanos(7));
+    assert_eq!(m.now_nanos_within(u64::MAX), 7);
+}
+
+#[test]
+fn rate_on_the_system_clock_counts_every_increment_in_its_window() {
+    let r = Rate::new();
+    for _ in 0..1000 {
+        r.inc();
+    }
+    r.add(5);
+    assert_eq!((r.total(), r.count_in_window()), (1005, 1005));
 }
 
 #[test]
