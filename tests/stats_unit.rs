@@ -100,6 +100,24 @@ fn histogram_empty() {
 }
 
 #[test]
+fn histogram_min_max_at_the_ends_of_the_range() {
+    // The stored min starts at u64::MAX and the max at 0: recording exactly
+    // those values must still read as recorded, and agree with a snapshot.
+    let h = Histogram::new(u64::MAX, 1).unwrap();
+    h.record(u64::MAX).unwrap();
+    assert_eq!((h.min(), h.max()), (Some(u64::MAX), Some(u64::MAX)));
+    let zeros = Histogram::new(1000, 2).unwrap();
+    zeros.record_n(0, 3).unwrap();
+    assert_eq!((zeros.min(), zeros.max()), (Some(0), Some(0)));
+    let s = zeros.snapshot();
+    assert_eq!((s.min(), s.max()), (Some(0), Some(0)));
+    // A zero-count record leaves an empty histogram empty.
+    let none = Histogram::new(1000, 2).unwrap();
+    none.record_n(5, 0).unwrap();
+    assert_eq!((none.min(), none.max()), (None, None));
+}
+
+#[test]
 fn histogram_out_of_range_is_rejected_and_counted() {
     let h = Histogram::new(1000, 2).unwrap();
     assert_eq!(

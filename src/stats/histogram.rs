@@ -434,7 +434,15 @@ impl Histogram {
     /// ```
     #[must_use]
     pub fn min(&self) -> Option<u64> {
-        self.snapshot().min()
+        // Read directly, without the copy of every bucket a snapshot makes.
+        // Relaxed: the value alone is reported (a record in flight may show
+        // here before its count does, as in any two separate reads).
+        let min = self.min.load(Ordering::Relaxed);
+        if min != u64::MAX {
+            return Some(min);
+        }
+        // Empty, or `u64::MAX` itself was recorded (when `max` allows it).
+        (self.count() != 0).then_some(min)
     }
 
     /// Largest value recorded, `None` while empty.
@@ -449,7 +457,13 @@ impl Histogram {
     /// ```
     #[must_use]
     pub fn max(&self) -> Option<u64> {
-        self.snapshot().max()
+        // Read directly, as in `min`. Relaxed: as there.
+        let max = self.max.load(Ordering::Relaxed);
+        if max != 0 {
+            return Some(max);
+        }
+        // Empty, or only zeros were recorded.
+        (self.count() != 0).then_some(0)
     }
 
     /// Mean of the values recorded, `None` while empty.
