@@ -279,6 +279,50 @@ fn rate_on_the_system_clock_counts_every_increment_in_its_window() {
 }
 
 #[test]
+fn rate_shards_are_a_bounded_power_of_two() {
+    let rate = |shards| {
+        let clock = Arc::new(ManualClock::new());
+        Rate::with_clock_and_shards(Duration::from_secs(60), 60, clock, shards).unwrap()
+    };
+    assert_eq!(rate(0).shards(), 1);
+    assert_eq!(rate(3).shards(), 4);
+    assert_eq!(rate(5000).shards(), 1024);
+    let default = Rate::new();
+    assert!(default.shards().is_power_of_two() && default.shards() <= 16);
+    // A default rate with many buckets takes fewer shards.
+    let fine = Rate::with_window(Duration::from_secs(3600), 3600).unwrap();
+    assert!(fine.shards() * 3600 <= 1 << 14, "{}", fine.shards());
+    let finer = Rate::with_window(Duration::from_secs(3600), 100_000).unwrap();
+    assert_eq!(finer.shards(), 1);
+}
+
+#[test]
+fn rate_counts_from_many_threads_sum_across_shards() {
+    let clock = Arc::new(ManualClock::new());
+    let r = Arc::new(
+        Rate::with_clock_and_shards(Duration::from_secs(10), 10, clock.clone(), 4).unwrap(),
+    );
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    r.add(t + 1);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let expect = 10_000 * (1..=6).sum::<u64>();
+    assert_eq!((r.total(), r.count_in_window()), (expect, expect));
+    assert_eq!(r.per_second(), expect as f64); // one bucket covered
+    clock.advance(Duration::from_secs(10));
+    assert_eq!((r.total(), r.count_in_window()), (expect, 0));
+}
+
+#[test]
 fn rate_bad_windows() {
     let c = Arc::new(ManualClock::new());
     for (w, n) in [

@@ -12,8 +12,9 @@
 //!   min, max, mean, quantiles, merge; [`HistogramSnapshot`] is its
 //!   plain-data copy and [`HistogramConfig`] its layout.
 //! - [`Rate`]: events per second over a sliding window (default 60 x 1 s)
-//!   that rotates lazily; [`RateConfig`] is its window, and the [`Clock`]
-//!   is injectable ([`SystemClock`], [`ManualClock`]).
+//!   that rotates lazily, sharded like a counter; [`RateConfig`] is its
+//!   window, and the [`Clock`] is injectable ([`SystemClock`],
+//!   [`ManualClock`]).
 //! - [`Registry`]: get-or-create by name and labels, returning `Arc`
 //!   handles; [`Snapshot`] / [`MetricSnapshot`] / [`MetricValue`] are plain
 //!   data with a timestamp, and [`Snapshot::to_prometheus`] renders the

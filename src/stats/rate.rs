@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::StatsError;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{default_shard_count, thread_index, AtomicU64, CachePadded, Ordering};
 
 /// A monotonic time source in nanoseconds from an arbitrary fixed origin.
 /// Inject a [`ManualClock`] to make a [`Rate`] deterministic in tests.
@@ -273,6 +273,30 @@ const TAG_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
 /// Adds up to this size take the `fetch_add` fast path; see `add`.
 const FAST_ADD_MAX: u64 = 1 << 20;
 
+/// Words per padded line of a rate's cells.
+const LINE_WORDS: usize = 16;
+/// A cache line (or two, where the hardware prefetches pairs) of words.
+type Line = CachePadded<[AtomicU64; LINE_WORDS]>;
+/// The most shards a default rate gets.
+const MAX_DEFAULT_SHARDS: usize = 16;
+/// A default rate takes fewer shards rather than hold more slots than this
+/// (128 KiB) across them.
+const MAX_DEFAULT_SLOTS: usize = 1 << 14;
+/// The most shards [`Rate::with_clock_and_shards`] accepts.
+const MAX_SHARDS: usize = 1024;
+
+/// The default shard count for a rate of `buckets` buckets: the thread
+/// shard count (as for [`Counter`](super::Counter)), at most
+/// [`MAX_DEFAULT_SHARDS`], and fewer when the slots would pass
+/// [`MAX_DEFAULT_SLOTS`].
+fn default_rate_shards(buckets: usize) -> usize {
+    let mut n = default_shard_count().min(MAX_DEFAULT_SHARDS);
+    while n > 1 && n.saturating_mul(buckets) > MAX_DEFAULT_SLOTS {
+        n /= 2;
+    }
+    n
+}
+
 fn pack(lap: u64, count: u64) -> u64 {
     (lap << COUNT_BITS) | count
 }
@@ -293,13 +317,22 @@ fn is_later(a: u64, b: u64) -> bool {
 /// (`t / buckets`, modulo `2^24`) and its count (40 bits). Nobody rotates the
 /// window on a timer: the first increment of a new tick finds an old lap in
 /// its slot and replaces it with a compare-and-swap (lazy rotation); readers
-/// sum only slots whose lap belongs to the current window. An increment is one
-/// `fetch_add` on its slot plus one on the total, except at a rotation.
+/// sum only slots whose lap belongs to the current window.
+///
+/// The slots and the total are sharded, as a [`Counter`](super::Counter)
+/// is: each shard has a full set of slots and a total of its own, on cache
+/// lines of their own, and a thread counts into shard `thread_index & (shards
+/// - 1)`; readers sum the shards. An increment is one `fetch_add` on its
+/// shard's slot plus one on its shard's total, except at a rotation, so
+/// threads on different shards never write the same line. A default rate
+/// has up to 16 shards (twice the CPUs, like a counter), fewer when that
+/// would hold more than 2^14 slots in all; see
+/// [`with_clock_and_shards`](Rate::with_clock_and_shards) to choose.
 ///
 /// # Limits (documented, not silent)
 ///
-/// - A slot counts up to `2^40 - 1` events per tick and saturates there;
-///   [`total`](Rate::total) stays exact.
+/// - A slot counts up to `2^40 - 1` events per tick and shard and saturates
+///   there; [`total`](Rate::total) stays exact.
 /// - An increment that reads the clock, then stalls for a whole window
 ///   before touching its slot, is counted in the total but not the window.
 /// - Increments may read a clock that lags by up to 1 % of a tick
@@ -332,10 +365,15 @@ pub struct Rate {
     clock: Arc<dyn Clock>,
     /// `window / buckets` in nanoseconds, at least 1 ms.
     tick_nanos: u64,
-    /// Packed `(lap tag, count)` per slot; any thread may write any slot.
-    slots: Box<[AtomicU64]>,
-    /// Every event ever counted.
-    total: AtomicU64,
+    /// The shards, `stride` lines each. Shard `s` holds its slots (packed
+    /// `(lap tag, count)`) in words `0..buckets` of its lines and its total
+    /// (every event counted through it) in word `buckets`. Any thread may
+    /// write any cell; a thread uses shard `thread_index() & mask`.
+    cells: Box<[Line]>,
+    /// Lines per shard: `buckets + 1` words, rounded up.
+    stride: usize,
+    /// Number of shards minus one (a power of two minus one).
+    mask: usize,
     /// Clock reading at creation.
     created: u64,
 }
@@ -402,6 +440,35 @@ impl Rate {
         buckets: usize,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StatsError> {
+        Self::with_clock_and_shards(window, buckets, clock, default_rate_shards(buckets))
+    }
+
+    /// As [`with_clock`](Rate::with_clock), with `shards` shards (rounded up
+    /// to a power of two, at least 1, at most 1024; see the type docs).
+    /// More shards let more threads count without sharing a cache line; each
+    /// costs `(buckets + 1) * 8` bytes, rounded up to 128.
+    ///
+    /// # Errors
+    ///
+    /// As [`Rate::with_window`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use ringstat::stats::{ManualClock, Rate};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let r = Rate::with_clock_and_shards(Duration::from_secs(60), 60, clock, 3)?;
+    /// assert_eq!(r.shards(), 4);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn with_clock_and_shards(
+        window: Duration,
+        buckets: usize,
+        clock: Arc<dyn Clock>,
+        shards: usize,
+    ) -> Result<Self, StatsError> {
         let bad = StatsError::InvalidWindow { window, buckets };
         let window_nanos = u64::try_from(window.as_nanos()).map_err(|_| bad.clone())?;
         let n = u64::try_from(buckets).map_err(|_| bad.clone())?;
@@ -414,14 +481,47 @@ impl Rate {
         // an increment computes, and with count 0 it adds nothing anyway.
         let first_lap = created / tick_nanos / n;
         let init = pack(first_lap.wrapping_sub(1) & TAG_MASK, 0);
+        let shards = shards.clamp(1, MAX_SHARDS).next_power_of_two();
+        let stride = (buckets + 1).div_ceil(LINE_WORDS);
+        let lines = shards.checked_mul(stride).ok_or_else(|| bad.clone())?;
+        let cells = (0..lines)
+            .map(|line| {
+                CachePadded::new(core::array::from_fn(|k| {
+                    // The total starts at 0; slots (and unused words) at
+                    // the old lap.
+                    let word = (line % stride) * LINE_WORDS + k;
+                    AtomicU64::new(if word == buckets { 0 } else { init })
+                }))
+            })
+            .collect();
         Ok(Self {
             config: RateConfig { window, buckets },
             clock,
             tick_nanos,
-            slots: (0..buckets).map(|_| AtomicU64::new(init)).collect(),
-            total: AtomicU64::new(0),
+            cells,
+            stride,
+            mask: shards - 1,
             created,
         })
+    }
+
+    /// The number of shards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ringstat::stats::Rate::new().shards().is_power_of_two());
+    /// ```
+    #[must_use]
+    pub fn shards(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Word `word` of shard `shard`: slot `word` for `word < buckets`, the
+    /// shard's total for `word == buckets`.
+    #[inline]
+    fn cell(&self, shard: usize, word: usize) -> &AtomicU64 {
+        &self.cells[shard * self.stride + word / LINE_WORDS][word % LINE_WORDS]
     }
 
     /// The window configuration.
@@ -464,12 +564,14 @@ impl Rate {
     pub fn add(&self, n: u64) {
         // Relaxed everywhere: the counts publish no other data, and each
         // slot's single word makes its (lap, count) pair atomic on its own.
-        self.total.fetch_add(n, Ordering::Relaxed);
+        let shard = thread_index() & self.mask;
+        let buckets = self.config.buckets;
+        self.cell(shard, buckets).fetch_add(n, Ordering::Relaxed);
         // A reading that may lag by 1 % of a tick (see the type docs).
         let tick = self.clock.now_nanos_within(self.tick_nanos / 100) / self.tick_nanos;
-        let len = self.slots.len() as u64;
+        let len = buckets as u64;
         let lap = (tick / len) & TAG_MASK;
-        let slot = &self.slots[(tick % len) as usize];
+        let slot = self.cell(shard, (tick % len) as usize);
         let mut cur = slot.load(Ordering::Relaxed);
         // Fast path: the slot is on our lap and far from saturating. Fewer
         // than 2^19 threads can be between this check and their add, so
@@ -509,7 +611,10 @@ impl Rate {
     /// ```
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
+        // Relaxed: as in `add`.
+        (0..self.shards()).fold(0u64, |sum, s| {
+            sum.wrapping_add(self.cell(s, self.config.buckets).load(Ordering::Relaxed))
+        })
     }
 
     /// Events in the current window: the current (partial) bucket and the
@@ -554,10 +659,10 @@ impl Rate {
     /// `(events in the window, nanoseconds the window covers)` at `now`.
     fn window_at(&self, now: u64) -> (u64, u64) {
         let tick = now / self.tick_nanos;
-        let len = self.slots.len() as u64;
+        let len = self.config.buckets as u64;
         let (lap, cur) = (tick / len, tick % len);
         let mut count = 0u64;
-        for (i, slot) in self.slots.iter().enumerate() {
+        for i in 0..self.config.buckets {
             // Slots after the current one hold the previous lap's ticks.
             let want = if i as u64 <= cur {
                 lap
@@ -566,9 +671,12 @@ impl Rate {
             } else {
                 continue;
             };
-            let w = slot.load(Ordering::Relaxed);
-            if w >> COUNT_BITS == want & TAG_MASK {
-                count = count.wrapping_add(w & COUNT_MASK);
+            for s in 0..self.shards() {
+                // Relaxed: as in `add`.
+                let w = self.cell(s, i).load(Ordering::Relaxed);
+                if w >> COUNT_BITS == want & TAG_MASK {
+                    count = count.wrapping_add(w & COUNT_MASK);
+                }
             }
         }
         let span = (len - 1) * self.tick_nanos + (now - tick * self.tick_nanos);
