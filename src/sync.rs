@@ -115,42 +115,6 @@ mod imp {
 
 pub(crate) use imp::*;
 
-/// Threads in a blocking wait, counted per CPU they began it on (modulo
-/// [`CPU_TABLE`]; two CPUs sharing an entry only blur the hint). Real
-/// builds only: under loom [`current_cpu`] is `None` and nobody registers.
-#[cfg(not(ringstat_loom))]
-static WAITING_ON_CPU: [CachePadded<std::sync::atomic::AtomicUsize>; CPU_TABLE] =
-    [const { CachePadded::new(std::sync::atomic::AtomicUsize::new(0)) }; CPU_TABLE];
-
-/// Entries of the per-CPU waiter table.
-const CPU_TABLE: usize = 64;
-
-/// Registers a blocking waiter on `cpu`; returns how many other waiters
-/// were registered there. Pair with [`leave_wait_on_cpu`].
-#[inline]
-pub(crate) fn enter_wait_on_cpu(cpu: usize) -> usize {
-    #[cfg(not(ringstat_loom))]
-    {
-        // Relaxed: a hint that orders nothing.
-        WAITING_ON_CPU[cpu % CPU_TABLE].fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    }
-    #[cfg(ringstat_loom)]
-    {
-        let _ = cpu;
-        0
-    }
-}
-
-/// Removes a waiter registered by [`enter_wait_on_cpu`]`(cpu)`.
-#[inline]
-pub(crate) fn leave_wait_on_cpu(cpu: usize) {
-    #[cfg(not(ringstat_loom))]
-    // Relaxed: as in `enter_wait_on_cpu`.
-    WAITING_ON_CPU[cpu % CPU_TABLE].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    #[cfg(ringstat_loom)]
-    let _ = cpu;
-}
-
 /// The CPU the calling thread is running on, where the platform tells
 /// (Linux, through `sched_getcpu`); `None` elsewhere, under loom (a model has
 /// no CPUs) and under Miri (no such foreign call). A hint: the thread may

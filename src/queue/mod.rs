@@ -20,9 +20,8 @@
 //!   side is waking up from a park, a waiter spins instead of yielding or
 //!   parking, for at most 200 µs per call, so the two sides do not take
 //!   turns sleeping (see `Spinner::defer` in `wait.rs`). A waiter whose
-//!   partner side last waited on the same CPU, or that finds another waiter
-//!   already waiting on its CPU, skips all spinning and yields at once: the
-//!   thread it waits for can only run once it steps aside (see
+//!   partner side last waited on the same CPU skips all spinning and yields
+//!   at once: that partner can only run once it steps aside (see
 //!   `Spinner::meet`).
 //!
 //! # Progress

@@ -33,8 +33,7 @@ use std::time::{Duration, Instant};
 use core::cell::Cell;
 
 use crate::sync::{
-    current_cpu, enter_wait_on_cpu, leave_wait_on_cpu, seqcst_pair_fence, thread, AtomicUsize,
-    Backoff, Condvar, Mutex, Ordering,
+    current_cpu, seqcst_pair_fence, thread, AtomicUsize, Backoff, Condvar, Mutex, Ordering,
 };
 
 /// The longest a parked waiter sleeps before it re-checks by itself.
@@ -67,9 +66,6 @@ pub(crate) struct Spinner {
     /// Whether the other side's last waiter began its wait on the CPU we run
     /// on (see [`meet`](Self::meet)); `None` until the first step.
     partner_here: Cell<Option<bool>>,
-    /// The CPU this waiter registered on in the per-CPU waiter table (see
-    /// [`meet`](Self::meet)), to leave it when done.
-    registered: Cell<Option<usize>>,
     yields: Cell<u32>,
     /// When this waiter first put off parking for a waking partner.
     deferring_since: Cell<Option<Instant>>,
@@ -80,7 +76,6 @@ impl Spinner {
         Self {
             backoff: Backoff::new(),
             partner_here: Cell::new(None),
-            registered: Cell::new(None),
             yields: Cell::new(0),
             deferring_since: Cell::new(None),
         }
@@ -90,58 +85,35 @@ impl Spinner {
     pub(crate) fn reset(&self) {
         self.backoff.reset();
         self.partner_here.set(None);
-        self.leave();
         self.yields.set(0);
         self.deferring_since.set(None);
     }
 
     /// Called at every step; at the first one (and the first after
     /// [`reset`](Self::reset)) it records in `ours` the CPU this waiter runs
-    /// on, registers it in the per-CPU table of waiters (`sync.rs`; it
-    /// leaves on `reset` or drop), and asks two questions:
-    ///
-    /// - did the other side (`partners`) last begin to wait on this CPU?
-    /// - is another waiter, of any queue, registered on this CPU?
-    ///
-    /// Either way the thread we wait for is probably queued behind us on
-    /// this CPU: it can only run once we step aside, so spinning only delays
-    /// it, and this waiter yields at once (see
-    /// [`should_park`](Self::should_park) and [`defer`](Self::defer)). The
-    /// first question catches a producer and a consumer of one queue; the
-    /// second, two threads that answer each other through two queues, where
-    /// each only ever waits as a consumer.
+    /// on and looks up the CPU on which the other side (`partners`) last
+    /// began to wait. If that is ours, the thread we wait for is probably
+    /// queued behind us on this CPU: it can only run once we step aside, so
+    /// spinning only delays it, and this waiter yields at once (see
+    /// [`should_park`](Self::should_park) and [`defer`](Self::defer)).
     ///
     /// Measured (scratch harness, this code and the code before in one
-    /// binary, rotating rounds, medians of the per-round ratios). The first
-    /// question, 1 producer and 1 consumer, capacity 1024, 20 rounds: both
-    /// pinned to one vCPU, single items 1.50x and batches of 64 2.10x;
-    /// pinned to two vCPUs 1.01x and 0.97x (noise); unpinned, where the
-    /// scheduler puts both on one vCPU in some rounds only, 1.03x and 1.27x.
-    /// The second, a round trip through two queues (20 rounds of 10^5):
-    /// 11.8 µs before and 4.5 µs after on one vCPU; 334 and 336 ns on two,
-    /// 294-306 and 293-308 ns unpinned; transfer throughput 0.92-1.04x
-    /// (0.98 on average over ten sets of rounds). A
-    /// wrong answer costs little either way: a waiter that yields with
-    /// nothing else to run is back in under a microsecond, and one that
-    /// spins behaves as before.
+    /// binary, 1 producer and 1 consumer, capacity 1024, 20 rotating rounds,
+    /// medians of the per-round ratios): both pinned to one vCPU, single
+    /// items 1.50x and batches of 64 2.10x; pinned to two vCPUs 1.01x and
+    /// 0.97x (noise); unpinned, where the scheduler puts both on one vCPU in
+    /// some rounds only, 1.03x and 1.27x. A stale record costs little either
+    /// way: a waiter that yields with nothing else to run is back in under a
+    /// microsecond, and one that spins behaves as before.
     pub(crate) fn meet(&self, ours: &Waiters, partners: &Waiters) {
         if self.partner_here.get().is_some() {
             return;
         }
         let here = current_cpu().is_some_and(|cpu| {
             ours.note_cpu(cpu);
-            let others = enter_wait_on_cpu(cpu);
-            self.registered.set(Some(cpu));
-            partners.last_cpu() == Some(cpu) || others > 0
+            partners.last_cpu() == Some(cpu)
         });
         self.partner_here.set(Some(here));
-    }
-
-    /// Leaves the per-CPU waiter table, if [`meet`](Self::meet) entered it.
-    fn leave(&self) {
-        if let Some(cpu) = self.registered.take() {
-            leave_wait_on_cpu(cpu);
-        }
     }
 
     /// Whether [`meet`](Self::meet) found the other side's last waiter on our
@@ -208,12 +180,6 @@ impl Spinner {
             core::hint::spin_loop();
         }
         true
-    }
-}
-
-impl Drop for Spinner {
-    fn drop(&mut self) {
-        self.leave();
     }
 }
 
@@ -405,7 +371,7 @@ mod tests {
 
     #[test]
     #[cfg(all(target_os = "linux", not(miri)))]
-    fn a_waiter_yields_at_once_when_its_partner_is_probably_on_its_cpu() {
+    fn a_waiter_yields_at_once_when_the_other_side_last_waited_on_its_cpu() {
         // On a thread of its own, so that the pinning ends with it.
         std::thread::spawn(|| {
             let cpu = pin_here();
@@ -432,18 +398,6 @@ mod tests {
             assert!(!s.partner_here(), "the other side last waited elsewhere");
             assert!(!s.should_park());
             assert_eq!(s.yields.get(), 0, "the first step spins");
-
-            // Another waiter, of any queue, that began its wait on this CPU
-            // and has not finished. (No other test in this binary waits.)
-            let other = Spinner::new();
-            other.meet(&Waiters::new(), &Waiters::new());
-            s.reset();
-            s.meet(&ours, &partners);
-            assert!(s.partner_here(), "another waiter began its wait here");
-            drop(other);
-            s.reset();
-            s.meet(&ours, &partners);
-            assert!(!s.partner_here(), "a finished waiter leaves the table");
         })
         .join()
         .unwrap();
