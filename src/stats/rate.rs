@@ -46,13 +46,20 @@ pub trait Clock: Send + Sync + fmt::Debug {
 /// resolution of a tick (4 ms here).
 #[cfg(all(target_os = "linux", not(miri)))]
 mod coarse {
-    fn read(clock: libc::clockid_t) -> Option<u64> {
+    /// Calls `f` (`clock_gettime` or `clock_getres`) for `clock` and
+    /// returns its answer in nanoseconds.
+    #[inline]
+    fn ask(
+        f: unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int,
+        clock: libc::clockid_t,
+    ) -> Option<u64> {
         let mut ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
-        // SAFETY: `ts` is a valid, writable `timespec` that we own.
-        if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        // SAFETY: `f` is one of the two libc calls above, which only write
+        // the `timespec` they are given; `ts` is valid, writable and ours.
+        if unsafe { f(clock, &mut ts) } != 0 {
             return None;
         }
         let secs = u64::try_from(ts.tv_sec).ok()?;
@@ -63,32 +70,24 @@ mod coarse {
     /// The coarse clock, in nanoseconds.
     #[inline]
     pub(super) fn now() -> Option<u64> {
-        read(libc::CLOCK_MONOTONIC_COARSE)
+        ask(libc::clock_gettime, libc::CLOCK_MONOTONIC_COARSE)
     }
 
     /// The fine monotonic clock the coarse one follows, in nanoseconds.
     pub(super) fn fine_now() -> Option<u64> {
-        read(libc::CLOCK_MONOTONIC)
+        ask(libc::clock_gettime, libc::CLOCK_MONOTONIC)
     }
 
     /// How far the coarse clock may lag the fine one, in nanoseconds.
     pub(super) fn resolution() -> Option<u64> {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: as in `read`.
-        if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } != 0 {
-            return None;
-        }
-        let secs = u64::try_from(ts.tv_sec).ok()?;
-        let nanos = u64::try_from(ts.tv_nsec).ok()?;
-        secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+        ask(libc::clock_getres, libc::CLOCK_MONOTONIC_COARSE)
     }
 }
 
-/// A coarse source for [`SystemClock::now_nanos_within`].
+/// A coarse source for [`SystemClock::now_nanos_within`] (never made where
+/// there is none).
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(all(target_os = "linux", not(miri))), allow(dead_code))]
 struct Coarse {
     /// The fine monotonic clock at the clock's origin, in nanoseconds.
     origin: u64,
