@@ -84,6 +84,17 @@ mod coarse {
     }
 }
 
+/// How far apart (nanoseconds) [`SystemClock::new`] accepts the `Instant`
+/// origin and the coarse one: a few microseconds when the thread is not
+/// preempted between the two readings.
+#[cfg(all(target_os = "linux", not(miri)))]
+const MAX_ORIGIN_SKEW: u64 = 50_000;
+
+/// How often [`SystemClock::new`] tries to read both origins within
+/// [`MAX_ORIGIN_SKEW`] before it takes the last pair.
+#[cfg(all(target_os = "linux", not(miri)))]
+const MAX_ORIGIN_TRIES: u32 = 8;
+
 /// A coarse source for [`SystemClock::now_nanos_within`] (never made where
 /// there is none).
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +104,36 @@ struct Coarse {
     origin: u64,
     /// How far a coarse reading may lag.
     resolution: u64,
+}
+
+#[cfg(all(target_os = "linux", not(miri)))]
+impl Coarse {
+    /// A [`SystemClock`]'s `Instant` origin and its coarse source, if the
+    /// system has one.
+    ///
+    /// The coarse origin is a fine reading taken just after the `Instant`
+    /// origin, so a coarse reading never leads `now_nanos`; it lags by its
+    /// resolution plus the time between the two origins. A reading taken
+    /// before bounds that time: if the thread was preempted in between, try
+    /// again (a few times at most).
+    fn origins() -> (Instant, Option<Self>) {
+        let mut tries = 1;
+        let (origin, fine) = loop {
+            let before = coarse::fine_now();
+            let origin = Instant::now();
+            let fine = coarse::fine_now();
+            let close = matches!((before, fine),
+                (Some(a), Some(b)) if b.saturating_sub(a) <= MAX_ORIGIN_SKEW);
+            if close || tries == MAX_ORIGIN_TRIES {
+                break (origin, fine);
+            }
+            tries += 1;
+        };
+        let coarse = fine
+            .zip(coarse::resolution())
+            .map(|(origin, resolution)| Self { origin, resolution });
+        (origin, coarse)
+    }
 }
 
 /// The default [`Clock`]: [`Instant`] elapsed since the clock was made.
@@ -126,13 +167,10 @@ impl SystemClock {
     /// ```
     #[must_use]
     pub fn new() -> Self {
-        let origin = Instant::now();
         #[cfg(all(target_os = "linux", not(miri)))]
-        let coarse = coarse::fine_now()
-            .zip(coarse::resolution())
-            .map(|(origin, resolution)| Coarse { origin, resolution });
+        let (origin, coarse) = Coarse::origins();
         #[cfg(not(all(target_os = "linux", not(miri))))]
-        let coarse = None;
+        let (origin, coarse) = (Instant::now(), None);
         Self { origin, coarse }
     }
 }
