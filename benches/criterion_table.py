@@ -5,8 +5,8 @@ Usage: python3 benches/criterion_table.py [path/to/target/criterion]
 
 Criterion keeps the latest estimate of every benchmark it ran, so run the
 whole benches first: a filtered run would mix in older figures. Plain
-groups report criterion's median estimate. The `transfer_ratio` groups
-and `stats_ratio` groups store the mean of ln(ringstat time / anchor time)
+groups report criterion's median estimate. The `push_pop_ratio`,
+`transfer_ratio` and `stats_ratio` groups store the mean of ln(ringstat time / anchor time)
 over pairs of runs (see `benches/ratio`); this prints it as a throughput
 ratio, anchor time / ringstat time = exp(-mean), with criterion's 95 %
 confidence interval.
@@ -73,6 +73,16 @@ def single_thread_tables(runs: dict) -> None:
         ratio = ns[1] / ns[0] if ns[0] and ns[1] else None
         cells = " | ".join(fmt(x, ".2f") for x in ns)
         print(f"| {cap} | {cells} | {fmt(ratio, '.2f')}x |")
+
+    print("\nSingle thread, push+pop, paired runs (`push_pop_ratio`): ringstat's")
+    print("throughput over ArrayQueue's, geometric mean over pairs (95 % CI):\n")
+    print("| capacity | vs ArrayQueue | A/A (ringstat vs itself) |")
+    print("|---|---|---|")
+    for cap in CAPS:
+        g = "push_pop_ratio/1thread"
+        vs = speedup(runs, f"{g}/vs {AQ}/cap{cap}")
+        aa = speedup(runs, f"{g}/vs itself (A/A)/cap{cap}")
+        print(f"| {cap} | {vs} | {aa} |")
 
     print("\nSingle thread, 64 items in then 64 out (ns per item, median):\n")
     print(

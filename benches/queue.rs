@@ -8,6 +8,9 @@
 //! - `transfer/1p1c` and `transfer/2p2c`: items moved between threads;
 //! - `transfer/batch64`: ringstat `push_batch`/`pop_batch` in batches of 64,
 //!   1 producer and 1 consumer.
+//! - `push_pop_ratio/1thread`: `push_pop/1thread` as a paired comparison
+//!   (as `transfer_ratio`, below): 10^5 pairs on ringstat, then on
+//!   `ArrayQueue` (or on a second ringstat queue, A/A), back to back;
 //! - `transfer_ratio/*`: the same transfers as paired comparisons (see
 //!   `ratio::TimeRatio`): each iteration runs ringstat once and `ArrayQueue` once,
 //!   back to back, and its value is ringstat's time over `ArrayQueue`'s
@@ -27,7 +30,7 @@ mod common;
 mod ratio;
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{
     transfer, transfer_ringstat_batch, ArrayQueue, Contender, CrossbeamChannel, Flume, Ringstat,
@@ -164,6 +167,54 @@ fn bench_threaded(crit: &mut Criterion) {
     g.finish();
 }
 
+/// `n` single-thread push+pop pairs on `q`, timed: the loop of
+/// `push_pop/1thread`, run as one side of a paired comparison.
+#[inline(always)]
+fn pairs<C: Contender>(q: &C, n: u64) -> Duration {
+    let t = Instant::now();
+    for i in 0..n {
+        black_box(q.try_push(black_box(i)));
+        black_box(q.try_pop().unwrap_or(u64::MAX));
+    }
+    t.elapsed()
+}
+
+/// Push+pop pairs per run of `push_pop_ratio` (0.5-1 ms here).
+const PAIRS_PER_RUN: u64 = 100_000;
+
+/// `push_pop/1thread` as a paired comparison: each iteration times
+/// [`PAIRS_PER_RUN`] pairs on ringstat's queue and as many on
+/// `ArrayQueue`'s, back to back. A slower or faster moment of the host
+/// then falls on both sides of a pair, where criterion's plain group
+/// measures the two contenders seconds apart.
+fn bench_single_thread_ratio(crit: &mut Criterion<TimeRatio>) {
+    let mut g = crit.benchmark_group("push_pop_ratio/1thread");
+    for cap in CAPS {
+        let ours = Ringstat::with_capacity(cap);
+        let twin = Ringstat::with_capacity(cap);
+        let anchor = ArrayQueue::with_capacity(cap);
+        g.bench_function(format!("vs crossbeam ArrayQueue/cap{cap}"), |b| {
+            b.iter_custom(|iters| {
+                paired(
+                    iters,
+                    || pairs(&ours, PAIRS_PER_RUN),
+                    || pairs(&anchor, PAIRS_PER_RUN),
+                )
+            })
+        });
+        g.bench_function(format!("vs itself (A/A)/cap{cap}"), |b| {
+            b.iter_custom(|iters| {
+                paired(
+                    iters,
+                    || pairs(&ours, PAIRS_PER_RUN),
+                    || pairs(&twin, PAIRS_PER_RUN),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Ringstat paired with contender `C`, `p` producers and `c` consumers.
 fn paired_transfer<C: Contender>(
     g: &mut BenchmarkGroup<'_, TimeRatio>,
@@ -226,6 +277,6 @@ criterion_group! {
 criterion_group! {
     name = ratios;
     config = ratio::config();
-    targets = bench_ratios
+    targets = bench_single_thread_ratio, bench_ratios
 }
 criterion_main!(benches, ratios);
