@@ -162,6 +162,8 @@ def stats_table(runs: dict) -> None:
         print(f"| {name}, 2 threads, paired | | | {paired} |")
     rate_ns = fmt(median_ns(runs, "rate_inc/ringstat/1"), ".2f")
     print(f"| `Rate::inc`, 1 thread (ns) | {rate_ns} | | |")
+    rate2_ns = fmt(median_ns(runs, "rate_inc/ringstat/2"), ".2f")
+    print(f"| `Rate::inc`, 2 threads (ns per increment per thread) | {rate2_ns} | | |")
 
 
 def main() -> None:
