@@ -499,3 +499,91 @@ fn debug_format() {
         "Queue { len: 1, capacity: 2, closed: false }"
     );
 }
+
+#[test]
+fn iter_pops_until_closed_and_drained() {
+    let n = if cfg!(miri) { 200 } else { 100_000u64 };
+    let q = Arc::new(Queue::new(8));
+    let producer = {
+        let q = Arc::clone(&q);
+        thread::spawn(move || {
+            for i in 0..n {
+                q.push(i).unwrap();
+            }
+            q.close();
+        })
+    };
+    let mut it = q.iter();
+    let got: Vec<u64> = it.by_ref().collect();
+    producer.join().unwrap();
+    assert_eq!(got, (0..n).collect::<Vec<_>>(), "every item, in order");
+    // Fused: a closed, drained queue stays so.
+    assert_eq!(it.next(), None);
+    assert_eq!(q.iter().next(), None);
+}
+
+#[test]
+fn try_iter_stops_at_empty_and_resumes() {
+    let q = Queue::new(4);
+    let mut it = q.try_iter();
+    assert_eq!(it.next(), None, "empty: does not wait");
+    for i in 0..3 {
+        q.try_push(i).unwrap();
+    }
+    assert_eq!(it.by_ref().take(2).collect::<Vec<_>>(), [0, 1]);
+    q.try_push(3).unwrap();
+    assert_eq!(it.by_ref().collect::<Vec<_>>(), [2, 3]);
+    q.try_push(4).unwrap();
+    assert_eq!(it.next(), Some(4), "not fused: later items are found");
+    q.try_push(5).unwrap();
+    q.close();
+    assert_eq!(
+        q.try_iter().collect::<Vec<_>>(),
+        [5],
+        "drains a closed queue"
+    );
+    assert_eq!(q.try_iter().next(), None);
+}
+
+#[test]
+fn into_iter_yields_what_is_left_and_drops_the_rest() {
+    for cap in [1, 3, 8] {
+        for skip in 0..cap * 2 {
+            let dropped = Arc::new(AtomicUsize::new(0));
+            let q = Queue::new(cap);
+            // Move head and tail off zero, so the items left wrap the ring.
+            for _ in 0..skip {
+                q.try_push(DropCounter(Arc::clone(&dropped))).unwrap();
+                drop(q.try_pop().unwrap());
+            }
+            let ids: Vec<_> = (0..cap).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+            for id in &ids {
+                q.try_push(DropCounter(Arc::clone(id))).unwrap();
+            }
+            if skip % 2 == 1 {
+                q.close(); // closed or not, the items left come out
+            }
+            let mut it = q.into_iter();
+            assert_eq!(it.len(), cap);
+            let first = it.next().unwrap();
+            assert!(Arc::ptr_eq(&first.0, &ids[0]), "oldest first");
+            assert_eq!(it.len(), cap - 1);
+            drop(first);
+            drop(it);
+            // Taken or not, every item is dropped exactly once.
+            for id in &ids {
+                assert_eq!(id.load(Ordering::Relaxed), 1, "cap={cap} skip={skip}");
+            }
+            assert_eq!(dropped.load(Ordering::Relaxed), skip);
+        }
+    }
+}
+
+#[test]
+fn iterators_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let q = Queue::<String>::new(1);
+    assert_send(&q.iter());
+    assert_send(&q.try_iter());
+    assert_send(&q.into_iter());
+}

@@ -14,6 +14,7 @@ enum Op {
     TryPop,
     PushBatch(Vec<u32>),
     PopBatch(usize),
+    TryIter(usize),
     Close,
     Len,
 }
@@ -25,6 +26,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Op::TryPop),
         2 => proptest::collection::vec(any::<u32>(), 0..12).prop_map(Op::PushBatch),
         2 => (0usize..12).prop_map(Op::PopBatch),
+        1 => (0usize..12).prop_map(Op::TryIter),
         1 => Just(Op::Len),
     ]
 }
@@ -119,6 +121,11 @@ proptest! {
                         prop_assert_eq!(out, expected);
                     }
                 }
+                Op::TryIter(n) => {
+                    let got: Vec<u32> = q.try_iter().take(n).collect();
+                    let n = n.min(m.items.len());
+                    prop_assert_eq!(got, m.items.drain(..n).collect::<Vec<_>>());
+                }
                 Op::Close => {
                     prop_assert_eq!(q.close(), !m.closed);
                     m.closed = true;
@@ -130,11 +137,10 @@ proptest! {
             prop_assert_eq!(q.is_full(), m.items.len() == cap);
             prop_assert_eq!(q.is_closed(), m.closed);
         }
-        // Draining at the end returns exactly the model's contents.
-        let mut rest = Vec::new();
-        while let Ok(v) = q.try_pop() {
-            rest.push(v);
-        }
-        prop_assert_eq!(rest, Vec::from(m.items));
+        // What is left, taken by the consuming iterator, is exactly the
+        // model's contents.
+        let rest = q.into_iter();
+        prop_assert_eq!(rest.len(), m.items.len());
+        prop_assert_eq!(rest.collect::<Vec<_>>(), Vec::from(m.items));
     }
 }

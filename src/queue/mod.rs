@@ -34,12 +34,14 @@
 mod batch;
 mod blocking;
 mod error;
+mod iter;
 mod wait;
 
 use core::fmt;
 use core::mem::MaybeUninit;
 
 pub use error::{CapacityError, Closed, PopError, PushError};
+pub use iter::{IntoIter, Iter, TryIter};
 
 use crate::sync::{fence, AtomicUsize, Backoff, CachePadded, Ordering, UnsafeCell};
 use wait::Waiters;
@@ -74,6 +76,7 @@ struct Slot<T> {
 /// | [`push_timeout`](Self::push_timeout) / [`pop_timeout`](Self::pop_timeout) | wait at most the given time |
 /// | [`force_push`](Self::force_push) | overwrite the oldest item and return it |
 /// | [`try_push_batch`](Self::try_push_batch) / [`try_pop_batch`](Self::try_pop_batch) and their blocking forms | move a run of items with one atomic claim |
+/// | [`iter`](Self::iter) / [`try_iter`](Self::try_iter) | pop until closed and drained / until empty |
 ///
 /// After [`close`](Self::close), pushes fail with the value handed back and
 /// pops drain what is left, then report [`PopError::Closed`].
