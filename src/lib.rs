@@ -3,7 +3,8 @@
 //!
 //! - [`Queue`]: a bounded multi-producer multi-consumer ring buffer with
 //!   non-blocking, blocking, timed and batch operations, lossy
-//!   [`force_push`](Queue::force_push), and [`close`](Queue::close).
+//!   [`force_push`](Queue::force_push), [`close`](Queue::close), and
+//!   iterators that pop ([`iter`](Queue::iter) until closed and drained).
 //! - [`stats`]: counters, gauges, histograms, sliding-window rates and a
 //!   registry that many threads update while anyone reads them live.
 //!
