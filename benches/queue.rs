@@ -191,28 +191,42 @@ fn bench_single_thread_ratio(crit: &mut Criterion<TimeRatio>) {
     let mut g = crit.benchmark_group("push_pop_ratio/1thread");
     for cap in CAPS {
         let ours = Ringstat::with_capacity(cap);
-        let twin = Ringstat::with_capacity(cap);
-        let anchor = ArrayQueue::with_capacity(cap);
-        g.bench_function(format!("vs crossbeam ArrayQueue/cap{cap}"), |b| {
-            b.iter_custom(|iters| {
-                paired(
-                    iters,
-                    || pairs(&ours, PAIRS_PER_RUN),
-                    || pairs(&anchor, PAIRS_PER_RUN),
-                )
-            })
-        });
-        g.bench_function(format!("vs itself (A/A)/cap{cap}"), |b| {
-            b.iter_custom(|iters| {
-                paired(
-                    iters,
-                    || pairs(&ours, PAIRS_PER_RUN),
-                    || pairs(&twin, PAIRS_PER_RUN),
-                )
-            })
-        });
+        paired_pairs(
+            &mut g,
+            "vs crossbeam ArrayQueue",
+            cap,
+            &ours,
+            &ArrayQueue::with_capacity(cap),
+        );
+        paired_pairs(
+            &mut g,
+            "vs itself (A/A)",
+            cap,
+            &ours,
+            &Ringstat::with_capacity(cap),
+        );
     }
     g.finish();
+}
+
+/// Ringstat's queue `ours` paired with `anchor`, [`PAIRS_PER_RUN`]
+/// single-thread pairs on each per run.
+fn paired_pairs<C: Contender>(
+    g: &mut BenchmarkGroup<'_, TimeRatio>,
+    name: &str,
+    cap: usize,
+    ours: &Ringstat,
+    anchor: &C,
+) {
+    g.bench_function(format!("{name}/cap{cap}"), |b| {
+        b.iter_custom(|iters| {
+            paired(
+                iters,
+                || pairs(ours, PAIRS_PER_RUN),
+                || pairs(anchor, PAIRS_PER_RUN),
+            )
+        })
+    });
 }
 
 /// Ringstat paired with contender `C`, `p` producers and `c` consumers.
