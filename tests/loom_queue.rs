@@ -202,6 +202,48 @@ fn force_push_conserves_items() {
 }
 
 #[test]
+fn force_push_wakes_blocked_consumer() {
+    // The consumer parks on the empty queue, flagging `tail`. The first
+    // `force_push` claims normally (clearing the flag and waking it); the
+    // second may displace the first item, which keeps the flag and wakes by
+    // the waiter count. Either way the consumer must wake.
+    loom::model(|| {
+        let q = Arc::new(Queue::new(1));
+        let consumer = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.pop().unwrap())
+        };
+        let mut all: Vec<i32> = [1, 2]
+            .into_iter()
+            .filter_map(|v| q.force_push(v).unwrap())
+            .collect();
+        all.push(consumer.join().unwrap());
+        all.extend(q.try_pop().ok());
+        all.sort_unstable();
+        assert_eq!(all, [1, 2], "displaced + popped + left = pushed");
+    });
+}
+
+#[test]
+fn force_push_keeps_blocked_producer_waiting_for_room() {
+    // A producer parks on the full queue, flagging `head`, while this thread
+    // `force_push`es, displacing the oldest item (and keeping the flag: the
+    // queue is still full). The pops that follow must wake the producer.
+    loom::model(|| {
+        let q = Arc::new(Queue::new(1));
+        q.try_push(0).unwrap();
+        let producer = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.push(1).unwrap())
+        };
+        assert_eq!(q.force_push(2), Ok(Some(0)));
+        assert_eq!(q.pop(), Ok(2));
+        assert_eq!(q.pop(), Ok(1));
+        producer.join().unwrap();
+    });
+}
+
+#[test]
 fn drop_releases_items() {
     loom::model(|| {
         let item = Arc::new(());

@@ -31,9 +31,11 @@ impl<T> Queue<T> {
         // A run stops at the end of the ring's lap: a batch that wraps
         // around takes a second claim.
         let mut moved = 0;
+        let mut woke = false;
         while !items.is_empty() {
             match self.claim_push(items.len(), false) {
                 Ok(run) => {
+                    woke |= run.woke;
                     // The run's slots as one slice: its pointer and length
                     // stay in registers for the loop.
                     let slots = &self.buffer[run.index..run.index + run.len];
@@ -62,8 +64,8 @@ impl<T> Queue<T> {
                 Err(_) => break,
             }
         }
-        if moved > 0 {
-            self.not_empty.notify();
+        if woke {
+            self.not_empty.wake_all();
         }
         Ok(moved)
     }
@@ -176,6 +178,7 @@ impl<T> Queue<T> {
         // A run stops at the end of the ring's lap: a batch that wraps
         // around takes a second claim.
         let mut popped = 0;
+        let mut woke = false;
         while popped < max {
             let room = out.capacity() - out.len();
             if room == 0 {
@@ -183,6 +186,7 @@ impl<T> Queue<T> {
             }
             match self.claim_pop((max - popped).min(room)) {
                 Ok(run) => {
+                    woke |= run.woke;
                     let len = out.len();
                     let slots = &self.buffer[run.index..run.index + run.len];
                     let spare = &mut out.spare_capacity_mut()[..run.len];
@@ -199,8 +203,8 @@ impl<T> Queue<T> {
                 Err(_) => break,
             }
         }
-        if popped > 0 {
-            self.not_full.notify();
+        if woke {
+            self.not_full.wake_all();
         }
         Ok(popped)
     }

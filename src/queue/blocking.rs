@@ -180,15 +180,16 @@ impl<T> Queue<T> {
     /// producers' `tail` line). A consumer polling `tail` keeps stealing that
     /// line from the producer it is waiting for; watching the stamp does not.
     /// The spin is bounded by the `Spinner`; a close is noticed when it parks
-    /// (`pop_ready` reads the mark bit) or after the notify that wakes it.
+    /// (`flag_item_wait` reads the mark bit) or after the notify that wakes
+    /// it.
     pub(super) fn wait_for_item(&self, spinner: &Spinner, deadline: Option<Instant>) -> bool {
         // Relaxed: `head` only picks the slot to watch; `try_pop` re-reads
         // everything with the orderings it needs.
-        let head = self.head.load(Ordering::Relaxed);
+        let head = self.unflagged(self.head.load(Ordering::Relaxed));
         let stamp = &self.slot(head).stamp;
         loop {
             match self.wait(&self.not_empty, &self.not_full, spinner, deadline, || {
-                self.pop_ready()
+                self.flag_item_wait()
             }) {
                 Waited::TimedOut => return false,
                 Waited::Parked => return true,
@@ -220,7 +221,7 @@ impl<T> Queue<T> {
     /// when its spin and yield budget runs out, as before.
     pub(super) fn wait_for_room(&self, spinner: &Spinner, deadline: Option<Instant>) -> bool {
         // Relaxed: as in `wait_for_item`.
-        let tail = self.tail.load(Ordering::Relaxed);
+        let tail = self.unflagged(self.tail.load(Ordering::Relaxed));
         if tail & self.mark_bit != 0 {
             return true; // closed: `try_push` reports it
         }
@@ -234,7 +235,7 @@ impl<T> Queue<T> {
         let full = far_pos.wrapping_add(1).wrapping_sub(self.one_lap);
         loop {
             match self.wait(&self.not_full, &self.not_empty, spinner, deadline, || {
-                self.push_ready()
+                self.flag_room_wait()
             }) {
                 Waited::TimedOut => return false,
                 Waited::Parked => return true,
@@ -271,16 +272,34 @@ impl<T> Queue<T> {
         Waited::Spun
     }
 
-    // ----- readiness checks for parked waiters (SeqCst, see wait.rs) ---------
+    // ----- the last check before a park (see wait.rs) ------------------------
 
-    pub(super) fn pop_ready(&self) -> bool {
-        let tail = self.tail.load(Ordering::SeqCst);
-        tail & self.mark_bit != 0 || tail != self.head.load(Ordering::SeqCst)
+    /// Called by a consumer registered to park on `not_empty`, under its
+    /// lock: sets `tail`'s `wait_bit`, so that the next push takes its slow
+    /// path and wakes the sleepers, and returns whether to skip the sleep
+    /// (closed, or not empty).
+    pub(super) fn flag_item_wait(&self) -> bool {
+        // SeqCst read-modify-write: in `tail`'s modification order it comes
+        // either before the next claim, which then reads the flag, clears it
+        // and wakes us once its item is written, or after it, and then the
+        // claimed item shows in the value read here. The `SeqCst` also puts
+        // it in one order with `close`'s `fetch_or` and the count loads of
+        // `Waiters::notify`.
+        let tail = self.tail.fetch_or(self.wait_bit, Ordering::SeqCst);
+        tail & self.mark_bit != 0
+            || self.position(tail) != self.position(self.head.load(Ordering::SeqCst))
     }
 
-    pub(super) fn push_ready(&self) -> bool {
+    /// Called by a producer registered to park on `not_full`, under its
+    /// lock: sets `head`'s `wait_bit` (the next pop wakes the sleepers) and
+    /// returns whether to skip the sleep (closed, or not full).
+    pub(super) fn flag_room_wait(&self) -> bool {
+        // SeqCst: as in `flag_item_wait`, with `head` and the pops that
+        // clear the flag. A `tail` that moved since only makes the queue
+        // look fuller; a pop after this read-modify-write sees the flag.
+        let head = self.head.fetch_or(self.wait_bit, Ordering::SeqCst);
         let tail = self.tail.load(Ordering::SeqCst);
         tail & self.mark_bit != 0
-            || self.head.load(Ordering::SeqCst).wrapping_add(self.one_lap) != tail
+            || self.position(head).wrapping_add(self.one_lap) != self.position(tail)
     }
 }

@@ -46,9 +46,10 @@ pub use iter::{IntoIter, Iter, TryIter};
 use crate::sync::{fence, AtomicUsize, Backoff, CachePadded, Ordering, UnsafeCell};
 use wait::Waiters;
 
-/// The largest capacity [`Queue::try_new`] accepts: positions need two bits
-/// above the slot index (the close mark and the lap).
-pub const MAX_CAPACITY: usize = usize::MAX >> 3;
+/// The largest capacity [`Queue::try_new`] accepts: positions need three
+/// bits above the slot index (the close mark, the waiter flag and the lap),
+/// and at least two for the lap at the largest capacity.
+pub const MAX_CAPACITY: usize = usize::MAX >> 4;
 
 /// One cell of the ring.
 struct Slot<T> {
@@ -106,11 +107,14 @@ struct Slot<T> {
 /// assert_eq!(sum, (0..10_000u64).sum());
 /// ```
 pub struct Queue<T> {
-    /// Position of the next pop: `lap | index`. Never carries the mark bit.
-    /// Advanced (by CAS) only by consumers and by `force_push`.
+    /// Position of the next pop: `lap | wait | index`. Never carries the
+    /// mark bit. Advanced (by CAS) only by consumers and by `force_push`;
+    /// `wait_bit` is set by producers about to park for room (see
+    /// [`wait`] and `flag_room_wait`).
     head: CachePadded<AtomicUsize>,
-    /// Position of the next push: `lap | mark | index`. Advanced (by CAS) only
-    /// by producers; `mark_bit` is set once, by `close`.
+    /// Position of the next push: `lap | wait | mark | index`. Advanced (by
+    /// CAS) only by producers; `mark_bit` is set once, by `close`;
+    /// `wait_bit` by consumers about to park for an item.
     tail: CachePadded<AtomicUsize>,
     /// `cap` slots; slot `i` starts with stamp `i` (empty, lap 0).
     buffer: Box<[Slot<T>]>,
@@ -119,7 +123,14 @@ pub struct Queue<T> {
     /// `(cap + 1).next_power_of_two()`: above every index; set in `tail` when
     /// closed.
     mark_bit: usize,
-    /// `2 * mark_bit`: the amount a position grows by per lap.
+    /// `2 * mark_bit`: set in `tail` (in `head`) while consumers (producers)
+    /// may be parked waiting for an item (for room). No stamp carries it, so
+    /// a flagged index fails the inlined attempt of `try_push` (`try_pop`);
+    /// the out-of-line claim that clears it wakes the sleepers. This is what
+    /// keeps the waiters' state off the fast path: a push or pop reads no
+    /// waiter count.
+    wait_bit: usize,
+    /// `4 * mark_bit`: the amount a position grows by per lap.
     one_lap: usize,
     /// Consumers parked waiting for an item (or the close).
     not_empty: CachePadded<Waiters>,
@@ -146,6 +157,9 @@ struct Run {
     index: usize,
     /// Number of positions claimed (at least 1).
     len: usize,
+    /// Whether the claim cleared the index's `wait_bit`: the claimer must
+    /// wake the other side's sleepers once the run is published.
+    woke: bool,
 }
 
 /// Why no run could be claimed.
@@ -197,7 +211,8 @@ impl<T> Queue<T> {
             return Err(error(false));
         }
         let mark_bit = (capacity + 1).next_power_of_two();
-        let one_lap = mark_bit * 2;
+        let wait_bit = mark_bit * 2;
+        let one_lap = mark_bit * 4;
         // Fallible allocation: a huge capacity is an error, not an abort.
         let mut buffer = Vec::new();
         buffer
@@ -213,6 +228,7 @@ impl<T> Queue<T> {
             buffer: buffer.into_boxed_slice(),
             cap: capacity,
             mark_bit,
+            wait_bit,
             one_lap,
             not_empty: CachePadded::new(Waiters::new()),
             not_full: CachePadded::new(Waiters::new()),
@@ -224,6 +240,20 @@ impl<T> Queue<T> {
     #[inline(always)]
     fn index(&self, pos: usize) -> usize {
         pos & (self.mark_bit - 1)
+    }
+
+    /// `raw` (a value of `head` or `tail`) without its `wait_bit`: the
+    /// position, with `tail`'s mark bit if closed.
+    #[inline(always)]
+    fn unflagged(&self, raw: usize) -> usize {
+        raw & !self.wait_bit
+    }
+
+    /// `raw` (a value of `head` or `tail`) without its flag bits: the
+    /// position alone.
+    #[inline(always)]
+    fn position(&self, raw: usize) -> usize {
+        raw & !(self.wait_bit | self.mark_bit)
     }
 
     /// The position after `pos` (which carries no mark bit).
@@ -335,12 +365,13 @@ impl<T> Queue<T> {
     #[inline(always)]
     fn claim_push(&self, want: usize, force: bool) -> Result<Run, Result<usize, NoRun>> {
         let backoff = Backoff::new();
-        let mut tail = self.tail.load(Ordering::Relaxed);
+        let mut raw = self.tail.load(Ordering::Relaxed);
         loop {
             // Count the run of slots, from `tail` to at most the end of
             // this lap, that are empty for their position (`tail + k`). A
             // closed `tail` carries the mark bit, which no stamp does, so it
             // finds no run and `push_stalled` reports the close.
+            let tail = self.unflagged(raw);
             let index = self.index(tail);
             let max = want.min(self.cap - index);
             // Acquire (in `run_len`): pairs with the consumer's Release
@@ -350,23 +381,23 @@ impl<T> Queue<T> {
             if len > 0 {
                 let end = self.after_run(tail, len);
                 // SeqCst: part of the total order with the index loads in the
-                // full/empty checks and the waiter protocol (wait.rs). On x86
-                // and ARMv8 this is the same instruction as AcqRel.
-                match self.tail.compare_exchange_weak(
-                    tail,
-                    end,
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                ) {
+                // full/empty checks (wait.rs). On x86 and ARMv8 this is the
+                // same instruction as AcqRel. The new value has no
+                // `wait_bit`: if `raw` had it, waking the sleepers is ours.
+                match self
+                    .tail
+                    .compare_exchange_weak(raw, end, Ordering::SeqCst, Ordering::Relaxed)
+                {
                     Ok(_) => {
                         return Ok(Run {
                             start: tail,
                             index,
                             len,
+                            woke: raw != tail,
                         })
                     }
                     Err(t) => {
-                        tail = t;
+                        raw = t;
                         backoff.spin();
                         continue;
                     }
@@ -376,35 +407,38 @@ impl<T> Queue<T> {
             if let Some(stop) = self.push_stalled(tail, stamp, force, &backoff) {
                 return Err(stop);
             }
-            tail = self.tail.load(Ordering::Relaxed);
+            raw = self.tail.load(Ordering::Relaxed);
         }
     }
 
     /// Claims one position for writing: [`claim_push`](Self::claim_push)
-    /// with `want == 1`, written out. Returns the claimed position and its
-    /// slot. Out of line: [`try_push`](Self::try_push) inlines a single
-    /// attempt and calls this only when that attempt fails.
+    /// with `want == 1`, written out. Returns the claimed position, its slot
+    /// and whether the claim cleared `tail`'s `wait_bit` (see [`Run::woke`]).
+    /// Out of line: [`try_push`](Self::try_push) inlines a single attempt
+    /// and calls this only when that attempt fails.
     #[cold]
     #[inline(never)]
-    fn claim_push_one(&self, force: bool) -> Result<(usize, &Slot<T>), Result<usize, NoRun>> {
+    fn claim_push_one(&self, force: bool) -> Result<(usize, &Slot<T>, bool), Result<usize, NoRun>> {
         let backoff = Backoff::new();
-        let mut tail = self.tail.load(Ordering::Relaxed);
+        let mut raw = self.tail.load(Ordering::Relaxed);
         loop {
             // Acquire: as in `claim_push`. A closed `tail` carries the mark
             // bit, which no stamp does, so it falls through to `push_stalled`.
+            let tail = self.unflagged(raw);
             let slot = self.slot(tail);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == tail {
-                // SeqCst: as in `claim_push`.
+                // SeqCst: as in `claim_push`, which also says why the new
+                // value has no `wait_bit`.
                 match self.tail.compare_exchange_weak(
-                    tail,
+                    raw,
                     self.next(tail),
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Ok((tail, slot)),
+                    Ok(_) => return Ok((tail, slot, raw != tail)),
                     Err(t) => {
-                        tail = t;
+                        raw = t;
                         backoff.spin();
                         continue;
                     }
@@ -413,7 +447,7 @@ impl<T> Queue<T> {
             if let Some(stop) = self.push_stalled(tail, stamp, force, &backoff) {
                 return Err(stop);
             }
-            tail = self.tail.load(Ordering::Relaxed);
+            raw = self.tail.load(Ordering::Relaxed);
         }
     }
 
@@ -439,7 +473,7 @@ impl<T> Queue<T> {
             // full after a pop that completed before this check.
             fence(Ordering::SeqCst);
             let head = self.head.load(Ordering::Relaxed);
-            if head.wrapping_add(self.one_lap) == tail {
+            if self.unflagged(head).wrapping_add(self.one_lap) == tail {
                 if !force {
                     return Some(Err(NoRun::Blocked));
                 }
@@ -458,10 +492,13 @@ impl<T> Queue<T> {
 
     /// `force_push` on a full queue: take the oldest item's position away from
     /// consumers, then advance `tail` past it. Returns the position whose slot
-    /// (still holding the oldest value) now belongs to the caller.
+    /// (still holding the oldest value) now belongs to the caller. `head` is
+    /// the value read from `head`, flags and all.
     #[cold]
     fn displace_oldest(&self, head: usize, tail: usize) -> Option<usize> {
-        let new_head = self.next(head);
+        // The queue stays full, so producers parked for room stay parked:
+        // keep `head`'s `wait_bit` for the pop that makes room.
+        let new_head = self.next(self.unflagged(head)) | (head & self.wait_bit);
         // SeqCst: as for every index CAS (see `claim_push`).
         if self
             .head
@@ -472,12 +509,14 @@ impl<T> Queue<T> {
         }
         // While head is one position ahead of a full queue's tail, no producer
         // can claim (they see the slot full and head moved, so they wait) and
-        // no consumer can reach this slot. The only other writer of `tail` is
-        // `close`, which sets the mark bit: keep it.
+        // no consumer can reach this slot. The other writers of `tail` are
+        // `close`, which sets the mark bit, and consumers about to park,
+        // which set the `wait_bit`: keep both (`force_push` then wakes
+        // through `Waiters::notify`, which does not need the flag).
         let new_tail = self.next(tail);
         let mut cur = tail;
         loop {
-            let mark = cur & self.mark_bit;
+            let mark = cur & (self.mark_bit | self.wait_bit);
             // SeqCst: as for every index CAS.
             match self.tail.compare_exchange(
                 cur,
@@ -487,7 +526,7 @@ impl<T> Queue<T> {
             ) {
                 Ok(_) => return Some(tail),
                 Err(actual) => {
-                    debug_assert_eq!(actual & !self.mark_bit, tail);
+                    debug_assert_eq!(self.position(actual), tail);
                     cur = actual;
                 }
             }
@@ -498,8 +537,9 @@ impl<T> Queue<T> {
     #[inline(always)]
     fn claim_pop(&self, want: usize) -> Result<Run, NoRun> {
         let backoff = Backoff::new();
-        let mut head = self.head.load(Ordering::Relaxed);
+        let mut raw = self.head.load(Ordering::Relaxed);
         loop {
+            let head = self.unflagged(raw);
             // The run of slots, from `head` to at most the end of this lap,
             // that hold the value for their position (stamp `head + k + 1`).
             let index = self.index(head);
@@ -509,22 +549,22 @@ impl<T> Queue<T> {
             let len = self.run_len(index, max, head.wrapping_add(1));
             if len > 0 {
                 let end = self.after_run(head, len);
-                // SeqCst: see `claim_push`.
-                match self.head.compare_exchange_weak(
-                    head,
-                    end,
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                ) {
+                // SeqCst, and no `wait_bit` in the new value: see
+                // `claim_push`.
+                match self
+                    .head
+                    .compare_exchange_weak(raw, end, Ordering::SeqCst, Ordering::Relaxed)
+                {
                     Ok(_) => {
                         return Ok(Run {
                             start: head,
                             index,
                             len,
+                            woke: raw != head,
                         })
                     }
                     Err(h) => {
-                        head = h;
+                        raw = h;
                         backoff.spin();
                         continue;
                     }
@@ -534,7 +574,7 @@ impl<T> Queue<T> {
             if let Some(stop) = self.pop_stalled(head, stamp, &backoff) {
                 return Err(stop);
             }
-            head = self.head.load(Ordering::Relaxed);
+            raw = self.head.load(Ordering::Relaxed);
         }
     }
 
@@ -544,24 +584,26 @@ impl<T> Queue<T> {
     /// [`try_pop`](Self::try_pop)'s inlined attempt fails.
     #[cold]
     #[inline(never)]
-    fn claim_pop_one(&self) -> Result<(usize, &Slot<T>), NoRun> {
+    fn claim_pop_one(&self) -> Result<(usize, &Slot<T>, bool), NoRun> {
         let backoff = Backoff::new();
-        let mut head = self.head.load(Ordering::Relaxed);
+        let mut raw = self.head.load(Ordering::Relaxed);
         loop {
             // Acquire: as in `claim_pop`.
+            let head = self.unflagged(raw);
             let slot = self.slot(head);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == head.wrapping_add(1) {
-                // SeqCst: see `claim_push`.
+                // SeqCst, and no `wait_bit` in the new value: see
+                // `claim_push`.
                 match self.head.compare_exchange_weak(
-                    head,
+                    raw,
                     self.next(head),
                     Ordering::SeqCst,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Ok((head, slot)),
+                    Ok(_) => return Ok((head, slot, raw != head)),
                     Err(h) => {
-                        head = h;
+                        raw = h;
                         backoff.spin();
                         continue;
                     }
@@ -570,7 +612,7 @@ impl<T> Queue<T> {
             if let Some(stop) = self.pop_stalled(head, stamp, &backoff) {
                 return Err(stop);
             }
-            head = self.head.load(Ordering::Relaxed);
+            raw = self.head.load(Ordering::Relaxed);
         }
     }
 
@@ -584,7 +626,7 @@ impl<T> Queue<T> {
             // fence: pairs with the SeqCst CAS on `tail` in `claim_push`.
             fence(Ordering::SeqCst);
             let tail = self.tail.load(Ordering::Relaxed);
-            if tail & !self.mark_bit == head {
+            if self.position(tail) == head {
                 return Some(if tail & self.mark_bit != 0 {
                     NoRun::Closed
                 } else {
@@ -655,15 +697,17 @@ impl<T> Queue<T> {
     #[inline(always)]
     pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
         // One attempt, inlined: a load of `tail`, the slot's stamp, a compare
-        // and a CAS. Anything else (a lost race, full, closed) is the
-        // out-of-line `try_push_slow`, so the caller's loop carries no
-        // backoff state or spilled registers for it.
+        // and a CAS. Anything else (a lost race, full, closed, consumers
+        // parked) is the out-of-line `try_push_slow`, so the caller's loop
+        // carries no backoff state or spilled registers for it.
         // Relaxed: only picks the slot; the stamp load synchronises.
         let tail = self.tail.load(Ordering::Relaxed);
         let index = self.index(tail);
         let slot = self.slot_at(index);
         // Acquire: as in `claim_push`. A closed `tail` carries the mark bit,
-        // which no stamp does, so it takes the slow path.
+        // and one with consumers parked the `wait_bit`; no stamp carries
+        // either, so both take the slow path. That is how a push that
+        // succeeds here knows, without another load, that nobody sleeps.
         if slot.stamp.load(Ordering::Acquire) == tail
             // SeqCst: as in `claim_push`.
             && self
@@ -677,7 +721,6 @@ impl<T> Queue<T> {
                 .is_ok()
         {
             Self::write_slot(slot, tail, value);
-            self.not_empty.notify();
             return Ok(());
         }
         self.try_push_slow(value)
@@ -688,9 +731,11 @@ impl<T> Queue<T> {
     #[inline(never)]
     fn try_push_slow(&self, value: T) -> Result<(), PushError<T>> {
         match self.claim_push_one(false) {
-            Ok((pos, slot)) => {
+            Ok((pos, slot, woke)) => {
                 Self::write_slot(slot, pos, value);
-                self.not_empty.notify();
+                if woke {
+                    self.not_empty.wake_all();
+                }
                 Ok(())
             }
             Err(Err(NoRun::Closed)) => Err(PushError::Closed(value)),
@@ -724,7 +769,8 @@ impl<T> Queue<T> {
         let head = self.head.load(Ordering::Relaxed);
         let index = self.index(head);
         let slot = self.slot_at(index);
-        // Acquire: as in `claim_pop`.
+        // Acquire: as in `claim_pop`. A `head` with producers parked carries
+        // the `wait_bit`, which no stamp does: slow path, as in `try_push`.
         if slot.stamp.load(Ordering::Acquire) == head.wrapping_add(1)
             // SeqCst: see `claim_push`.
             && self
@@ -737,9 +783,7 @@ impl<T> Queue<T> {
                 )
                 .is_ok()
         {
-            let value = self.take_slot(slot, head);
-            self.not_full.notify();
-            return Ok(value);
+            return Ok(self.take_slot(slot, head));
         }
         self.try_pop_slow()
     }
@@ -749,9 +793,11 @@ impl<T> Queue<T> {
     #[inline(never)]
     fn try_pop_slow(&self) -> Result<T, PopError> {
         match self.claim_pop_one() {
-            Ok((pos, slot)) => {
+            Ok((pos, slot, woke)) => {
                 let value = self.take_slot(slot, pos);
-                self.not_full.notify();
+                if woke {
+                    self.not_full.wake_all();
+                }
                 Ok(value)
             }
             Err(NoRun::Closed) => Err(PopError::Closed),
@@ -779,9 +825,11 @@ impl<T> Queue<T> {
     /// ```
     pub fn force_push(&self, value: T) -> Result<Option<T>, PushError<T>> {
         match self.claim_push_one(true) {
-            Ok((pos, slot)) => {
+            Ok((pos, slot, woke)) => {
                 Self::write_slot(slot, pos, value);
-                self.not_empty.notify();
+                if woke {
+                    self.not_empty.wake_all();
+                }
                 Ok(None)
             }
             Err(Ok(pos)) => {
@@ -794,6 +842,8 @@ impl<T> Queue<T> {
                     .with_mut(|p| unsafe { p.replace(MaybeUninit::new(value)).assume_init() });
                 // Release: pairs with the Acquire stamp load in `claim_pop`.
                 slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+                // `displace_oldest` kept `tail`'s `wait_bit`, so this wakes
+                // by the count (see `Waiters::notify`).
                 self.not_empty.notify();
                 Ok(Some(old))
             }
@@ -817,8 +867,9 @@ impl<T> Queue<T> {
     /// assert!(q.is_closed());
     /// ```
     pub fn close(&self) -> bool {
-        // SeqCst: a read-modify-write of `tail` like a push's, so parked
-        // waiters are woken by the same protocol (wait.rs).
+        // SeqCst: a read-modify-write of `tail`, before the loads of the
+        // waiter counts in `notify` (the protocol in wait.rs). It keeps the
+        // `wait_bit`: the wake-ups below do not need it.
         let prev = self.tail.fetch_or(self.mark_bit, Ordering::SeqCst);
         self.not_empty.notify();
         self.not_full.notify();
@@ -855,7 +906,7 @@ impl<T> Queue<T> {
             let tail = self.tail.load(Ordering::SeqCst);
             let head = self.head.load(Ordering::SeqCst);
             if self.tail.load(Ordering::SeqCst) == tail {
-                let tail = tail & !self.mark_bit;
+                let (head, tail) = (self.position(head), self.position(tail));
                 let hix = self.index(head);
                 let tix = self.index(tail);
                 return if hix < tix {
@@ -882,7 +933,7 @@ impl<T> Queue<T> {
         // SeqCst: same instant reasoning as `len`.
         let head = self.head.load(Ordering::SeqCst);
         let tail = self.tail.load(Ordering::SeqCst);
-        tail & !self.mark_bit == head
+        self.position(tail) == self.position(head)
     }
 
     /// `true` if the queue holds `capacity()` items (a snapshot).
@@ -898,7 +949,7 @@ impl<T> Queue<T> {
         // SeqCst: same instant reasoning as `len`.
         let tail = self.tail.load(Ordering::SeqCst);
         let head = self.head.load(Ordering::SeqCst);
-        head.wrapping_add(self.one_lap) == tail & !self.mark_bit
+        self.position(head).wrapping_add(self.one_lap) == self.position(tail)
     }
 
     /// The most items the queue holds.
@@ -923,7 +974,7 @@ impl<T> Drop for Queue<T> {
         // hold initialised values.
         let len = self.len();
         // Relaxed: `&mut self` already synchronises with every other thread.
-        let mut pos = self.head.load(Ordering::Relaxed);
+        let mut pos = self.position(self.head.load(Ordering::Relaxed));
         for _ in 0..len {
             let slot = self.slot(pos);
             // SAFETY: position `pos` lies in head..tail, so its slot holds an

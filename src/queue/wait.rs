@@ -1,28 +1,43 @@
-//! Parking for blocked producers and consumers: an event count.
+//! Parking for blocked producers and consumers: an event count, flagged in
+//! the index the other side advances.
 //!
 //! A waiter first spins and yields (the caller's [`Backoff`]); only then does
-//! it park here. The protocol that rules out lost wake-ups:
+//! it park here. The protocol that rules out lost wake-ups, for a consumer
+//! waiting for an item (a producer waiting for room is the mirror image,
+//! with `head` for `tail`):
 //!
-//! - waiter: under `lock`, `count.fetch_add(1, SeqCst)`, then re-check the
-//!   queue's indices with `SeqCst` loads (`ready()`); sleep only if nothing
-//!   changed. `Condvar::wait` releases `lock` atomically with going to sleep.
-//! - notifier: its state change is a `SeqCst` read-modify-write on `head` or
-//!   `tail`; then `count.load(SeqCst)`, and only if non-zero it takes `lock`,
-//!   sets `count` to 0 (everyone registered is being woken), bumps the epoch
-//!   and calls `notify_all`.
+//! - waiter: under `lock`, `count.fetch_add(1, SeqCst)`, then `ready()`:
+//!   `tail.fetch_or(wait_bit, SeqCst)` and a check of the value it read
+//!   (and of `head`); sleep only if the queue was still empty and open.
+//!   `Condvar::wait` releases `lock` atomically with going to sleep.
+//! - claimer: every push claims its position with a compare-and-swap on
+//!   `tail` whose new value has no `wait_bit`. If the value it replaced had
+//!   the flag, the claimer publishes its item and then calls
+//!   [`wake_all`](Waiters::wake_all): it takes `lock`, sets `count` to 0
+//!   (everyone registered is being woken), bumps the epoch and calls
+//!   `notify_all`.
 //!
-//! All four operations are `SeqCst`, so they sit in one total order: either
-//! the notifier's load sees the waiter's increment (and then it takes the
-//! lock, which it can only get once the waiter sleeps or has left, so the
-//! notification is not missed), or the increment comes later in that order
-//! than the notifier's index update, and then the waiter's re-check sees the
-//! new index and does not sleep. A notifier that reads the 0 another notifier
-//! stored comes after that notifier's wake-up of everyone registered, and
-//! those waiters re-check the queue when they wake. Clearing `count` keeps the
-//! notifiers that follow on the fast path while the sleepers wake up. The fast
-//! path of a push or pop pays one
-//! `SeqCst` load of a read-mostly cache line (a plain `mov` on x86) and no
-//! fence.
+//! The waiter's `fetch_or` and the claims are read-modify-writes of one
+//! location, so they sit in its modification order. A claim after the
+//! `fetch_or` reads the flag (or a later flag: only claims clear it, and each
+//! that does wakes everyone registered), and its `wake_all` takes the lock,
+//! which it can only get once the waiter sleeps or has left: the wake-up is
+//! not missed. A claim before it shows in the value the waiter reads, and the
+//! waiter does not sleep. A flag left behind by a waiter that did not sleep
+//! costs the next claimer one spurious `wake_all`.
+//!
+//! No stamp carries the `wait_bit`, so a flagged index fails the inlined
+//! attempt of `try_push`/`try_pop` and the claim happens out of line, where
+//! the wake-up is. A push or pop that succeeds inline therefore knows that
+//! nobody sleeps without reading anything beyond what a queue without
+//! blocking reads: no waiter count, no fence.
+//!
+//! [`notify`](Waiters::notify) is the other way in, for the rare updates that
+//! keep the flag (`close`, and `force_push` displacing an item): after its
+//! `SeqCst` read-modify-write of the index, the notifier loads `count` with
+//! `SeqCst` and wakes everyone if it is not 0. The waiter's increment, its
+//! `fetch_or` and these two are all `SeqCst`, so either the load sees the
+//! increment, or the waiter's `ready()` sees the update.
 //!
 //! Sleeps are sliced to [`PARK_SLICE`] so that a deadline is honoured and the
 //! Python layer can check for signals; an idle waiter wakes a few times per
@@ -220,20 +235,23 @@ impl Waiters {
         }
     }
 
-    /// Wakes every parked waiter, if there is one. Call after the `SeqCst`
-    /// update of `head`/`tail` that may let a waiter proceed.
+    /// Wakes every parked waiter, if there is one. Call after a `SeqCst`
+    /// update of `head`/`tail` that may let a waiter proceed but keeps the
+    /// index's `wait_bit` (see the module docs).
     #[inline]
     pub(crate) fn notify(&self) {
         // SeqCst: pairs with the waiter's `fetch_add(SeqCst)` in `park`; see
         // the module docs for why this rules out a lost wake-up.
         seqcst_pair_fence();
         if self.count.load(Ordering::SeqCst) != 0 {
-            self.notify_slow();
+            self.wake_all();
         }
     }
 
+    /// Wakes every parked waiter. Called by the claimer that cleared the
+    /// index's `wait_bit`, once its items are published, and by `notify`.
     #[cold]
-    fn notify_slow(&self) {
+    pub(crate) fn wake_all(&self) {
         // Taking the lock orders us after any waiter that registered: it
         // holds the lock from its registration until it sleeps.
         let mut epoch = self.lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -258,8 +276,9 @@ impl Waiters {
 
     /// Parks the calling thread until notified, until `deadline`, or for at
     /// most [`PARK_SLICE`], whichever comes first, unless `ready()` (which must
-    /// read the queue's indices with `SeqCst` loads) says the caller can make
-    /// progress right now. Spurious returns are allowed: the caller re-tries.
+    /// flag the index the other side advances and read it, as the module
+    /// docs say) finds that the caller can make progress right now. Spurious
+    /// returns are allowed: the caller re-tries.
     pub(crate) fn park(&self, deadline: Option<Instant>, ready: impl FnOnce() -> bool) {
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let registered_in = *guard;
@@ -287,7 +306,7 @@ impl Waiters {
             self.count.fetch_sub(1, Ordering::Relaxed);
         } else {
             // A notifier deregistered us and counted us in `waking`: we are
-            // back. Relaxed: under the lock, as in `notify_slow`.
+            // back. Relaxed: under the lock, as in `wake_all`.
             self.waking.fetch_sub(1, Ordering::Relaxed);
         }
     }
