@@ -209,8 +209,9 @@ pub(crate) struct Waiters {
     last_cpu: AtomicUsize,
     /// Number of threads registered to sleep and not yet woken. Changed only
     /// under `lock` (a waiter adds itself; a notifier that wakes everyone
-    /// clears it); read without the lock by every notifier, so it is
-    /// read-mostly, and zero again as soon as a wake-up is under way.
+    /// clears it). Read without the lock only by [`notify`](Self::notify)
+    /// (`close`, `force_push` displacing an item); pushes and pops learn of
+    /// sleepers from the index's `wait_bit` instead.
     count: AtomicUsize,
     /// Number of threads a notifier deregistered and woke that have not yet
     /// returned from [`park`](Self::park) (they still have to be scheduled
@@ -314,8 +315,8 @@ impl Waiters {
     /// Records that a thread of this side begins to wait on `cpu`.
     fn note_cpu(&self, cpu: usize) {
         // Relaxed: a hint that orders nothing. Stored only when it changes,
-        // so that this line, which every notifier of the other side reads,
-        // stays clean while the waiters stay put.
+        // so that this line, which the other side's waiters read (see
+        // `Spinner::meet`), stays clean while the waiters stay put.
         let cpu = cpu.wrapping_add(1);
         if self.last_cpu.load(Ordering::Relaxed) != cpu {
             self.last_cpu.store(cpu, Ordering::Relaxed);
