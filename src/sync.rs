@@ -41,15 +41,6 @@ mod imp {
         }
     }
 
-    /// A pointer to the contents of `cells[0]`, valid for the whole slice:
-    /// the cell is `repr(transparent)`, so the contents lie as in a `[T]`.
-    /// Lets a run of cells be copied with one `memcpy` (loom's cells have no
-    /// such layout, and are accessed one by one).
-    #[inline(always)]
-    pub(crate) fn cells_ptr<T>(cells: &[UnsafeCell<T>]) -> *mut T {
-        core::cell::UnsafeCell::raw_get(cells.as_ptr().cast::<core::cell::UnsafeCell<T>>())
-    }
-
     /// Spin, then yield: crossbeam's exponential backoff.
     pub(crate) use crossbeam_utils::Backoff;
 

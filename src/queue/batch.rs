@@ -36,12 +36,17 @@ impl<T> Queue<T> {
             match self.claim_push(items.len(), false) {
                 Ok(run) => {
                     woke |= run.woke;
-                    // SAFETY: we own the run's positions (claimed by CAS),
-                    // whose slots are empty; `run.len <= items.len()`, so
-                    // the first `run.len` elements are initialised. Each is
-                    // read once; the `set_len` below forgets them.
-                    unsafe { self.move_in(run.index, items.as_ptr(), run.len) };
-                    self.publish(run.index, run.start.wrapping_add(1), run.len);
+                    // The run's slots as one slice: its pointer and length
+                    // stay in registers for the loop.
+                    let slots = &self.buffer[run.index..run.index + run.len];
+                    let src = items.as_ptr();
+                    for (k, slot) in slots.iter().enumerate() {
+                        // SAFETY: `k < run.len <= items.len()`, so this reads
+                        // an initialised element; each is read once, and
+                        // the `set_len` below forgets the moved ones.
+                        let value = unsafe { src.add(k).read() };
+                        Self::write_slot(slot, run.start + k, value);
+                    }
                     let rest = items.len() - run.len;
                     // SAFETY: the first `run.len` elements were moved out
                     // above (nothing between can panic); shift the `rest`
@@ -183,16 +188,15 @@ impl<T> Queue<T> {
                 Ok(run) => {
                     woke |= run.woke;
                     let len = out.len();
-                    // SAFETY: we own the run's positions (claimed by CAS),
-                    // whose slots hold initialised values; `out` has room
-                    // for `run.len` more (`run.len <= room`), and `set_len`
-                    // takes ownership of what was moved there.
-                    unsafe {
-                        self.move_out(run.index, out.as_mut_ptr().add(len), run.len);
-                        out.set_len(len + run.len);
+                    let slots = &self.buffer[run.index..run.index + run.len];
+                    let spare = &mut out.spare_capacity_mut()[..run.len];
+                    let freed = run.start.wrapping_add(self.one_lap);
+                    for (k, (slot, dst)) in slots.iter().zip(spare).enumerate() {
+                        dst.write(Self::take_out(slot, freed.wrapping_add(k)));
                     }
-                    // The slots are empty for the next lap.
-                    self.publish(run.index, run.start.wrapping_add(self.one_lap), run.len);
+                    // SAFETY: the loop initialised the `run.len` elements
+                    // after `len`, within the capacity (`run.len <= room`).
+                    unsafe { out.set_len(len + run.len) };
                     popped += run.len;
                 }
                 Err(NoRun::Closed) if popped == 0 => return Err(Closed),

@@ -186,7 +186,7 @@ impl<T> Queue<T> {
         // Relaxed: `head` only picks the slot to watch; `try_pop` re-reads
         // everything with the orderings it needs.
         let head = self.unflagged(self.head.load(Ordering::Relaxed));
-        let stamp = self.slot(head).stamp;
+        let stamp = &self.slot(head).stamp;
         loop {
             match self.wait(&self.not_empty, &self.not_full, spinner, deadline, || {
                 self.flag_item_wait()
@@ -231,7 +231,7 @@ impl<T> Queue<T> {
         // slots before it are too, or will be in a moment.
         let gap = (self.cap / 2).max(1);
         let far_pos = self.advance(tail, gap - 1);
-        let far = self.slot(far_pos).stamp;
+        let far = &self.slot(far_pos).stamp;
         let full = far_pos.wrapping_add(1).wrapping_sub(self.one_lap);
         loop {
             match self.wait(&self.not_full, &self.not_empty, spinner, deadline, || {

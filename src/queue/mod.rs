@@ -1,12 +1,9 @@
 //! [`Queue<T>`]: a bounded multi-producer multi-consumer ring buffer.
 //!
 //! The algorithm is Dmitry Vyukov's bounded MPMC queue with per-slot sequence
-//! numbers ("stamps"), as in crossbeam's `ArrayQueue` and
+//! numbers ("stamps"), in the layout of crossbeam's `ArrayQueue` and
 //! `crossbeam-channel`'s array flavour, extended with:
 //!
-//! - **stamps and values in two arrays** rather than side by side in one
-//!   array of slots: a batch copies its run's values with one `memcpy`, then
-//!   publishes their stamps (see the `stamps` field of [`Queue`]);
 //! - **batch claims**: a producer (consumer) checks the stamps of a run of
 //!   slots and claims the whole run with a single compare-and-swap of `tail`
 //!   (`head`), so a batch of `n` items costs one contended atomic instead of
@@ -46,8 +43,6 @@ use core::mem::MaybeUninit;
 pub use error::{CapacityError, Closed, PopError, PushError};
 pub use iter::{IntoIter, Iter, TryIter};
 
-#[cfg(not(ringstat_loom))]
-use crate::sync::cells_ptr;
 use crate::sync::{fence, AtomicUsize, Backoff, CachePadded, Ordering, UnsafeCell};
 use wait::Waiters;
 
@@ -56,28 +51,18 @@ use wait::Waiters;
 /// and at least two for the lap at the largest capacity.
 pub const MAX_CAPACITY: usize = usize::MAX >> 4;
 
-/// One cell of the ring, as a pair of references into the queue's two
-/// arrays: its stamp in `stamps`, its value in `values` (see
-/// [`Queue::stamps`] for why the two live apart).
-struct Slot<'a, T> {
+/// One cell of the ring.
+struct Slot<T> {
     /// The slot's sequence number. For a slot at index `i` in lap `L`
     /// (position `p = L + i`): `stamp == p` means empty and ready for the
     /// producer that claims position `p`; `stamp == p + 1` means it holds the
     /// value written for position `p`, ready for the consumer of `p`. The
     /// consumer sets it to `p + one_lap`, i.e. empty for the next lap.
-    stamp: &'a AtomicUsize,
+    stamp: AtomicUsize,
     /// Initialised exactly when `stamp == p + 1` for the slot's current
     /// position `p` (or while the owner of a claimed position accesses it).
-    value: &'a UnsafeCell<MaybeUninit<T>>,
+    value: UnsafeCell<MaybeUninit<T>>,
 }
-
-impl<T> Clone for Slot<'_, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for Slot<'_, T> {}
 
 /// A bounded multi-producer multi-consumer queue.
 ///
@@ -131,17 +116,8 @@ pub struct Queue<T> {
     /// CAS) only by producers; `mark_bit` is set once, by `close`;
     /// `wait_bit` by consumers about to park for an item.
     tail: CachePadded<AtomicUsize>,
-    /// The slots' stamps (see [`Slot::stamp`]); slot `i` starts with stamp
-    /// `i` (empty, lap 0). Stamps and values live in two arrays rather than
-    /// side by side: a cache line holds eight stamps, and a run's values
-    /// are one contiguous block that a batch copies with one `memcpy`
-    /// (vector stores) before it publishes the run's stamps. A consumer
-    /// only reads a value line, so the producer of the next lap takes it
-    /// back without a transfer of its data; only the stamp lines travel
-    /// both ways.
-    stamps: Box<[AtomicUsize]>,
-    /// The slots' values (see [`Slot::value`]), `cap` of them.
-    values: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// `cap` slots; slot `i` starts with stamp `i` (empty, lap 0).
+    buffer: Box<[Slot<T>]>,
     /// Number of slots, `1..=MAX_CAPACITY`.
     cap: usize,
     /// `(cap + 1).next_power_of_two()`: above every index; set in `tail` when
@@ -238,21 +214,18 @@ impl<T> Queue<T> {
         let wait_bit = mark_bit * 2;
         let one_lap = mark_bit * 4;
         // Fallible allocation: a huge capacity is an error, not an abort.
-        let mut stamps = Vec::new();
-        stamps
+        let mut buffer = Vec::new();
+        buffer
             .try_reserve_exact(capacity)
             .map_err(|_| error(true))?;
-        stamps.extend((0..capacity).map(AtomicUsize::new));
-        let mut values = Vec::new();
-        values
-            .try_reserve_exact(capacity)
-            .map_err(|_| error(true))?;
-        values.extend((0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())));
+        buffer.extend((0..capacity).map(|i| Slot {
+            stamp: AtomicUsize::new(i),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }));
         Ok(Self {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
-            stamps: stamps.into_boxed_slice(),
-            values: values.into_boxed_slice(),
+            buffer: buffer.into_boxed_slice(),
             cap: capacity,
             mark_bit,
             wait_bit,
@@ -312,11 +285,11 @@ impl<T> Queue<T> {
     /// twice as long for a 64-item batch (criterion, single thread).
     #[inline(always)]
     fn run_len(&self, index: usize, max: usize, first: usize) -> usize {
-        let stamps = &self.stamps[index..index + max];
+        let slots = &self.buffer[index..index + max];
         let holds =
-            |stamp: &AtomicUsize, k: usize| stamp.load(Ordering::Acquire) == first.wrapping_add(k);
+            |slot: &Slot<T>, k: usize| slot.stamp.load(Ordering::Acquire) == first.wrapping_add(k);
         let mut len = 0;
-        for four in stamps.chunks_exact(4) {
+        for four in slots.chunks_exact(4) {
             let all = holds(&four[0], len)
                 & holds(&four[1], len + 1)
                 & holds(&four[2], len + 2)
@@ -326,10 +299,10 @@ impl<T> Queue<T> {
             }
             len += 4;
         }
-        len + stamps[len..]
+        len + slots[len..]
             .iter()
             .zip(len..)
-            .take_while(|&(stamp, k)| holds(stamp, k))
+            .take_while(|&(slot, k)| holds(slot, k))
             .count()
     }
 
@@ -366,22 +339,20 @@ impl<T> Queue<T> {
     }
 
     #[inline(always)]
-    fn slot_at(&self, index: usize) -> Slot<'_, T> {
+    fn slot_at(&self, index: usize) -> &Slot<T> {
         debug_assert!(index < self.cap);
-        Slot {
-            // SAFETY: callers pass `index(pos) + k` for a run that stays
-            // inside the lap, so `index < cap`, the length of both arrays.
-            stamp: unsafe { self.stamps.get_unchecked(index) },
-            // SAFETY: as above.
-            value: unsafe { self.values.get_unchecked(index) },
-        }
+        // SAFETY: callers pass `index(pos) + k` for a run that stays inside
+        // the lap, so `index < cap == buffer.len()`.
+        unsafe { self.buffer.get_unchecked(index) }
     }
 
     #[inline(always)]
-    fn slot(&self, pos: usize) -> Slot<'_, T> {
-        // `index` is the low bits of a position, always `< cap` by
-        // construction of positions (`next` wraps at `cap`).
-        self.slot_at(self.index(pos))
+    fn slot(&self, pos: usize) -> &Slot<T> {
+        let index = self.index(pos);
+        debug_assert!(index < self.cap);
+        // SAFETY: `index` is the low bits of a position, always `< cap ==
+        // buffer.len()` by construction of positions (`next` wraps at `cap`).
+        unsafe { self.buffer.get_unchecked(index) }
     }
 
     // ----- claiming ----------------------------------------------------------
@@ -447,10 +418,7 @@ impl<T> Queue<T> {
     /// and calls this only when that attempt fails.
     #[cold]
     #[inline(never)]
-    fn claim_push_one(
-        &self,
-        force: bool,
-    ) -> Result<(usize, Slot<'_, T>, bool), Result<usize, NoRun>> {
+    fn claim_push_one(&self, force: bool) -> Result<(usize, &Slot<T>, bool), Result<usize, NoRun>> {
         let backoff = Backoff::new();
         let mut raw = self.tail.load(Ordering::Relaxed);
         loop {
@@ -616,7 +584,7 @@ impl<T> Queue<T> {
     /// [`try_pop`](Self::try_pop)'s inlined attempt fails.
     #[cold]
     #[inline(never)]
-    fn claim_pop_one(&self) -> Result<(usize, Slot<'_, T>, bool), NoRun> {
+    fn claim_pop_one(&self) -> Result<(usize, &Slot<T>, bool), NoRun> {
         let backoff = Backoff::new();
         let mut raw = self.head.load(Ordering::Relaxed);
         loop {
@@ -677,7 +645,7 @@ impl<T> Queue<T> {
     /// Writes `value` into `slot`, the slot of the claimed position `pos`,
     /// and publishes it.
     #[inline(always)]
-    fn write_slot(slot: Slot<'_, T>, pos: usize, value: T) {
+    fn write_slot(slot: &Slot<T>, pos: usize, value: T) {
         // SAFETY: we own position `pos` (claimed by CAS); its slot is empty
         // (stamp was `pos`), so nobody else reads or writes the value now.
         slot.value
@@ -689,13 +657,13 @@ impl<T> Queue<T> {
     /// Reads the value out of `slot`, the slot of the claimed position `pos`,
     /// and frees the slot for the next lap.
     #[inline(always)]
-    fn take_slot(&self, slot: Slot<'_, T>, pos: usize) -> T {
+    fn take_slot(&self, slot: &Slot<T>, pos: usize) -> T {
         Self::take_out(slot, pos.wrapping_add(self.one_lap))
     }
 
     /// [`take_slot`](Self::take_slot) given the freed stamp, `pos + one_lap`.
     #[inline(always)]
-    fn take_out(slot: Slot<'_, T>, freed: usize) -> T {
+    fn take_out(slot: &Slot<T>, freed: usize) -> T {
         // SAFETY: we own the slot's claimed position (claimed by CAS); its
         // stamp was `pos + 1`, so the value is initialised and ours to move
         // out.
@@ -704,71 +672,6 @@ impl<T> Queue<T> {
         // next lap's producer.
         slot.stamp.store(freed, Ordering::Release);
         value
-    }
-
-    /// Moves `len` values from `src` into the slots `index..index + len`:
-    /// one `memcpy`, or one access per slot under loom (which tracks each
-    /// cell). The caller then publishes the run (see [`publish`](Self::publish)).
-    ///
-    /// # Safety
-    ///
-    /// The caller owns the positions of those slots (claimed by CAS) and
-    /// they are empty; `src` is valid for `len` reads of initialised `T`s,
-    /// which the caller then forgets.
-    #[inline(always)]
-    unsafe fn move_in(&self, index: usize, src: *const T, len: usize) {
-        let cells = &self.values[index..index + len];
-        #[cfg(not(ringstat_loom))]
-        // SAFETY: `cells` is `len` contiguous `MaybeUninit<T>`s (the cell
-        // is `repr(transparent)`), owned by us per the caller's contract, so
-        // nobody else accesses them; `src` is valid per the same contract,
-        // and a caller's buffer cannot overlap the queue's own array.
-        unsafe {
-            core::ptr::copy_nonoverlapping(src, cells_ptr(cells).cast::<T>(), len);
-        }
-        #[cfg(ringstat_loom)]
-        for (k, cell) in cells.iter().enumerate() {
-            // SAFETY: as above, one slot at a time.
-            cell.with_mut(|p| unsafe { p.write(MaybeUninit::new(src.add(k).read())) });
-        }
-    }
-
-    /// Moves the `len` values out of the slots `index..index + len` to
-    /// `dst`: the mirror of [`move_in`](Self::move_in). The caller then frees
-    /// the slots (see [`publish`](Self::publish)).
-    ///
-    /// # Safety
-    ///
-    /// The caller owns the positions of those slots (claimed by CAS) and
-    /// they hold initialised values; `dst` is valid for `len` writes, and
-    /// the caller takes ownership of what lands there.
-    #[inline(always)]
-    unsafe fn move_out(&self, index: usize, dst: *mut T, len: usize) {
-        let cells = &self.values[index..index + len];
-        #[cfg(not(ringstat_loom))]
-        // SAFETY: as in `move_in`, reading instead of writing: the values
-        // are initialised, ours to move out, and read once.
-        unsafe {
-            core::ptr::copy_nonoverlapping(cells_ptr(cells).cast::<T>().cast_const(), dst, len);
-        }
-        #[cfg(ringstat_loom)]
-        for (k, cell) in cells.iter().enumerate() {
-            // SAFETY: as above, one slot at a time.
-            cell.with(|p| unsafe { dst.add(k).write(p.read().assume_init()) });
-        }
-    }
-
-    /// Stores the stamps `first, first + 1, ...` into the `len` slots from
-    /// `index` on: publishes a run a producer wrote (`first` = its start
-    /// `+ 1`) or frees one a consumer emptied (`first` = its start `+
-    /// one_lap`). Release, in order: each pairs with the Acquire stamp load
-    /// of the other side's claim (`run_len`, or the single-item loads), and
-    /// orders every access to the run's values before it.
-    #[inline(always)]
-    fn publish(&self, index: usize, first: usize, len: usize) {
-        for (k, stamp) in self.stamps[index..index + len].iter().enumerate() {
-            stamp.store(first.wrapping_add(k), Ordering::Release);
-        }
     }
 
     // ----- single-item operations --------------------------------------------
