@@ -17,9 +17,9 @@
 //!   full waits, while it spins and yields, for half the ring to be free
 //!   rather than for the first slot, so it does not trail the consumer cache
 //!   line by cache line (see `blocking.rs`). While a thread of the other
-//!   side is waking up from a park, a waiter spins instead of yielding or
-//!   parking, for at most 200 µs per call, so the two sides do not take
-//!   turns sleeping (see `Spinner::defer` in `wait.rs`). A waiter whose
+//!   side is waking up from a park, a waiter does not park: it spins for up
+//!   to 200 µs per call, then yields for up to 2 ms, so the two sides do not
+//!   take turns sleeping (see `Spinner::defer` in `wait.rs`). A waiter whose
 //!   partner side last waited on the same CPU skips all spinning and yields
 //!   at once: that partner can only run once it steps aside (see
 //!   `Spinner::meet`).
