@@ -75,7 +75,10 @@ const MAX_DEFER: Duration = Duration::from_micros(200);
 /// How long, per blocking call, a waiter keeps from parking while a thread
 /// of the other side is waking up: after [`MAX_DEFER`] of spinning, it yields
 /// until this bound. On a virtual machine whose host is busy, waking a thread
-/// whose vCPU went idle took 0.3-3 ms (see [`Spinner::defer`]).
+/// whose vCPU went idle can take milliseconds: in runs where both sides took
+/// turns parking, single blocking calls lasted 0.8-3.7 ms (see
+/// [`Spinner::defer`]). The bound keeps a waiter from burning more than that
+/// for a partner that is slower still.
 const MAX_DEFER_YIELDING: Duration = Duration::from_millis(2);
 
 /// Spin-loop hints per deferred step (about 1.6 µs at 25 ns per `PAUSE`).
