@@ -101,6 +101,108 @@ fn batch_push_pop() {
 }
 
 #[test]
+fn batch_pops_finishing_out_of_order_release_every_slot() {
+    // Two consumers each claim a run of one slot; the second may finish
+    // first, find the release index behind its run and free its slot per
+    // slot, while the first advances the index over its own. Whatever the
+    // order, once both are done the index has caught up with `head` (one of
+    // them carried it past the other's slot), and a producer racing with
+    // them only ever claims freed slots.
+    loom::model(|| {
+        let q = Arc::new(Queue::new(2));
+        q.try_push(1).unwrap();
+        q.try_push(2).unwrap();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let q = Arc::clone(&q);
+                thread::spawn(move || {
+                    let mut out = Vec::new();
+                    assert_eq!(q.try_pop_batch(&mut out, 1), Ok(1));
+                    out[0]
+                })
+            })
+            .collect();
+        let mut items = vec![3, 4];
+        let pushed = q.try_push_batch(&mut items).unwrap();
+        let mut got: Vec<_> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(q.debug_release_lag(), 0);
+        // The slots not refilled above are free now.
+        assert_eq!(q.try_push_batch(&mut items), Ok(2 - pushed));
+        let mut out = Vec::new();
+        assert_eq!(q.try_pop_batch(&mut out, 2), Ok(2));
+        assert_eq!(out, [3, 4]);
+        assert_eq!(q.debug_release_lag(), 0);
+    });
+}
+
+#[test]
+fn batch_and_single_pops_mixed_with_a_wrapping_producer() {
+    // A single pop frees its slot per slot and never moves the release
+    // index; a batch pop behind or ahead of it must still free its own, and
+    // a producer that wraps into either slot must see it free only once its
+    // value has been read.
+    loom::model(|| {
+        let q = Arc::new(Queue::new(2));
+        q.try_push(1).unwrap();
+        q.try_push(2).unwrap();
+        let single = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.try_pop().unwrap())
+        };
+        let batch = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                let mut out = Vec::new();
+                assert_eq!(q.try_pop_batch(&mut out, 1), Ok(1));
+                out[0]
+            })
+        };
+        let pushed = q.try_push(3).is_ok();
+        let mut got = vec![single.join().unwrap(), batch.join().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        let mut out = Vec::new();
+        let _ = q.try_pop_batch(&mut out, 2);
+        assert_eq!(out, pushed.then_some(3).into_iter().collect::<Vec<_>>());
+        // Both slots are free: the ring takes two more.
+        let mut items = vec![4, 5];
+        assert_eq!(q.try_push_batch(&mut items), Ok(2));
+    });
+}
+
+#[test]
+fn batch_pops_against_force_push() {
+    // `force_push` on a full queue displaces the oldest item: it claims that
+    // position as a consumer would and rewrites its slot, so a batch pop
+    // racing with it must not see the slot twice, and the release index
+    // must still be carried past the displaced position.
+    loom::model(|| {
+        let q = Arc::new(Queue::new(2));
+        q.try_push(1).unwrap();
+        q.try_push(2).unwrap();
+        let popper = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                let mut out = Vec::new();
+                let _ = q.try_pop_batch(&mut out, 2);
+                out
+            })
+        };
+        let displaced = q.force_push(3).unwrap();
+        let mut all = popper.join().unwrap();
+        all.extend(displaced);
+        let mut out = Vec::new();
+        let _ = q.try_pop_batch(&mut out, 2);
+        all.extend(out);
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3], "displaced + popped + left = pushed");
+        assert_eq!(q.debug_release_lag(), 0);
+    });
+}
+
+#[test]
 fn batch_push_against_single_push() {
     loom::model(|| {
         let q = Arc::new(Queue::new(2));

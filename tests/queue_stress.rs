@@ -221,6 +221,63 @@ fn close_mid_stream_loses_nothing() {
 }
 
 #[test]
+fn batch_pops_finishing_out_of_order_lose_nothing_and_release_everything() {
+    // Only batch pops, so every slot is released either through the index
+    // (by a run that finished in order) or per slot and swept. With four
+    // consumers, runs finish out of order all the time; at the end, the
+    // index must have caught up with `head`.
+    let total = total_items();
+    let per = total / PRODUCERS;
+    let q = Arc::new(Queue::new(512));
+    let tally = Arc::new(Tally::new(total));
+    let consumers: Vec<_> = (0..CONSUMERS)
+        .map(|c| {
+            let q = Arc::clone(&q);
+            let tally = Arc::clone(&tally);
+            thread::spawn(move || {
+                let _guard = CloseOnPanic(&q);
+                let mut order = OrderCheck::new();
+                let mut buf = Vec::with_capacity(64);
+                let mut got = 0;
+                let mut round = c;
+                while q.pop_batch(&mut buf, 1 + round % 64).is_ok() {
+                    round += 1;
+                    for id in buf.drain(..) {
+                        tally.mark(id);
+                        order.see(id, tally.per_producer);
+                        got += 1;
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                let mut batch = Vec::with_capacity(64);
+                for id in p * per..(p + 1) * per {
+                    batch.push(id);
+                    if batch.len() == 1 + id % 64 {
+                        q.push_batch(&mut batch).unwrap();
+                    }
+                }
+                q.push_batch(&mut batch).unwrap();
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    q.close();
+    let popped: usize = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(popped, total);
+    assert_eq!(tally.count(), total);
+    assert_eq!(q.debug_release_lag(), 0, "the release index caught up");
+}
+
+#[test]
 fn force_push_displaced_plus_popped_equals_pushed() {
     let total = total_items();
     let per = total / PRODUCERS;
@@ -228,7 +285,7 @@ fn force_push_displaced_plus_popped_equals_pushed() {
     let tally = Arc::new(Tally::new(total));
     let start = Arc::new(Barrier::new(PRODUCERS + CONSUMERS));
     let consumers: Vec<_> = (0..CONSUMERS)
-        .map(|_| {
+        .map(|c| {
             let q = Arc::clone(&q);
             let tally = Arc::clone(&tally);
             let start = Arc::clone(&start);
@@ -237,10 +294,23 @@ fn force_push_displaced_plus_popped_equals_pushed() {
                 let _guard = CloseOnPanic(&q);
                 let mut order = OrderCheck::new();
                 let mut got = 0;
-                while let Ok(id) = q.pop() {
-                    tally.mark(id);
-                    order.see(id, tally.per_producer);
-                    got += 1;
+                if c % 2 == 0 {
+                    while let Ok(id) = q.pop() {
+                        tally.mark(id);
+                        order.see(id, tally.per_producer);
+                        got += 1;
+                    }
+                } else {
+                    // Batch pops release through the index, which displacing
+                    // pushes must also move past.
+                    let mut buf = Vec::with_capacity(64);
+                    while q.pop_batch(&mut buf, 1 + got % 64).is_ok() {
+                        for id in buf.drain(..) {
+                            tally.mark(id);
+                            order.see(id, tally.per_producer);
+                            got += 1;
+                        }
+                    }
                 }
                 got
             })

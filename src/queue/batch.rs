@@ -190,10 +190,11 @@ impl<T> Queue<T> {
                     let len = out.len();
                     let slots = &self.buffer[run.index..run.index + run.len];
                     let spare = &mut out.spare_capacity_mut()[..run.len];
-                    let freed = run.start.wrapping_add(self.one_lap);
-                    for (k, (slot, dst)) in slots.iter().zip(spare).enumerate() {
-                        dst.write(Self::take_out(slot, freed.wrapping_add(k)));
+                    for (slot, dst) in slots.iter().zip(spare) {
+                        dst.write(Self::read_out(slot));
                     }
+                    // Every value of the run has been read: free its slots.
+                    self.release_run(&run);
                     // SAFETY: the loop initialised the `run.len` elements
                     // after `len`, within the capacity (`run.len <= room`).
                     unsafe { out.set_len(len + run.len) };

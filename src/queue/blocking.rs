@@ -193,9 +193,13 @@ impl<T> Queue<T> {
             }) {
                 Waited::TimedOut => return false,
                 Waited::Parked => return true,
-                // Relaxed: a changed stamp is only a hint to retry `try_pop`,
-                // which loads it again with Acquire.
-                Waited::Spun if stamp.load(Ordering::Relaxed) != head => return true,
+                // Relaxed: a stamp written for `head` (or later: `head` is
+                // stale) is only a hint to retry `try_pop`, which loads it
+                // again with Acquire. Before that, the stamp is `head` (freed
+                // per slot) or the previous lap's (released through `done`).
+                Waited::Spun if stamp.load(Ordering::Relaxed).wrapping_sub(head) as isize > 0 => {
+                    return true
+                }
                 Waited::Spun => {}
             }
         }
@@ -228,19 +232,26 @@ impl<T> Queue<T> {
         // The slot `gap - 1` positions after `tail`, and its stamp while it
         // still holds the previous lap's item. Consumers free slots in
         // order (up to the few pops in flight), so once it is free, the
-        // slots before it are too, or will be in a moment.
+        // slots before it are too, or will be in a moment. Batch pops free
+        // it without changing its stamp, by moving `done` past `gone`, its
+        // previous lap's position.
         let gap = (self.cap / 2).max(1);
         let far_pos = self.advance(tail, gap - 1);
         let far = &self.slot(far_pos).stamp;
         let full = far_pos.wrapping_add(1).wrapping_sub(self.one_lap);
+        let gone = far_pos.wrapping_sub(self.one_lap);
+        // Relaxed: a hint, as in `wait_for_item`.
+        let free = || {
+            far.load(Ordering::Relaxed) != full
+                || self.done.load(Ordering::Relaxed).wrapping_sub(gone) as isize > 0
+        };
         loop {
             match self.wait(&self.not_full, &self.not_empty, spinner, deadline, || {
                 self.flag_room_wait()
             }) {
                 Waited::TimedOut => return false,
                 Waited::Parked => return true,
-                // Relaxed: a hint, as in `wait_for_item`.
-                Waited::Spun if far.load(Ordering::Relaxed) != full => return true,
+                Waited::Spun if free() => return true,
                 Waited::Spun => {}
             }
         }

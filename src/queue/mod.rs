@@ -8,6 +8,14 @@
 //!   slots and claims the whole run with a single compare-and-swap of `tail`
 //!   (`head`), so a batch of `n` items costs one contended atomic instead of
 //!   `n`;
+//! - **a release index** for batch pops: a consumer that has read a run of
+//!   slots advances one index, `done`, past the run instead of writing a
+//!   freed stamp into every slot, so it only reads the cache lines the
+//!   producer writes and the producer keeps them; producers count the slots
+//!   behind `done` as free without reading their stamps. Single pops, and
+//!   batch pops that finish before a run claimed ahead of theirs, free per
+//!   slot as before, and `done` is swept past such slots (see
+//!   `release_run`);
 //! - **close**: a mark bit in `tail`, so a push that races with
 //!   [`close`](Queue::close) either lands before it (and will be popped) or
 //!   fails with the value handed back;
@@ -56,11 +64,15 @@ struct Slot<T> {
     /// The slot's sequence number. For a slot at index `i` in lap `L`
     /// (position `p = L + i`): `stamp == p` means empty and ready for the
     /// producer that claims position `p`; `stamp == p + 1` means it holds the
-    /// value written for position `p`, ready for the consumer of `p`. The
-    /// consumer sets it to `p + one_lap`, i.e. empty for the next lap.
+    /// value written for position `p`, ready for the consumer of `p`, until
+    /// the release index `done` passes `p`. The consumer either sets it to
+    /// `p + one_lap`, i.e. empty for the next lap ("freed per slot"), or
+    /// leaves it and advances `done` past `p` ("released through `done`"):
+    /// the producer of `p + one_lap` accepts either.
     stamp: AtomicUsize,
     /// Initialised exactly when `stamp == p + 1` for the slot's current
-    /// position `p` (or while the owner of a claimed position accesses it).
+    /// position `p` and `done` has not passed `p` (or while the owner of a
+    /// claimed position accesses it).
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -116,6 +128,14 @@ pub struct Queue<T> {
     /// CAS) only by producers; `mark_bit` is set once, by `close`;
     /// `wait_bit` by consumers about to park for an item.
     tail: CachePadded<AtomicUsize>,
+    /// The release index: every position before `done` has been read by its
+    /// consumer and its slot is free for the next lap, whatever its stamp
+    /// says. Batch pops advance it (by CAS, from the start of their run to
+    /// its end) instead of writing a freed stamp into every slot they read;
+    /// single pops, and batch pops that finish before a run claimed ahead of
+    /// theirs, free their slots the per-slot way, and `sweep` carries `done`
+    /// past such slots. Never ahead of `head`. See `release_run`.
+    done: CachePadded<AtomicUsize>,
     /// `cap` slots; slot `i` starts with stamp `i` (empty, lap 0).
     buffer: Box<[Slot<T>]>,
     /// Number of slots, `1..=MAX_CAPACITY`.
@@ -225,6 +245,7 @@ impl<T> Queue<T> {
         Ok(Self {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
+            done: CachePadded::new(AtomicUsize::new(0)),
             buffer: buffer.into_boxed_slice(),
             cap: capacity,
             mark_bit,
@@ -355,6 +376,36 @@ impl<T> Queue<T> {
         unsafe { self.buffer.get_unchecked(index) }
     }
 
+    /// The first position of `pos`'s lap.
+    #[inline(always)]
+    fn lap_of(&self, pos: usize) -> usize {
+        pos & !(self.one_lap - 1)
+    }
+
+    /// How many positions from `tail` (a position without flags, or a
+    /// closed `tail`, which gets 0) to the end of its lap are free because
+    /// their previous lap's positions are behind `done`: a producer may
+    /// claim them without looking at their stamps.
+    #[inline(always)]
+    fn released(&self, tail: usize) -> usize {
+        if tail & self.mark_bit != 0 {
+            return 0;
+        }
+        // Acquire: pairs with the SeqCst (release) CAS that advanced `done`
+        // in `release_run` or `sweep`, so the consumers' reads of the
+        // previous lap's values happen before our writes.
+        let done = self.done.load(Ordering::Acquire);
+        // Positions before `free_to` are free for this lap.
+        let free_to = done.wrapping_add(self.one_lap);
+        if free_to.wrapping_sub(tail) as isize <= 0 {
+            0
+        } else if self.lap_of(free_to) == self.lap_of(tail) {
+            self.index(free_to) - self.index(tail)
+        } else {
+            self.cap - self.index(tail)
+        }
+    }
+
     // ----- claiming ----------------------------------------------------------
 
     /// Claims up to `want` (>= 1) consecutive positions for writing.
@@ -375,9 +426,17 @@ impl<T> Queue<T> {
             let index = self.index(tail);
             let max = want.min(self.cap - index);
             // Acquire (in `run_len`): pairs with the consumer's Release
-            // store of `pos + one_lap` in `take_out`, so its read of the old
-            // value happens before our write.
-            let len = self.run_len(index, max, tail);
+            // store of `pos + one_lap` in `take_slot` or `release_run`, so
+            // its read of the old value happens before our write.
+            let mut len = self.run_len(index, max, tail);
+            if len < max {
+                // The slots whose stamps still hold the previous lap's
+                // values may have been released through `done`. (While
+                // consumers pop single items, `done` stays behind and this
+                // adds nothing.) A stale `tail` may count slots another
+                // producer has claimed since; the CAS below rejects it.
+                len = len.max(self.released(tail).min(max));
+            }
             if len > 0 {
                 let end = self.after_run(tail, len);
                 // SeqCst: part of the total order with the index loads in the
@@ -423,11 +482,12 @@ impl<T> Queue<T> {
         let mut raw = self.tail.load(Ordering::Relaxed);
         loop {
             // Acquire: as in `claim_push`. A closed `tail` carries the mark
-            // bit, which no stamp does, so it falls through to `push_stalled`.
+            // bit, which no stamp does (and `released` gives 0 for it), so
+            // it falls through to `push_stalled`.
             let tail = self.unflagged(raw);
             let slot = self.slot(tail);
             let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == tail {
+            if stamp == tail || self.released(tail) > 0 {
                 // SeqCst: as in `claim_push`, which also says why the new
                 // value has no `wait_bit`.
                 match self.tail.compare_exchange_weak(
@@ -621,8 +681,10 @@ impl<T> Queue<T> {
     /// closed and drained), or `None` after backing off, to retry.
     #[cold]
     fn pop_stalled(&self, head: usize, stamp: usize, backoff: &Backoff) -> Option<NoRun> {
-        if stamp == head {
-            // Not written for this lap: empty, unless tail moved. SeqCst
+        if stamp == head || stamp == head.wrapping_add(1).wrapping_sub(self.one_lap) {
+            // Not written for this lap (freed per slot, or still the
+            // previous lap's stamp: released through `done`, or its consumer
+            // is still reading it): empty, unless tail moved. SeqCst
             // fence: pairs with the SeqCst CAS on `tail` in `claim_push`.
             fence(Ordering::SeqCst);
             let tail = self.tail.load(Ordering::Relaxed);
@@ -658,20 +720,115 @@ impl<T> Queue<T> {
     /// and frees the slot for the next lap.
     #[inline(always)]
     fn take_slot(&self, slot: &Slot<T>, pos: usize) -> T {
-        Self::take_out(slot, pos.wrapping_add(self.one_lap))
+        let value = Self::read_out(slot);
+        // Release: pairs with the Acquire stamp load in `claim_push` of the
+        // next lap's producer (and in `sweep`).
+        slot.stamp
+            .store(pos.wrapping_add(self.one_lap), Ordering::Release);
+        value
     }
 
-    /// [`take_slot`](Self::take_slot) given the freed stamp, `pos + one_lap`.
+    /// Reads the value out of `slot`, the slot of a claimed position the
+    /// caller owns, without freeing the slot: [`take_slot`](Self::take_slot)
+    /// or [`release_run`](Self::release_run) does that after the read.
     #[inline(always)]
-    fn take_out(slot: &Slot<T>, freed: usize) -> T {
+    fn read_out(slot: &Slot<T>) -> T {
         // SAFETY: we own the slot's claimed position (claimed by CAS); its
         // stamp was `pos + 1`, so the value is initialised and ours to move
-        // out.
-        let value = slot.value.with(|p| unsafe { p.read().assume_init() });
-        // Release: pairs with the Acquire stamp load in `claim_push` of the
-        // next lap's producer.
-        slot.stamp.store(freed, Ordering::Release);
-        value
+        // out. The caller releases the position only after this read.
+        slot.value.with(|p| unsafe { p.read().assume_init() })
+    }
+
+    /// Frees the slots of `run`, a run of positions claimed by `claim_pop`
+    /// whose values the caller has read out: in one store to `done` if every
+    /// position before the run is released already, else slot by slot.
+    ///
+    /// Per slot, a consumer's freed stamp takes the slot's cache line away
+    /// from the producer, which must take it back to write the next lap:
+    /// with four slots to a line, that is four transfers of every line per
+    /// lap. Released through `done`, the consumer only reads the line, and
+    /// the producer keeps its copy.
+    #[inline]
+    fn release_run(&self, run: &Run) {
+        let end = self.after_run(run.start, run.len);
+        // SeqCst (a release): pairs with the Acquire load of `done` in
+        // `released`, so our reads of the run's values happen before the
+        // next lap's writes; and it is in the total order with the fences
+        // below (see the per-slot branch).
+        if self
+            .done
+            .compare_exchange(run.start, end, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            // Runs claimed after ours may have finished first and freed
+            // their slots per slot (below); they cannot advance `done` past
+            // ours, so we carry it past theirs. With no run claimed after
+            // ours (one consumer), there is nothing to look for.
+            // SeqCst fence: with the one in the other branch, either that
+            // consumer's `done` load sees our CAS, or our loads (of `head`,
+            // then of its stamps) see its claim and its freed stamps.
+            fence(Ordering::SeqCst);
+            if self.position(self.head.load(Ordering::Relaxed)) != end {
+                self.sweep();
+            }
+            return;
+        }
+        // A run before ours is still being read (or was popped singly and
+        // freed per slot): free ours per slot.
+        let freed = run.start.wrapping_add(self.one_lap);
+        for k in 0..run.len {
+            // Release: pairs with the Acquire stamp load of the next lap's
+            // producer (`claim_push`), and of `sweep`.
+            self.slot_at(run.index + k)
+                .stamp
+                .store(freed.wrapping_add(k), Ordering::Release);
+        }
+        // SeqCst fence: see above. Then carry `done` past whatever is freed
+        // from it on, ours included.
+        fence(Ordering::SeqCst);
+        self.sweep();
+    }
+
+    /// Advances `done` over the positions, from `done` on, whose slots were
+    /// freed per slot (or rewritten since, by the next lap's producer or by
+    /// `force_push`): a slot is free for position `p + one_lap` once its stamp
+    /// is at least `p + one_lap`. Stops at the first position still in use
+    /// (being read, or not popped yet, or not written yet).
+    #[cold]
+    #[inline(never)]
+    fn sweep(&self) {
+        // Relaxed: the CAS below re-checks it.
+        let mut done = self.done.load(Ordering::Relaxed);
+        loop {
+            let index = self.index(done);
+            let mut len = 0;
+            while index + len < self.cap {
+                // Acquire: pairs with the Release store of a freed stamp in
+                // `take_slot` or `release_run` (or of the next lap's stamp by
+                // a producer, which itself acquired the slot), so that
+                // consumer's read of the value happens before the `done`
+                // CAS below, which producers acquire.
+                let stamp = self.slot_at(index + len).stamp.load(Ordering::Acquire);
+                let pos = done.wrapping_add(len);
+                if (stamp.wrapping_sub(pos) as isize) < self.one_lap as isize {
+                    break;
+                }
+                len += 1;
+            }
+            if len == 0 {
+                return;
+            }
+            let end = self.after_run(done, len);
+            // SeqCst: as in `release_run`. A stale `done` fails here: then
+            // another consumer moved it, and we go on from where it is.
+            match self
+                .done
+                .compare_exchange(done, end, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => done = end,
+                Err(d) => done = d,
+            }
+        }
     }
 
     // ----- single-item operations --------------------------------------------
@@ -950,6 +1107,23 @@ impl<T> Queue<T> {
         let tail = self.tail.load(Ordering::SeqCst);
         let head = self.head.load(Ordering::SeqCst);
         self.position(head).wrapping_add(self.one_lap) == self.position(tail)
+    }
+
+    /// How many positions `head` is ahead of the release index `done`: the
+    /// popped positions whose slots are not yet known free through `done`
+    /// (being read, or freed per slot and not swept yet). For the tests of
+    /// the release protocol; not part of the API.
+    #[doc(hidden)]
+    pub fn debug_release_lag(&self) -> usize {
+        // SeqCst: a snapshot, as in `len`.
+        let head = self.position(self.head.load(Ordering::SeqCst));
+        let mut pos = self.done.load(Ordering::SeqCst);
+        let mut lag = 0;
+        while pos != head {
+            pos = self.next(pos);
+            lag += 1;
+        }
+        lag
     }
 
     /// The most items the queue holds.
