@@ -173,6 +173,31 @@ fn batch_and_single_pops_mixed_with_a_wrapping_producer() {
 }
 
 #[test]
+fn batch_pop_after_laps_of_single_pops_races_with_a_producer() {
+    // Single pops leave the release index behind, laps behind here; the
+    // first batch pop after them jumps it to a lap behind `tail` and sweeps
+    // the rest, while a producer claims the slot the batch pop frees.
+    loom::model(|| {
+        let q = Arc::new(Queue::new(1));
+        for v in 0..3 {
+            q.try_push(v).unwrap();
+            assert_eq!(q.try_pop(), Ok(v));
+        }
+        q.try_push(3).unwrap();
+        let producer = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.try_push(4).is_ok())
+        };
+        let mut out = Vec::new();
+        assert_eq!(q.try_pop_batch(&mut out, 1), Ok(1));
+        let pushed = producer.join().unwrap();
+        assert_eq!(out, [3]);
+        assert_eq!(q.debug_release_lag(), 0);
+        assert_eq!(q.try_pop().ok(), pushed.then_some(4));
+    });
+}
+
+#[test]
 fn batch_pops_against_force_push() {
     // `force_push` on a full queue displaces the oldest item: it claims that
     // position as a consumer would and rewrites its slot, so a batch pop

@@ -799,6 +799,33 @@ impl<T> Queue<T> {
     fn sweep(&self) {
         // Relaxed: the CAS below re-checks it.
         let mut done = self.done.load(Ordering::Relaxed);
+        // While consumers pop single items, `done` stays where it is and
+        // falls any number of laps behind; rather than walk every position
+        // since, jump it to a lap behind `tail`. Every position before that
+        // is released: a producer has claimed the position a lap after
+        // each, which it can only do once that one is released. (`done`
+        // then still gives producers no slot at or after `tail`, so this
+        // jump frees nothing by itself.) Relaxed `head`: only decides
+        // whether to look.
+        let head = self.position(self.head.load(Ordering::Relaxed));
+        if head.wrapping_sub(done) as isize >= self.one_lap as isize {
+            // Acquire: every write of `tail` is a read-modify-write, so this
+            // synchronises with every claim before it, and through them
+            // with the releases they acquired.
+            let floor = self
+                .position(self.tail.load(Ordering::Acquire))
+                .wrapping_sub(self.one_lap);
+            if floor.wrapping_sub(done) as isize > 0 {
+                // SeqCst: as below.
+                match self
+                    .done
+                    .compare_exchange(done, floor, Ordering::SeqCst, Ordering::Relaxed)
+                {
+                    Ok(_) => done = floor,
+                    Err(d) => done = d,
+                }
+            }
+        }
         loop {
             let index = self.index(done);
             let mut len = 0;
