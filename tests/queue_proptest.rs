@@ -119,11 +119,13 @@ proptest! {
                             std::iter::once(999).chain(m.items.drain(..n)).collect();
                         prop_assert_eq!(got, Ok(n));
                         prop_assert_eq!(out, expected);
-                        if n > 0 {
+                        if n > 0 && cap < 8 {
                             // On one thread, a batch pop leaves every popped
                             // slot released through the index: its own run,
                             // and (swept) those freed by single pops and
-                            // displaced by `force_push` before it.
+                            // displaced by `force_push` before it. (Below
+                            // capacity 8 every run counts as long; longer
+                            // rings free short runs per slot.)
                             prop_assert_eq!(q.debug_release_lag(), 0);
                         }
                     }

@@ -748,8 +748,27 @@ impl<T> Queue<T> {
     /// with four slots to a line, that is four transfers of every line per
     /// lap. Released through `done`, the consumer only reads the line, and
     /// the producer keeps its copy.
+    ///
+    /// A short run (under a quarter of the ring, at most 16 slots) is freed
+    /// per slot, as a single pop is: it writes few lines, while a move of
+    /// `done` costs a CAS, a fence, and, for a producer pushing single items,
+    /// the out-of-line attempt on every push (its inlined attempt only
+    /// accepts a freed stamp). A consumer that keeps up with its producer
+    /// takes short runs. (Scratch harness, 1P/1C at capacity 1024, single
+    /// pushes against `pop_batch(64)`: runs of 5-6 items on average, and
+    /// releasing them through `done` cost 7-15 % of the throughput.)
     #[inline]
     fn release_run(&self, run: &Run) {
+        if run.len < (self.cap / 4).clamp(1, 16) {
+            let freed = run.start.wrapping_add(self.one_lap);
+            for k in 0..run.len {
+                // Release: as in `take_slot`.
+                self.slot_at(run.index + k)
+                    .stamp
+                    .store(freed.wrapping_add(k), Ordering::Release);
+            }
+            return;
+        }
         let end = self.after_run(run.start, run.len);
         // SeqCst (a release): pairs with the Acquire load of `done` in
         // `released`, so our reads of the run's values happen before the
