@@ -12,10 +12,10 @@
 //!   slots advances one index, `done`, past the run instead of writing a
 //!   freed stamp into every slot, so it only reads the cache lines the
 //!   producer writes and the producer keeps them; producers count the slots
-//!   behind `done` as free without reading their stamps. Single pops, and
-//!   batch pops that finish before a run claimed ahead of theirs, free per
-//!   slot as before, and `done` is swept past such slots (see
-//!   `release_run`);
+//!   behind `done` as free without reading their stamps. Single pops,
+//!   short runs (under 16 slots), and runs that finish before a run claimed
+//!   ahead of theirs free per slot as before, and `done` is swept past such
+//!   slots (see `release_run`);
 //! - **close**: a mark bit in `tail`, so a push that races with
 //!   [`close`](Queue::close) either lands before it (and will be popped) or
 //!   fails with the value handed back;
@@ -130,11 +130,12 @@ pub struct Queue<T> {
     tail: CachePadded<AtomicUsize>,
     /// The release index: every position before `done` has been read by its
     /// consumer and its slot is free for the next lap, whatever its stamp
-    /// says. Batch pops advance it (by CAS, from the start of their run to
-    /// its end) instead of writing a freed stamp into every slot they read;
-    /// single pops, and batch pops that finish before a run claimed ahead of
-    /// theirs, free their slots the per-slot way, and `sweep` carries `done`
-    /// past such slots. Never ahead of `head`. See `release_run`.
+    /// says. Batch pops of long runs advance it (by CAS, from the start of
+    /// their run to its end) instead of writing a freed stamp into every
+    /// slot they read; single pops, short runs, and runs that finish before
+    /// a run claimed ahead of theirs free their slots the per-slot way, and
+    /// `sweep` carries `done` past such slots. Never ahead of `head`. See
+    /// `release_run`.
     done: CachePadded<AtomicUsize>,
     /// `cap` slots; slot `i` starts with stamp `i` (empty, lap 0).
     buffer: Box<[Slot<T>]>,
@@ -760,13 +761,7 @@ impl<T> Queue<T> {
     #[inline]
     fn release_run(&self, run: &Run) {
         if run.len < (self.cap / 4).clamp(1, 16) {
-            let freed = run.start.wrapping_add(self.one_lap);
-            for k in 0..run.len {
-                // Release: as in `take_slot`.
-                self.slot_at(run.index + k)
-                    .stamp
-                    .store(freed.wrapping_add(k), Ordering::Release);
-            }
+            self.free_per_slot(run);
             return;
         }
         let end = self.after_run(run.start, run.len);
@@ -792,20 +787,28 @@ impl<T> Queue<T> {
             }
             return;
         }
-        // A run before ours is still being read (or was popped singly and
-        // freed per slot): free ours per slot.
-        let freed = run.start.wrapping_add(self.one_lap);
-        for k in 0..run.len {
-            // Release: pairs with the Acquire stamp load of the next lap's
-            // producer (`claim_push`), and of `sweep`.
-            self.slot_at(run.index + k)
-                .stamp
-                .store(freed.wrapping_add(k), Ordering::Release);
-        }
+        // A run before ours is still being read (or was freed per slot and
+        // not swept yet): free ours per slot.
+        self.free_per_slot(run);
         // SeqCst fence: see above. Then carry `done` past whatever is freed
         // from it on, ours included.
         fence(Ordering::SeqCst);
         self.sweep();
+    }
+
+    /// Frees the slots of `run` as [`take_slot`](Self::take_slot) frees one:
+    /// a stamp of `pos + one_lap` in each.
+    #[inline]
+    fn free_per_slot(&self, run: &Run) {
+        let freed = run.start.wrapping_add(self.one_lap);
+        for (k, slot) in self.buffer[run.index..run.index + run.len]
+            .iter()
+            .enumerate()
+        {
+            // Release: pairs with the Acquire stamp load of the next lap's
+            // producer (`claim_push`), and of `sweep`.
+            slot.stamp.store(freed.wrapping_add(k), Ordering::Release);
+        }
     }
 
     /// Advances `done` over the positions, from `done` on, whose slots were
