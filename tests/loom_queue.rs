@@ -13,6 +13,15 @@ use loom::thread;
 use ringstat::queue::Closed;
 use ringstat::{PopError, PushError, Queue};
 
+/// A queue of capacity 2 holding 1 and 2: full, so that whatever a
+/// model's producer pushes goes into a slot a consumer frees.
+fn full_of_one_and_two() -> Arc<Queue<i32>> {
+    let q = Arc::new(Queue::new(2));
+    q.try_push(1).unwrap();
+    q.try_push(2).unwrap();
+    q
+}
+
 #[test]
 fn push_pop_two_producers() {
     loom::model(|| {
@@ -61,9 +70,7 @@ fn two_consumers_race_while_producer_wraps() {
     // once: loom cannot bound such a schedule (each spinner's yield
     // re-enables the other), so that case is left to the stress tests.
     loom::model(|| {
-        let q = Arc::new(Queue::new(2));
-        q.try_push(1).unwrap();
-        q.try_push(2).unwrap();
+        let q = full_of_one_and_two();
         let consumers: Vec<_> = (0..2)
             .map(|_| {
                 let q = Arc::clone(&q);
@@ -109,9 +116,7 @@ fn batch_pops_finishing_out_of_order_release_every_slot() {
     // them carried it past the other's slot), and a producer racing with
     // them only ever claims freed slots.
     loom::model(|| {
-        let q = Arc::new(Queue::new(2));
-        q.try_push(1).unwrap();
-        q.try_push(2).unwrap();
+        let q = full_of_one_and_two();
         let consumers: Vec<_> = (0..2)
             .map(|_| {
                 let q = Arc::clone(&q);
@@ -144,9 +149,7 @@ fn batch_and_single_pops_mixed_with_a_wrapping_producer() {
     // a producer that wraps into either slot must see it free only once its
     // value has been read.
     loom::model(|| {
-        let q = Arc::new(Queue::new(2));
-        q.try_push(1).unwrap();
-        q.try_push(2).unwrap();
+        let q = full_of_one_and_two();
         let single = {
             let q = Arc::clone(&q);
             thread::spawn(move || q.try_pop().unwrap())
@@ -204,9 +207,7 @@ fn batch_pops_against_force_push() {
     // racing with it must not see the slot twice, and the release index
     // must still be carried past the displaced position.
     loom::model(|| {
-        let q = Arc::new(Queue::new(2));
-        q.try_push(1).unwrap();
-        q.try_push(2).unwrap();
+        let q = full_of_one_and_two();
         let popper = {
             let q = Arc::clone(&q);
             thread::spawn(move || {
