@@ -234,17 +234,19 @@ fn batch_pops_finishing_out_of_order_lose_nothing_and_release_everything() {
     let q = Arc::new(Queue::new(512));
     let tally = Arc::new(Tally::new(total));
     let popped = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let consumers: Vec<_> = (0..CONSUMERS)
         .map(|c| {
             let q = Arc::clone(&q);
             let tally = Arc::clone(&tally);
             let popped = Arc::clone(&popped);
+            let stop = Arc::clone(&stop);
             thread::spawn(move || {
                 let _guard = CloseOnPanic(&q);
                 let mut order = OrderCheck::new();
                 let mut buf = Vec::with_capacity(64);
                 let mut round = c;
-                while popped.load(Ordering::Relaxed) < total {
+                while popped.load(Ordering::Relaxed) < total && !stop.load(Ordering::Relaxed) {
                     round += 1;
                     let wait = Duration::from_millis(1);
                     q.pop_batch_timeout(&mut buf, 1 + round % 64, wait).unwrap();
@@ -272,8 +274,24 @@ fn batch_pops_finishing_out_of_order_lose_nothing_and_release_everything() {
             })
         })
         .collect();
-    for t in producers.into_iter().chain(consumers) {
-        t.join().unwrap();
+    for p in producers {
+        p.join().unwrap();
+    }
+    // A lost item must fail the test, not hang it: once the consumers have
+    // made no progress for 30 s, stop them and let the count speak.
+    let mut last = (popped.load(Ordering::Relaxed), std::time::Instant::now());
+    while popped.load(Ordering::Relaxed) < total {
+        thread::sleep(Duration::from_millis(10));
+        let now = popped.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in consumers {
+        c.join().unwrap();
     }
     assert_eq!(popped.load(Ordering::Relaxed), total);
     assert_eq!(tally.count(), total);
