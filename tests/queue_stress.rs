@@ -61,6 +61,12 @@ impl OrderCheck {
     fn new() -> Self {
         Self(vec![None; PRODUCERS])
     }
+    /// Counts `id` as delivered (once) and checks its producer's order.
+    fn record(&mut self, tally: &Tally, id: usize) {
+        tally.mark(id);
+        self.see(id, tally.per_producer);
+    }
+
     fn see(&mut self, id: usize, per_producer: usize) {
         let p = id / per_producer;
         if let Some(last) = self.0[p] {
@@ -99,8 +105,7 @@ fn spawn_consumers(q: &Arc<Queue<usize>>, tally: &Arc<Tally>) -> Vec<thread::Joi
                     if round % 2 == 0 {
                         match q.pop() {
                             Ok(id) => {
-                                tally.mark(id);
-                                order.see(id, tally.per_producer);
+                                order.record(&tally, id);
                                 got += 1;
                             }
                             Err(PopError::Closed) => return got,
@@ -111,8 +116,7 @@ fn spawn_consumers(q: &Arc<Queue<usize>>, tally: &Arc<Tally>) -> Vec<thread::Joi
                         match q.pop_batch(&mut buf, 1 + round % 64) {
                             Ok(_) => {
                                 for &id in &buf {
-                                    tally.mark(id);
-                                    order.see(id, tally.per_producer);
+                                    order.record(&tally, id);
                                 }
                                 got += buf.len();
                             }
@@ -252,8 +256,7 @@ fn batch_pops_finishing_out_of_order_lose_nothing_and_release_everything() {
                     q.pop_batch_timeout(&mut buf, 1 + round % 64, wait).unwrap();
                     popped.fetch_add(buf.len(), Ordering::Relaxed);
                     for id in buf.drain(..) {
-                        tally.mark(id);
-                        order.see(id, tally.per_producer);
+                        order.record(&tally, id);
                     }
                 }
             })
@@ -327,8 +330,7 @@ fn force_push_displaced_plus_popped_equals_pushed() {
                 let mut got = 0;
                 if c % 2 == 0 {
                     while let Ok(id) = q.pop() {
-                        tally.mark(id);
-                        order.see(id, tally.per_producer);
+                        order.record(&tally, id);
                         got += 1;
                     }
                 } else {
@@ -337,8 +339,7 @@ fn force_push_displaced_plus_popped_equals_pushed() {
                     let mut buf = Vec::with_capacity(64);
                     while q.pop_batch(&mut buf, 1 + got % 64).is_ok() {
                         for id in buf.drain(..) {
-                            tally.mark(id);
-                            order.see(id, tally.per_producer);
+                            order.record(&tally, id);
                             got += 1;
                         }
                     }
