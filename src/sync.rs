@@ -44,6 +44,10 @@ mod imp {
     /// Spin, then yield: crossbeam's exponential backoff.
     pub(crate) use crossbeam_utils::Backoff;
 
+    /// The unbounded queue's list of items: crossbeam's lock-free segment
+    /// list.
+    pub(crate) use crossbeam_queue::SegQueue;
+
     /// A small, stable index for the calling thread (0, 1, 2, ... in order of
     /// first use), for picking a shard. Never reused while the process lives.
     pub(crate) fn thread_index() -> usize {
@@ -100,6 +104,30 @@ mod imp {
         }
         pub(crate) fn is_completed(&self) -> bool {
             self.step.get() >= 2
+        }
+    }
+
+    /// Loom stand-in for crossbeam's `SegQueue`: a loom mutex around a
+    /// `VecDeque`. The models check the close and wake-up protocol around the
+    /// list, not the list itself (crossbeam's own tests cover that).
+    #[derive(Debug, Default)]
+    pub(crate) struct SegQueue<T>(loom::sync::Mutex<std::collections::VecDeque<T>>);
+
+    impl<T> SegQueue<T> {
+        pub(crate) fn new() -> Self {
+            Self(loom::sync::Mutex::new(std::collections::VecDeque::new()))
+        }
+        pub(crate) fn push(&self, value: T) {
+            self.0.lock().unwrap().push_back(value);
+        }
+        pub(crate) fn pop(&self) -> Option<T> {
+            self.0.lock().unwrap().pop_front()
+        }
+        pub(crate) fn len(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+        pub(crate) fn is_empty(&self) -> bool {
+            self.0.lock().unwrap().is_empty()
         }
     }
 

@@ -43,6 +43,7 @@ mod batch;
 mod blocking;
 mod error;
 mod iter;
+mod unbounded;
 mod wait;
 
 use core::fmt;
@@ -50,6 +51,7 @@ use core::mem::MaybeUninit;
 
 pub use error::{CapacityError, Closed, PopError, PushError};
 pub use iter::{IntoIter, Iter, TryIter};
+pub use unbounded::UnboundedQueue;
 
 use crate::sync::{fence, AtomicUsize, Backoff, CachePadded, Ordering, UnsafeCell};
 use wait::Waiters;
@@ -1184,6 +1186,34 @@ impl<T> Queue<T> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.cap
+    }
+}
+
+impl<T> Queue<T> {
+    /// Calls `f` on every item in the queue, oldest first, without removing
+    /// any: for a caller that must see what the queue holds, such as Python's
+    /// garbage collector visiting references.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may be inside any method of this queue during the
+    /// call, and every earlier operation must happen-before it (the caller's
+    /// own lock, such as the GIL held around every access, provides that).
+    #[doc(hidden)]
+    pub unsafe fn for_each_quiescent(&self, mut f: impl FnMut(&T)) {
+        // Quiescent: as in `Drop`, exactly the positions head..tail hold
+        // initialised values.
+        let len = self.len();
+        // Relaxed: the caller's synchronisation orders us after every push.
+        let mut pos = self.position(self.head.load(Ordering::Relaxed));
+        for _ in 0..len {
+            let slot = self.slot(pos);
+            // SAFETY: position `pos` lies in head..tail, so its slot holds an
+            // initialised value, and by the caller's contract nobody moves it
+            // out while we read it.
+            slot.value.with(|p| f(unsafe { (*p).assume_init_ref() }));
+            pos = self.next(pos);
+        }
     }
 }
 
