@@ -45,27 +45,28 @@ else:
 
 @final
 class Queue(Generic[_T]):
-    """A bounded multi-producer, multi-consumer FIFO queue of Python objects: a
-    lock-free ring buffer with the interface of :class:`queue.Queue`.
+    """A multi-producer, multi-consumer FIFO queue of Python objects with the
+    interface of :class:`queue.Queue`: a lock-free ring buffer allocated up front
+    when ``maxsize > 0``, a lock-free unbounded list otherwise.
 
     Any thread may call any method. Blocking calls release the GIL and stay
     interruptible by Ctrl-C. ``put``/``get`` raise the standard library's own
     :class:`queue.Full` and :class:`queue.Empty`; after ``shutdown()`` they raise
-    :class:`ShutDown`.
+    :class:`ShutDown`. CPython's own ``test_queue`` passes against it.
 
-    Differences from :class:`queue.Queue`: ``maxsize`` is required, at least 1,
-    and read-only (``maxsize <= 0`` raises ``ValueError`` instead of meaning
-    "unbounded": the ring is allocated up front and never grows); ``block``
-    must be a ``bool``; there are no ``mutex``/``not_empty``/``not_full``/
+    Differences from :class:`queue.Queue`: ``maxsize`` is read-only (a ring's
+    size is fixed); there are no ``mutex``/``not_empty``/``not_full``/
     ``all_tasks_done`` attributes or ``_put``/``_get`` hooks. Extras:
-    ``put_many``, ``get_many``, ``len()``.
+    ``put_many``, ``get_many``, ``len()``, iteration until shut down and
+    drained, and ``shutdown`` on every Python version.
     """
 
-    def __new__(cls, maxsize: int) -> Queue[_T]:
-        """Create a queue that holds at most ``maxsize`` items.
+    def __new__(cls, maxsize: int = 0) -> Queue[_T]:
+        """Create a queue that holds at most ``maxsize`` items; ``maxsize <= 0``
+        (the default) makes it unbounded.
 
-        Raises ``TypeError`` if ``maxsize`` is not an int and ``ValueError`` if it
-        is less than 1 or too large.
+        Raises ``TypeError`` if ``maxsize`` is not an int and ``ValueError`` (or
+        ``MemoryError``) if it is too large to allocate.
         """
 
     @classmethod
@@ -74,7 +75,7 @@ class Queue(Generic[_T]):
 
     @property
     def maxsize(self) -> int:
-        """The most items the queue holds (read-only)."""
+        """The most items the queue holds, ``<= 0`` if unbounded (read-only)."""
 
     @property
     def unfinished_tasks(self) -> int:
@@ -87,11 +88,11 @@ class Queue(Generic[_T]):
     def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
         """Put ``item`` at the back of the queue.
 
-        If the queue is full: with ``block=False`` raise :class:`queue.Full` at
-        once; otherwise wait for room, at most ``timeout`` seconds if it is not
-        ``None``, then raise :class:`queue.Full`. Raises :class:`ShutDown` if the
-        queue is (or becomes, while waiting) shut down, and ``ValueError`` for a
-        negative ``timeout``.
+        If the queue is full: with a false ``block`` raise :class:`queue.Full`
+        at once; otherwise wait for room, at most ``timeout`` seconds if it is
+        not ``None``, then raise :class:`queue.Full`. Raises :class:`ShutDown`
+        if the queue is (or becomes, while waiting) shut down, and
+        ``ValueError`` for a negative ``timeout`` when blocking.
         """
 
     def put_nowait(self, item: _T) -> None:
@@ -100,10 +101,10 @@ class Queue(Generic[_T]):
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return the oldest item.
 
-        If the queue is empty: with ``block=False`` raise :class:`queue.Empty` at
-        once; otherwise wait for an item, at most ``timeout`` seconds if it is not
-        ``None``, then raise :class:`queue.Empty`. Once the queue is shut down and
-        drained, raise :class:`ShutDown`.
+        If the queue is empty: with a false ``block`` raise :class:`queue.Empty`
+        at once; otherwise wait for an item, at most ``timeout`` seconds if it is
+        not ``None``, then raise :class:`queue.Empty`. Once the queue is shut down
+        and drained, raise :class:`ShutDown`.
         """
 
     def get_nowait(self) -> _T:
@@ -112,16 +113,23 @@ class Queue(Generic[_T]):
     def put_many(
         self, items: Iterable[_T], block: bool = True, timeout: float | None = None
     ) -> int:
-        """Put every item of ``items``, in order, claiming room for runs of them
+        """Put the items of ``items``, in order, claiming room for runs of them
         with one atomic operation; return how many were put.
 
-        With ``block=True`` and no ``timeout`` every item is put (waiting for
-        room as needed). With ``block=False``, as many as fit right now are put;
-        with a ``timeout``, as many as fit before it elapses: the rest are not
-        put (``items[n:]`` for a sequence, ``n`` being the result). Never raises
-        :class:`queue.Full`. Raises :class:`ShutDown` if the queue is (or
-        becomes) shut down before every item is put; the items put before that
-        stay in the queue.
+        Items are taken from ``items`` in chunks of at most 1024, each put before
+        the next is taken, so an endless iterable is fine.
+
+        - ``block=True``, no ``timeout``: every item is put, waiting for room.
+        - ``block=False`` or a ``timeout``: as many as fit (now, or before the
+          timeout) are put. For a sequence the result ``n`` says which:
+          ``items[n:]`` were not put. From any other iterable only as many
+          items as there is room for are taken; if some taken items still could
+          not be put, :class:`queue.Full` is raised with ``items_put`` (the count
+          put) and ``items_left`` (the taken items not put, in order).
+        - Any other error on the way (:class:`ShutDown`, an exception raised by
+          the iterable, ``KeyboardInterrupt``) propagates with the same two
+          attributes: the items before it stay in the queue, and nothing taken
+          from ``items`` is lost.
         """
 
     def get_many(
@@ -142,7 +150,8 @@ class Queue(Generic[_T]):
         """``True`` if the queue holds no item (a snapshot)."""
 
     def full(self) -> bool:
-        """``True`` if the queue holds ``maxsize`` items (a snapshot)."""
+        """``True`` if the queue holds ``maxsize`` items (a snapshot; never for an
+        unbounded queue)."""
 
     def task_done(self) -> None:
         """Mark one item got from the queue as processed (for :meth:`join`).
@@ -161,10 +170,18 @@ class Queue(Generic[_T]):
         ``get`` returns the items left and then raises :class:`ShutDown`; every
         blocked ``put``/``get`` wakes.
 
-        With ``immediate=True`` the items left are discarded at once (each
+        With a true ``immediate`` the items left are discarded at once (each
         counted as done for :meth:`join`) and ``get`` raises :class:`ShutDown`
         immediately.
         """
+
+    def __iter__(self) -> Queue[_T]:
+        """The queue itself: iterating gets items (waiting for them) until the
+        queue is shut down and drained."""
+
+    def __next__(self) -> _T:
+        """``get()``, ending the iteration once the queue is shut down and
+        drained."""
 
     def __len__(self) -> int:
         """``qsize()``."""

@@ -67,27 +67,16 @@ pub(crate) fn shut_down(py: Python<'_>) -> PyErr {
     }
 }
 
-/// Extracts `block` (`#[pyo3(from_py_with)]`): unlike `queue.Queue`, which
-/// takes any truthy value, only a `bool` (so `block=None` is an error rather
-/// than silently non-blocking).
+/// Extracts `block` (`#[pyo3(from_py_with)]`) as `queue.Queue` reads it: any
+/// object, by its truth value (`block=0` does not block).
 pub(crate) fn block_arg(value: &Bound<'_, PyAny>) -> PyResult<bool> {
-    bool_arg(value, "block")
+    value.is_truthy()
 }
 
-/// Extracts `shutdown(immediate=...)` (`#[pyo3(from_py_with)]`): a `bool`.
+/// Extracts `shutdown(immediate=...)` (`#[pyo3(from_py_with)]`): a truth
+/// value, as in `queue.Queue.shutdown`.
 pub(crate) fn immediate_arg(value: &Bound<'_, PyAny>) -> PyResult<bool> {
-    bool_arg(value, "immediate")
-}
-
-fn bool_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {
-    if value.is_instance_of::<PyBool>() {
-        value.is_truthy()
-    } else {
-        Err(PyTypeError::new_err(format!(
-            "{name} must be a bool, not {}",
-            type_name(value)
-        )))
-    }
+    value.is_truthy()
 }
 
 /// Extracts an `int` argument that must be at least `min`, naming it on

@@ -1,65 +1,201 @@
-//! `ringstat.Queue`: [`Queue`] of Python objects with the `queue.Queue`
-//! interface.
+//! `ringstat.Queue`: a [`Queue`] (bounded) or an [`UnboundedQueue`] of Python
+//! objects with the `queue.Queue` interface.
 //!
-//! Thin by design: every queue operation forwards to the Rust [`Queue`]; this
+//! Thin by design: every queue operation forwards to the Rust queue; this
 //! file only converts arguments and errors, releases the GIL while waiting,
 //! and keeps `queue.Queue`'s `task_done()`/`join()` counter, which is a
-//! Python-protocol concern the Rust queue has no use for.
+//! Python-protocol concern the Rust queues have no use for.
 //!
 //! Reference counting: items are `Py<PyAny>`. Dropping one while detached
 //! from the interpreter only defers the decref, so every item that leaves the
 //! queue (popped, handed back by a failed push, drained by `shutdown`) is
 //! moved out of the `py.detach` closure and dropped while attached. A queue
-//! dropped with items in it is dropped by `tp_dealloc`, attached, and
-//! [`Queue`]'s `Drop` releases every item there.
+//! dropped with items in it is dropped by `tp_dealloc`, attached, and the
+//! Rust queue's `Drop` releases every item there.
+//!
+//! Garbage collection: the queue visits its items in `__traverse__` (so a
+//! cycle through a queue is collected) and drops them in `__clear__`. Other
+//! threads may push and pop while detached from the interpreter, so the
+//! visit happens only when no call is inside a detached section (`detached`
+//! is 0; it changes only while attached, so it cannot change during the
+//! visit). Skipping the visit is safe: the collector then only sees fewer
+//! references and collects nothing it should not.
 
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyList, PySequence};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{
     block_arg, empty, full, immediate_arg, int_arg, shut_down, type_name, wait_arg, Wait,
 };
-use crate::queue::{Closed, PopError, PushError, Queue};
+use crate::queue::{Closed, PopError, PushError, Queue, UnboundedQueue};
 use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
 
 /// The longest a blocked call stays detached before it re-attaches to run
 /// `py.check_signals()` (so Ctrl-C interrupts it).
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
-/// A bounded multi-producer, multi-consumer FIFO queue of Python objects: a
-/// lock-free ring buffer with the interface of `queue.Queue`.
+/// Items `put_many` takes from its iterable at a time: the memory it holds
+/// stays bounded whatever the iterable (even an endless one).
+const PUT_CHUNK: usize = 1024;
+
+type Item = Py<PyAny>;
+
+/// Where the items live: a ring allocated up front (`maxsize > 0`) or an
+/// unbounded list (`maxsize <= 0`, as in `queue.Queue`). Both are a few
+/// cache-padded words; boxing either would cost an indirection per call.
+#[allow(clippy::large_enum_variant)]
+enum Store {
+    Ring(Queue<Item>),
+    List(UnboundedQueue<Item>),
+}
+
+impl Store {
+    fn try_push(&self, item: Item) -> Result<(), PushError<Item>> {
+        match self {
+            Self::Ring(q) => q.try_push(item),
+            Self::List(q) => q.try_push(item),
+        }
+    }
+
+    fn push_until(&self, item: Item, until: Option<Instant>) -> Result<(), PushError<Item>> {
+        match self {
+            Self::Ring(q) => q.push_until(item, until),
+            Self::List(q) => q.try_push(item),
+        }
+    }
+
+    fn try_pop(&self) -> Result<Item, PopError> {
+        match self {
+            Self::Ring(q) => q.try_pop(),
+            Self::List(q) => q.try_pop(),
+        }
+    }
+
+    fn pop_until(&self, until: Option<Instant>) -> Result<Item, PopError> {
+        match self {
+            Self::Ring(q) => q.pop_until(until),
+            Self::List(q) => q.pop_until(until),
+        }
+    }
+
+    /// Pushes what fits of `batch` (all of it for the list).
+    fn try_push_batch(&self, batch: &mut Vec<Item>) -> Result<usize, Closed> {
+        match self {
+            Self::Ring(q) => q.try_push_batch(batch),
+            Self::List(q) => q.try_push_batch(batch),
+        }
+    }
+
+    fn push_batch_until(
+        &self,
+        batch: &mut Vec<Item>,
+        until: Option<Instant>,
+    ) -> Result<usize, Closed> {
+        match self {
+            Self::Ring(q) => q.push_batch_until(batch, until),
+            Self::List(q) => q.try_push_batch(batch),
+        }
+    }
+
+    fn try_pop_batch(&self, out: &mut Vec<Item>, max: usize) -> Result<usize, Closed> {
+        match self {
+            Self::Ring(q) => q.try_pop_batch(out, max),
+            Self::List(q) => q.try_pop_batch(out, max),
+        }
+    }
+
+    fn pop_batch_until(
+        &self,
+        out: &mut Vec<Item>,
+        max: usize,
+        until: Option<Instant>,
+    ) -> Result<usize, Closed> {
+        match self {
+            Self::Ring(q) => q.pop_batch_until(out, max, until),
+            Self::List(q) => q.pop_batch_until(out, max, until),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Self::Ring(q) => {
+                q.close();
+            }
+            Self::List(q) => {
+                q.close();
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Self::Ring(q) => q.is_closed(),
+            Self::List(q) => q.is_closed(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Ring(q) => q.len(),
+            Self::List(q) => q.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Ring(q) => q.is_empty(),
+            Self::List(q) => q.is_empty(),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        match self {
+            Self::Ring(q) => q.is_full(),
+            Self::List(_) => false,
+        }
+    }
+
+    /// Free slots right now (a snapshot); `usize::MAX` for the list.
+    fn room(&self) -> usize {
+        match self {
+            Self::Ring(q) => q.capacity().saturating_sub(q.len()),
+            Self::List(_) => usize::MAX,
+        }
+    }
+}
+
+/// A multi-producer, multi-consumer FIFO queue of Python objects with the
+/// interface of `queue.Queue`: a lock-free ring buffer when `maxsize > 0`,
+/// a lock-free unbounded list otherwise.
 ///
 /// Any thread may call any method. Blocking calls release the GIL and stay
 /// interruptible by Ctrl-C. `put`/`get` raise the standard library's own
 /// `queue.Full` and `queue.Empty`; after `shutdown()` they raise `ShutDown`
 /// (`queue.ShutDown` on Python 3.13+).
-///
-/// Differences from `queue.Queue`:
-///
-/// - `maxsize` is required and must be at least 1: the ring buffer is
-///   allocated up front (16 bytes per slot) and never grows, so there is no
-///   unbounded queue; `maxsize <= 0` raises ValueError instead of meaning
-///   "unbounded". Choose a bound that absorbs your bursts.
-/// - `maxsize` is read-only.
-/// - `block` must be a bool (TypeError otherwise).
-/// - `qsize()`, `empty()` and `full()` are snapshots, as in `queue.Queue`.
-/// - The `mutex`, `not_empty`, `not_full` and `all_tasks_done` attributes and
-///   the `_put`/`_get`/`_qsize` hooks do not exist: subclassing to change the
-///   ordering is not supported.
-/// - Extras: `put_many(items)` and `get_many(max_items)` move a batch with
-///   one atomic claim; `len(q)`; a `repr` with size and state.
-#[pyclass(frozen, generic, name = "Queue", module = "ringstat._ringstat")]
+#[pyclass(
+    frozen,
+    generic,
+    weakref,
+    name = "Queue",
+    module = "ringstat._ringstat"
+)]
 pub(crate) struct PyQueue {
-    /// The items. Holds at most `maxsize` of them.
-    inner: Queue<Py<PyAny>>,
+    /// The items.
+    inner: Store,
+    /// `maxsize` as given (`<= 0`: unbounded).
+    maxsize: i64,
     /// `queue.Queue.unfinished_tasks`: items put and not yet marked done by
     /// `task_done()`. Incremented *before* an item is pushed (and decremented
     /// again if the push fails), so a consumer's `task_done()` never runs
     /// ahead of the count.
     unfinished: AtomicUsize,
+    /// Calls of this queue inside a detached section (see the module docs).
+    /// Changed only while attached.
+    detached: AtomicUsize,
     /// Held by `join()` while it checks `unfinished` and goes to sleep on
     /// `all_done`; taken by whoever drops `unfinished` to 0 before notifying.
     join_lock: Mutex<()>,
@@ -67,31 +203,36 @@ pub(crate) struct PyQueue {
     all_done: Condvar,
 }
 
-/// Runs `attempt(until)` detached from the interpreter, in slices of at most
-/// [`SIGNAL_SLICE`], until it returns `Some` or `deadline` (`None`: never)
-/// passes; between slices it re-attaches and checks for signals.
-fn blocking<R: Send>(
-    py: Python<'_>,
-    deadline: Option<Instant>,
-    mut attempt: impl FnMut(Instant) -> Option<R> + Send,
-) -> PyResult<Option<R>> {
-    loop {
-        let slice_end = Instant::now() + SIGNAL_SLICE;
-        let (until, last) = match deadline {
-            Some(d) if d <= slice_end => (d, true),
-            _ => (slice_end, false),
-        };
-        if let Some(done) = py.detach(|| attempt(until)) {
-            return Ok(Some(done));
-        }
-        if last {
-            return Ok(None);
-        }
-        py.check_signals()?;
-    }
-}
-
 impl PyQueue {
+    /// Runs `attempt(until)` detached from the interpreter, in slices of at
+    /// most [`SIGNAL_SLICE`], until it returns `Some` or `deadline` (`None`:
+    /// never) passes; between slices it re-attaches and checks for signals.
+    fn blocking<R: Send>(
+        &self,
+        py: Python<'_>,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(Instant) -> Option<R> + Send,
+    ) -> PyResult<Option<R>> {
+        loop {
+            let slice_end = Instant::now() + SIGNAL_SLICE;
+            let (until, last) = match deadline {
+                Some(d) if d <= slice_end => (d, true),
+                _ => (slice_end, false),
+            };
+            // Relaxed: only ever read while attached (the GIL orders it).
+            self.detached.fetch_add(1, Ordering::Relaxed);
+            let done = py.detach(|| attempt(until));
+            self.detached.fetch_sub(1, Ordering::Relaxed);
+            if let Some(done) = done {
+                return Ok(Some(done));
+            }
+            if last {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+
     /// Marks `n` items as done (they were counted by a put that failed, or
     /// drained by `shutdown`), saturating at 0, and wakes `join()` at 0.
     fn forget_tasks(&self, n: usize) {
@@ -118,9 +259,9 @@ impl PyQueue {
     }
 
     /// `put`: counts the item as unfinished, then pushes it.
-    fn put_one(&self, py: Python<'_>, item: Py<PyAny>, wait: Wait) -> PyResult<()> {
+    fn put_one(&self, py: Python<'_>, item: Item, wait: Wait) -> PyResult<()> {
         // Relaxed: the push that follows publishes the increment to the
-        // consumer (its Release stamp store pairs with the pop's Acquire), so
+        // consumer (its Release publication pairs with the pop's Acquire), so
         // that consumer's `task_done` decrement is ordered after it.
         self.unfinished.fetch_add(1, Ordering::Relaxed);
         let result = self.put_counted(py, item, wait);
@@ -130,7 +271,7 @@ impl PyQueue {
         result
     }
 
-    fn put_counted(&self, py: Python<'_>, item: Py<PyAny>, wait: Wait) -> PyResult<()> {
+    fn put_counted(&self, py: Python<'_>, item: Item, wait: Wait) -> PyResult<()> {
         let item = match self.inner.try_push(item) {
             Ok(()) => return Ok(()),
             Err(PushError::Closed(_)) => return Err(shut_down(py)),
@@ -140,7 +281,7 @@ impl PyQueue {
             return Err(full(py));
         };
         let mut item = Some(item);
-        let outcome = blocking(py, deadline, |until| {
+        let outcome = self.blocking(py, deadline, |until| {
             let value = item.take()?;
             match self.inner.push_until(value, Some(until)) {
                 Ok(()) => Some(Ok(())),
@@ -160,7 +301,7 @@ impl PyQueue {
         }
     }
 
-    fn get_inner(&self, py: Python<'_>, wait: Wait) -> PyResult<Py<PyAny>> {
+    fn get_inner(&self, py: Python<'_>, wait: Wait) -> PyResult<Item> {
         match self.inner.try_pop() {
             Ok(item) => return Ok(item),
             Err(PopError::Closed) => return Err(shut_down(py)),
@@ -169,7 +310,7 @@ impl PyQueue {
         let Wait::Until(deadline) = wait else {
             return Err(empty(py));
         };
-        let outcome = blocking(py, deadline, |until| {
+        let outcome = self.blocking(py, deadline, |until| {
             match self.inner.pop_until(Some(until)) {
                 Err(PopError::Empty) => None,
                 done => Some(done),
@@ -182,12 +323,9 @@ impl PyQueue {
         }
     }
 
-    fn put_many_counted(
-        &self,
-        py: Python<'_>,
-        batch: &mut Vec<Py<PyAny>>,
-        wait: Wait,
-    ) -> PyResult<()> {
+    /// Pushes `batch` (already counted as unfinished), waiting as `wait`
+    /// says; what is left in `batch` afterwards was not put.
+    fn push_chunk(&self, py: Python<'_>, batch: &mut Vec<Item>, wait: Wait) -> PyResult<()> {
         if self.inner.try_push_batch(batch).is_err() {
             return Err(shut_down(py));
         }
@@ -197,7 +335,7 @@ impl PyQueue {
         if batch.is_empty() {
             return Ok(());
         }
-        let outcome = blocking(py, deadline, |until| {
+        let outcome = self.blocking(py, deadline, |until| {
             match self.inner.push_batch_until(batch, Some(until)) {
                 Ok(_) if batch.is_empty() => Some(Ok(())),
                 Ok(_) => None,
@@ -209,37 +347,82 @@ impl PyQueue {
             _ => Ok(()),
         }
     }
+
+    /// Pushes one chunk taken from the iterable, keeping the task count
+    /// right; returns how many of it went in, or the error with that count.
+    fn put_chunk(
+        &self,
+        py: Python<'_>,
+        chunk: &mut Vec<Item>,
+        wait: Wait,
+    ) -> (usize, PyResult<()>) {
+        let n = chunk.len();
+        // Relaxed: as in `put_one`.
+        self.unfinished.fetch_add(n, Ordering::Relaxed);
+        let result = self.push_chunk(py, chunk, wait);
+        self.forget_tasks(chunk.len());
+        (n - chunk.len(), result)
+    }
+}
+
+/// Attaches `items_put` (and, when some items were taken from the iterable
+/// but not put, `items_left`) to `err`, so a caller of `put_many` knows
+/// exactly what went in.
+fn with_progress(py: Python<'_>, err: PyErr, put: usize, left: Vec<Item>) -> PyErr {
+    let value = err.value(py);
+    // A failure to set the attributes (an exception type with __slots__)
+    // leaves the original error as it is.
+    let _ = value.setattr("items_put", put);
+    if let Ok(list) = PyList::new(py, left) {
+        let _ = value.setattr("items_left", list);
+    }
+    err
 }
 
 #[pymethods]
 impl PyQueue {
-    /// Creates a queue that holds at most `maxsize` items (`maxsize >= 1`).
+    /// Creates a queue that holds at most `maxsize` items; `maxsize <= 0`
+    /// (the default) makes it unbounded.
     #[new]
-    #[pyo3(signature = (maxsize))]
-    fn new(maxsize: &Bound<'_, PyAny>) -> PyResult<Self> {
-        if let Ok(n) = maxsize.extract::<i128>() {
-            if n <= 0 && !maxsize.is_instance_of::<pyo3::types::PyBool>() {
-                return Err(PyValueError::new_err(format!(
-                    "maxsize must be at least 1, got {n}: a ringstat.Queue is a bounded ring \
-                     buffer, so queue.Queue's 'maxsize <= 0 means unbounded' has no equivalent"
-                )));
+    #[pyo3(signature = (maxsize = None), text_signature = "(maxsize=0)")]
+    fn new(maxsize: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let (inner, maxsize) = match maxsize {
+            None => (Store::List(UnboundedQueue::new()), 0),
+            Some(m) => {
+                // `int_arg` rejects non-ints and bools with a TypeError.
+                let n = match m.extract::<i128>() {
+                    Ok(n) if n <= 0 && !m.is_instance_of::<pyo3::types::PyBool>() => n,
+                    _ => 1,
+                };
+                if n <= 0 {
+                    let n = i64::try_from(n).unwrap_or(i64::MIN);
+                    (Store::List(UnboundedQueue::new()), n)
+                } else {
+                    let capacity = int_arg(m, "maxsize", 1)?;
+                    let ring = Queue::try_new(capacity)
+                        .map_err(|e| PyValueError::new_err(format!("maxsize: {e}")))?;
+                    (
+                        Store::Ring(ring),
+                        i64::try_from(capacity).unwrap_or(i64::MAX),
+                    )
+                }
             }
-        }
-        let capacity = int_arg(maxsize, "maxsize", 1)?;
-        let inner =
-            Queue::try_new(capacity).map_err(|e| PyValueError::new_err(format!("maxsize: {e}")))?;
+        };
         Ok(Self {
             inner,
+            maxsize,
             unfinished: AtomicUsize::new(0),
+            detached: AtomicUsize::new(0),
             join_lock: Mutex::new(()),
             all_done: Condvar::new(),
         })
     }
 
-    /// The most items the queue holds (read-only).
+    /// The most items the queue holds; `<= 0` for an unbounded queue
+    /// (read-only).
     #[getter]
-    fn maxsize(&self) -> usize {
-        self.inner.capacity()
+    fn maxsize(&self) -> i64 {
+        self.maxsize
     }
 
     /// Items put and not yet marked done by `task_done()` (read-only).
@@ -260,7 +443,7 @@ impl PyQueue {
     fn put(
         &self,
         py: Python<'_>,
-        item: Py<PyAny>,
+        item: Item,
         #[pyo3(from_py_with = block_arg)] block: bool,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
@@ -268,7 +451,7 @@ impl PyQueue {
     }
 
     /// `put(item, block=False)`.
-    fn put_nowait(&self, py: Python<'_>, item: Py<PyAny>) -> PyResult<()> {
+    fn put_nowait(&self, py: Python<'_>, item: Item) -> PyResult<()> {
         self.put_one(py, item, Wait::No)
     }
 
@@ -280,17 +463,18 @@ impl PyQueue {
         py: Python<'_>,
         #[pyo3(from_py_with = block_arg)] block: bool,
         timeout: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
+    ) -> PyResult<Item> {
         let wait = wait_arg(block, timeout)?;
         self.get_inner(py, wait)
     }
 
     /// `get(block=False)`.
-    fn get_nowait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn get_nowait(&self, py: Python<'_>) -> PyResult<Item> {
         self.get_inner(py, Wait::No)
     }
 
-    /// Puts every item of `items` in order; returns how many were put.
+    /// Puts the items of `items` in order, taking them from the iterable in
+    /// chunks; returns how many were put. See the stub for the partial cases.
     #[pyo3(signature = (items, block = true, timeout = None))]
     fn put_many(
         &self,
@@ -300,30 +484,67 @@ impl PyQueue {
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
         let wait = wait_arg(block, timeout)?;
-        let iter = items.try_iter().map_err(|_| {
+        // A sequence keeps its items: the caller can take `items[n:]`.
+        let sequence = items.cast::<PySequence>().is_ok();
+        let mut iter = items.try_iter().map_err(|_| {
             PyTypeError::new_err(format!(
                 "items must be an iterable, not {}",
                 type_name(items)
             ))
         })?;
-        let mut batch = iter
-            .map(|item| item.map(Bound::unbind))
-            .collect::<PyResult<Vec<Py<PyAny>>>>()?;
-        let total = batch.len();
-        if total == 0 {
-            return if self.inner.is_closed() {
-                Err(shut_down(py))
+        let waits_for_room = matches!(wait, Wait::Until(None));
+        let mut put = 0usize;
+        let mut chunk: Vec<Item> = Vec::new();
+        loop {
+            // From an iterator, take no more than there is room for unless
+            // waiting for room as long as it takes: what is taken and cannot
+            // be put is handed back on the exception, but better not taken.
+            let limit = if sequence || waits_for_room {
+                PUT_CHUNK
             } else {
-                Ok(0)
+                match (self.inner.room(), wait) {
+                    (0, Wait::No) => return Ok(put),
+                    (room, _) => room.clamp(1, PUT_CHUNK),
+                }
             };
+            let mut failed = None;
+            while chunk.len() < limit {
+                match iter.next() {
+                    Some(Ok(item)) => chunk.push(item.unbind()),
+                    Some(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if chunk.is_empty() {
+                return match failed {
+                    Some(e) => Err(with_progress(py, e, put, Vec::new())),
+                    None if put == 0 && self.inner.is_closed() => Err(shut_down(py)),
+                    None => Ok(put),
+                };
+            }
+            let taken = chunk.len();
+            let (n, result) = self.put_chunk(py, &mut chunk, wait);
+            put += n;
+            let left = std::mem::take(&mut chunk);
+            if let Err(e) = result {
+                return Err(with_progress(py, e, put, left));
+            }
+            if let Some(e) = failed {
+                // Items taken before the iterable raised were put (or are
+                // handed back): nothing taken is lost.
+                return Err(with_progress(py, e, put, left));
+            }
+            if n < taken {
+                // Not everything fit (block=False, or the timeout passed).
+                if sequence {
+                    return Ok(put);
+                }
+                return Err(with_progress(py, full(py), put, left));
+            }
         }
-        // Relaxed: as in `put`.
-        self.unfinished.fetch_add(total, Ordering::Relaxed);
-        let result = self.put_many_counted(py, &mut batch, wait);
-        // Items left in `batch` were not put: uncount them; they are dropped
-        // (attached) when `batch` goes out of scope.
-        self.forget_tasks(batch.len());
-        result.map(|()| total - batch.len())
     }
 
     /// Removes and returns up to `max_items` of the oldest items (at least
@@ -347,7 +568,7 @@ impl PyQueue {
         let Wait::Until(deadline) = wait else {
             return Err(empty(py));
         };
-        let outcome = blocking(py, deadline, |until| {
+        let outcome = self.blocking(py, deadline, |until| {
             match self.inner.pop_batch_until(&mut out, max, Some(until)) {
                 Ok(0) => None,
                 done => Some(done),
@@ -370,7 +591,8 @@ impl PyQueue {
         self.inner.is_empty()
     }
 
-    /// `True` if the queue holds `maxsize` items (a snapshot).
+    /// `True` if the queue holds `maxsize` items (a snapshot; never for an
+    /// unbounded queue).
     fn full(&self) -> bool {
         self.inner.is_full()
     }
@@ -437,6 +659,24 @@ impl PyQueue {
         }
     }
 
+    /// `iter(q)`: the queue itself; iterating gets items until the queue is
+    /// shut down and drained (as Rust's `Queue::iter`).
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// `get()`, ending the iteration (instead of raising `ShutDown`) once the
+    /// queue is shut down and drained.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Item>> {
+        match self.get_inner(py, Wait::Until(None)) {
+            Ok(item) => Ok(Some(item)),
+            Err(e) if self.inner.is_closed() && e.is_instance(py, &shut_down(py).get_type(py)) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn __len__(&self) -> usize {
         self.inner.len()
     }
@@ -444,7 +684,7 @@ impl PyQueue {
     fn __repr__(&self) -> String {
         format!(
             "<ringstat.Queue maxsize={} qsize={} unfinished_tasks={}{}>",
-            self.inner.capacity(),
+            self.maxsize,
             self.inner.len(),
             self.unfinished_tasks(),
             if self.inner.is_closed() {
@@ -453,5 +693,36 @@ impl PyQueue {
                 ""
             }
         )
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // Relaxed: changed only while attached, and the collector runs
+        // attached, so no call enters or leaves a detached section meanwhile.
+        if self.detached.load(Ordering::Relaxed) != 0 {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        let mut each = |item: &Item| {
+            if result.is_ok() {
+                result = visit.call(item);
+            }
+        };
+        match &self.inner {
+            // SAFETY: every call of this queue runs attached except inside
+            // `blocking`/`join`'s detached sections (`join` does not touch
+            // the items); `detached == 0` means none is in one, and none can
+            // start while the collector holds the interpreter. Every earlier
+            // operation happened before this, ordered by the GIL hand-over.
+            Store::Ring(q) => unsafe { q.for_each_quiescent(&mut each) },
+            // SAFETY: as above.
+            Store::List(q) => unsafe { q.for_each_quiescent(&mut each) },
+        }
+        result
+    }
+
+    fn __clear__(&self) {
+        // Drops every item (attached): breaks cycles through the queue. The
+        // queue stays usable.
+        while self.inner.try_pop().is_ok() {}
     }
 }

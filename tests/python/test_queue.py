@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import queue
 from typing import Any, Callable
 
@@ -133,9 +134,27 @@ def test_block_false_ignores_timeout() -> None:
 
 
 @pytest.mark.parametrize("maxsize", [0, -1, -(2**70)])
-def test_maxsize_below_one_is_a_value_error(maxsize: int) -> None:
-    with pytest.raises(ValueError, match=r"maxsize must be at least 1.*bounded"):
-        Queue(maxsize)
+def test_maxsize_below_one_means_unbounded(maxsize: int) -> None:
+    # As in queue.Queue: maxsize <= 0 is an unbounded queue, and maxsize
+    # reads back as given.
+    q: Queue[int] = Queue(maxsize)
+    assert q.maxsize == max(maxsize, -(2**63))
+    assert q.put_many(range(10_000)) == 10_000
+    assert not q.full()
+    q.put_nowait(-1)
+    assert q.qsize() == 10_001
+    assert q.get_many(20_000) == [*range(10_000), -1]
+
+
+def test_no_maxsize_is_unbounded() -> None:
+    q: Queue[int] = Queue()
+    assert q.maxsize == 0
+    for i in range(5000):
+        q.put(i, block=False)
+    assert q.qsize() == 5000
+    assert [q.get() for _ in range(5000)] == list(range(5000))
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.001)
 
 
 @pytest.mark.parametrize("maxsize", [2**64, 2**70])
@@ -144,15 +163,10 @@ def test_maxsize_too_large_is_a_value_error(maxsize: int) -> None:
         Queue(maxsize)
 
 
-@pytest.mark.parametrize("maxsize", ["8", 8.0, None, True, [8]])
+@pytest.mark.parametrize("maxsize", ["8", 8.0, True, [8]])
 def test_maxsize_of_wrong_type_is_a_type_error(maxsize: object) -> None:
     with pytest.raises(TypeError, match="maxsize must be an int"):
         Queue(maxsize)  # type: ignore[arg-type]
-
-
-def test_maxsize_is_required() -> None:
-    with pytest.raises(TypeError):
-        Queue()  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("timeout", [-1, -0.001, float("nan")])
@@ -179,13 +193,31 @@ def test_timeout_of_wrong_type_is_a_type_error() -> None:
         q.put(1, timeout=[1])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("block", [0, 1, None, "yes"])
-def test_block_must_be_a_bool(block: object) -> None:
+@pytest.mark.parametrize(("block", "blocks"), [(0, False), (1, True), (None, False), ("yes", True)])
+def test_block_is_a_truth_value_as_in_the_stdlib(block: object, blocks: bool) -> None:
+    for q in both(1):
+        q.put(1)
+        # A blocking call with a tiny timeout and a non-blocking one both
+        # raise; only the blocking one looks at the (negative) timeout.
+        if blocks:
+            with pytest.raises(ValueError, match="'timeout' must be a non-negative number"):
+                q.put(2, block, -1)
+        else:
+            with pytest.raises(queue.Full):
+                q.put(2, block, -1)
+        assert q.get(block, -1 if not blocks else None) == 1
+        assert q.unfinished_tasks == 1
+
+
+def test_block_whose_truth_value_raises_propagates() -> None:
+    class Bad:
+        def __bool__(self) -> bool:
+            raise RuntimeError("no truth")
+
     q: Queue[int] = Queue(1)
-    with pytest.raises(TypeError, match="block must be a bool"):
-        q.put(1, block)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="block must be a bool"):
-        q.get(block)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="no truth"):
+        q.put(1, Bad())  # type: ignore[arg-type]
+    assert q.qsize() == 0
     assert q.unfinished_tasks == 0
 
 
@@ -195,16 +227,71 @@ def test_put_many_of_a_non_iterable_is_a_type_error() -> None:
         q.put_many(5)  # type: ignore[arg-type]
 
 
-def test_put_many_propagates_iteration_errors_and_puts_nothing() -> None:
+def test_put_many_iteration_error_says_what_went_in() -> None:
     def gen() -> Any:
         yield 1
+        yield 2
         raise RuntimeError("boom")
 
     q: Queue[int] = Queue(4)
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(RuntimeError, match="boom") as info:
         q.put_many(gen())
-    assert q.qsize() == 0
-    assert q.unfinished_tasks == 0
+    # The items taken before the error were put, and the exception says so.
+    assert info.value.items_put == 2  # type: ignore[attr-defined]
+    assert info.value.items_left == []  # type: ignore[attr-defined]
+    assert q.get_many(4) == [1, 2]
+    assert q.unfinished_tasks == 2
+
+
+def test_put_many_consumes_an_endless_iterable_in_bounded_chunks() -> None:
+    # Regression: the whole iterable was collected first (an endless one
+    # aborted the process). Non-blocking, it takes only what fits.
+    it = itertools.count()
+    q: Queue[int] = Queue(100)
+    assert q.put_many(it, block=False) == 100
+    assert next(it) == 100  # nothing more was taken from the iterator
+    assert q.get_many(1000) == list(range(100))
+
+
+def test_put_many_endless_iterable_with_timeout_hands_back_the_leftover() -> None:
+    it = itertools.count()
+    q: Queue[int] = Queue(3)
+    with pytest.raises(queue.Full) as info:
+        q.put_many(it, timeout=0.01)
+    put = info.value.items_put  # type: ignore[attr-defined]
+    left = info.value.items_left  # type: ignore[attr-defined]
+    assert put == 3
+    # Whatever was taken from the iterator and not put comes back.
+    assert q.get_many(10) + left == list(range(put + len(left)))
+    assert next(it) == put + len(left)
+    assert q.unfinished_tasks == 3
+
+
+def test_put_many_shutdown_midway_says_what_went_in() -> None:
+    q: Queue[int] = Queue()
+    stop_at = 2000
+
+    def gen() -> Any:
+        for i in itertools.count():
+            if i == stop_at:
+                q.shutdown()
+            yield i
+
+    with pytest.raises(ringstat.ShutDown) as info:
+        q.put_many(gen())
+    put = info.value.items_put  # type: ignore[attr-defined]
+    left = info.value.items_left  # type: ignore[attr-defined]
+    got = q.get_many(10**6)
+    assert got == list(range(put))
+    assert got + left == list(range(put + len(left)))
+    assert 1024 <= put <= stop_at
+
+
+def test_put_many_into_unbounded_queue_never_raises_full() -> None:
+    q: Queue[int] = Queue()
+    assert q.put_many(range(100_000), block=False) == 100_000
+    assert q.put_many(iter(range(10)), timeout=0) == 10
+    assert q.qsize() == 100_010
 
 
 @pytest.mark.parametrize(
@@ -313,3 +400,24 @@ def test_ringstat_exports_behave_like_the_stdlib_ones() -> None:
     q.put(1)
     with pytest.raises(ringstat.Full):
         q.put_nowait(1)
+
+
+# ----- iteration -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("maxsize", [0, 4])
+def test_iteration_gets_until_shut_down_and_drained(maxsize: int) -> None:
+    import threading
+
+    q: Queue[int] = Queue(maxsize)
+
+    def produce() -> None:
+        for i in range(100):
+            q.put(i)
+        q.shutdown()
+
+    t = threading.Thread(target=produce)
+    t.start()
+    assert list(q) == list(range(100))
+    t.join()
+    assert list(iter(q)) == []

@@ -66,11 +66,16 @@ def test_shutdown_twice_is_harmless() -> None:
     assert q.is_shutdown
 
 
-def test_immediate_must_be_a_bool() -> None:
-    q: Queue[int] = Queue(1)
-    with pytest.raises(TypeError, match="immediate must be a bool"):
-        q.shutdown(1)  # type: ignore[arg-type]
-    assert not q.is_shutdown
+def test_immediate_is_a_truth_value() -> None:
+    # As in queue.Queue.shutdown: `if immediate:`.
+    q: Queue[int] = Queue(2)
+    q.put_many([1, 2])
+    q.shutdown(0)  # type: ignore[arg-type]
+    assert q.is_shutdown
+    assert q.qsize() == 2
+    q.shutdown(1)  # type: ignore[arg-type]
+    assert q.qsize() == 0
+    assert q.unfinished_tasks == 0
 
 
 def _blocked(target: Any) -> tuple[threading.Thread, list[BaseException]]:
