@@ -15,9 +15,11 @@ minutes apart.
 
 Benchmarks:
 
-- ``put+get``: one put and one get on the same thread, queue never full.
+- ``put+get``: one put and one get on the same thread, queue never full;
+  bounded (``maxsize=1024``) and unbounded (``Queue()``) queues.
 - ``threads``: a producer thread feeding a consumer thread through a bounded
-  queue (``maxsize=1024``); ns per item end to end.
+  queue (``maxsize=1024``) and through unbounded ones; ns per item end to
+  end.
 - ``batch``: ``put_many``/``get_many`` of 256 items (per item), against
   ``put``/``get`` loops and ``deque.extend``/``popleft``.
 - faster-fifo (single process, pickling) as a reference, if importable.
@@ -86,6 +88,8 @@ def bench_put_get(n: int) -> Benchmark:
                 n,
             ),
             Contender("queue.Queue", put_get(lambda: queue.Queue(1024), "put", "get", n), n),
+            Contender("ringstat.Queue() unbounded", put_get(ringstat.Queue, "put", "get", n), n),
+            Contender("queue.Queue() unbounded", put_get(queue.Queue, "put", "get", n), n),
             Contender("queue.SimpleQueue", put_get(queue.SimpleQueue, "put", "get", n), n),
             Contender("collections.deque", put_get(collections.deque, "append", "popleft", n), n),
         ],
@@ -148,8 +152,12 @@ def bench_threads(n: int) -> Benchmark:
                 threaded(lambda: ringstat.Queue(1024), n, batch=64),
                 n,
             ),
+            Contender("ringstat.Queue() unbounded", threaded(ringstat.Queue, n), n),
+            Contender("queue.Queue() unbounded", threaded(queue.Queue, n), n),
+            Contender("queue.SimpleQueue", threaded(queue.SimpleQueue, n), n),
         ],
-        "Includes thread start/join; swings widely with vCPU placement: trust ratios only.",
+        "Includes thread start/join; swings widely with vCPU placement: trust ratios only. "
+        "The unbounded rows and SimpleQueue never make the producer wait.",
     )
 
 

@@ -23,7 +23,7 @@
 
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PySequence};
 use pyo3::{PyTraverseError, PyVisit};
@@ -399,8 +399,13 @@ impl PyQueue {
                     (Store::List(UnboundedQueue::new()), n)
                 } else {
                     let capacity = int_arg(m, "maxsize", 1)?;
-                    let ring = Queue::try_new(capacity)
-                        .map_err(|e| PyValueError::new_err(format!("maxsize: {e}")))?;
+                    let ring = Queue::try_new(capacity).map_err(|e| {
+                        if e.is_alloc_failure() {
+                            PyMemoryError::new_err(format!("maxsize: {e}"))
+                        } else {
+                            PyValueError::new_err(format!("maxsize: {e}"))
+                        }
+                    })?;
                     (
                         Store::Ring(ring),
                         i64::try_from(capacity).unwrap_or(i64::MAX),
@@ -543,6 +548,11 @@ impl PyQueue {
                     return Ok(put);
                 }
                 return Err(with_progress(py, full(py), put, left));
+            }
+            // Per chunk: Ctrl-C interrupts a long (or endless) put_many even
+            // when it never waits. The whole chunk went in.
+            if let Err(e) = py.check_signals() {
+                return Err(with_progress(py, e, put, Vec::new()));
             }
         }
     }

@@ -157,9 +157,15 @@ def test_no_maxsize_is_unbounded() -> None:
         q.get(timeout=0.001)
 
 
-@pytest.mark.parametrize("maxsize", [2**64, 2**70])
+@pytest.mark.parametrize("maxsize", [2**62, 2**64, 2**70])
 def test_maxsize_too_large_is_a_value_error(maxsize: int) -> None:
     with pytest.raises(ValueError, match="maxsize"):
+        Queue(maxsize)
+
+
+@pytest.mark.parametrize("maxsize", [2**40, 2**59])
+def test_maxsize_too_large_to_allocate_is_a_memory_error(maxsize: int) -> None:
+    with pytest.raises(MemoryError, match="maxsize: cannot allocate"):
         Queue(maxsize)
 
 

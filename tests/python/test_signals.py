@@ -20,6 +20,7 @@ SETUP = {
     "put": "q = ringstat.Queue(1); q.put(0)",
     "get_many": "q = ringstat.Queue(1)",
     "put_many": "q = ringstat.Queue(1)",
+    "put_many_endless": "import itertools; q = ringstat.Queue()",
     "join": "q = ringstat.Queue(1); q.put(0)",
     "get_timeout": "q = ringstat.Queue(1)",
 }
@@ -28,6 +29,8 @@ CALL = {
     "put": "q.put(1)",
     "get_many": "q.get_many(10)",
     "put_many": "q.put_many(range(10))",
+    # Never waits (unbounded), so only the per-chunk signal check stops it.
+    "put_many_endless": "q.put_many(itertools.repeat(None))",
     "join": "q.join()",
     "get_timeout": "q.get(timeout=3600)",
 }
@@ -43,9 +46,10 @@ def test_sigint_interrupts_blocked_call(op: str) -> None:
         try:
             print("ready", flush=True)
             {CALL[op]}
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             print("interrupted", flush=True)
             print("unfinished", q.unfinished_tasks, "qsize", q.qsize(), flush=True)
+            print("items_put", getattr(e, "items_put", "-"), flush=True)
             sys.exit(0)
         print("returned", flush=True)
         sys.exit(1)
@@ -74,7 +78,11 @@ def test_sigint_interrupts_blocked_call(op: str) -> None:
     assert lines[0] == "interrupted"
     # An interrupted put leaves its item neither in the queue nor counted for
     # join(); put_many keeps the one item that fitted (if it got that far).
-    if op == "put_many":
+    if op == "put_many_endless":
+        # Everything taken was put, counted, and reported on the exception.
+        n = lines[2].split()[1]
+        expected = {f"unfinished {n} qsize {n}"}
+    elif op == "put_many":
         expected = {"unfinished 0 qsize 0", "unfinished 1 qsize 1"}
     elif op.startswith("get"):
         expected = {"unfinished 0 qsize 0"}
