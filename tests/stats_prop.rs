@@ -104,7 +104,7 @@ fn threads_and_adds() -> (u64, u64) {
 fn counter_n_threads_m_adds_total_exactly() {
     let (n, m) = threads_and_adds();
     for shards in [1, 2, 64] {
-        let c = Arc::new(Counter::with_shards(shards));
+        let c = Arc::new(Counter::with_shards(shards).unwrap());
         let hs: Vec<_> = (0..n)
             .map(|_| {
                 let c = Arc::clone(&c);

@@ -37,17 +37,17 @@ fn counter_smoke() {
 
 #[test]
 fn counter_shards_round_up() {
-    assert_eq!(Counter::with_shards(0).shards(), 1);
-    assert_eq!(Counter::with_shards(5).shards(), 8);
+    assert_eq!(Counter::with_shards(0).unwrap().shards(), 1);
+    assert_eq!(Counter::with_shards(5).unwrap().shards(), 8);
     assert!(Counter::new().shards() >= 4);
 }
 
 #[test]
-fn counter_wraps() {
-    let c = Counter::with_shards(1);
+fn counter_saturates_instead_of_wrapping() {
+    let c = Counter::with_shards(1).unwrap();
     c.add(u64::MAX);
     c.add(2);
-    assert_eq!(c.get(), 1);
+    assert_eq!(c.get(), ringstat::stats::COUNT_SATURATION);
 }
 
 // --- gauge ---------------------------------------------------------------
@@ -292,13 +292,21 @@ fn rate_on_the_system_clock_counts_every_increment_in_its_window() {
 
 #[test]
 fn rate_shards_are_a_bounded_power_of_two() {
-    let rate = |shards| {
+    let try_rate = |shards| {
         let clock = Arc::new(ManualClock::new());
-        Rate::with_clock_and_shards(Duration::from_secs(60), 60, clock, shards).unwrap()
+        Rate::with_clock_and_shards(Duration::from_secs(60), 60, clock, shards)
     };
+    let rate = |shards| try_rate(shards).unwrap();
     assert_eq!(rate(0).shards(), 1);
     assert_eq!(rate(3).shards(), 4);
-    assert_eq!(rate(5000).shards(), 1024);
+    assert_eq!(rate(1024).shards(), 1024);
+    assert_eq!(
+        try_rate(1025).unwrap_err(),
+        StatsError::InvalidShards {
+            shards: 1025,
+            max: 1024
+        }
+    );
     let default = Rate::new();
     assert!(default.shards().is_power_of_two() && default.shards() <= 16);
     // A default rate with many buckets takes fewer shards.
@@ -814,7 +822,8 @@ fn prometheus_output_parses_line_by_line() {
         samples += 1;
         if name == "c_total" {
             assert_eq!(labels[0], ("v".to_owned(), nasty.to_owned()));
-            assert_eq!(value, u64::MAX as f64);
+            // An add of u64::MAX saturates (it does not wrap).
+            assert_eq!(value, ringstat::stats::COUNT_SATURATION as f64);
         }
         if name == "ns:g" {
             assert_eq!(value, i64::MIN as f64);
