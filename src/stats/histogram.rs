@@ -102,7 +102,8 @@ impl Layout {
 /// Counts never wrap: a bucket (and `rejected`) stops at
 /// [`COUNT_SATURATION`](super::COUNT_SATURATION) (`u64::MAX - 2^52`) and `count`
 /// saturates at `u64::MAX`; `sum` is an `f64` and never overflows (see
-/// [`HistogramSnapshot::sum`]).
+/// [`HistogramSnapshot::sum`]). Once counts saturate they are lower bounds,
+/// and percentiles over them lose their error bound.
 ///
 /// Memory: 8 bytes per bucket, about `2^m * (log2(max) - m + 2)` buckets
 /// (3 digits up to `10^12`: 31 744 buckets, 248 KiB).
