@@ -53,12 +53,7 @@ fn rate_bucket_counts_that_cannot_be_allocated_are_an_error() {
         Err(StatsError::InvalidShards { .. })
     ));
     // The largest window allowed still works.
-    let r = Rate::with_clock(
-        Duration::from_secs(100_000),
-        Rate::MAX_SLOTS,
-        clock.clone(),
-    )
-    .unwrap();
+    let r = Rate::with_clock(Duration::from_secs(100_000), Rate::MAX_SLOTS, clock.clone()).unwrap();
     r.add(3);
     assert_eq!(r.count_in_window(), 3);
 }
@@ -183,7 +178,14 @@ fn label_values_with_line_breaks_other_than_newline_are_refused() {
     // Was: written raw, so a line-based reader split the sample line.
     let reg = Registry::new();
     for bad in [
-        "a\rb", "a\u{2028}b", "a\u{2029}b", "a\u{85}b", "a\x0bb", "a\x0cb", "a\x1cb", "a\x00b",
+        "a\rb",
+        "a\u{2028}b",
+        "a\u{2029}b",
+        "a\u{85}b",
+        "a\x0bb",
+        "a\x0cb",
+        "a\x1cb",
+        "a\x00b",
     ] {
         let err = reg.counter("c", &[("v", bad)]).unwrap_err();
         assert_eq!(

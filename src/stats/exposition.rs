@@ -47,7 +47,11 @@ pub(crate) fn validate_label_name(metric: &str, label: &str) -> Result<(), Stats
 /// Checks that a label value has no character that would end or split its
 /// line for a reader of the text format (see
 /// [`StatsError::InvalidLabelValue`]); `\n` is escaped on output.
-pub(crate) fn validate_label_value(metric: &str, label: &str, value: &str) -> Result<(), StatsError> {
+pub(crate) fn validate_label_value(
+    metric: &str,
+    label: &str,
+    value: &str,
+) -> Result<(), StatsError> {
     let breaks = |c: char| {
         matches!(
             c,

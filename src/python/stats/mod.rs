@@ -264,7 +264,9 @@ pub(super) fn str_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> 
             Err(e) if e.is_instance_of::<PyUnicodeEncodeError>(value.py()) => {
                 Err(PyValueError::new_err(format!(
                     "{name} must be valid Unicode (no lone surrogates), got {}",
-                    value.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string())
+                    value
+                        .repr()
+                        .map_or_else(|_| "?".to_owned(), |r| r.to_string())
                 )))
             }
             Err(e) => Err(e),

@@ -7,10 +7,10 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyType};
 
+use super::super::errors::int_arg;
 use super::counter::{PyCounter, PyGauge};
 use super::histogram::{digits_arg, max_value_arg, PyHistogram};
 use super::rate::{buckets_arg, clock_of, window_arg, PyRate};
-use super::super::errors::int_arg;
 use super::{histogram_dict, labels_arg, percentiles_or_default, stats_err, str_arg};
 use crate::stats::{HistogramConfig, MetricValue, RateConfig, Registry, Snapshot};
 
