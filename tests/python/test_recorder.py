@@ -161,14 +161,15 @@ def test_repr() -> None:
 def _sampler_threads() -> int:
     """Native threads of this process named by the recorder (Linux only:
     /proc; the kernel keeps 15 characters of a thread name)."""
-    n = 0
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/comm") as f:
-                n += f.read().strip() == "ringstat-record"
-        except FileNotFoundError:  # the thread exited while we listed
-            pass
-    return n
+    return sum(_thread_name(tid) == "ringstat-record" for tid in os.listdir("/proc/self/task"))
+
+
+def _thread_name(tid: str) -> str:
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            return f.read().strip()
+    except FileNotFoundError:  # the thread exited while we listed
+        return ""
 
 
 def _wait_for_threads(n: int) -> None:
