@@ -532,9 +532,9 @@ class Registry:
     Unicode line break other than ``\n`` (``\x0b``, ``\x0c``, ``\x1c``-``\x1e``,
     ``\x85``, ``\u2028``, ``\u2029``), a name registered as another kind, a
     histogram or rate registered with another configuration, or a name whose
-    Prometheus exposition would collide with another metric's (a counter
-    ``x_total`` is the family ``x``). With ``max_series``, asking for a new
-    series past that many raises :class:`SeriesLimitError`.
+    Prometheus exposition would collide with another metric's. With
+    ``max_series``, asking for a new series past that many raises
+    :class:`SeriesLimitError`.
 
     >>> reg = Registry()
     >>> reg.counter("logins", labels={"region": "eu"}).inc()

@@ -77,16 +77,10 @@ fn counter_name(name: &str) -> String {
     }
 }
 
-/// Every Prometheus metric name a family of `kind` called `name` exposes,
-/// and for a counter its family name too (`x` for `x_total`: parsers
-/// fold the two, so a gauge `x` beside a counter `x_total` would clash).
+/// Every Prometheus metric name a family of `kind` called `name` exposes.
 pub(crate) fn exposed_names(name: &str, kind: MetricKind) -> Vec<String> {
     match kind {
-        MetricKind::Counter => {
-            let sample = counter_name(name);
-            let family = sample.strip_suffix("_total").unwrap_or(name).to_owned();
-            vec![sample, family]
-        }
+        MetricKind::Counter => vec![counter_name(name)],
         MetricKind::Gauge | MetricKind::Rate => vec![name.to_owned()],
         MetricKind::Histogram => vec![
             name.to_owned(),

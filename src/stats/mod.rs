@@ -69,7 +69,8 @@ pub use registry::{MetricSnapshot, MetricValue, Registry, Snapshot, DEFAULT_QUAN
 pub use snapshot_hist::{quantile_rank, HistogramSnapshot};
 
 /// Where a count cell stops growing: `u64::MAX - 2^52`. Counts saturate here
-/// (and sums of cells at `u64::MAX`) instead of wrapping to a small number.
+/// (and sums of cells at `u64::MAX`) instead of wrapping to a small number;
+/// adds racing the saturating one may still land, up to `2^52` above it.
 pub const COUNT_SATURATION: u64 = u64::MAX - (1 << 52);
 
 /// Adds up to this take the plain `fetch_add` path of [`saturating_add`].

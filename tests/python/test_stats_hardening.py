@@ -185,15 +185,14 @@ def test_a_counter_named_total_is_refused() -> None:
     ]
 
 
-def test_counter_family_names_do_not_collide() -> None:
+def test_counter_x_total_beside_gauge_x_parses() -> None:
     reg = Registry()
-    reg.counter("x_total")
-    with pytest.raises(ValueError, match="same Prometheus name"):
-        reg.gauge("x")
-    reg2 = Registry()
-    reg2.gauge("y")
-    with pytest.raises(ValueError, match="same Prometheus name"):
-        reg2.counter("y_total")
+    reg.counter("x_total").inc()
+    reg.gauge("x").set(2)
+    assert _parse(reg.to_prometheus()) == [
+        ("x", "gauge", [("x", {}, 2.0)]),
+        ("x", "counter", [("x_total", {}, 1.0)]),
+    ]
 
 
 @pytest.mark.parametrize("name", [1, None, b"c", ["c"]])
