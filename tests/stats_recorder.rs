@@ -239,3 +239,37 @@ fn custom_quantiles_and_concurrent_writers() {
     }
     assert_eq!(last_count, 40_000);
 }
+
+#[test]
+fn an_interval_past_what_an_instant_holds_samples_once_and_stops() {
+    // Was: `Instant + interval` overflowed and the sampler thread panicked
+    // (silently: `stop` swallows the join error), so count such panics.
+    static SAMPLER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if thread::current().name() == Some("ringstat-recorder") {
+            SAMPLER_PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        previous(info);
+    }));
+    let reg = Registry::new();
+    let rec = Recorder::new(
+        &reg,
+        RecorderConfig {
+            interval: Duration::MAX,
+            ..RecorderConfig::default()
+        },
+    )
+    .unwrap();
+    rec.start().unwrap();
+    wait_for(&rec, 1);
+    assert!(rec.is_running());
+    rec.stop(); // joins the sampler: any panic of it has been counted
+    assert!(!rec.is_running());
+    assert_eq!(rec.len(), 1);
+    assert_eq!(
+        SAMPLER_PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the sampler thread panicked"
+    );
+}

@@ -37,17 +37,17 @@ fn counter_smoke() {
 
 #[test]
 fn counter_shards_round_up() {
-    assert_eq!(Counter::with_shards(0).shards(), 1);
-    assert_eq!(Counter::with_shards(5).shards(), 8);
+    assert_eq!(Counter::with_shards(0).unwrap().shards(), 1);
+    assert_eq!(Counter::with_shards(5).unwrap().shards(), 8);
     assert!(Counter::new().shards() >= 4);
 }
 
 #[test]
-fn counter_wraps() {
-    let c = Counter::with_shards(1);
+fn counter_saturates_instead_of_wrapping() {
+    let c = Counter::with_shards(1).unwrap();
     c.add(u64::MAX);
     c.add(2);
-    assert_eq!(c.get(), 1);
+    assert_eq!(c.get(), ringstat::stats::COUNT_SATURATION);
 }
 
 // --- gauge ---------------------------------------------------------------
@@ -244,32 +244,33 @@ fn manual_rate(window_s: u64, buckets: usize) -> (Arc<ManualClock>, Rate) {
 }
 
 #[test]
-fn system_clock_coarse_readings_lag_and_never_lead() {
+fn system_clock_coarse_readings_never_lead_and_catch_up() {
+    // Orderings only, no wall-clock bounds: a coarse reading never leads the
+    // fine clock, coarse readings never go back, and the coarse clock
+    // catches up with any earlier fine reading (a wrong origin or unit would
+    // lead, or never catch up).
     let c = SystemClock::new();
-    // Past the origin, so that a lagging reading is not clamped at 0.
-    std::thread::sleep(Duration::from_millis(30));
-    let mut least_lag = u64::MAX;
-    let start = c.now_nanos();
-    let mut readings = 0u64;
-    // 50 ms of readings: several timer ticks at any tick rate (100-1000 Hz).
-    while readings < 10_000 || c.now_nanos() - start < 50_000_000 {
-        readings += 1;
+    let mark = c.now_nanos() + 1;
+    let mut last = 0u64;
+    let mut caught_up = false;
+    // Progress guard only (as the recorder tests' 60 s): a healthy coarse
+    // clock catches up within one timer tick.
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !caught_up {
         let before = c.now_nanos();
         let coarse = c.now_nanos_within(u64::MAX);
         let after = c.now_nanos();
-        // Never ahead of the fine clock: the coarse origin is read after
-        // the fine one.
+        assert!(before <= after);
         assert!(coarse <= after, "{coarse} > {after}");
-        let lag = before.saturating_sub(coarse);
-        // Even a timer tick delayed on a busy host is not a second late;
-        // this catches a wrong origin or unit.
-        assert!(lag < 1_000_000_000, "{coarse} lags {before} by {lag} ns");
-        least_lag = least_lag.min(lag);
+        assert!(coarse >= last, "coarse clock went back: {coarse} < {last}");
+        last = coarse;
+        caught_up = coarse >= mark;
+        assert!(
+            caught_up || std::time::Instant::now() < give_up,
+            "the coarse clock never reached {mark} (at {coarse})"
+        );
+        std::thread::yield_now();
     }
-    // Behind by at most a timer tick (1-10 ms) plus the origins' skew (at
-    // most 50 µs unless `SystemClock::new` was preempted eight times): over
-    // 50 ms, some reading follows a tick that came on time.
-    assert!(least_lag <= 11_000_000, "least lag {least_lag} ns");
     // A tolerance finer than any coarse source reads the fine clock.
     let before = c.now_nanos();
     let exact = c.now_nanos_within(0);
@@ -292,13 +293,21 @@ fn rate_on_the_system_clock_counts_every_increment_in_its_window() {
 
 #[test]
 fn rate_shards_are_a_bounded_power_of_two() {
-    let rate = |shards| {
+    let try_rate = |shards| {
         let clock = Arc::new(ManualClock::new());
-        Rate::with_clock_and_shards(Duration::from_secs(60), 60, clock, shards).unwrap()
+        Rate::with_clock_and_shards(Duration::from_secs(60), 60, clock, shards)
     };
+    let rate = |shards| try_rate(shards).unwrap();
     assert_eq!(rate(0).shards(), 1);
     assert_eq!(rate(3).shards(), 4);
-    assert_eq!(rate(5000).shards(), 1024);
+    assert_eq!(rate(1024).shards(), 1024);
+    assert_eq!(
+        try_rate(1025).unwrap_err(),
+        StatsError::InvalidShards {
+            shards: 1025,
+            max: 1024
+        }
+    );
     let default = Rate::new();
     assert!(default.shards().is_power_of_two() && default.shards() <= 16);
     // A default rate with many buckets takes fewer shards.
@@ -814,7 +823,8 @@ fn prometheus_output_parses_line_by_line() {
         samples += 1;
         if name == "c_total" {
             assert_eq!(labels[0], ("v".to_owned(), nasty.to_owned()));
-            assert_eq!(value, u64::MAX as f64);
+            // An add of u64::MAX saturates (it does not wrap).
+            assert_eq!(value, ringstat::stats::COUNT_SATURATION as f64);
         }
         if name == "ns:g" {
             assert_eq!(value, i64::MIN as f64);

@@ -28,6 +28,7 @@ __all__ = [
     "RateHandle",
     "Recorder",
     "Registry",
+    "SeriesLimitError",
     "SessionsHandle",
     "ShutDown",
     "__version__",
@@ -202,8 +203,8 @@ class Counter:
 
     ``inc()`` and ``add(n)`` never block and never lose an add; ``value`` is
     exact once writers are quiescent; ``take()`` returns the total and resets it
-    atomically (each add is returned by exactly one ``take``). Arithmetic wraps
-    at ``2**64``.
+    atomically (each add is returned by exactly one ``take``). Counts never
+    wrap: a shard stops at ``2**64 - 1 - 2**52`` and the total at ``2**64 - 1``.
 
     >>> c = Counter()
     >>> c.inc()
@@ -362,7 +363,9 @@ class Histogram:
     def record_n(self, value: SupportsIndex, count: SupportsIndex) -> None:
         """Record ``count`` occurrences of the int ``value`` (``TypeError`` for a
         float: round it first). An out-of-range value adds ``count`` to
-        :attr:`rejected`."""
+        :attr:`rejected`. Counts saturate instead of wrapping: a bucket stops at
+        ``2**64 - 1 - 2**52`` and :attr:`count` at ``2**64 - 1`` (past that,
+        counts are lower bounds and percentiles approximate)."""
 
     @property
     def count(self) -> int:
@@ -473,7 +476,8 @@ class Rate:
     plus the total ever counted. The window rotates lazily: no timer thread.
 
     A bucket counts at most ``2**40 - 1`` events per tick (``total`` stays
-    exact).
+    exact, and saturates near ``2**64`` instead of wrapping). ``buckets`` is at
+    most ``2**24`` (``ValueError`` beyond).
     """
 
     def __new__(
@@ -541,9 +545,13 @@ class Registry:
 
     Every call with the same name and labels returns a handle to the same
     metric (handles compare equal). Raises ``ValueError`` (with the reason) for
-    an invalid metric or label name, a name registered as another kind, a
+    an invalid metric or label name, a label value holding NUL, ``\r`` or a
+    Unicode line break other than ``\n`` (``\x0b``, ``\x0c``, ``\x1c``-``\x1e``,
+    ``\x85``, ``\u2028``, ``\u2029``), a name registered as another kind, a
     histogram or rate registered with another configuration, or a name whose
-    Prometheus exposition would collide with another metric's.
+    Prometheus exposition would collide with another metric's. With
+    ``max_series``, asking for a new series past that many raises
+    :class:`SeriesLimitError`.
 
     >>> reg = Registry()
     >>> reg.counter("logins", labels={"region": "eu"}).inc()
@@ -552,9 +560,21 @@ class Registry:
     logins_total{region="eu"} 1
     """
 
-    def __new__(cls, *, clock: ManualClock | None = None) -> Registry:
+    def __new__(
+        cls, *, clock: ManualClock | None = None, max_series: int | None = None
+    ) -> Registry:
         """An empty registry; its rates read ``clock`` (default: the system's
-        monotonic clock)."""
+        monotonic clock). ``max_series`` (an int >= 0, default unlimited) caps
+        the number of distinct name and label sets: a guard against unbounded
+        label cardinality."""
+
+    @property
+    def max_series(self) -> int | None:
+        """The most series the registry creates, ``None`` when unlimited."""
+
+    @property
+    def series(self) -> int:
+        """The number of series (name and label sets) registered."""
 
     def counter(self, name: str, labels: Mapping[str, str] | None = None) -> Counter:
         """The counter ``name{labels}``, created at 0 on first use."""
@@ -613,7 +633,9 @@ class Registry:
         """Every metric in the Prometheus text exposition format 0.0.4: counters
         as ``<name>_total``, gauges and rates (per second) as gauges,
         histograms as summaries with a ``quantile`` label per percentile
-        (``quantile="0.99"`` for 99), ``_sum`` and ``_count``."""
+        (``quantile="0.99"`` for 99; a repeated percentile is written once),
+        ``_sum`` and ``_count``. Label values are escaped (``\\``, ``\"``,
+        ``\n``), so the text parses and round-trips."""
 
     def to_pandas(self, percentiles: Iterable[float] | None = None) -> pd.DataFrame:
         """``snapshot(percentiles).to_pandas()``: one row per metric and
@@ -621,6 +643,11 @@ class Registry:
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: a fresh snapshot as a table."""
+
+class SeriesLimitError(ValueError):
+    """Raised when a :class:`Registry` created with ``max_series`` already
+    holds that many series and a new name or label set is asked for; the
+    existing series keep working."""
 
 # ----- recorder ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use super::{saturating_add, StatsError};
 use crate::sync::{default_shard_count, thread_index, AtomicU64, CachePadded, Ordering};
 
 /// A monotonically increasing `u64` count (total logins), sharded so that
@@ -22,7 +23,10 @@ use crate::sync::{default_shard_count, thread_index, AtomicU64, CachePadded, Ord
 ///   returned by exactly one `take` (or is still in the counter), never lost
 ///   and never counted twice.
 ///
-/// Arithmetic wraps at `2^64` (585 years at a billion adds per second).
+/// Counts never wrap: a shard stops at
+/// [`COUNT_SATURATION`](super::COUNT_SATURATION) (`u64::MAX - 2^52`) and the
+/// total saturates at `u64::MAX`, so a huge `add` reads as a huge count,
+/// never as a small one.
 ///
 /// # Examples
 ///
@@ -43,6 +47,10 @@ pub struct Counter {
 }
 
 impl Counter {
+    /// The most shards [`with_shards`](Counter::with_shards) accepts (8 MiB
+    /// of padded cells).
+    pub const MAX_SHARDS: usize = 1 << 16;
+
     /// A counter at zero with the default number of shards (twice the
     /// available parallelism, rounded up to a power of two, 4 to 64).
     ///
@@ -54,21 +62,39 @@ impl Counter {
     /// ```
     #[must_use]
     pub fn new() -> Self {
-        Self::with_shards(default_shard_count())
+        Self::with_valid_shards(default_shard_count())
     }
 
     /// A counter at zero with `shards` shards, rounded up to a power of two
     /// (at least 1). One shard makes it a plain shared atomic.
     ///
+    /// # Errors
+    ///
+    /// [`StatsError::InvalidShards`] if `shards` is above
+    /// [`MAX_SHARDS`](Counter::MAX_SHARDS).
+    ///
     /// # Examples
     ///
     /// ```
-    /// let c = ringstat::stats::Counter::with_shards(3);
-    /// assert_eq!(c.shards(), 4);
+    /// use ringstat::stats::Counter;
+    ///
+    /// assert_eq!(Counter::with_shards(3)?.shards(), 4);
+    /// assert!(Counter::with_shards(usize::MAX).is_err());
+    /// # Ok::<(), ringstat::stats::StatsError>(())
     /// ```
-    #[must_use]
-    pub fn with_shards(shards: usize) -> Self {
-        let n = shards.max(1).next_power_of_two();
+    pub fn with_shards(shards: usize) -> Result<Self, StatsError> {
+        if shards > Self::MAX_SHARDS {
+            return Err(StatsError::InvalidShards {
+                shards,
+                max: Self::MAX_SHARDS,
+            });
+        }
+        Ok(Self::with_valid_shards(shards))
+    }
+
+    /// `shards` is at most `MAX_SHARDS`, so the power of two fits.
+    fn with_valid_shards(shards: usize) -> Self {
+        let n = shards.clamp(1, Self::MAX_SHARDS).next_power_of_two();
         Self {
             shards: (0..n)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
@@ -103,7 +129,7 @@ impl Counter {
         self.add(1);
     }
 
-    /// Adds `n` (wrapping at `2^64`).
+    /// Adds `n` (saturating; see the type docs).
     ///
     /// # Examples
     ///
@@ -127,7 +153,7 @@ impl Counter {
         let shard = &self.shards[hint & self.mask];
         // Relaxed: the count publishes no other data; readers need only the
         // per-shard modification order.
-        shard.fetch_add(n, Ordering::Relaxed);
+        saturating_add(shard, n, Ordering::Relaxed);
     }
 
     /// The current total: the sum of all shards (see the type docs for what
@@ -145,7 +171,7 @@ impl Counter {
         self.shards
             .iter()
             // Relaxed: see `add`.
-            .fold(0u64, |acc, s| acc.wrapping_add(s.load(Ordering::Relaxed)))
+            .fold(0u64, |acc, s| acc.saturating_add(s.load(Ordering::Relaxed)))
     }
 
     /// Returns the total and sets the counter to zero, shard by shard with an
@@ -166,7 +192,7 @@ impl Counter {
             // Relaxed: see `add`; the swap's atomicity alone makes each add
             // land in exactly one `take`.
             .fold(0u64, |acc, s| {
-                acc.wrapping_add(s.swap(0, Ordering::Relaxed))
+                acc.saturating_add(s.swap(0, Ordering::Relaxed))
             })
     }
 

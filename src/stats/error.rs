@@ -59,7 +59,26 @@ pub enum StatsError {
         /// The rejected bucket count.
         buckets: usize,
     },
-    /// A metric name that does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    /// A shard count above the type's limit (see `MAX_SHARDS` of
+    /// [`Counter`](super::Counter) and [`Rate`](super::Rate)).
+    InvalidShards {
+        /// The rejected shard count.
+        shards: usize,
+        /// The most shards allowed.
+        max: usize,
+    },
+    /// A rate whose slots (`buckets` per shard) would take more memory than
+    /// [`Rate::MAX_SLOTS`](super::Rate::MAX_SLOTS) words.
+    TooManyBuckets {
+        /// The rejected bucket count.
+        buckets: usize,
+        /// The shard count it was asked with.
+        shards: usize,
+        /// The most `buckets * shards` allowed.
+        max: usize,
+    },
+    /// A metric name that does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`, or
+    /// would expose an empty family name (a counter named `_total`).
     InvalidMetricName {
         /// The rejected name.
         name: String,
@@ -71,6 +90,18 @@ pub enum StatsError {
         metric: String,
         /// The rejected label name.
         label: String,
+    },
+    /// A label value holding a character the text exposition cannot carry
+    /// on one line: NUL, `\r`, or another line break of Unicode (`\x0b`,
+    /// `\x0c`, `\x1c`-`\x1e`, `\x85`, `\u2028`, `\u2029`). `\n` is fine
+    /// (it is escaped).
+    InvalidLabelValue {
+        /// The metric the label was given for.
+        metric: String,
+        /// The label name.
+        label: String,
+        /// The rejected value.
+        value: String,
     },
     /// The same label name given twice for one metric.
     DuplicateLabel {
@@ -107,6 +138,15 @@ pub enum StatsError {
         /// The requested configuration, as text.
         requested: String,
     },
+    /// A registry created with a series limit
+    /// ([`Registry::with_limit`](super::Registry::with_limit)) is full: the
+    /// new series is not created; existing ones keep working.
+    TooManySeries {
+        /// The metric name of the refused series.
+        name: String,
+        /// The registry's limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for StatsError {
@@ -138,9 +178,32 @@ impl fmt::Display for StatsError {
                 f,
                 "invalid rate window {window:?} with {buckets} buckets: need at least 1 bucket of at least 1 ms"
             ),
+            Self::InvalidShards { shards, max } => {
+                write!(f, "shards must be at most {max}, got {shards}")
+            }
+            Self::TooManyBuckets {
+                buckets,
+                shards,
+                max,
+            } => write!(
+                f,
+                "too many rate buckets: {buckets} buckets x {shards} shards is more than {max} slots"
+            ),
             Self::InvalidMetricName { name } => write!(
                 f,
-                "invalid metric name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*"
+                "invalid metric name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]* and not be \"_total\""
+            ),
+            Self::InvalidLabelValue {
+                metric,
+                label,
+                value,
+            } => write!(
+                f,
+                "invalid value {value:?} of label {label:?} for metric {metric:?}: NUL, \\r and Unicode line separators other than \\n are not allowed"
+            ),
+            Self::TooManySeries { name, limit } => write!(
+                f,
+                "cannot create a new series of metric {name:?}: the registry holds its limit of {limit} series"
             ),
             Self::InvalidLabelName { metric, label } => write!(
                 f,

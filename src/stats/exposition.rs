@@ -6,13 +6,15 @@ use core::fmt::Write as _;
 use super::registry::{MetricValue, Snapshot};
 use super::{MetricKind, StatsError};
 
-/// Checks `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+/// Checks `[a-zA-Z_:][a-zA-Z0-9_:]*`, and not `_total` (as a counter its
+/// family name would be empty, which parsers reject).
 pub(crate) fn validate_metric_name(name: &str) -> Result<(), StatsError> {
     let mut chars = name.chars();
     let ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        && name != "_total";
     if ok {
         Ok(())
     } else {
@@ -40,6 +42,30 @@ pub(crate) fn validate_label_name(metric: &str, label: &str) -> Result<(), Stats
             label: label.to_owned(),
         })
     }
+}
+
+/// Checks that a label value has no character that would end or split its
+/// line for a reader of the text format (see
+/// [`StatsError::InvalidLabelValue`]); `\n` is escaped on output.
+pub(crate) fn validate_label_value(
+    metric: &str,
+    label: &str,
+    value: &str,
+) -> Result<(), StatsError> {
+    let breaks = |c: char| {
+        matches!(
+            c,
+            '\0' | '\r' | '\x0b' | '\x0c' | '\x1c'..='\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        )
+    };
+    if value.contains(breaks) {
+        return Err(StatsError::InvalidLabelValue {
+            metric: metric.to_owned(),
+            label: label.to_owned(),
+            value: value.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The sample name of a counter: `name_total`, unless it already ends so.
@@ -121,12 +147,14 @@ impl Snapshot {
     /// - gauge `x`: type `gauge`, the current value (min/max are only in the
     ///   snapshot data);
     /// - histogram `x`: type `summary`, `x{quantile="q"}` per snapshot quantile
-    ///   (`NaN` when empty, as Prometheus clients do), `x_sum`, `x_count`;
-    ///   rejected values are only in the snapshot data;
+    ///   (`NaN` when empty, as Prometheus clients do; a quantile repeated in
+    ///   the snapshot is written once), `x_sum`, `x_count`; rejected values
+    ///   are only in the snapshot data;
     /// - rate `x`: type `gauge`, events per second over its window.
     ///
-    /// Label values are escaped (`\\`, `\"`, `\n`); names were validated
-    /// when the metrics were created.
+    /// Label values are escaped (`\\`, `\"`, `\n`); names and values were
+    /// validated when the metrics were created (no `\r`, NUL or other line
+    /// break), so every line parses.
     ///
     /// # Examples
     ///
@@ -173,8 +201,12 @@ impl Snapshot {
                     quantiles,
                     ..
                 } => {
-                    for (q, v) in quantiles {
-                        let q = float(*q);
+                    for (k, (q, v)) in quantiles.iter().enumerate() {
+                        if quantiles[..k].iter().any(|(p, _)| p == q) {
+                            continue;
+                        }
+                        // `+ 0.0` writes -0.0 as "0".
+                        let q = float(*q + 0.0);
                         let v = v.map_or_else(|| "NaN".to_owned(), |v| v.to_string());
                         line(&mut out, &sample, &m.labels, Some(("quantile", &q)), &v);
                     }

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use super::snapshot_hist::HistogramSnapshot;
-use super::StatsError;
+use super::{saturating_add, StatsError};
 use crate::sync::{AtomicU64, Ordering};
 
 /// The two numbers that fix a histogram's bucket layout.
@@ -98,6 +98,12 @@ impl Layout {
 /// are `<= v`). [`Histogram::relative_error`] returns `2^-(m+1)`.
 /// `count`, `min` and `max` are exact; `sum` and `mean` are computed from the
 /// buckets and hold the same relative error bound.
+///
+/// Counts never wrap: a bucket (and `rejected`) stops at
+/// [`COUNT_SATURATION`](super::COUNT_SATURATION) (`u64::MAX - 2^52`) and `count`
+/// saturates at `u64::MAX`; `sum` is an `f64` and never overflows (see
+/// [`HistogramSnapshot::sum`]). Once counts saturate they are lower bounds,
+/// and percentiles over them lose their error bound.
 ///
 /// Memory: 8 bytes per bucket, about `2^m * (log2(max) - m + 2)` buckets
 /// (3 digits up to `10^12`: 31 744 buckets, 248 KiB).
@@ -295,7 +301,7 @@ impl Histogram {
         }
         // Release: pairs with the Acquire bucket loads in `snapshot`, so a
         // snapshot that counts this value also sees the min/max above.
-        bucket.fetch_add(n, Ordering::Release);
+        saturating_add(bucket, n, Ordering::Release);
         Ok(())
     }
 
@@ -321,13 +327,13 @@ impl Histogram {
     /// ```
     pub fn record_f64(&self, v: f64) -> Result<(), StatsError> {
         if v.is_nan() {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            saturating_add(&self.rejected, 1, Ordering::Relaxed);
             return Err(StatsError::NotANumber);
         }
         let r = v.round();
         // 2^64 as f64: anything at or above does not fit a u64.
         if !(0.0..18_446_744_073_709_551_616.0).contains(&r) || (r as u64) > self.config.max {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
+            saturating_add(&self.rejected, 1, Ordering::Relaxed);
             return Err(StatsError::FloatOutOfRange {
                 value: v,
                 max: self.config.max,
@@ -338,7 +344,7 @@ impl Histogram {
 
     #[cold]
     fn reject_int(&self, v: u64, n: u64) -> StatsError {
-        self.rejected.fetch_add(n, Ordering::Relaxed);
+        saturating_add(&self.rejected, n, Ordering::Relaxed);
         StatsError::ValueOutOfRange {
             value: v,
             max: self.config.max,
@@ -387,7 +393,8 @@ impl Histogram {
         HistogramSnapshot::new(self.config, self.layout, counts, min, max, rejected)
     }
 
-    /// Number of values recorded (exact; sums the buckets).
+    /// Number of values recorded (exact; sums the buckets, saturating at
+    /// `u64::MAX`).
     ///
     /// # Examples
     ///
@@ -401,7 +408,7 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         self.counts
             .iter()
-            .fold(0u64, |a, c| a.wrapping_add(c.load(Ordering::Relaxed)))
+            .fold(0u64, |a, c| a.saturating_add(c.load(Ordering::Relaxed)))
     }
 
     /// Sum of the values recorded, from bucket midpoints (exact below
@@ -593,11 +600,11 @@ impl Histogram {
             self.min.fetch_min(lo, Ordering::Relaxed);
             self.max.fetch_max(hi, Ordering::Relaxed);
         }
-        self.rejected.fetch_add(other.rejected(), Ordering::Relaxed);
+        saturating_add(&self.rejected, other.rejected(), Ordering::Relaxed);
         for (cell, &n) in self.counts.iter().zip(other.counts()) {
             if n != 0 {
                 // Release: as in `record_n`, after the min/max update above.
-                cell.fetch_add(n, Ordering::Release);
+                saturating_add(cell, n, Ordering::Release);
             }
         }
         Ok(())

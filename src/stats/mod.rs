@@ -47,6 +47,8 @@
 
 use core::fmt;
 
+use crate::sync::{AtomicU64, Ordering};
+
 mod counter;
 mod error;
 mod exposition;
@@ -65,6 +67,40 @@ pub use rate::{Clock, ManualClock, Rate, RateConfig, SystemClock};
 pub use recorder::{Recorder, RecorderConfig, RecorderError};
 pub use registry::{MetricSnapshot, MetricValue, Registry, Snapshot, DEFAULT_QUANTILES};
 pub use snapshot_hist::{quantile_rank, HistogramSnapshot};
+
+/// Where a count cell stops growing: `u64::MAX - 2^52`. Counts saturate here
+/// (and sums of cells at `u64::MAX`) instead of wrapping to a small number;
+/// adds racing the saturating one may still land, up to `2^52` above it.
+pub const COUNT_SATURATION: u64 = u64::MAX - (1 << 52);
+
+/// Adds up to this take the plain `fetch_add` path of [`saturating_add`].
+const FAST_ADD_MAX: u64 = 1 << 20;
+
+/// Adds `n` to `cell`, stopping at [`COUNT_SATURATION`] rather than wrapping.
+///
+/// Fast path: one `fetch_add` when the cell is below the saturation point
+/// and `n <= 2^20`. Fewer than `2^32` threads can be between their check and
+/// their add, so at most `2^52` lands above the point: the cell never wraps.
+/// Otherwise a CAS loop adds and caps at the point. `order` is the success
+/// ordering of the add (its pairing is the caller's to name).
+#[inline]
+pub(crate) fn saturating_add(cell: &AtomicU64, n: u64, order: Ordering) {
+    // Relaxed: only a hint choosing the path; the RMW below is what counts.
+    let cur = cell.load(Ordering::Relaxed);
+    if cur < COUNT_SATURATION && n <= FAST_ADD_MAX {
+        cell.fetch_add(n, order);
+        return;
+    }
+    saturating_add_slow(cell, n, order);
+}
+
+#[cold]
+fn saturating_add_slow(cell: &AtomicU64, n: u64, order: Ordering) {
+    // Failure Relaxed: a failed CAS only reloads the value to retry with.
+    let _ = cell.fetch_update(order, Ordering::Relaxed, |c| {
+        (c < COUNT_SATURATION).then(|| c.saturating_add(n).min(COUNT_SATURATION))
+    });
+}
 
 /// The four kinds of metric a [`Registry`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ use core::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::StatsError;
+use super::{saturating_add, StatsError};
 use crate::sync::{default_shard_count, thread_index, AtomicU64, CachePadded, Ordering};
 
 /// A monotonic time source in nanoseconds from an arbitrary fixed origin.
@@ -319,8 +319,6 @@ const MAX_DEFAULT_SHARDS: usize = 16;
 /// A default rate takes fewer shards rather than hold more slots than this
 /// (128 KiB) across them.
 const MAX_DEFAULT_SLOTS: usize = 1 << 14;
-/// The most shards [`Rate::with_clock_and_shards`] accepts.
-const MAX_SHARDS: usize = 1024;
 
 /// The default shard count for a rate of `buckets` buckets: the thread
 /// shard count (as for [`Counter`](super::Counter)), at most
@@ -369,7 +367,11 @@ fn is_later(a: u64, b: u64) -> bool {
 /// # Limits (documented, not silent)
 ///
 /// - A slot counts up to `2^40 - 1` events per tick and shard and saturates
-///   there; [`total`](Rate::total) stays exact.
+///   there; [`total`](Rate::total) stays exact up to
+///   [`COUNT_SATURATION`](super::COUNT_SATURATION) per shard and saturates
+///   (never wraps).
+/// - At most [`MAX_SHARDS`](Rate::MAX_SHARDS) shards and
+///   [`MAX_SLOTS`](Rate::MAX_SLOTS) slots (`buckets * shards`, 128 MiB).
 /// - An increment that reads the clock, then stalls for a whole window
 ///   before touching its slot, is counted in the total but not the window.
 /// - Increments may read a clock that lags by up to 1 % of a tick
@@ -416,6 +418,14 @@ pub struct Rate {
 }
 
 impl Rate {
+    /// The most shards [`with_clock_and_shards`](Rate::with_clock_and_shards)
+    /// accepts.
+    pub const MAX_SHARDS: usize = 1024;
+
+    /// The most slots (`buckets * shards`) a rate may hold: 2^24 words,
+    /// 128 MiB.
+    pub const MAX_SLOTS: usize = 1 << 24;
+
     /// A rate over 60 buckets of 1 s on the [`SystemClock`].
     ///
     /// # Examples
@@ -441,7 +451,9 @@ impl Rate {
     /// # Errors
     ///
     /// [`StatsError::InvalidWindow`] if `buckets` is 0 or a bucket would be
-    /// shorter than 1 ms (or the window longer than 584 years).
+    /// shorter than 1 ms (or the window longer than 584 years);
+    /// [`StatsError::TooManyBuckets`] if `buckets` is above
+    /// [`MAX_SLOTS`](Rate::MAX_SLOTS).
     ///
     /// # Examples
     ///
@@ -481,13 +493,16 @@ impl Rate {
     }
 
     /// As [`with_clock`](Rate::with_clock), with `shards` shards (rounded up
-    /// to a power of two, at least 1, at most 1024; see the type docs).
+    /// to a power of two, at least 1; see the type docs).
     /// More shards let more threads count without sharing a cache line; each
     /// costs `(buckets + 1) * 8` bytes, rounded up to 128.
     ///
     /// # Errors
     ///
-    /// As [`Rate::with_window`].
+    /// As [`Rate::with_window`]; [`StatsError::InvalidShards`] above
+    /// [`MAX_SHARDS`](Rate::MAX_SHARDS), [`StatsError::TooManyBuckets`] if
+    /// `buckets` times the shards (rounded up) is above
+    /// [`MAX_SLOTS`](Rate::MAX_SLOTS).
     ///
     /// # Examples
     ///
@@ -512,13 +527,26 @@ impl Rate {
         if n == 0 || window_nanos / n < 1_000_000 {
             return Err(bad);
         }
+        if shards > Self::MAX_SHARDS {
+            return Err(StatsError::InvalidShards {
+                shards,
+                max: Self::MAX_SHARDS,
+            });
+        }
+        let shards = shards.max(1).next_power_of_two();
+        if buckets.saturating_mul(shards) > Self::MAX_SLOTS {
+            return Err(StatsError::TooManyBuckets {
+                buckets,
+                shards,
+                max: Self::MAX_SLOTS,
+            });
+        }
         let tick_nanos = window_nanos / n;
         let created = clock.now_nanos();
         // Tag every slot one lap before the first: always older than any lap
         // an increment computes, and with count 0 it adds nothing anyway.
         let first_lap = created / tick_nanos / n;
         let init = pack(first_lap.wrapping_sub(1) & TAG_MASK, 0);
-        let shards = shards.clamp(1, MAX_SHARDS).next_power_of_two();
         let stride = (buckets + 1).div_ceil(LINE_WORDS);
         let lines = shards.checked_mul(stride).ok_or_else(|| bad.clone())?;
         let cells = (0..lines)
@@ -603,7 +631,7 @@ impl Rate {
         // slot's single word makes its (lap, count) pair atomic on its own.
         let shard = thread_index() & self.mask;
         let buckets = self.config.buckets;
-        self.cell(shard, buckets).fetch_add(n, Ordering::Relaxed);
+        saturating_add(self.cell(shard, buckets), n, Ordering::Relaxed);
         // A reading that may lag by 1 % of a tick (see the type docs).
         let tick = self.clock.now_nanos_within(self.tick_nanos / 100) / self.tick_nanos;
         let len = buckets as u64;
@@ -637,7 +665,7 @@ impl Rate {
         }
     }
 
-    /// Every event ever counted (wrapping at `2^64`).
+    /// Every event ever counted (saturating; see the type docs).
     ///
     /// # Examples
     ///
@@ -650,7 +678,7 @@ impl Rate {
     pub fn total(&self) -> u64 {
         // Relaxed: as in `add`.
         (0..self.shards()).fold(0u64, |sum, s| {
-            sum.wrapping_add(self.cell(s, self.config.buckets).load(Ordering::Relaxed))
+            sum.saturating_add(self.cell(s, self.config.buckets).load(Ordering::Relaxed))
         })
     }
 
@@ -712,7 +740,7 @@ impl Rate {
                 // Relaxed: as in `add`.
                 let w = self.cell(s, i).load(Ordering::Relaxed);
                 if w >> COUNT_BITS == want & TAG_MASK {
-                    count = count.wrapping_add(w & COUNT_MASK);
+                    count = count.saturating_add(w & COUNT_MASK);
                 }
             }
         }

@@ -120,13 +120,17 @@ impl Shared {
         let mut next = Instant::now();
         loop {
             self.sample();
-            next += interval;
+            // `None`: the next tick is past what an `Instant` can hold (an
+            // interval of centuries): no more samples, wait for `stop`.
+            let mut due = next.checked_add(interval);
             let now = Instant::now();
-            if next < now {
+            if let Some(n) = due.filter(|&n| n < now) {
                 // Fell behind (suspended?): skip the missed ticks.
-                let behind = now.duration_since(next).as_nanos();
+                let behind = now.duration_since(n).as_nanos();
                 let skip = behind / interval.as_nanos() + 1;
-                next += interval * u32::try_from(skip).unwrap_or(u32::MAX);
+                due = interval
+                    .checked_mul(u32::try_from(skip).unwrap_or(u32::MAX))
+                    .and_then(|d| n.checked_add(d));
             }
             let mut state = self.lock();
             loop {
@@ -134,15 +138,22 @@ impl Shared {
                     return;
                 }
                 let now = Instant::now();
-                if now >= next {
-                    break;
-                }
-                state = self
-                    .wake
-                    .wait_timeout(state, next - now)
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0);
+                let wait = match due {
+                    Some(due) if now >= due => break,
+                    Some(due) => Some(due - now),
+                    None => None,
+                };
+                state = match wait {
+                    Some(wait) => self
+                        .wake
+                        .wait_timeout(state, wait)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0),
+                    None => self.wake.wait(state).unwrap_or_else(|e| e.into_inner()),
+                };
             }
+            // `due` is `Some` here: the loop breaks only on a due tick.
+            next = due.unwrap_or(now);
         }
     }
 }

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::exposition::{exposed_names, validate_label_name, validate_metric_name};
+use super::exposition::{
+    exposed_names, validate_label_name, validate_label_value, validate_metric_name,
+};
 use super::{
     Clock, Counter, Gauge, Histogram, HistogramConfig, MetricKind, Rate, RateConfig, StatsError,
     SystemClock,
@@ -43,6 +45,8 @@ struct Shared {
     /// while a metric is updated or read.
     inner: Mutex<Inner>,
     clock: Arc<dyn Clock>,
+    /// Most series (name and label set) the registry creates; `None`: no limit.
+    limit: Option<usize>,
 }
 
 /// Named metrics with optional labels, created on first use and shared by
@@ -97,12 +101,98 @@ impl Registry {
     /// ```
     #[must_use]
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self::with_clock_and_limit(clock, None)
+    }
+
+    /// An empty registry on the [`SystemClock`] that holds at most
+    /// `max_series` series (distinct name and label sets): creating one
+    /// more fails with [`StatsError::TooManySeries`], while every existing
+    /// series keeps working and can still be looked up. A guard against
+    /// unbounded label cardinality (a user id as a label value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Registry, StatsError};
+    ///
+    /// let reg = Registry::with_limit(1);
+    /// reg.counter("logins", &[("region", "eu")])?.inc();
+    /// let err = reg.counter("logins", &[("region", "us")]).unwrap_err();
+    /// assert!(matches!(err, StatsError::TooManySeries { limit: 1, .. }));
+    /// reg.counter("logins", &[("region", "eu")])?.inc();
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn with_limit(max_series: usize) -> Self {
+        Self::with_clock_and_limit(Arc::new(SystemClock::new()), Some(max_series))
+    }
+
+    /// An empty registry whose rates read `clock`, holding at most
+    /// `max_series` series if given (see [`with_limit`](Registry::with_limit)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ringstat::stats::{ManualClock, Registry};
+    ///
+    /// let reg = Registry::with_clock_and_limit(Arc::new(ManualClock::new()), Some(10));
+    /// assert_eq!(reg.limit(), Some(10));
+    /// ```
+    #[must_use]
+    pub fn with_clock_and_limit(clock: Arc<dyn Clock>, max_series: Option<usize>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 inner: Mutex::new(Inner::default()),
                 clock,
+                limit: max_series,
             }),
         }
+    }
+
+    /// The most series this registry creates, `None` when unlimited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(ringstat::stats::Registry::new().limit(), None);
+    /// ```
+    #[must_use]
+    pub fn limit(&self) -> Option<usize> {
+        self.shared.limit
+    }
+
+    /// The number of series (name and label sets) registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reg = ringstat::stats::Registry::new();
+    /// reg.counter("a", &[("k", "1")])?;
+    /// reg.counter("a", &[("k", "2")])?;
+    /// assert_eq!(reg.len(), 2);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .series
+            .len()
+    }
+
+    /// `true` when no series is registered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ringstat::stats::Registry::new().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The counter `name{labels}`, created at 0 on first use.
@@ -110,8 +200,10 @@ impl Registry {
     /// # Errors
     ///
     /// [`StatsError::InvalidMetricName`], [`StatsError::InvalidLabelName`],
-    /// [`StatsError::DuplicateLabel`], [`StatsError::KindMismatch`] if `name`
-    /// is another kind, [`StatsError::NameCollision`].
+    /// [`StatsError::InvalidLabelValue`], [`StatsError::DuplicateLabel`],
+    /// [`StatsError::KindMismatch`] if `name` is another kind,
+    /// [`StatsError::NameCollision`], [`StatsError::TooManySeries`] if a
+    /// limited registry is full.
     ///
     /// # Examples
     ///
@@ -234,6 +326,7 @@ impl Registry {
         let mut sorted: Vec<(String, String)> = Vec::with_capacity(labels.len());
         for &(k, v) in labels {
             validate_label_name(name, k)?;
+            validate_label_value(name, k, v)?;
             sorted.push((k.to_owned(), v.to_owned()));
         }
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -282,6 +375,14 @@ impl Registry {
                 }
             }
             return Ok(m.clone());
+        }
+        if let Some(limit) = self.shared.limit {
+            if inner.series.len() >= limit {
+                return Err(StatsError::TooManySeries {
+                    name: name.to_owned(),
+                    limit,
+                });
+            }
         }
         let m = make()?;
         if !inner.families.contains_key(name) {

@@ -43,7 +43,7 @@ impl HistogramSnapshot {
         max: u64,
         rejected: u64,
     ) -> Self {
-        let count = counts.iter().fold(0u64, |a, &c| a.wrapping_add(c));
+        let count = counts.iter().fold(0u64, |a, &c| a.saturating_add(c));
         Self {
             config,
             layout,
@@ -141,6 +141,9 @@ impl HistogramSnapshot {
 
     /// Sum of the counted values, each taken as its bucket's reported value
     /// (exact below `2^(m+1)`, otherwise within the relative error bound).
+    /// Summed exactly in 128 bits and rounded once; past `2^128` (only with
+    /// saturated counts of huge values) summed in `f64` instead, never
+    /// wrapping.
     ///
     /// # Examples
     ///
@@ -152,14 +155,22 @@ impl HistogramSnapshot {
     /// ```
     #[must_use]
     pub fn sum(&self) -> f64 {
-        let total: u128 = self
-            .counts
-            .iter()
-            .enumerate()
-            .filter(|&(_, &c)| c != 0)
-            .map(|(i, &c)| u128::from(c) * u128::from(self.value_of(i)))
-            .sum();
-        total as f64
+        let terms = || {
+            self.counts
+                .iter()
+                .enumerate()
+                .filter(|&(_, &c)| c != 0)
+                .map(|(i, &c)| (c, self.value_of(i)))
+        };
+        // `c * v < 2^128` for 64-bit factors; only the sum can overflow.
+        terms()
+            .try_fold(0u128, |acc, (c, v)| {
+                acc.checked_add(u128::from(c) * u128::from(v))
+            })
+            .map_or_else(
+                || terms().map(|(c, v)| c as f64 * v as f64).sum(),
+                |total| total as f64,
+            )
     }
 
     /// `sum() / count()`, `None` when empty.
@@ -254,7 +265,7 @@ impl HistogramSnapshot {
             if c == 0 {
                 continue;
             }
-            seen += c;
+            seen = seen.saturating_add(c);
             while let Some(&(rank, k)) = pending.peek() {
                 if rank > seen {
                     break;

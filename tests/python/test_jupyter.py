@@ -65,11 +65,15 @@ for call in (snap.to_pandas, h.to_pandas, rec.to_pandas, reg.to_pandas):
 try:
     ringstat.plot.plot_histogram(h)
 except ImportError as e:
-    assert "ringstat[notebook]" in str(e)
+    assert "ringstat[notebook]" in str(e), e
+else:
+    raise AssertionError("plot_histogram without matplotlib")
 try:
     ringstat.jupyter.live(reg, duration=0)
 except ImportError as e:
-    assert "ringstat[notebook]" in str(e)
+    assert "ringstat[notebook]" in str(e), e
+else:
+    raise AssertionError("live without IPython")
 print("ok")
 """
     out = subprocess.run(

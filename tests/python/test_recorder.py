@@ -3,9 +3,13 @@ assertions: counts, order, bounds, and that stop() returns."""
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -154,8 +158,58 @@ def test_repr() -> None:
     rec.stop()
 
 
+def _sampler_threads() -> int:
+    """Native threads of this process named by the recorder (Linux only:
+    /proc; the kernel keeps 15 characters of a thread name)."""
+    return sum(_thread_name(tid) == "ringstat-record" for tid in os.listdir("/proc/self/task"))
+
+
+def _thread_name(tid: str) -> str:
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            return f.read().strip()
+    except FileNotFoundError:  # the thread exited while we listed
+        return ""
+
+
+def _wait_for_threads(n: int) -> None:
+    give_up = time.monotonic() + 60
+    while _sampler_threads() != n:
+        assert time.monotonic() < give_up, f"{_sampler_threads()} sampler threads, want {n}"
+        time.sleep(0.001)
+
+
+needs_proc = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="counts native threads in /proc"
+)
+
+
+@needs_proc
 def test_dropped_while_running_releases_thread() -> None:
+    base = _sampler_threads()
     reg = Registry()
     rec = Recorder(reg, interval=3600)
     rec.start()
+    _wait_for(rec, 1)
+    assert _sampler_threads() == base + 1
     del rec  # Drop stops and joins the sampler
+    _wait_for_threads(base)
+
+
+@needs_proc
+def test_recorder_in_a_reference_cycle_is_collected_and_stops() -> None:
+    class Holder:
+        pass
+
+    base = _sampler_threads()
+    holder = Holder()
+    holder.me = holder  # type: ignore[attr-defined]
+    holder.rec = Recorder(Registry(), interval=3600)  # type: ignore[attr-defined]
+    holder.rec.start()  # type: ignore[attr-defined]
+    _wait_for(holder.rec, 1)  # type: ignore[attr-defined]
+    assert _sampler_threads() == base + 1
+    alive = weakref.ref(holder)
+    del holder
+    gc.collect()
+    assert alive() is None
+    _wait_for_threads(base)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::{i64_arg, u64_arg};
+use super::{i64_arg, stats_err, u64_arg};
 use crate::stats::{Counter, Gauge};
 
 /// A monotonic count (total logins) that many threads add to without
@@ -13,7 +13,7 @@ use crate::stats::{Counter, Gauge};
 /// `inc()` and `add(n)` never block and never lose an add; `value` is
 /// exact once writers are quiescent; `take()` returns the total and
 /// resets it atomically (each add is returned by exactly one `take`).
-/// Arithmetic wraps at `2**64`.
+/// Counts saturate near `2**64` (never wrap to a small number).
 #[pyclass(frozen, eq, hash, name = "Counter", module = "ringstat._ringstat")]
 pub(crate) struct PyCounter {
     pub(super) inner: Arc<Counter>,
@@ -23,8 +23,8 @@ same_metric_eq!(PyCounter);
 
 #[pymethods]
 impl PyCounter {
-    /// A counter at 0. `shards` (rounded up to a power of two) defaults to
-    /// twice the CPU count.
+    /// A counter at 0. `shards` (1 to 65536, rounded up to a power of two)
+    /// defaults to twice the CPU count.
     #[new]
     #[pyo3(signature = (*, shards = None))]
     fn new(shards: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
@@ -32,12 +32,7 @@ impl PyCounter {
             None => Counter::new(),
             Some(s) => {
                 let n = super::super::errors::int_arg(s, "shards", 1)?;
-                if n > 1 << 16 {
-                    return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                        "shards must be at most 65536, got {n}"
-                    )));
-                }
-                Counter::with_shards(n)
+                Counter::with_shards(n).map_err(stats_err)?
             }
         };
         Ok(Self {

@@ -38,9 +38,18 @@ pub(super) fn max_value_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
 /// Extracts `significant_digits` (`#[pyo3(from_py_with)]`): an int
 /// (values above 5 are refused by the Rust constructor).
 pub(super) fn digits_arg(value: &Bound<'_, PyAny>) -> PyResult<u8> {
-    let digits = int_arg(value, "significant_digits", 0)?;
-    u8::try_from(digits).map_err(|_| {
-        PyValueError::new_err(format!("significant_digits must be in 0..=5, got {digits}"))
+    if !value.is_instance_of::<PyBool>() {
+        if let Ok(digits) = value.extract::<i128>() {
+            return u8::try_from(digits).map_err(|_| {
+                PyValueError::new_err(format!("significant_digits must be in 0..=5, got {digits}"))
+            });
+        }
+    }
+    // Not an int (or one beyond 128 bits): the shared checks name the error.
+    int_arg(value, "significant_digits", 0).and_then(|d| {
+        Err(PyValueError::new_err(format!(
+            "significant_digits must be in 0..=5, got {d}"
+        )))
     })
 }
 

@@ -41,7 +41,7 @@ mod registry;
 
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyUnicodeEncodeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyMapping, PyString};
 
@@ -51,8 +51,17 @@ use crate::stats::{StatsError, DEFAULT_QUANTILES};
 pub(super) use rate::clock_of;
 pub(super) use registry::{snapshot_dict, PyRegistry};
 
+pyo3::create_exception!(
+    ringstat,
+    SeriesLimitError,
+    PyValueError,
+    "Raised when a Registry created with max_series already holds that many series \
+     and a new name or label set is asked for; existing series keep working."
+);
+
 /// Adds the statistics classes to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("SeriesLimitError", m.py().get_type::<SeriesLimitError>())?;
     m.add_class::<counter::PyCounter>()?;
     m.add_class::<counter::PyGauge>()?;
     m.add_class::<histogram::PyHistogram>()?;
@@ -62,10 +71,14 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// A [`StatsError`] as `ValueError`, with the Rust message.
+/// A [`StatsError`] as `ValueError` (`SeriesLimitError`, a subclass, for a
+/// full registry), with the Rust message.
 #[cold]
 pub(super) fn stats_err(e: StatsError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    match e {
+        StatsError::TooManySeries { .. } => SeriesLimitError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
 }
 
 /// Extracts an int in `0..2**64` (`int` or any object with `__index__`, not
@@ -149,6 +162,8 @@ pub(super) fn seconds_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Dura
 /// `quantile="0.999"`, not `0.9990000000000001`.
 pub(super) fn percentile_to_quantile(p: f64, name: &str) -> PyResult<f64> {
     if (0.0..=100.0).contains(&p) {
+        // `+ 0.0`: -0.0 becomes 0.0 (and is exposed as "0", not "-0").
+        let p = p + 0.0;
         Ok(format!("{p}e-2").parse().unwrap_or(p / 100.0))
     } else {
         Err(PyValueError::new_err(format!(
@@ -188,12 +203,24 @@ pub(super) fn percentiles_arg(
 const DEFAULT_PERCENTILES: [f64; 4] = [50.0, 90.0, 99.0, 99.9];
 
 /// `percentiles` (an iterable, or `None` for the defaults) as
-/// `(percentiles, quantiles)`.
+/// `(percentiles, quantiles)`, each percentile once (the first of equal
+/// ones kept, in order): a snapshot has one `pNN` key and one exposition
+/// line per percentile.
 pub(super) fn percentiles_or_default(
     value: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(Vec<f64>, Vec<f64>)> {
     match value.filter(|v| !v.is_none()) {
-        Some(v) => percentiles_arg(v, "percentiles"),
+        Some(v) => {
+            let (ps, qs) = percentiles_arg(v, "percentiles")?;
+            let mut out = (Vec::with_capacity(ps.len()), Vec::with_capacity(qs.len()));
+            for (p, q) in ps.into_iter().zip(qs) {
+                if !out.1.contains(&q) {
+                    out.0.push(p + 0.0);
+                    out.1.push(q);
+                }
+            }
+            Ok(out)
+        }
         None => Ok((DEFAULT_PERCENTILES.to_vec(), DEFAULT_QUANTILES.to_vec())),
     }
 }
@@ -228,10 +255,22 @@ pub(super) fn histogram_dict<'py>(
     Ok(d)
 }
 
-/// Extracts a `str` argument, naming it on error.
+/// Extracts a `str` argument, naming it on error: `TypeError` for another
+/// type, `ValueError` for a str that is not valid Unicode (a lone surrogate).
 pub(super) fn str_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
     match value.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?.into_owned()),
+        Ok(s) => match s.to_cow() {
+            Ok(s) => Ok(s.into_owned()),
+            Err(e) if e.is_instance_of::<PyUnicodeEncodeError>(value.py()) => {
+                Err(PyValueError::new_err(format!(
+                    "{name} must be valid Unicode (no lone surrogates), got {}",
+                    value
+                        .repr()
+                        .map_or_else(|_| "?".to_owned(), |r| r.to_string())
+                )))
+            }
+            Err(e) => Err(e),
+        },
         Err(_) => Err(PyTypeError::new_err(format!(
             "{name} must be a str, not {}",
             type_name(value)
@@ -253,15 +292,20 @@ pub(super) fn labels_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(Stri
     let mut out = Vec::new();
     for item in mapping.items()? {
         let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
-        let key = str_arg(&k, "labels keys").map_err(|_| {
-            PyTypeError::new_err(format!("labels keys must be str, not {}", type_name(&k)))
-        })?;
-        let val = str_arg(&v, "labels values").map_err(|_| {
-            PyTypeError::new_err(format!(
+        if !k.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err(format!(
+                "labels keys must be str, not {}",
+                type_name(&k)
+            )));
+        }
+        let key = str_arg(&k, "labels keys")?;
+        if !v.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err(format!(
                 "labels values must be str, not {} (for label {key:?})",
                 type_name(&v)
-            ))
-        })?;
+            )));
+        }
+        let val = str_arg(&v, "labels values")?;
         out.push((key, val));
     }
     Ok(out)

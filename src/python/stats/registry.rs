@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyType};
 
+use super::super::errors::int_arg;
 use super::counter::{PyCounter, PyGauge};
 use super::histogram::{digits_arg, max_value_arg, PyHistogram};
 use super::rate::{buckets_arg, clock_of, window_arg, PyRate};
@@ -16,7 +17,8 @@ use crate::stats::{HistogramConfig, MetricValue, RateConfig, Registry, Snapshot}
 /// Named metrics with optional labels, created on first use. Every call
 /// with the same name and labels returns a handle to the same metric
 /// (handles compare equal); a name registered as another kind, or with
-/// another configuration, raises `ValueError`.
+/// another configuration, raises `ValueError`. With `max_series`, a new
+/// series past that many raises `SeriesLimitError` (a `ValueError`).
 #[pyclass(frozen, name = "Registry", module = "ringstat._ringstat")]
 pub(crate) struct PyRegistry {
     pub(crate) inner: Registry,
@@ -50,13 +52,33 @@ impl PyRegistry {
 #[pymethods]
 impl PyRegistry {
     /// An empty registry; its rates read `clock` (default: the system's
-    /// monotonic clock).
+    /// monotonic clock). `max_series` (an int >= 0, default unlimited) caps
+    /// the number of distinct name and label sets.
     #[new]
-    #[pyo3(signature = (*, clock = None))]
-    fn new(clock: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (*, clock = None, max_series = None))]
+    fn new(
+        clock: Option<&Bound<'_, PyAny>>,
+        max_series: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let limit = match max_series.filter(|m| !m.is_none()) {
+            Some(m) => Some(int_arg(m, "max_series", 0)?),
+            None => None,
+        };
         Ok(Self {
-            inner: Registry::with_clock(clock_of(clock)?),
+            inner: Registry::with_clock_and_limit(clock_of(clock)?, limit),
         })
+    }
+
+    /// The most series the registry creates, `None` when unlimited.
+    #[getter]
+    fn max_series(&self) -> Option<usize> {
+        self.inner.limit()
+    }
+
+    /// The number of series (name and label sets) registered.
+    #[getter]
+    fn series(&self) -> usize {
+        self.inner.len()
     }
 
     /// The counter `name{labels}`, created at 0 on first use.
@@ -168,10 +190,7 @@ impl PyRegistry {
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "<ringstat.Registry metrics={}>",
-            self.inner.snapshot().metrics.len()
-        )
+        format!("<ringstat.Registry metrics={}>", self.inner.len())
     }
 }
 
