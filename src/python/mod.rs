@@ -7,6 +7,15 @@
 //! stubs in `python/ringstat/_ringstat.pyi` describe it and are checked by
 //! `mypy.stubtest`.
 
+/// Python allocates objects 16-byte aligned, so a pyclass whose fields need
+/// more (a cache-padded cell) must keep them behind a pointer: checked at
+/// compile time for every pyclass.
+macro_rules! assert_python_alignment {
+    ($($ty:ty),+) => {
+        $(const _: () = assert!(core::mem::align_of::<$ty>() <= 16, "pyclass over-aligned");)+
+    };
+}
+
 mod errors;
 mod pipeline;
 mod queue;

@@ -184,8 +184,9 @@ impl Store {
     module = "ringstat._ringstat"
 )]
 pub(crate) struct PyQueue {
-    /// The items.
-    inner: Store,
+    /// The items. Boxed: the queues' cache-padded fields are 128-byte aligned,
+    /// and Python allocates objects with less alignment than that.
+    inner: Box<Store>,
     /// `maxsize` as given (`<= 0`: unbounded).
     maxsize: i64,
     /// `queue.Queue.unfinished_tasks`: items put and not yet marked done by
@@ -414,7 +415,7 @@ impl PyQueue {
             }
         };
         Ok(Self {
-            inner,
+            inner: Box::new(inner),
             maxsize,
             unfinished: AtomicUsize::new(0),
             detached: AtomicUsize::new(0),
@@ -717,7 +718,7 @@ impl PyQueue {
                 result = visit.call(item);
             }
         };
-        match &self.inner {
+        match &*self.inner {
             // SAFETY: every call of this queue runs attached except inside
             // `blocking`/`join`'s detached sections (`join` does not touch
             // the items); `detached == 0` means none is in one, and none can
@@ -736,3 +737,5 @@ impl PyQueue {
         while self.inner.try_pop().is_ok() {}
     }
 }
+
+assert_python_alignment!(PyQueue);

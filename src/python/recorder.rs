@@ -202,3 +202,5 @@ impl PyRecorder {
         )
     }
 }
+
+assert_python_alignment!(PyRecorder);

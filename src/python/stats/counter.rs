@@ -185,3 +185,5 @@ fn stack_shard_hint() -> usize {
     // Fibonacci hashing: spreads neighbouring blocks over the low bits.
     (block.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)) >> (usize::BITS - 16)
 }
+
+assert_python_alignment!(PyCounter, PyGauge);

@@ -268,3 +268,5 @@ impl PyHistogram {
         )
     }
 }
+
+assert_python_alignment!(PyHistogram);

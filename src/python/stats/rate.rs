@@ -156,3 +156,5 @@ impl PyRate {
         )
     }
 }
+
+assert_python_alignment!(PyManualClock, PyRate);

@@ -259,3 +259,5 @@ pub(crate) fn snapshot_dict<'py>(
     out.set_item("metrics", metrics)?;
     Ok(out)
 }
+
+assert_python_alignment!(PyRegistry);
