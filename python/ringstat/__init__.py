@@ -1,7 +1,8 @@
 """Lock-free queues and live statistics, written in Rust.
 
-``ringstat.Queue`` is a bounded multi-producer multi-consumer ring buffer with
-the interface of :class:`queue.Queue` (plus ``put_many``/``get_many``). It
+``ringstat.Queue`` is a multi-producer multi-consumer queue with the interface
+of :class:`queue.Queue` (plus ``put_many``/``get_many``): a lock-free ring
+buffer when ``maxsize > 0``, a lock-free unbounded list otherwise. It
 raises the standard library's own :class:`queue.Full` and :class:`queue.Empty`
 (re-exported here as ``ringstat.Full`` and ``ringstat.Empty``), and
 ``ringstat.ShutDown``, which is :class:`queue.ShutDown` on Python 3.13+.
@@ -37,6 +38,7 @@ from ringstat._ringstat import (
     RateHandle,
     Recorder,
     Registry,
+    SeriesLimitError,
     SessionsHandle,
     ShutDown,
     __version__,
@@ -60,6 +62,7 @@ __all__ = [
     "RateHandle",
     "Recorder",
     "Registry",
+    "SeriesLimitError",
     "SessionsHandle",
     "ShutDown",
     "__version__",
