@@ -523,3 +523,101 @@ fn drops_every_item_once_across_threads() {
     drop(q);
     assert_eq!(dropped.load(Ordering::Relaxed), 2 * per + 40);
 }
+
+/// One way for a blocked operation to be woken: `wait` blocks on a queue of
+/// capacity 2 (empty, or full with 0 and 1) until `act`, on another thread,
+/// lets it go on.
+struct WakePath {
+    name: &'static str,
+    start_full: bool,
+    wait: fn(&Queue<usize>),
+    act: fn(&Queue<usize>),
+}
+
+const WAKE_PATHS: &[WakePath] = &[
+    WakePath {
+        name: "a push wakes a parked pop",
+        start_full: false,
+        wait: |q| assert_eq!(q.pop(), Ok(7)),
+        act: |q| q.push(7).unwrap(),
+    },
+    WakePath {
+        name: "a batch push wakes a parked batch pop",
+        start_full: false,
+        wait: |q| {
+            let mut out = Vec::new();
+            assert!(q.pop_batch(&mut out, 2).unwrap() > 0);
+            assert_eq!(out[0], 7);
+        },
+        act: |q| q.push_batch(&mut vec![7, 8]).unwrap(),
+    },
+    WakePath {
+        name: "a force_push into room wakes a parked pop",
+        start_full: false,
+        wait: |q| assert_eq!(q.pop(), Ok(7)),
+        act: |q| assert_eq!(q.force_push(7), Ok(None)),
+    },
+    WakePath {
+        name: "a pop wakes a parked push",
+        start_full: true,
+        wait: |q| q.push(7).unwrap(),
+        act: |q| assert_eq!(q.pop(), Ok(0)),
+    },
+    WakePath {
+        name: "a batch pop wakes a parked batch push",
+        start_full: true,
+        wait: |q| q.push_batch(&mut vec![7, 8]).unwrap(),
+        act: |q| {
+            let mut out = Vec::new();
+            assert_eq!(q.pop_batch(&mut out, 2), Ok(2));
+        },
+    },
+    WakePath {
+        name: "a close wakes a parked pop",
+        start_full: false,
+        wait: |q| assert_eq!(q.pop(), Err(PopError::Closed)),
+        act: |q| assert!(q.close()),
+    },
+    WakePath {
+        name: "a close wakes a parked push",
+        start_full: true,
+        wait: |q| assert_eq!(q.push(7), Err(PushError::Closed(7))),
+        act: |q| assert!(q.close()),
+    },
+];
+
+#[test]
+fn parked_waiters_are_woken_on_every_path() {
+    // The acting side lets the waiter spin, yield and park (tens of
+    // microseconds) before it acts. This only shapes the interleaving: a
+    // waiter that has not parked yet leaves its round untested, never failed.
+    let let_it_park = Duration::from_millis(20);
+    let rounds = if cfg!(miri) { 1 } else { 5 };
+    let progress = Progress::new(1);
+    let dog = watch(
+        "parked_waiters_are_woken_on_every_path",
+        "the first path".into(),
+        &progress,
+    );
+    for (i, path) in WAKE_PATHS.iter().enumerate() {
+        dog.waiting_for(format!("a waiter to return: {}", path.name));
+        for round in 0..rounds {
+            let q = Arc::new(Queue::new(2));
+            if path.start_full {
+                q.push_batch(&mut vec![0, 1]).unwrap();
+            }
+            let waiter = {
+                let q = Arc::clone(&q);
+                let wait = path.wait;
+                thread::spawn(move || wait(&q))
+            };
+            thread::sleep(let_it_park);
+            (path.act)(&q);
+            waiter.join().unwrap();
+            progress.set(0, i * rounds + round + 1);
+            if let Some(n) = q.debug_missed_wakeups() {
+                assert_eq!(n, 0, "{}: the wake-up was lost (round {round})", path.name);
+            }
+        }
+    }
+}
