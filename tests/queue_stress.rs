@@ -367,7 +367,11 @@ fn batch_pops_finishing_out_of_order_lose_nothing_and_release_everything() {
         c.join().unwrap();
     }
     drop(dog);
-    assert_eq!(popped.load(Ordering::Relaxed), total);
+    assert_eq!(
+        popped.load(Ordering::Relaxed),
+        total,
+        "items lost: the consumers stopped after 30 s without progress"
+    );
     assert_eq!(tally.count(), total);
     assert!(q.is_empty());
     // A ring's worth in one batch and out in one: the pop takes at most two
