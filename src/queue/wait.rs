@@ -55,16 +55,21 @@
 //!   Loom thus checks the protocol, not how the real build compiles it.
 //! - **The real build**: debug builds, and builds with the `test-counters`
 //!   feature, count *missed wake-ups* per side (see [`Waiters::park`]): parks
-//!   whose slice ran out, with nobody waking them, while `ready()` then finds
-//!   that the caller could go on, and that no notifier wakes within one more
-//!   slice. The stress tests (`tests/queue_stress.rs`) assert the count is 0
-//!   after 10^6 (debug) or 10^7 (release) items. What they can catch is what
-//!   the hardware shows: on x86-64 every read-modify-write is a full barrier
-//!   and a `SeqCst` load is a plain load, so weakening the `SeqCst` loads or
-//!   dropping a `SeqCst` fence here compiles to the same instructions and
-//!   nothing can fail; a weak-memory target (AArch64) could show it.
-//!   A missing or misplaced wake-up (a claim that clears the flag and does not
-//!   wake, a `notify` that skips) fails them on any target.
+//!   whose slice ran out with nobody waking them, after which `ready()` finds
+//!   that the caller could go on and no notifier comes within one more slice.
+//!   The stress tests (`tests/queue_stress.rs`) assert the count is 0:
+//!   one parks a waiter on each wake-up path in turn (push, batch push,
+//!   `force_push`, pop, batch pop, close on either side), the others after
+//!   10^6 (debug) or 10^7 (release) items. A wake-up that is missing or
+//!   misplaced (a claim that clears the flag and does not wake, a `notify`
+//!   that skips) fails them on any target. A weakened ordering fails them
+//!   only where the hardware shows it. On x86-64 a `SeqCst` load is the same
+//!   `mov` as a `Relaxed` one (weakening `notify`'s load changes no
+//!   instruction), and the index updates that the fences order against are
+//!   locked read-modify-writes, visible to every core once done (removing
+//!   the fence in `pop_stalled` changes nothing observable). There the loom
+//!   model alone checks the orderings; the stress tests on a weak-memory
+//!   target (AArch64) would check the build too.
 
 use std::time::{Duration, Instant};
 
