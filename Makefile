@@ -58,15 +58,34 @@ lint: venv ## rustfmt, clippy -D warnings (with and without python), rustdoc, ru
 	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py
 	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py
 
+# cargo-nextest gives every test a deadline (.config/nextest.toml), so a hang
+# fails by name; without it, plain `cargo test` (the stress and property tests
+# still carry their own watchdogs). Nextest skips doctests: `cargo test --doc`.
+HAVE_NEXTEST = cargo nextest --version >/dev/null 2>&1
+NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test deadlines
+
 .PHONY: test-rust
-test-rust: ## cargo test (debug: unit, doc, proptest, stress) + stress in release
-	cargo test
-	cargo test --release --test queue_stress --test stats_prop
+test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
+	if $(HAVE_NEXTEST); then \
+	  cargo nextest run; \
+	  cargo nextest run --release --features test-counters --test queue_stress --test stats_prop; \
+	else \
+	  echo "$(NO_NEXTEST_MSG)"; \
+	  cargo test --tests; \
+	  cargo test --release --features test-counters --test queue_stress --test stats_prop; \
+	fi
+	cargo test --doc
 
 .PHONY: test-loom
 test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
-	RUSTFLAGS="--cfg ringstat_loom" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) \
-	  CARGO_TARGET_DIR=$(LOOM_TARGET) cargo test --release --test 'loom_*'
+	export RUSTFLAGS="--cfg ringstat_loom" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) \
+	  CARGO_TARGET_DIR=$(LOOM_TARGET); \
+	if $(HAVE_NEXTEST); then \
+	  cargo nextest run --profile loom --release --test 'loom_*'; \
+	else \
+	  echo "$(NO_NEXTEST_MSG)"; \
+	  cargo test --release --test 'loom_*'; \
+	fi
 
 .PHONY: miri
 miri: ## the queue's unit, proptest and stress tests under Miri (needs nightly + miri; not part of `test`)

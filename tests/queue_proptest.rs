@@ -1,11 +1,20 @@
 //! Model test: any sequence of single-threaded operations on `Queue<T>`
 //! behaves exactly like a bounded `VecDeque`.
+//!
+//! No operation here waits, so none may hang; if one spins forever (a bug in
+//! the stamps or the release index), the watchdog (`tests/watchdog`) fails
+//! the test after 120 s, naming the operation.
+
+mod watchdog;
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use ringstat::queue::Closed;
 use ringstat::{PopError, PushError, Queue};
+use watchdog::Watchdog;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -80,7 +89,20 @@ proptest! {
         }
         let q = Queue::new(cap);
         let mut m = Model { items: VecDeque::new(), cap, closed: false };
-        for op in ops {
+        let done = Arc::new(AtomicUsize::new(0));
+        let dog = {
+            let done = Arc::clone(&done);
+            // Relaxed: progress for the watchdog, ordering nothing.
+            Watchdog::start("matches_vecdeque", "the first operation", move || {
+                done.load(Ordering::Relaxed)
+            })
+        };
+        for (i, op) in ops.into_iter().enumerate() {
+            dog.waiting_for(format!(
+                "operation {i}, {op:?}, on a queue of capacity {cap} holding {} items",
+                m.items.len()
+            ));
+            done.store(i + 1, Ordering::Relaxed);
             match op {
                 Op::TryPush(v) => prop_assert_eq!(q.try_push(v), m.try_push(v)),
                 Op::ForcePush(v) => {
@@ -148,6 +170,7 @@ proptest! {
         }
         // What is left, taken by the consuming iterator, is exactly the
         // model's contents.
+        dog.waiting_for("the consuming iterator");
         let rest = q.into_iter();
         prop_assert_eq!(rest.len(), m.items.len());
         prop_assert_eq!(rest.collect::<Vec<_>>(), Vec::from(m.items));

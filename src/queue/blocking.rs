@@ -267,7 +267,7 @@ impl<T> Queue<T> {
         partners: &Waiters,
         spinner: &Spinner,
         deadline: Option<Instant>,
-        ready: impl FnOnce() -> bool,
+        ready: impl Fn() -> bool,
     ) -> Waited {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Waited::TimedOut;

@@ -42,17 +42,54 @@
 //! Sleeps are sliced to [`PARK_SLICE`] so that a deadline is honoured and the
 //! Python layer can check for signals; an idle waiter wakes a few times per
 //! second and burns no measurable CPU.
+//!
+//! # What checks this argument
+//!
+//! The slices hide a lost wake-up: it costs a sleeper at most one slice of
+//! latency, and no test fails. Two checks cover it:
+//!
+//! - **The model** (`tests/loom_queue.rs`): under loom a waiter parks at once
+//!   and a lost wake-up is a deadlock. Loom treats `SeqCst` accesses as
+//!   `AcqRel`, so `seqcst_pair_fence` (nothing in real builds) puts the
+//!   `SeqCst` fence there that the argument above gets from the accesses.
+//!   Loom thus checks the protocol, not how the real build compiles it.
+//! - **The real build**: debug builds, and builds with the `test-counters`
+//!   feature, count *missed wake-ups* per side (see [`Waiters::park`]): parks
+//!   whose slice ran out with nobody waking them, after which `ready()` finds
+//!   that the caller could go on and no notifier comes within one more slice.
+//!   The stress tests (`tests/queue_stress.rs`) assert the count is 0:
+//!   one parks a waiter on each wake-up path in turn (push, batch push,
+//!   `force_push`, pop, batch pop, close on either side), the others after
+//!   10^6 (debug) or 10^7 (release) items. A wake-up that is missing or
+//!   misplaced (a claim that clears the flag and does not wake, a `notify`
+//!   that skips) fails them on any target. A weakened ordering fails them
+//!   only where the hardware shows it. On x86-64 a `SeqCst` load is the same
+//!   `mov` as a `Relaxed` one (weakening `notify`'s load changes no
+//!   instruction), and the index updates that the fences order against are
+//!   locked read-modify-writes, visible to every core once done (removing
+//!   the fence in `pop_stalled` changes nothing observable). There the loom
+//!   model alone checks the orderings; the stress tests on a weak-memory
+//!   target (AArch64) would check the build too.
 
 use std::time::{Duration, Instant};
 
 use core::cell::Cell;
 
 use crate::sync::{
-    current_cpu, seqcst_pair_fence, thread, AtomicUsize, Backoff, Condvar, Mutex, Ordering,
+    current_cpu, seqcst_pair_fence, thread, AtomicU64, AtomicUsize, Backoff, Condvar, Mutex,
+    MutexGuard, Ordering,
 };
 
 /// The longest a parked waiter sleeps before it re-checks by itself.
 pub(crate) const PARK_SLICE: Duration = Duration::from_millis(200);
+
+/// Whether [`Waiters::park`] counts missed wake-ups: in debug builds and with
+/// the `test-counters` feature (the release stress tests), so that release
+/// builds pay nothing. Never under loom, where a lost wake-up is a deadlock.
+const COUNT_MISSED: bool = cfg!(all(
+    any(debug_assertions, feature = "test-counters"),
+    not(ringstat_loom)
+));
 
 /// How many extra `yield_now` calls a waiter makes after its backoff
 /// completes and before it parks. Parking costs a futex sleep and a wake-up
@@ -257,6 +294,10 @@ pub(crate) struct Waiters {
     /// notifier; otherwise (its slice ran out) it deregisters itself.
     lock: Mutex<u64>,
     cond: Condvar,
+    /// Parks that ran out their slice while the caller could already go on
+    /// and no notifier came (see [`park`](Self::park)); counted only when
+    /// [`COUNT_MISSED`], read by the tests.
+    missed: AtomicU64,
 }
 
 impl Waiters {
@@ -267,6 +308,7 @@ impl Waiters {
             waking: AtomicUsize::new(0),
             lock: Mutex::new(0),
             cond: Condvar::new(),
+            missed: AtomicU64::new(0),
         }
     }
 
@@ -314,7 +356,11 @@ impl Waiters {
     /// flag the index the other side advances and read it, as the module
     /// docs say) finds that the caller can make progress right now. Spurious
     /// returns are allowed: the caller re-tries.
-    pub(crate) fn park(&self, deadline: Option<Instant>, ready: impl FnOnce() -> bool) {
+    ///
+    /// When [`COUNT_MISSED`], a slice that runs out with nobody waking us
+    /// (before `deadline`) calls `ready()` again; see
+    /// [`check_missed`](Self::check_missed).
+    pub(crate) fn park(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) {
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let registered_in = *guard;
         // SeqCst: pairs with the `count.load(SeqCst)` in `notify`.
@@ -326,11 +372,14 @@ impl Waiters {
                 None => PARK_SLICE,
             };
             if !slice.is_zero() {
-                guard = self
+                let (g, waited) = self
                     .cond
                     .wait_timeout(guard, slice)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                    .unwrap_or_else(|e| e.into_inner());
+                guard = g;
+                if COUNT_MISSED && waited.timed_out() && *guard == registered_in {
+                    guard = self.check_missed(guard, registered_in, deadline, &ready);
+                }
             }
         }
         if *guard == registered_in {
@@ -344,6 +393,55 @@ impl Waiters {
             // back. Relaxed: under the lock, as in `wake_all`.
             self.waking.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Test builds: our slice ran out and nobody woke us. If `ready()` now
+    /// finds that the caller could go on, the thing it waited for arrived
+    /// while we slept, and its wake-up is late or lost. A late one (its
+    /// claimer cleared the flag and is still publishing, or waits for the
+    /// lock we hold) arrives within one more slice; if none does, count a
+    /// missed wake-up. Calling `ready()` again only sets the flag once more:
+    /// at worst one spurious `wake_all`. A later, unrelated wake-up ends the
+    /// grace too, so the count may miss some; it never counts a wake-up that
+    /// was only late.
+    #[cold]
+    fn check_missed<'a>(
+        &self,
+        mut guard: MutexGuard<'a, u64>,
+        registered_in: u64,
+        deadline: Option<Instant>,
+        ready: &impl Fn() -> bool,
+    ) -> MutexGuard<'a, u64> {
+        let now = Instant::now();
+        let grace_end = now + PARK_SLICE;
+        // Only when the caller's deadline leaves a whole grace slice: a
+        // deadline that cuts it short tells nothing.
+        if deadline.is_some_and(|d| d < grace_end) || !ready() {
+            return guard;
+        }
+        while *guard == registered_in {
+            let left = grace_end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // Relaxed: a statistic for the tests, ordering nothing.
+                self.missed.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            guard = self
+                .cond
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        guard
+    }
+
+    /// How many parks ended by their slice running out while the caller
+    /// could already proceed and no notifier came (see
+    /// [`check_missed`](Self::check_missed)); `None` when not counted
+    /// (release builds without the `test-counters` feature, loom).
+    pub(crate) fn missed_wakeups(&self) -> Option<u64> {
+        // Relaxed: as in `check_missed`.
+        COUNT_MISSED.then(|| self.missed.load(Ordering::Relaxed))
     }
 
     /// Records that a thread of this side begins to wait on `cpu`.
@@ -369,6 +467,19 @@ impl Waiters {
     pub(crate) fn is_waking(&self) -> bool {
         // Relaxed: a hint; see `waking`.
         self.waking.load(Ordering::Relaxed) != 0
+    }
+}
+
+impl<T> super::Queue<T> {
+    /// How many parks, on either side, ended by their slice running out while
+    /// the caller could already proceed and no wake-up came (see
+    /// `Waiters::check_missed`): lost wake-ups, which the slices would
+    /// otherwise hide. `None` where they are not counted (release builds
+    /// without the `test-counters` feature). For the stress tests; not part
+    /// of the API.
+    #[doc(hidden)]
+    pub fn debug_missed_wakeups(&self) -> Option<u64> {
+        Some(self.not_empty.missed_wakeups()? + self.not_full.missed_wakeups()?)
     }
 }
 
@@ -404,6 +515,51 @@ mod tests {
         assert_eq!(w.count.load(Ordering::SeqCst), 0);
         // A ready waiter does not sleep, and leaves no trace either.
         w.park(None, || true);
+        assert!(!w.is_waking());
+        assert_eq!(w.count.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_slice_that_runs_out_while_ready_counts_a_missed_wakeup() {
+        let w = Waiters::new();
+        assert_eq!(w.missed_wakeups(), COUNT_MISSED.then_some(0));
+        // Not ready when it parks; ready when the slice runs out, and nobody
+        // wakes it: the wake-up was lost.
+        let checks = core::cell::Cell::new(0);
+        w.park(None, || {
+            checks.set(checks.get() + 1);
+            checks.get() > 1
+        });
+        assert_eq!(w.missed_wakeups(), COUNT_MISSED.then_some(1));
+        assert_eq!(checks.get(), if COUNT_MISSED { 2 } else { 1 });
+        assert_eq!(w.count.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_late_wakeup_is_not_a_missed_one() {
+        let w = Arc::new(Waiters::new());
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Woken only once the re-check has found it ready: the notifier
+        // blocks on the lock the waiter holds until it sleeps again.
+        let notifier = {
+            let w = Arc::clone(&w);
+            std::thread::spawn(move || {
+                if rx.recv().is_ok() {
+                    w.notify();
+                }
+            })
+        };
+        let checks = core::cell::Cell::new(0);
+        w.park(None, || {
+            checks.set(checks.get() + 1);
+            if checks.get() > 1 {
+                tx.send(()).unwrap();
+            }
+            checks.get() > 1
+        });
+        drop(tx);
+        notifier.join().unwrap();
+        assert_eq!(w.missed_wakeups(), COUNT_MISSED.then_some(0));
         assert!(!w.is_waking());
         assert_eq!(w.count.load(Ordering::SeqCst), 0);
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,16 +69,39 @@ def test_demo_batch_json() -> None:
     check_snapshot(doc)
 
 
+def _number(line: str, label: str) -> float:
+    """The number after ``label`` in a line of the demo's output."""
+    found = re.search(re.escape(label) + r"\s+([\d,.]+)", line)
+    assert found, (label, line)
+    return float(found.group(1).replace(",", ""))
+
+
 def test_demo_live_view_without_a_terminal() -> None:
     proc = run_demo("--seconds", "1.5", "--rate", "20000")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "\x1b[" not in out  # no ANSI escapes when stdout is not a TTY
-    live = [line for line in out.splitlines() if line.startswith("ringstat demo ")]
-    assert len(live) >= 2
-    assert "logins total" in live[0]
-    assert "ringstat demo summary" in out
-    assert "online time p50/p90/p99" in out
+    lines = out.splitlines()
+    at = [i for i, line in enumerate(lines) if line.startswith("ringstat demo summary")]
+    assert len(at) == 1, out
+    # Content and order, not how many refreshes fit in the run (that depends
+    # on the machine): one plain line per refresh (the first comes half-way
+    # through), then the summary, last.
+    live, summary = lines[: at[0]], "\n".join(lines[at[0] :])
+    live = [line for line in live if line]
+    assert live, out
+    for line in live:
+        assert line.startswith("ringstat demo "), line
+        assert " | logins total " in line, line
+        assert " | events applied " in line, line
+    # Elapsed time and counters never go backwards from one refresh to the
+    # next, nor from the last refresh to the summary.
+    elapsed = [_number(line, "ringstat demo") for line in live]
+    logins = [_number(line, "logins total") for line in live]
+    assert elapsed == sorted(elapsed)
+    assert logins == sorted(logins)
+    assert _number(summary, "\n  logins") >= logins[-1]
+    assert "online time p50/p90/p99" in summary
 
 
 def test_demo_help() -> None:
