@@ -68,11 +68,11 @@ NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test dea
 test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
 	if $(HAVE_NEXTEST); then \
 	  cargo nextest run; \
-	  cargo nextest run --release --features test-counters --test queue_stress --test stats_prop; \
+	  cargo nextest run --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
 	  cargo test --tests; \
-	  cargo test --release --features test-counters --test queue_stress --test stats_prop; \
+	  cargo test --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
 	fi
 	cargo test --doc
 
@@ -90,7 +90,7 @@ test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
 .PHONY: miri
 miri: ## the queue's unit, proptest and stress tests under Miri (needs nightly + miri; not part of `test`)
 	MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
-	  cargo +nightly miri test --test queue --test queue_proptest --test queue_stress
+	  cargo +nightly miri test --test queue --test queue_proptest --test queue_stress --test unbounded
 
 .PHONY: test-py
 test-py: develop ## pytest, mypy stubtest, mypy

@@ -88,6 +88,32 @@ fn drops_every_item_left_in_it() {
 }
 
 #[test]
+fn parked_consumer_is_woken_by_each_kind_of_push() {
+    // A consumer parks; one push (single, then batch) must wake it. Without
+    // the wake-up it would still return after its 200 ms re-check, so the
+    // missed wake-up count is what fails (debug and `test-counters` builds).
+    for batch in [false, true] {
+        let q = Arc::new(UnboundedQueue::new());
+        let consumer = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.pop())
+        };
+        thread::sleep(Duration::from_millis(20)); // let it park (not a correctness bound)
+        if batch {
+            q.try_push_batch(&mut vec![5]).unwrap();
+        } else {
+            q.try_push(5).unwrap();
+        }
+        assert_eq!(consumer.join().unwrap(), Ok(5));
+        assert_eq!(
+            q.debug_missed_wakeups().unwrap_or(0),
+            0,
+            "lost wake-up (batch: {batch})"
+        );
+    }
+}
+
+#[test]
 fn blocked_consumer_wakes_on_push_and_on_close() {
     let q = Arc::new(UnboundedQueue::new());
     let consumer = {
@@ -98,6 +124,7 @@ fn blocked_consumer_wakes_on_push_and_on_close() {
     q.try_push(5).unwrap();
     q.close();
     assert_eq!(consumer.join().unwrap(), (Ok(5), Err(PopError::Closed)));
+    assert_eq!(q.debug_missed_wakeups().unwrap_or(0), 0, "lost wake-ups");
 }
 
 /// N producers, M consumers (single and batch pops), close racing the
@@ -180,6 +207,9 @@ fn conservation(producers: usize, consumers: usize, close_early: bool) {
     got.sort_unstable();
     assert_eq!(got, sent, "every pushed item popped exactly once");
     assert_eq!(q.try_pop(), Err(PopError::Closed));
+    // Counted in debug and `test-counters` builds: a park that ran out its
+    // slice while an item or the close was already there.
+    assert_eq!(q.debug_missed_wakeups().unwrap_or(0), 0, "lost wake-ups");
 }
 
 #[test]

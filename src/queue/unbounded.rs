@@ -460,6 +460,13 @@ impl<T> UnboundedQueue<T> {
     }
 }
 
+impl<T> UnboundedQueue<T> {
+    /// The consumers' parking place (for the missed wake-up count in `wait.rs`).
+    pub(super) fn not_empty(&self) -> &Waiters {
+        &self.not_empty
+    }
+}
+
 impl<T> fmt::Debug for UnboundedQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnboundedQueue")

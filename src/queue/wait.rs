@@ -483,6 +483,15 @@ impl<T> super::Queue<T> {
     }
 }
 
+impl<T> super::UnboundedQueue<T> {
+    /// As [`Queue::debug_missed_wakeups`](super::Queue::debug_missed_wakeups),
+    /// for the consumers (producers never wait).
+    #[doc(hidden)]
+    pub fn debug_missed_wakeups(&self) -> Option<u64> {
+        self.not_empty().missed_wakeups()
+    }
+}
+
 #[cfg(all(test, not(ringstat_loom)))]
 mod tests {
     use std::sync::Arc;
