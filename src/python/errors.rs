@@ -67,6 +67,14 @@ pub(crate) fn shut_down(py: Python<'_>) -> PyErr {
     }
 }
 
+/// `true` if `err` is a `ShutDown` (the class chosen by [`init`]).
+pub(crate) fn is_shut_down(py: Python<'_>, err: &PyErr) -> bool {
+    match SHUTDOWN.get(py) {
+        Some(ty) => err.is_instance(py, ty.bind(py)),
+        None => err.is_instance_of::<ShutDown>(py),
+    }
+}
+
 /// Extracts `block` (`#[pyo3(from_py_with)]`) as `queue.Queue` reads it: any
 /// object, by its truth value (`block=0` does not block).
 pub(crate) fn block_arg(value: &Bound<'_, PyAny>) -> PyResult<bool> {

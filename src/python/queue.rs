@@ -29,7 +29,8 @@ use pyo3::types::{PyList, PySequence};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::errors::{
-    block_arg, empty, full, immediate_arg, int_arg, shut_down, type_name, wait_arg, Wait,
+    block_arg, empty, full, immediate_arg, int_arg, is_shut_down, shut_down, type_name, wait_arg,
+    Wait,
 };
 use crate::queue::{Closed, PopError, PushError, Queue, UnboundedQueue};
 use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
@@ -681,9 +682,7 @@ impl PyQueue {
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Item>> {
         match self.get_inner(py, Wait::Until(None)) {
             Ok(item) => Ok(Some(item)),
-            Err(e) if self.inner.is_closed() && e.is_instance(py, &shut_down(py).get_type(py)) => {
-                Ok(None)
-            }
+            Err(e) if is_shut_down(py, &e) => Ok(None),
             Err(e) => Err(e),
         }
     }
