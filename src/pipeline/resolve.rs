@@ -149,8 +149,10 @@ impl Pipeline {
     /// | `{name}_anomalies_total{kind="end_without_start"}` | counter | ends for a key with no open session (otherwise ignored) |
     /// | `{name}_anomalies_total{kind="double_start"}` | counter | starts for a key already open: the session restarts at the new time, the open count is unchanged |
     /// | `{name}_anomalies_total{kind="negative_duration"}` | counter | ends earlier than their start: the session closes, no duration is recorded |
+    /// | `{name}_evicted_total` | counter | open sessions evicted by [`SessionsConfig::max_open`] (never, by default) |
     ///
-    /// Open sessions live in the worker that owns the key until they end.
+    /// Open sessions live in the worker that owns the key until they end
+    /// (or are evicted under a `max_open` limit).
     ///
     /// # Errors
     ///
@@ -184,7 +186,7 @@ impl Pipeline {
     /// ```
     /// use ringstat::pipeline::{Pipeline, SessionsConfig};
     /// let p = Pipeline::new(&ringstat::Registry::new())?;
-    /// let cfg = SessionsConfig { max_ms: 3_600_000, significant_digits: 3 };
+    /// let cfg = SessionsConfig { max_ms: 3_600_000, significant_digits: 3, max_open: Some(100_000) };
     /// let _ = p.sessions_with("calls", cfg)?;
     /// # Ok::<(), ringstat::pipeline::PipelineError>(())
     /// ```
@@ -194,21 +196,17 @@ impl Pipeline {
         config: SessionsConfig,
     ) -> Result<SessionsId, PipelineError> {
         let reg = &self.shared.registry;
+        let workers = self.shared.queues.len();
         self.shared
             .resolve(
                 Kind::Sessions,
                 name,
                 || {
                     Ok(Target::Sessions(StdArc::new(SessionsShared::register(
-                        reg, name, config,
+                        reg, name, config, workers,
                     )?)))
                 },
-                |t| {
-                    matches!(t, Target::Sessions(s) if s.durations.config() == HistogramConfig {
-                        max: config.max_ms,
-                        significant_digits: config.significant_digits,
-                    })
-                },
+                |t| matches!(t, Target::Sessions(s) if s.config == config),
             )
             .map(SessionsId)
     }
