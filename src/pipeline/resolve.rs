@@ -129,7 +129,24 @@ impl Pipeline {
             .resolve(
                 Kind::Rate,
                 name,
-                || Ok(Target::Rate(reg.rate(name, &[], config)?)),
+                || {
+                    // A rate keeps a word per bucket; its constructor
+                    // allocates infallibly, so a window of too many buckets
+                    // is refused here (asking for the words once) rather
+                    // than aborting there.
+                    let words = config.buckets.checked_add(1).unwrap_or(usize::MAX);
+                    let tick = u64::try_from(config.window.as_nanos())
+                        .unwrap_or(u64::MAX)
+                        .checked_div(config.buckets as u64)
+                        .unwrap_or(0);
+                    // (An invalid window is left to the registry's error.)
+                    if tick >= 1_000_000 && Vec::<u64>::new().try_reserve_exact(words).is_err() {
+                        return Err(PipelineError::OutOfMemory {
+                            what: format!("a rate of {} buckets", config.buckets),
+                        });
+                    }
+                    Ok(Target::Rate(reg.rate(name, &[], config)?))
+                },
                 |t| matches!(t, Target::Rate(r) if r.config() == config),
             )
             .map(RateId)

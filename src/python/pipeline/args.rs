@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 
@@ -19,10 +19,31 @@ pyo3::create_exception!(
     "Raised when sending to (or resolving a metric of) a Pipeline that was closed."
 );
 
-/// A [`PipelineError`] as `ValueError`, with the Rust message.
+/// A [`PipelineError`] as `ValueError` (`MemoryError` for a size that
+/// cannot be allocated), with the Rust message.
 #[cold]
 pub(super) fn pipeline_err(e: PipelineError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    match e {
+        PipelineError::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// `RuntimeError` if `p` was built by another process (this one is a
+/// forked child of it): its worker threads do not exist here, so a flush
+/// would never return and events sent would never be applied. A `getpid`
+/// call: used at flush, close and while a send waits for room, not per
+/// event.
+#[cold]
+pub(super) fn check_fork(p: &Pipeline) -> PyResult<()> {
+    if p.is_forked_copy() {
+        return Err(PyRuntimeError::new_err(
+            "this Pipeline was created in the parent of this forked process: its worker \
+             threads run only there, so it cannot flush or apply events here; create a new \
+             Pipeline in the child (the parent's pipeline is unaffected)",
+        ));
+    }
+    Ok(())
 }
 
 /// The `PipelineClosed` error.
@@ -54,7 +75,10 @@ fn send_waiting(p: &Pipeline, ev: Event) -> PyResult<()> {
         match py.detach(|| p.send_until(ev, Some(until))) {
             Ok(()) | Err(SendError::Dropped(_)) => return Ok(()),
             Err(SendError::Closed(_)) => return Err(closed_err()),
-            Err(SendError::Full(_)) => py.check_signals()?,
+            Err(SendError::Full(_)) => {
+                check_fork(p)?;
+                py.check_signals()?;
+            }
         }
     })
 }
@@ -161,6 +185,39 @@ pub(super) fn ts_range_err(secs: f64) -> PyErr {
 /// Extracts a positive count argument (`workers`, `capacity`, ...).
 pub(super) fn count_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
     super::super::errors::int_arg(value, name, 1)
+}
+
+/// Extracts an int in `range` (a precision, a number of digits), naming
+/// it: `TypeError` for a non-int, `ValueError` with the value given.
+pub(super) fn small_int(
+    value: &Bound<'_, PyAny>,
+    name: &str,
+    range: std::ops::RangeInclusive<u8>,
+) -> PyResult<u8> {
+    let n = super::super::errors::int_arg(value, name, 0).map_err(|e| {
+        if e.is_instance_of::<PyValueError>(value.py()) {
+            small_int_err(name, &range, value)
+        } else {
+            e
+        }
+    })?;
+    u8::try_from(n)
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| small_int_err(name, &range, value))
+}
+
+#[cold]
+fn small_int_err(
+    name: &str,
+    range: &std::ops::RangeInclusive<u8>,
+    value: &Bound<'_, PyAny>,
+) -> PyErr {
+    PyValueError::new_err(format!(
+        "{name} must be in {}..={}, got {value}",
+        range.start(),
+        range.end()
+    ))
 }
 
 /// Extracts a window length in seconds (> 0).
