@@ -134,7 +134,7 @@ impl Pipeline {
                     // allocates infallibly, so a window of too many buckets
                     // is refused here (asking for the words once) rather
                     // than aborting there.
-                    let words = config.buckets.checked_add(1).unwrap_or(usize::MAX);
+                    let words = config.buckets.saturating_add(1);
                     let tick = u64::try_from(config.window.as_nanos())
                         .unwrap_or(u64::MAX)
                         .checked_div(config.buckets as u64)

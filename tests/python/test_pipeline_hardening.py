@@ -307,18 +307,24 @@ BATCHES: dict[str, Callable[[Pipeline, Any], int]] = {
 }
 
 
+def make_items(source: str, n: int) -> Any:
+    """`1..=n` as a list, an iterator or a numpy array."""
+    if source == "list":
+        return list(range(1, n + 1))
+    if source == "iterator":
+        return iter(range(1, n + 1))
+    assert np is not None
+    return np.arange(1, n + 1, dtype=np.int64)
+
+
 @pytest.mark.parametrize("source", ["list", "iterator", "numpy"])
 @pytest.mark.parametrize("method", sorted(BATCHES))
 def test_a_batch_racing_close_reports_exactly_what_went_in(method: str, source: str) -> None:
     if source == "numpy" and np is None:
         pytest.skip("numpy not installed")
     n = 400_000
-    items: Any = {
-        "list": lambda: list(range(1, n + 1)),
-        "iterator": lambda: iter(range(1, n + 1)),
-        "numpy": lambda: np.arange(1, n + 1, dtype=np.int64),
-    }[source]()
     for _attempt in range(20):
+        items = make_items(source, n)
         p = Pipeline(workers=3, capacity=64)
         send = BATCHES[method]
         send(p, [1])  # resolve before the race
@@ -346,11 +352,6 @@ def test_a_batch_racing_close_reports_exactly_what_went_in(method: str, source: 
         if raced:
             assert 1000 <= sent < n
             return
-        items = {
-            "list": lambda: list(range(1, n + 1)),
-            "iterator": lambda: iter(range(1, n + 1)),
-            "numpy": lambda: np.arange(1, n + 1, dtype=np.int64),
-        }[source]()
     pytest.fail("close() never raced the batch")
 
 

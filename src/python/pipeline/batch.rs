@@ -442,8 +442,16 @@ impl<'py> Column<'py> {
             }
             Src::Seq { obj, len } => {
                 let end = (start + n).min(*len);
-                for i in start..end {
-                    out.push(convert(&obj.get_item(i)?, want, name, i)?);
+                // Indexed (bounds-checked) reads: the list may shrink while
+                // a chunk is queued, which then raises `IndexError`.
+                if let Ok(list) = obj.cast::<PyList>() {
+                    for i in start..end {
+                        out.push(convert(&list.get_item(i)?, want, name, i)?);
+                    }
+                } else {
+                    for i in start..end {
+                        out.push(convert(&obj.get_item(i)?, want, name, i)?);
+                    }
                 }
                 self.pos = end;
                 return Ok(());

@@ -127,6 +127,7 @@ impl PyCounterHandle {
 
     /// Adds every count of `ns` (a sequence of ints, or a numpy array of
     /// uint64/int64 read without copying), one event each.
+    /// Returns how many events were sent; an exception carries `exc.sent`.
     fn add_many(&self, py: Python<'_>, ns: &Bound<'_, PyAny>) -> PyResult<u64> {
         let mut col = Column::new(ns, Want::Count, "ns").map_err(|e| with_sent(py, e, 0))?;
         let id = self.id;
@@ -169,6 +170,7 @@ impl PyGaugeHandle {
     }
 
     /// Adds every delta of `ns` (ints, or a numpy int64 array), in order.
+    /// Returns how many events were sent; an exception carries `exc.sent`.
     fn add_many(&self, py: Python<'_>, ns: &Bound<'_, PyAny>) -> PyResult<u64> {
         let mut col = Column::new(ns, Want::Signed, "ns").map_err(|e| with_sent(py, e, 0))?;
         let id = self.id;
@@ -218,6 +220,7 @@ impl PyHistogramHandle {
     /// Records every value of `values` (ints or floats, or a numpy array of
     /// uint64/int64/float64). All are checked first: if one is bad,
     /// `ValueError` names its index and nothing is sent.
+    /// Returns how many events were sent; an exception carries `exc.sent`.
     fn observe_many(&self, py: Python<'_>, values: &Bound<'_, PyAny>) -> PyResult<u64> {
         let max = self.histogram.config().max;
         let mut col =
@@ -307,6 +310,7 @@ impl PySessionsHandle {
     /// `start` for every key of `keys` (ints/str, or a numpy uint64/int64
     /// array read without copying); `ts` is `None`, one number for all, or
     /// a sequence/array of seconds as long as `keys`.
+    /// Returns how many events were sent; an exception carries `exc.sent`.
     #[pyo3(signature = (keys, ts = None))]
     fn start_many(
         &self,
@@ -319,6 +323,7 @@ impl PySessionsHandle {
     }
 
     /// `end` for every key of `keys` (as `start_many`).
+    /// Returns how many events were sent; an exception carries `exc.sent`.
     #[pyo3(signature = (keys, ts = None))]
     fn end_many(
         &self,
@@ -367,6 +372,7 @@ impl PyDistinctHandle {
     }
 
     /// `seen` for every key of `keys` (as `SessionsHandle.start_many`).
+    /// Returns how many events were sent; an exception carries `exc.sent`.
     #[pyo3(signature = (keys, ts = None))]
     fn seen_many(
         &self,

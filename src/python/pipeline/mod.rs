@@ -9,7 +9,10 @@
 //! Errors: a closed pipeline raises `PipelineClosed` (a `RuntimeError`); a
 //! drop under `drop_newest`/`overwrite_oldest` is not an error (the
 //! pipeline counts it in `stats()["dropped"]`); bad arguments raise
-//! `TypeError`/`ValueError` naming them.
+//! `TypeError`/`ValueError` naming them (`MemoryError` for sizes that cannot
+//! be allocated); batch methods return how many events they sent and their
+//! exceptions carry `exc.sent` (`batch.rs`); a pipeline used in a forked
+//! child raises `RuntimeError` at flush, close and blocked sends.
 
 mod args;
 mod batch;
