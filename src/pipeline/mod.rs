@@ -761,6 +761,21 @@ impl Pipeline {
         self.shared.forked()
     }
 
+    /// The id of the process that built this pipeline and runs its
+    /// workers (compare with a cached pid to spot a forked child cheaply).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// assert_eq!(p.owner_pid(), std::process::id());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn owner_pid(&self) -> u32 {
+        self.shared.pid
+    }
+
     /// `true` once [`close`](Pipeline::close) has begun.
     ///
     /// # Examples

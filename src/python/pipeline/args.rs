@@ -11,6 +11,7 @@ use super::super::errors::type_name;
 use super::super::stats::f64_arg;
 use super::SIGNAL_SLICE;
 use crate::pipeline::{Event, Pipeline, PipelineError, SendError};
+use crate::sync::{AtomicU64, Ordering};
 
 pyo3::create_exception!(
     ringstat,
@@ -52,11 +53,49 @@ pub(super) fn closed_err() -> PyErr {
     PipelineClosed::new_err("the pipeline is closed: the event was not sent")
 }
 
+/// This process's id as last known: set at import and refreshed in a child
+/// by `os.register_at_fork`, so a send spots a pipeline of the parent with
+/// one relaxed load (a fork outside `os.fork` is caught at the slow points).
+static PID: AtomicU64 = AtomicU64::new(0);
+
+/// Records this process's id (`os.register_at_fork(after_in_child=...)`).
+#[pyfunction]
+fn _ringstat_after_fork_in_child() {
+    PID.store(u64::from(std::process::id()), Ordering::Relaxed);
+}
+
+/// Records the pid and registers the at-fork hook (module init).
+pub(super) fn init_fork_hook(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    _ringstat_after_fork_in_child();
+    let hook = wrap_pyfunction!(_ringstat_after_fork_in_child, m)?;
+    let kwargs = pyo3::types::PyDict::new(m.py());
+    kwargs.set_item("after_in_child", hook)?;
+    m.py()
+        .import("os")?
+        .call_method("register_at_fork", (), Some(&kwargs))?;
+    Ok(())
+}
+
+/// [`check_fork`] when the cached pid disagrees with the pipeline's owner
+/// (one relaxed load otherwise).
+#[inline]
+pub(super) fn check_fork_cached(p: &Pipeline) -> PyResult<()> {
+    if PID.load(Ordering::Relaxed) == u64::from(p.owner_pid()) {
+        return Ok(());
+    }
+    check_fork(p)?;
+    // Not a copy after all (forked without `os.fork`, then built here).
+    _ringstat_after_fork_in_child();
+    Ok(())
+}
+
 /// Sends one event. A drop under a dropping policy is not an error (the
 /// pipeline counts it); a closed pipeline raises `PipelineClosed`. A full
-/// queue under `Block` is waited for detached from the interpreter.
+/// queue under `Block` is waited for detached from the interpreter. A
+/// pipeline of the parent process raises `RuntimeError` in a forked child.
 #[inline]
 pub(super) fn send(p: &Pipeline, ev: Event) -> PyResult<()> {
+    check_fork_cached(p)?;
     match p.try_send(ev) {
         Ok(()) | Err(SendError::Dropped(_)) => Ok(()),
         Err(SendError::Closed(_)) => Err(closed_err()),

@@ -43,7 +43,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyIterator, PyList, PyTuple, PyType};
 
 use super::super::errors::type_name;
-use super::args::{check_fork, closed_err, key_arg, seconds_to_nanos, ts_range_err};
+use super::args::{
+    check_fork, check_fork_cached, closed_err, key_arg, seconds_to_nanos, ts_range_err,
+};
 use super::SIGNAL_SLICE;
 use crate::pipeline::{Event, Pipeline};
 
@@ -524,8 +526,8 @@ pub(super) fn send_column(
     mut ts: Option<&mut Column<'_>>,
     make: impl Fn(u64) -> Event,
 ) -> PyResult<u64> {
-    let checked = col
-        .validate()
+    let checked = check_fork_cached(p)
+        .and_then(|()| col.validate())
         .and_then(|()| ts.as_deref_mut().map_or(Ok(()), Column::validate));
     checked.map_err(|e| with_sent(py, e, 0))?;
     let mut sent = 0u64;

@@ -52,7 +52,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySessionsHandle>()?;
     m.add_class::<PyDistinctHandle>()?;
     m.add("PipelineClosed", m.py().get_type::<PipelineClosed>())?;
-    Ok(())
+    args::init_fork_hook(m)
 }
 
 /// The event pipeline: bounded per-worker queues drained by native worker
