@@ -121,6 +121,19 @@ def test_an_array_resized_during_the_call_raises_with_sent() -> None:
     assert out.split() == ["ValueError", "16384", "16384"]
 
 
+@needs_numpy
+def test_arrays_without_a_numeric_buffer_raise_type_error() -> None:
+    assert np is not None
+    with Pipeline() as p:
+        u = p.distinct("u")
+        with pytest.raises(TypeError, match="datetime64"):
+            u.seen_many(np.array(["2024-01-01"], dtype="datetime64[s]"))
+        with pytest.raises(TypeError, match="object"):
+            u.seen_many(np.array([1, 2], dtype=object))
+        with pytest.raises(ValueError, match="1-D"):
+            u.seen_many(np.array(5, dtype=np.uint64))
+
+
 # ----- 2. aborts and panics ----------------------------------------------------
 
 

@@ -315,7 +315,18 @@ impl<'py> Column<'py> {
     pub(super) fn new(obj: &Bound<'py, PyAny>, want: Want, name: &'static str) -> PyResult<Self> {
         let src = if is_ndarray(obj)? {
             let py = obj.py();
-            let mv = py.get_type::<pyo3::types::PyMemoryView>().call1((obj,))?;
+            // numpy refuses a buffer for some dtypes (datetime64, ...).
+            let mv = py
+                .get_type::<pyo3::types::PyMemoryView>()
+                .call1((obj,))
+                .map_err(|e| {
+                    let dtype = obj
+                        .getattr("dtype")
+                        .map_or_else(|_| e.to_string(), |d| d.to_string());
+                    PyTypeError::new_err(format!(
+                        "{name} must be a numpy array of numbers, got dtype {dtype}"
+                    ))
+                })?;
             let (len, dtype) = array_layout(&mv, obj, want, name)?;
             Src::Array {
                 obj: obj.clone(),
@@ -356,16 +367,17 @@ impl<'py> Column<'py> {
         let Some(ts) = ts.filter(|t| !t.is_none()) else {
             return Ok(None);
         };
-        if let Ok(secs) = ts.extract::<f64>() {
-            if !ts.is_instance_of::<pyo3::types::PyBool>() && !is_ndarray(ts)? {
-                let nanos = seconds_to_nanos(secs).ok_or_else(|| ts_range_err(secs))?;
-                return Ok(Some(Self {
-                    src: Src::Repeat(nanos),
-                    want: Want::Seconds,
-                    name: "ts",
-                    pos: 0,
-                }));
-            }
+        // An array is never a scalar (numpy warns when a 1-element array is
+        // converted to a float).
+        let scalar = !is_ndarray(ts)? && !ts.is_instance_of::<pyo3::types::PyBool>();
+        if let Some(secs) = scalar.then(|| ts.extract::<f64>().ok()).flatten() {
+            let nanos = seconds_to_nanos(secs).ok_or_else(|| ts_range_err(secs))?;
+            return Ok(Some(Self {
+                src: Src::Repeat(nanos),
+                want: Want::Seconds,
+                name: "ts",
+                pos: 0,
+            }));
         }
         let col = Self::new(ts, Want::Seconds, "ts")?;
         if let (Some(n), Some(k)) = (col.known_len(), keys.known_len()) {
