@@ -33,6 +33,13 @@
 //!   [`Backpressure::OverwriteOldest`] policies drop, and every drop is
 //!   counted. After close: `received == applied + dropped + rejected`
 //!   (see [`PipelineStats`]).
+//! - **batches**: [`Pipeline::send_batch`] and
+//!   [`send_batch_until`](Pipeline::send_batch_until) leave exactly the
+//!   events they did not send in the vector: the others are applied once.
+//! - **fork**: a pipeline belongs to the process that built it. In a forked
+//!   child ([`Pipeline::is_forked_copy`]) flush returns at once, events sent
+//!   are never applied and close only closes the copy; the parent is not
+//!   affected. Build a new pipeline in the child.
 //! - **units**: timestamps are nanoseconds; session durations are recorded
 //!   in whole milliseconds; distinct counts have relative standard error
 //!   `1.04 / sqrt(2^precision)` (1.63 % by default, see [`HyperLogLog`]).
