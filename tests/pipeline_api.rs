@@ -117,7 +117,8 @@ fn config_errors() {
             "s",
             SessionsConfig {
                 max_ms: 0,
-                significant_digits: 2
+                significant_digits: 2,
+                max_open: None,
             }
         )
         .is_err());

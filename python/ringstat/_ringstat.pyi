@@ -753,15 +753,24 @@ class Recorder:
 # (``Pipeline.now()``); ``None`` stamps the event when a worker applies it.
 # Keys are ints in ``-2**63..2**64`` (negatives as 64-bit two's complement) or
 # ``str``/``bytes`` (hashed to 64 bits, stable across runs). Batch methods
-# (``*_many``) take any sequence, or a 1-D contiguous numpy array of
-# uint64/int64 (float64 too for histogram values and ``ts``) read in place
-# without copying; a wrong dtype raises ``TypeError``, a non-contiguous or
-# multi-dimensional array ``ValueError``; every element is checked before
-# anything is sent.
+# (``*_many``) take any iterable, or a 1-D contiguous numpy array of
+# uint64/int64 (float64 too for histogram values and ``ts``) read through the
+# buffer protocol in chunks; a wrong dtype raises ``TypeError``, a
+# non-contiguous or multi-dimensional array ``ValueError``. Arrays and exact
+# lists/tuples are checked whole before anything is sent; other iterables
+# (generators, ``itertools.count()``) are consumed 8192 at a time, so memory
+# stays bounded. Batch methods return how many events they sent; an exception
+# raised by one (a bad element, ``PipelineClosed`` from a racing ``close()``,
+# Ctrl-C) carries ``exc.sent``: that many were sent and are applied exactly
+# once, the rest were not sent nor counted (for an iterator, its first
+# ``exc.sent`` elements). A pipeline used in a process forked after it was
+# built raises ``RuntimeError`` at ``flush()``, ``close()`` and any send that
+# waits for room: its workers run only in the parent.
 
 class PipelineClosed(RuntimeError):
     """Raised by a send on a :class:`Pipeline` that was closed (the event is not
-    sent). A drop under ``backpressure="drop_newest"``/``"overwrite_oldest"``
+    sent; from a batch method, ``exc.sent`` of its events were sent before the
+    close). A drop under ``backpressure="drop_newest"``/``"overwrite_oldest"``
     is not an error: it is counted in ``stats()["dropped"]``."""
 
 class _PipelineStats(TypedDict):
@@ -795,9 +804,9 @@ class CounterHandle:
     def add(self, n: SupportsIndex) -> None:
         """Add ``n`` (an int in ``0 <= n < 2**64``)."""
 
-    def add_many(self, ns: Iterable[SupportsIndex] | Any) -> None:
+    def add_many(self, ns: Iterable[SupportsIndex] | Any) -> int:
         """Add each count of ``ns`` (ints, or a numpy uint64/int64 array), one
-        event each."""
+        event each; return how many were sent (see ``exc.sent`` above)."""
 
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
@@ -816,7 +825,7 @@ class GaugeHandle:
     def add(self, n: SupportsIndex) -> None:
         """Add ``n`` (may be negative)."""
 
-    def add_many(self, ns: Iterable[SupportsIndex] | Any) -> None:
+    def add_many(self, ns: Iterable[SupportsIndex] | Any) -> int:
         """Add each delta of ``ns`` (ints, or a numpy int64 array), in order."""
 
     def __eq__(self, other: object, /) -> bool: ...
@@ -836,7 +845,7 @@ class HistogramHandle:
         ``ValueError`` (``TypeError`` for a non-number), is counted in the
         histogram's ``rejected`` and is not sent."""
 
-    def observe_many(self, values: Iterable[SupportsFloat | SupportsIndex] | Any) -> None:
+    def observe_many(self, values: Iterable[SupportsFloat | SupportsIndex] | Any) -> int:
         """Record every value (ints/floats, or a numpy uint64/int64/float64
         array). If one is out of range, ``ValueError`` names its index and
         nothing is sent."""
@@ -878,14 +887,14 @@ class SessionsHandle:
         self,
         keys: Iterable[int | str | bytes] | Any,
         ts: float | Iterable[float] | Any | None = None,
-    ) -> None:
+    ) -> int:
         """``start`` for every key, in order."""
 
     def end_many(
         self,
         keys: Iterable[int | str | bytes] | Any,
         ts: float | Iterable[float] | Any | None = None,
-    ) -> None:
+    ) -> int:
         """``end`` for every key, in order."""
 
     def __eq__(self, other: object, /) -> bool: ...
@@ -915,7 +924,7 @@ class DistinctHandle:
         self,
         keys: Iterable[int | str | bytes] | Any,
         ts: float | Iterable[float] | Any | None = None,
-    ) -> None:
+    ) -> int:
         """``seen`` for every key."""
 
     def __eq__(self, other: object, /) -> bool: ...
@@ -1010,10 +1019,20 @@ class Pipeline:
         """The registry rate ``name`` (events per second over ``window``)."""
 
     def sessions(
-        self, name: str, *, max_duration: float = 2592000.0, significant_digits: int = 2
+        self,
+        name: str,
+        *,
+        max_duration: float = 2592000.0,
+        significant_digits: int = 2,
+        max_sessions: int | None = None,
     ) -> SessionsHandle:
         """The session tracker ``name``: durations up to ``max_duration`` seconds
-        (longer ones counted as rejected) with ``significant_digits``."""
+        (longer ones counted as rejected) with ``significant_digits``.
+        ``max_sessions`` (default: no limit) bounds the sessions kept open,
+        split evenly over the workers: a start beyond it evicts that worker's
+        oldest-started session, which leaves ``{name}_open``, is counted in
+        ``{name}_evicted_total``, is not completed and records no duration (a
+        later end for its key is an ``end_without_start`` anomaly)."""
 
     def distinct(
         self, name: str, *, precision: int = 12, window: float = 60.0, buckets: int = 12

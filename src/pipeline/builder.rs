@@ -162,7 +162,8 @@ impl PipelineBuilder {
     /// # Errors
     ///
     /// [`PipelineError::InvalidWorkers`], [`PipelineError::InvalidCapacity`],
-    /// [`PipelineError::InvalidBatchSize`], [`PipelineError::Stats`] if the
+    /// [`PipelineError::InvalidBatchSize`], [`PipelineError::InvalidName`],
+    /// [`PipelineError::OutOfMemory`], [`PipelineError::Stats`] if the
     /// registry refuses the pipeline's metric names, [`PipelineError::Spawn`].
     ///
     /// # Examples
@@ -190,7 +191,19 @@ impl PipelineBuilder {
                 batch_size: self.batch_size,
             });
         }
+        if self.name.contains('\0') {
+            return Err(PipelineError::InvalidName { name: self.name });
+        }
         let per_worker = self.capacity.div_ceil(workers);
+        let mut queues = Vec::new();
+        queues
+            .try_reserve_exact(workers)
+            .map_err(|_| out_of_memory(self.capacity))?;
+        for _ in 0..workers {
+            // Fallible: a capacity too large for memory is an error, not an
+            // abort.
+            queues.push(Queue::try_new(per_worker).map_err(|_| out_of_memory(self.capacity))?);
+        }
         let reg = &self.registry;
         let labels = [("pipeline", self.name.as_str())];
         let own = Own {
@@ -202,7 +215,7 @@ impl PipelineBuilder {
             depth: reg.gauge("ringstat_pipeline_queue_depth", &labels)?,
         };
         let shared = Arc::new(Shared {
-            queues: (0..workers).map(|_| Queue::new(per_worker)).collect(),
+            queues: queues.into_boxed_slice(),
             policy: self.policy,
             batch_size: self.batch_size,
             refresh: self.refresh,
@@ -215,6 +228,7 @@ impl PipelineBuilder {
             flush_serial: Mutex::new(0),
             flush_progress: Mutex::new(vec![0; workers]),
             flush_cv: Condvar::new(),
+            pid: std::process::id(),
         });
         let pipeline = Pipeline {
             shared: Arc::clone(&shared),
@@ -235,5 +249,12 @@ impl PipelineBuilder {
             }
         }
         Ok(pipeline)
+    }
+}
+
+#[cold]
+fn out_of_memory(capacity: usize) -> PipelineError {
+    PipelineError::OutOfMemory {
+        what: format!("pipeline queues of total capacity {capacity}"),
     }
 }

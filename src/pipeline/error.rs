@@ -51,6 +51,20 @@ pub enum PipelineError {
     },
     /// The registry refused a metric (bad name, kind or config clash).
     Stats(StatsError),
+    /// A pipeline name containing a NUL character (it names the worker
+    /// threads, which the system cannot name so).
+    InvalidName {
+        /// The rejected name.
+        name: String,
+    },
+    /// A session tracker's `max_open` of 0 (use `None` for no limit).
+    InvalidMaxOpen,
+    /// The memory for the queues or a keyed operator could not be had (or
+    /// its size overflows `usize`): an error instead of an abort.
+    OutOfMemory {
+        /// What could not be allocated.
+        what: String,
+    },
     /// The operating system refused to start a worker thread.
     Spawn {
         /// The system's message.
@@ -61,6 +75,11 @@ pub enum PipelineError {
 impl fmt::Display for PipelineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::InvalidCapacity { capacity } if *capacity > crate::queue::MAX_CAPACITY => write!(
+                f,
+                "pipeline capacity must be at most {}, got {capacity}",
+                crate::queue::MAX_CAPACITY
+            ),
             Self::InvalidCapacity { capacity } => write!(
                 f,
                 "pipeline capacity must be at least the number of workers, got {capacity}"
@@ -92,6 +111,16 @@ impl fmt::Display for PipelineError {
                 )
             }
             Self::Stats(e) => write!(f, "{e}"),
+            Self::InvalidName { name } => {
+                write!(
+                    f,
+                    "pipeline name must not contain NUL characters, got {name:?}"
+                )
+            }
+            Self::InvalidMaxOpen => {
+                f.write_str("the most open sessions (max_open) must be at least 1 (None: no limit)")
+            }
+            Self::OutOfMemory { what } => write!(f, "cannot allocate {what}: out of memory"),
             Self::Spawn { message } => write!(f, "cannot start a pipeline worker: {message}"),
         }
     }

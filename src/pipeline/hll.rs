@@ -291,12 +291,16 @@ pub(crate) struct Registers {
 }
 
 impl Registers {
-    pub(crate) fn new(p: u8) -> Self {
+    /// `2^p` zeroed registers, `None` if the memory cannot be had.
+    pub(crate) fn try_new(p: u8) -> Option<Self> {
         let words = ((1usize << p) / 8).max(1);
-        Self {
-            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        let mut v = Vec::new();
+        v.try_reserve_exact(words).ok()?;
+        v.extend((0..words).map(|_| AtomicU64::new(0)));
+        Some(Self {
+            words: v.into_boxed_slice(),
             p,
-        }
+        })
     }
 
     /// Inserts a key hash. Only the owning thread may call this.
@@ -363,7 +367,7 @@ mod tests {
 
     #[test]
     fn atomic_registers_match_plain() {
-        let regs = Registers::new(8);
+        let regs = Registers::try_new(8).unwrap();
         let mut plain = HyperLogLog::new(8).unwrap();
         for k in 0..5_000u64 {
             regs.insert(mix64(k));

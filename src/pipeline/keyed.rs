@@ -6,7 +6,7 @@
 //! partial. Only the aggregates every worker shares (gauges, counters,
 //! histograms) are the lock-free `stats` types.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,15 @@ pub struct SessionsConfig {
     /// Significant decimal digits of the duration histogram (`0..=5`).
     /// Default: 2 (quantiles within 0.5 %).
     pub significant_digits: u8,
+    /// The most sessions kept open (`None`, the default: no limit), so keys
+    /// that start and never end cannot grow memory without bound. Split
+    /// evenly over the workers (keys are spread by hash): each worker keeps
+    /// at most `ceil(max_open / workers)`. A start beyond that evicts the
+    /// worker's oldest-started open session: it leaves `{name}_open`, is
+    /// counted in `{name}_evicted_total`, is not counted as completed and
+    /// records no duration; a later end for its key counts as
+    /// `end_without_start`.
+    pub max_open: Option<usize>,
 }
 
 impl Default for SessionsConfig {
@@ -31,6 +40,7 @@ impl Default for SessionsConfig {
         Self {
             max_ms: 30 * 24 * 3600 * 1000,
             significant_digits: 2,
+            max_open: None,
         }
     }
 }
@@ -46,7 +56,12 @@ impl Default for SessionsConfig {
 /// | `{name}_anomalies_total{kind="end_without_start"}` | counter | ends for a key with no open session (ignored otherwise) |
 /// | `{name}_anomalies_total{kind="double_start"}` | counter | starts for a key already open: the session restarts at the new time, the open count is unchanged |
 /// | `{name}_anomalies_total{kind="negative_duration"}` | counter | ends earlier than their start: the session closes, no duration is recorded |
+/// | `{name}_evicted_total` | counter | open sessions evicted by the `max_open` limit |
 pub(crate) struct SessionsShared {
+    pub(crate) config: SessionsConfig,
+    /// The most open sessions one worker keeps (`usize::MAX`: no limit).
+    per_worker: usize,
+    pub(crate) evicted: Arc<Counter>,
     pub(crate) open: Arc<Gauge>,
     pub(crate) started: Arc<Counter>,
     pub(crate) completed: Arc<Counter>,
@@ -61,10 +76,19 @@ impl SessionsShared {
         reg: &Registry,
         name: &str,
         config: SessionsConfig,
+        workers: usize,
     ) -> Result<Self, PipelineError> {
+        let per_worker = match config.max_open {
+            None => usize::MAX,
+            Some(0) => return Err(PipelineError::InvalidMaxOpen),
+            Some(n) => n.div_ceil(workers.max(1)),
+        };
         let anomaly =
             |kind: &str| reg.counter(&format!("{name}_anomalies_total"), &[("kind", kind)]);
         Ok(Self {
+            config,
+            per_worker,
+            evicted: reg.counter(&format!("{name}_evicted_total"), &[])?,
             open: reg.gauge(&format!("{name}_open"), &[])?,
             started: reg.counter(&format!("{name}_started_total"), &[])?,
             completed: reg.counter(&format!("{name}_completed_total"), &[])?,
@@ -85,26 +109,60 @@ impl SessionsShared {
 
 /// One worker's session state for one tracker: open sessions by key.
 /// Owned by that worker alone (no lock). A key that starts and never ends
-/// stays here until the pipeline is dropped.
+/// stays here until the pipeline is dropped, or until the `max_open` limit
+/// evicts it.
 #[derive(Default)]
 pub(crate) struct SessionsLocal {
-    open: HashMap<u64, u64>,
+    /// key -> (start ts, start serial).
+    open: HashMap<u64, (u64, u64)>,
+    /// (key, start serial) in start order, for eviction; entries whose
+    /// serial no longer matches `open` are stale and skipped. Kept only
+    /// under a `max_open` limit.
+    order: VecDeque<(u64, u64)>,
+    serial: u64,
 }
 
 impl SessionsLocal {
     pub(crate) fn start(&mut self, shared: &SessionsShared, key: u64, ts: u64) {
-        if self.open.insert(key, ts).is_some() {
+        let limited = shared.per_worker != usize::MAX;
+        self.serial += 1;
+        if self.open.insert(key, (ts, self.serial)).is_some() {
             shared.double_start.inc();
         } else {
             shared.started.inc();
             shared.open.add(1);
+            if self.open.len() > shared.per_worker {
+                self.evict_oldest(shared);
+            }
+        }
+        if limited {
+            self.order.push_back((key, self.serial));
+            // Drop stale entries once they outnumber the live ones.
+            if self.order.len() > 2 * self.open.len() + 64 {
+                let open = &self.open;
+                self.order
+                    .retain(|(k, serial)| open.get(k).is_some_and(|&(_, s)| s == *serial));
+            }
+        }
+    }
+
+    /// Evicts the oldest-started open session (not the one just started:
+    /// the limit is at least 1 and the new entry is not yet in `order`).
+    fn evict_oldest(&mut self, shared: &SessionsShared) {
+        while let Some((key, serial)) = self.order.pop_front() {
+            if self.open.get(&key).is_some_and(|&(_, s)| s == serial) {
+                self.open.remove(&key);
+                shared.open.sub(1);
+                shared.evicted.inc();
+                return;
+            }
         }
     }
 
     pub(crate) fn end(&mut self, shared: &SessionsShared, key: u64, ts: u64) {
         match self.open.remove(&key) {
             None => shared.end_without_start.inc(),
-            Some(start) => {
+            Some((start, _)) => {
                 shared.open.sub(1);
                 shared.completed.inc();
                 match ts.checked_sub(start) {
@@ -185,17 +243,44 @@ impl DistinctShared {
             return Err(bad);
         }
         let p = config.precision;
-        let parts = (0..workers)
-            .map(|_| DistinctPart {
-                all: Registers::new(p),
-                window: (0..config.buckets)
-                    .map(|_| WindowSlot {
-                        tag: AtomicU64::new(0),
-                        regs: Registers::new(p),
-                    })
-                    .collect(),
-            })
-            .collect();
+        let oom = || PipelineError::OutOfMemory {
+            what: format!(
+                "distinct counter sketches ({workers} workers x {} buckets x 2^{p} registers)",
+                config.buckets
+            ),
+        };
+        // Every size is checked and every allocation fallible: a window of
+        // too many buckets is an error, not an abort. The whole size is asked
+        // for once first, so one too large for the system fails here rather
+        // than piece by piece.
+        let total = config
+            .buckets
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(workers))
+            .and_then(|n| n.checked_mul((1usize << p).max(8)))
+            .ok_or_else(oom)?;
+        Vec::<u8>::new()
+            .try_reserve_exact(total)
+            .map_err(|_| oom())?;
+        let mut parts = Vec::new();
+        parts.try_reserve_exact(workers).map_err(|_| oom())?;
+        for _ in 0..workers {
+            let mut window = Vec::new();
+            window
+                .try_reserve_exact(config.buckets)
+                .map_err(|_| oom())?;
+            for _ in 0..config.buckets {
+                window.push(WindowSlot {
+                    tag: AtomicU64::new(0),
+                    regs: Registers::try_new(p).ok_or_else(oom)?,
+                });
+            }
+            parts.push(DistinctPart {
+                all: Registers::try_new(p).ok_or_else(oom)?,
+                window: window.into_boxed_slice(),
+            });
+        }
+        let parts = parts.into_boxed_slice();
         Ok(Self {
             config,
             tick: window / n,
@@ -295,7 +380,7 @@ mod tests {
     #[test]
     fn sessions_anomalies() {
         let reg = Registry::new();
-        let s = SessionsShared::register(&reg, "online", SessionsConfig::default()).unwrap();
+        let s = SessionsShared::register(&reg, "online", SessionsConfig::default(), 1).unwrap();
         let mut l = SessionsLocal::default();
         l.end(&s, 1, 10);
         l.start(&s, 1, 1_000_000);

@@ -33,6 +33,13 @@
 //!   [`Backpressure::OverwriteOldest`] policies drop, and every drop is
 //!   counted. After close: `received == applied + dropped + rejected`
 //!   (see [`PipelineStats`]).
+//! - **batches**: [`Pipeline::send_batch`] and
+//!   [`send_batch_until`](Pipeline::send_batch_until) leave exactly the
+//!   events they did not send in the vector: the others are applied once.
+//! - **fork**: a pipeline belongs to the process that built it. In a forked
+//!   child ([`Pipeline::is_forked_copy`]) flush returns at once, events sent
+//!   are never applied and close only closes the copy; the parent is not
+//!   affected. Build a new pipeline in the child.
 //! - **units**: timestamps are nanoseconds; session durations are recorded
 //!   in whole milliseconds; distinct counts have relative standard error
 //!   `1.04 / sqrt(2^precision)` (1.63 % by default, see [`HyperLogLog`]).
@@ -186,6 +193,8 @@ struct Shared {
     /// it exited). Changed and waited on under this lock only.
     flush_progress: Mutex<Vec<u64>>,
     flush_cv: Condvar,
+    /// The id of the process that built the pipeline (and runs its workers).
+    pid: u32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -262,15 +271,21 @@ impl Shared {
     }
 
     /// Sends `run` (all routed to worker `i`); returns how many events were
-    /// dropped. On `Closed`, the events not sent stay in `run`.
-    fn send_run(&self, i: usize, run: &mut Vec<Event>) -> Result<u64, Closed> {
+    /// dropped. The events not sent (on `Closed`, or under `Block` when
+    /// `deadline` passed first) stay in `run`.
+    fn send_run(
+        &self,
+        i: usize,
+        run: &mut Vec<Event>,
+        deadline: Option<Instant>,
+    ) -> Result<u64, Closed> {
         let q = &self.queues[i];
         let before = run.len() as u64;
         match self.policy {
             Backpressure::Block => {
-                let r = q.push_batch(run);
+                let r = q.push_batch_until(run, deadline);
                 self.own.received.add(before - run.len() as u64);
-                r.map(|()| 0)
+                r.map(|_| 0)
             }
             Backpressure::DropNewest => {
                 q.try_push_batch(run)?;
@@ -305,14 +320,17 @@ impl Shared {
         }
     }
 
+    /// Sends `events`, each worker's share as one run; the events not sent
+    /// (see [`send_run`](Self::send_run)) stay in `events`.
     fn send_batch(
         &self,
         events: &mut Vec<Event>,
         scratch: &mut Vec<Vec<Event>>,
+        deadline: Option<Instant>,
     ) -> Result<u64, Closed> {
         let n = self.queues.len();
         if n == 1 {
-            return self.send_run(0, events);
+            return self.send_run(0, events, deadline);
         }
         scratch.resize_with(n, Vec::new);
         for ev in events.drain(..) {
@@ -322,7 +340,7 @@ impl Shared {
         let mut closed = false;
         for (i, run) in scratch.iter_mut().enumerate() {
             if !closed {
-                match self.send_run(i, run) {
+                match self.send_run(i, run, deadline) {
                     Ok(d) => dropped += d,
                     Err(Closed) => closed = true,
                 }
@@ -367,7 +385,16 @@ impl Shared {
         }
     }
 
+    /// `true` in a child process forked after the pipeline was built: its
+    /// worker threads exist only in the parent.
+    fn forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
+
     fn flush(&self) {
+        if self.forked() {
+            return; // no worker here would ever answer
+        }
         let mut serial = lock(&self.flush_serial);
         *serial += 1;
         let ticket = *serial;
@@ -603,7 +630,38 @@ impl Pipeline {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_batch(&self, events: &mut Vec<Event>) -> Result<u64, Closed> {
-        self.shared.send_batch(events, &mut Vec::new())
+        self.shared.send_batch(events, &mut Vec::new(), None)
+    }
+
+    /// As [`send_batch`](Pipeline::send_batch), except that under
+    /// [`Backpressure::Block`] it waits for room at most until `deadline`
+    /// (`None`: as long as it takes): the events not sent by then stay in
+    /// `events` (in order per worker), neither sent nor counted. Exactly
+    /// the events removed from `events` were sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_batch`](Pipeline::send_batch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let p = Pipeline::builder(&ringstat::Registry::new()).workers(1).capacity(4).build()?;
+    /// let c = p.counter("c")?;
+    /// let mut batch = vec![Event::count(c); 10];
+    /// // The worker may drain some meanwhile: at least 4 fit.
+    /// p.send_batch_until(&mut batch, Some(Instant::now()))?;
+    /// assert!(batch.len() <= 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_batch_until(
+        &self,
+        events: &mut Vec<Event>,
+        deadline: Option<Instant>,
+    ) -> Result<u64, Closed> {
+        self.shared.send_batch(events, &mut Vec::new(), deadline)
     }
 
     /// A sending handle for one producer thread (cheap; clone it for more).
@@ -672,6 +730,14 @@ impl Pipeline {
         for q in self.shared.queues.iter() {
             q.close();
         }
+        if self.shared.forked() {
+            // A forked child has copies of the join handles of threads that
+            // run only in the parent: joining one would never return.
+            if let Ok(mut handles) = self.handles.try_lock() {
+                handles.drain(..).for_each(core::mem::forget);
+            }
+            return;
+        }
         let mut handles = lock(&self.handles);
         for h in handles.drain(..) {
             // A worker that panicked has still released its flushers; its
@@ -681,6 +747,40 @@ impl Pipeline {
         drop(handles);
         self.shared.refresh_depth();
         self.shared.refresh_distinct_gauges();
+    }
+
+    /// `true` in a child process forked (`fork(2)`) after this pipeline was
+    /// built. The child has a copy of the pipeline but none of its worker
+    /// threads: there, [`flush`](Pipeline::flush) returns at once, events
+    /// sent are never applied, and [`close`](Pipeline::close) (or a drop)
+    /// only closes the copy. The parent's pipeline is not affected. Costs a
+    /// `getpid` system call: check it at slow points, not per event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// assert!(!p.is_forked_copy());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn is_forked_copy(&self) -> bool {
+        self.shared.forked()
+    }
+
+    /// The id of the process that built this pipeline and runs its
+    /// workers (compare with a cached pid to spot a forked child cheaply).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// assert_eq!(p.owner_pid(), std::process::id());
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    #[must_use]
+    pub fn owner_pid(&self) -> u32 {
+        self.shared.pid
     }
 
     /// `true` once [`close`](Pipeline::close) has begun.

@@ -129,7 +129,24 @@ impl Pipeline {
             .resolve(
                 Kind::Rate,
                 name,
-                || Ok(Target::Rate(reg.rate(name, &[], config)?)),
+                || {
+                    // A rate keeps a word per bucket; its constructor
+                    // allocates infallibly, so a window of too many buckets
+                    // is refused here (asking for the words once) rather
+                    // than aborting there.
+                    let words = config.buckets.saturating_add(1);
+                    let tick = u64::try_from(config.window.as_nanos())
+                        .unwrap_or(u64::MAX)
+                        .checked_div(config.buckets as u64)
+                        .unwrap_or(0);
+                    // (An invalid window is left to the registry's error.)
+                    if tick >= 1_000_000 && Vec::<u64>::new().try_reserve_exact(words).is_err() {
+                        return Err(PipelineError::OutOfMemory {
+                            what: format!("a rate of {} buckets", config.buckets),
+                        });
+                    }
+                    Ok(Target::Rate(reg.rate(name, &[], config)?))
+                },
                 |t| matches!(t, Target::Rate(r) if r.config() == config),
             )
             .map(RateId)
@@ -149,8 +166,10 @@ impl Pipeline {
     /// | `{name}_anomalies_total{kind="end_without_start"}` | counter | ends for a key with no open session (otherwise ignored) |
     /// | `{name}_anomalies_total{kind="double_start"}` | counter | starts for a key already open: the session restarts at the new time, the open count is unchanged |
     /// | `{name}_anomalies_total{kind="negative_duration"}` | counter | ends earlier than their start: the session closes, no duration is recorded |
+    /// | `{name}_evicted_total` | counter | open sessions evicted by [`SessionsConfig::max_open`] (never, by default) |
     ///
-    /// Open sessions live in the worker that owns the key until they end.
+    /// Open sessions live in the worker that owns the key until they end
+    /// (or are evicted under a `max_open` limit).
     ///
     /// # Errors
     ///
@@ -184,7 +203,7 @@ impl Pipeline {
     /// ```
     /// use ringstat::pipeline::{Pipeline, SessionsConfig};
     /// let p = Pipeline::new(&ringstat::Registry::new())?;
-    /// let cfg = SessionsConfig { max_ms: 3_600_000, significant_digits: 3 };
+    /// let cfg = SessionsConfig { max_ms: 3_600_000, significant_digits: 3, max_open: Some(100_000) };
     /// let _ = p.sessions_with("calls", cfg)?;
     /// # Ok::<(), ringstat::pipeline::PipelineError>(())
     /// ```
@@ -194,21 +213,17 @@ impl Pipeline {
         config: SessionsConfig,
     ) -> Result<SessionsId, PipelineError> {
         let reg = &self.shared.registry;
+        let workers = self.shared.queues.len();
         self.shared
             .resolve(
                 Kind::Sessions,
                 name,
                 || {
                     Ok(Target::Sessions(StdArc::new(SessionsShared::register(
-                        reg, name, config,
+                        reg, name, config, workers,
                     )?)))
                 },
-                |t| {
-                    matches!(t, Target::Sessions(s) if s.durations.config() == HistogramConfig {
-                        max: config.max_ms,
-                        significant_digits: config.significant_digits,
-                    })
-                },
+                |t| matches!(t, Target::Sessions(s) if s.config == config),
             )
             .map(SessionsId)
     }

@@ -73,7 +73,7 @@ impl Sender {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_batch(&mut self, events: &mut Vec<Event>) -> Result<u64, Closed> {
-        self.shared.send_batch(events, &mut self.scratch)
+        self.shared.send_batch(events, &mut self.scratch, None)
     }
 
     /// As [`Pipeline::flush`].

@@ -37,7 +37,9 @@ pub(crate) fn run(shared: &Shared, index: usize) {
     let _guard = ExitGuard { shared, index };
     let queue = &shared.queues[index];
     let mut local: Vec<Local> = Vec::new();
-    let mut buf: Vec<Event> = Vec::with_capacity(shared.batch_size);
+    // A batch never holds more than the queue does: a huge `batch_size`
+    // must not allocate (and abort) up front.
+    let mut buf: Vec<Event> = Vec::with_capacity(shared.batch_size.min(queue.capacity()));
     let mut last_refresh = shared.clock.now_nanos();
     let idle_nanos = u64::try_from(shared.refresh.as_nanos()).unwrap_or(u64::MAX);
     loop {

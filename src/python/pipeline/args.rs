@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 
@@ -11,6 +11,7 @@ use super::super::errors::type_name;
 use super::super::stats::f64_arg;
 use super::SIGNAL_SLICE;
 use crate::pipeline::{Event, Pipeline, PipelineError, SendError};
+use crate::sync::{AtomicU64, Ordering};
 
 pyo3::create_exception!(
     ringstat,
@@ -19,10 +20,31 @@ pyo3::create_exception!(
     "Raised when sending to (or resolving a metric of) a Pipeline that was closed."
 );
 
-/// A [`PipelineError`] as `ValueError`, with the Rust message.
+/// A [`PipelineError`] as `ValueError` (`MemoryError` for a size that
+/// cannot be allocated), with the Rust message.
 #[cold]
 pub(super) fn pipeline_err(e: PipelineError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+    match e {
+        PipelineError::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// `RuntimeError` if `p` was built by another process (this one is a
+/// forked child of it): its worker threads do not exist here, so a flush
+/// would never return and events sent would never be applied. A `getpid`
+/// call: used at flush, close and while a send waits for room, not per
+/// event.
+#[cold]
+pub(super) fn check_fork(p: &Pipeline) -> PyResult<()> {
+    if p.is_forked_copy() {
+        return Err(PyRuntimeError::new_err(
+            "this Pipeline was created in the parent of this forked process: its worker \
+             threads run only there, so it cannot flush or apply events here; create a new \
+             Pipeline in the child (the parent's pipeline is unaffected)",
+        ));
+    }
+    Ok(())
 }
 
 /// The `PipelineClosed` error.
@@ -31,11 +53,49 @@ pub(super) fn closed_err() -> PyErr {
     PipelineClosed::new_err("the pipeline is closed: the event was not sent")
 }
 
+/// This process's id as last known: set at import and refreshed in a child
+/// by `os.register_at_fork`, so a send spots a pipeline of the parent with
+/// one relaxed load (a fork outside `os.fork` is caught at the slow points).
+static PID: AtomicU64 = AtomicU64::new(0);
+
+/// Records this process's id (`os.register_at_fork(after_in_child=...)`).
+#[pyfunction]
+fn _ringstat_after_fork_in_child() {
+    PID.store(u64::from(std::process::id()), Ordering::Relaxed);
+}
+
+/// Records the pid and registers the at-fork hook (module init).
+pub(super) fn init_fork_hook(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    _ringstat_after_fork_in_child();
+    let hook = wrap_pyfunction!(_ringstat_after_fork_in_child, m)?;
+    let kwargs = pyo3::types::PyDict::new(m.py());
+    kwargs.set_item("after_in_child", hook)?;
+    m.py()
+        .import("os")?
+        .call_method("register_at_fork", (), Some(&kwargs))?;
+    Ok(())
+}
+
+/// [`check_fork`] when the cached pid disagrees with the pipeline's owner
+/// (one relaxed load otherwise).
+#[inline]
+pub(super) fn check_fork_cached(p: &Pipeline) -> PyResult<()> {
+    if PID.load(Ordering::Relaxed) == u64::from(p.owner_pid()) {
+        return Ok(());
+    }
+    check_fork(p)?;
+    // Not a copy after all (forked without `os.fork`, then built here).
+    _ringstat_after_fork_in_child();
+    Ok(())
+}
+
 /// Sends one event. A drop under a dropping policy is not an error (the
 /// pipeline counts it); a closed pipeline raises `PipelineClosed`. A full
-/// queue under `Block` is waited for detached from the interpreter.
+/// queue under `Block` is waited for detached from the interpreter. A
+/// pipeline of the parent process raises `RuntimeError` in a forked child.
 #[inline]
 pub(super) fn send(p: &Pipeline, ev: Event) -> PyResult<()> {
+    check_fork_cached(p)?;
     match p.try_send(ev) {
         Ok(()) | Err(SendError::Dropped(_)) => Ok(()),
         Err(SendError::Closed(_)) => Err(closed_err()),
@@ -54,7 +114,10 @@ fn send_waiting(p: &Pipeline, ev: Event) -> PyResult<()> {
         match py.detach(|| p.send_until(ev, Some(until))) {
             Ok(()) | Err(SendError::Dropped(_)) => return Ok(()),
             Err(SendError::Closed(_)) => return Err(closed_err()),
-            Err(SendError::Full(_)) => py.check_signals()?,
+            Err(SendError::Full(_)) => {
+                check_fork(p)?;
+                py.check_signals()?;
+            }
         }
     })
 }
@@ -161,6 +224,39 @@ pub(super) fn ts_range_err(secs: f64) -> PyErr {
 /// Extracts a positive count argument (`workers`, `capacity`, ...).
 pub(super) fn count_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
     super::super::errors::int_arg(value, name, 1)
+}
+
+/// Extracts an int in `range` (a precision, a number of digits), naming
+/// it: `TypeError` for a non-int, `ValueError` with the value given.
+pub(super) fn small_int(
+    value: &Bound<'_, PyAny>,
+    name: &str,
+    range: std::ops::RangeInclusive<u8>,
+) -> PyResult<u8> {
+    let n = super::super::errors::int_arg(value, name, 0).map_err(|e| {
+        if e.is_instance_of::<PyValueError>(value.py()) {
+            small_int_err(name, &range, value)
+        } else {
+            e
+        }
+    })?;
+    u8::try_from(n)
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| small_int_err(name, &range, value))
+}
+
+#[cold]
+fn small_int_err(
+    name: &str,
+    range: &std::ops::RangeInclusive<u8>,
+    value: &Bound<'_, PyAny>,
+) -> PyErr {
+    PyValueError::new_err(format!(
+        "{name} must be in {}..={}, got {value}",
+        range.start(),
+        range.end()
+    ))
 }
 
 /// Extracts a window length in seconds (> 0).

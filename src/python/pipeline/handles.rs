@@ -14,7 +14,7 @@ use pyo3::types::{PyBool, PyFloat, PyInt};
 use super::super::errors::type_name;
 use super::super::stats::{f64_arg, i64_arg, stats_err, u64_arg};
 use super::args::{key_arg, send, ts_arg};
-use super::batch::{send_column, Column, Want};
+use super::batch::{send_column, with_sent, Column, Want};
 use crate::pipeline::{
     CounterId, DistinctId, Event, GaugeId, HistogramId, Pipeline, RateId, SessionsId,
 };
@@ -74,10 +74,12 @@ fn send_keys(
     keys: &Bound<'_, PyAny>,
     ts: Option<&Bound<'_, PyAny>>,
     make: impl Fn(u64) -> Event,
-) -> PyResult<()> {
-    let col = Column::new(keys, Want::Key, "keys")?;
-    let ts = Column::timestamps(ts, col.len())?;
-    send_column(py, pipeline, &col, ts.as_ref(), make)
+) -> PyResult<u64> {
+    let (mut col, mut ts) = Column::new(keys, Want::Key, "keys")
+        .and_then(|col| Ok((Column::timestamps(ts, &col)?, col)))
+        .map(|(ts, col)| (col, ts))
+        .map_err(|e| with_sent(py, e, 0))?;
+    send_column(py, pipeline, &mut col, ts.as_mut(), make)
 }
 
 macro_rules! handle_eq {
@@ -125,10 +127,11 @@ impl PyCounterHandle {
 
     /// Adds every count of `ns` (a sequence of ints, or a numpy array of
     /// uint64/int64 read without copying), one event each.
-    fn add_many(&self, py: Python<'_>, ns: &Bound<'_, PyAny>) -> PyResult<()> {
-        let col = Column::new(ns, Want::Count, "ns")?;
+    /// Returns how many events were sent; an exception carries `exc.sent`.
+    fn add_many(&self, py: Python<'_>, ns: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let mut col = Column::new(ns, Want::Count, "ns").map_err(|e| with_sent(py, e, 0))?;
         let id = self.id;
-        send_column(py, &self.pipeline, &col, None, |n| Event::add(id, n))
+        send_column(py, &self.pipeline, &mut col, None, |n| Event::add(id, n))
     }
 
     /// The metric name.
@@ -167,10 +170,11 @@ impl PyGaugeHandle {
     }
 
     /// Adds every delta of `ns` (ints, or a numpy int64 array), in order.
-    fn add_many(&self, py: Python<'_>, ns: &Bound<'_, PyAny>) -> PyResult<()> {
-        let col = Column::new(ns, Want::Signed, "ns")?;
+    /// Returns how many events were sent; an exception carries `exc.sent`.
+    fn add_many(&self, py: Python<'_>, ns: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let mut col = Column::new(ns, Want::Signed, "ns").map_err(|e| with_sent(py, e, 0))?;
         let id = self.id;
-        send_column(py, &self.pipeline, &col, None, |n| {
+        send_column(py, &self.pipeline, &mut col, None, |n| {
             Event::gauge_add(id, n as i64)
         })
     }
@@ -216,11 +220,15 @@ impl PyHistogramHandle {
     /// Records every value of `values` (ints or floats, or a numpy array of
     /// uint64/int64/float64). All are checked first: if one is bad,
     /// `ValueError` names its index and nothing is sent.
-    fn observe_many(&self, py: Python<'_>, values: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Returns how many events were sent; an exception carries `exc.sent`.
+    fn observe_many(&self, py: Python<'_>, values: &Bound<'_, PyAny>) -> PyResult<u64> {
         let max = self.histogram.config().max;
-        let col = Column::new(values, Want::Value(max), "values")?;
+        let mut col =
+            Column::new(values, Want::Value(max), "values").map_err(|e| with_sent(py, e, 0))?;
         let id = self.id;
-        send_column(py, &self.pipeline, &col, None, |v| Event::observe(id, v))
+        send_column(py, &self.pipeline, &mut col, None, |v| {
+            Event::observe(id, v)
+        })
     }
 
     /// The metric name.
@@ -302,25 +310,27 @@ impl PySessionsHandle {
     /// `start` for every key of `keys` (ints/str, or a numpy uint64/int64
     /// array read without copying); `ts` is `None`, one number for all, or
     /// a sequence/array of seconds as long as `keys`.
+    /// Returns how many events were sent; an exception carries `exc.sent`.
     #[pyo3(signature = (keys, ts = None))]
     fn start_many(
         &self,
         py: Python<'_>,
         keys: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
+    ) -> PyResult<u64> {
         let id = self.id;
         send_keys(py, &self.pipeline, keys, ts, |k| Event::start(id, k))
     }
 
     /// `end` for every key of `keys` (as `start_many`).
+    /// Returns how many events were sent; an exception carries `exc.sent`.
     #[pyo3(signature = (keys, ts = None))]
     fn end_many(
         &self,
         py: Python<'_>,
         keys: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
+    ) -> PyResult<u64> {
         let id = self.id;
         send_keys(py, &self.pipeline, keys, ts, |k| Event::end(id, k))
     }
@@ -362,13 +372,14 @@ impl PyDistinctHandle {
     }
 
     /// `seen` for every key of `keys` (as `SessionsHandle.start_many`).
+    /// Returns how many events were sent; an exception carries `exc.sent`.
     #[pyo3(signature = (keys, ts = None))]
     fn seen_many(
         &self,
         py: Python<'_>,
         keys: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
+    ) -> PyResult<u64> {
         let id = self.id;
         send_keys(py, &self.pipeline, keys, ts, |k| Event::seen(id, k))
     }

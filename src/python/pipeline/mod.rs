@@ -9,7 +9,10 @@
 //! Errors: a closed pipeline raises `PipelineClosed` (a `RuntimeError`); a
 //! drop under `drop_newest`/`overwrite_oldest` is not an error (the
 //! pipeline counts it in `stats()["dropped"]`); bad arguments raise
-//! `TypeError`/`ValueError` naming them.
+//! `TypeError`/`ValueError` naming them (`MemoryError` for sizes that cannot
+//! be allocated); batch methods return how many events they sent and their
+//! exceptions carry `exc.sent` (`batch.rs`); a pipeline used in a forked
+//! child raises `RuntimeError` at flush, close and blocked sends.
 
 mod args;
 mod batch;
@@ -20,11 +23,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use self::args::{count_arg, key_arg, name_arg, pipeline_err, send, ts_arg, window_arg};
+use self::args::{count_arg, key_arg, name_arg, pipeline_err, send, small_int, ts_arg, window_arg};
 use self::handles::{
     observe_value, PyCounterHandle, PyDistinctHandle, PyGaugeHandle, PyHistogramHandle,
     PyRateHandle, PySessionsHandle,
@@ -50,7 +52,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySessionsHandle>()?;
     m.add_class::<PyDistinctHandle>()?;
     m.add("PipelineClosed", m.py().get_type::<PipelineClosed>())?;
-    Ok(())
+    args::init_fork_hook(m)
 }
 
 /// The event pipeline: bounded per-worker queues drained by native worker
@@ -210,13 +212,11 @@ impl PyPipeline {
         let max = u64_arg(max_value, "max_value")?;
         let digits = match significant_digits {
             None => 3,
-            Some(d) => super::errors::int_arg(d, "significant_digits", 0)?,
+            Some(d) => small_int(d, "significant_digits", 0..=5)?,
         };
         let config = HistogramConfig {
             max,
-            significant_digits: u8::try_from(digits).map_err(|_| {
-                PyValueError::new_err(format!("significant_digits must be in 0..=5, got {digits}"))
-            })?,
+            significant_digits: digits,
         };
         let id = self.inner.histogram(&name, config).map_err(pipeline_err)?;
         let histogram = self
@@ -266,38 +266,42 @@ impl PyPipeline {
 
     /// The session tracker `name`, resolved once.
     #[pyo3(
-        signature = (name, *, max_duration = None, significant_digits = None),
-        text_signature = "($self, name, *, max_duration=2592000.0, significant_digits=2)"
+        signature = (name, *, max_duration = None, significant_digits = None, max_sessions = None),
+        text_signature = "($self, name, *, max_duration=2592000.0, significant_digits=2, \
+                          max_sessions=None)"
     )]
     fn sessions(
         &self,
         #[pyo3(from_py_with = name_arg)] name: String,
         max_duration: Option<&Bound<'_, PyAny>>,
         significant_digits: Option<&Bound<'_, PyAny>>,
+        max_sessions: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PySessionsHandle> {
-        let config = if max_duration.is_some() || significant_digits.is_some() {
-            let d = SessionsConfig::default();
-            let max_ms = match max_duration {
-                None => d.max_ms,
-                Some(m) => {
-                    let w = window_arg(m, "max_duration")?;
-                    u64::try_from(w.as_millis()).unwrap_or(u64::MAX).max(1)
-                }
+        let config =
+            if max_duration.is_some() || significant_digits.is_some() || max_sessions.is_some() {
+                let d = SessionsConfig::default();
+                let max_ms = match max_duration {
+                    None => d.max_ms,
+                    Some(m) => {
+                        let w = window_arg(m, "max_duration")?;
+                        u64::try_from(w.as_millis()).unwrap_or(u64::MAX).max(1)
+                    }
+                };
+                let digits = match significant_digits {
+                    None => d.significant_digits,
+                    Some(s) => small_int(s, "significant_digits", 0..=5)?,
+                };
+                let max_open = max_sessions
+                    .map(|m| count_arg(m, "max_sessions"))
+                    .transpose()?;
+                Some(SessionsConfig {
+                    max_ms,
+                    significant_digits: digits,
+                    max_open,
+                })
+            } else {
+                None
             };
-            let digits = match significant_digits {
-                None => d.significant_digits,
-                Some(s) => {
-                    let n = super::errors::int_arg(s, "significant_digits", 0)?;
-                    u8::try_from(n).unwrap_or(u8::MAX)
-                }
-            };
-            Some(SessionsConfig {
-                max_ms,
-                significant_digits: digits,
-            })
-        } else {
-            None
-        };
         let id = self.sessions_id(name.clone(), config)?;
         Ok(PySessionsHandle {
             pipeline: Arc::clone(&self.inner),
@@ -323,9 +327,7 @@ impl PyPipeline {
             Some(DistinctConfig {
                 precision: match precision {
                     None => d.precision,
-                    Some(p) => {
-                        u8::try_from(super::errors::int_arg(p, "precision", 0)?).unwrap_or(u8::MAX)
-                    }
+                    Some(p) => small_int(p, "precision", 4..=16)?,
                 },
                 window: window.map_or(Ok(d.window), |w| window_arg(w, "window"))?,
                 buckets: buckets.map_or(Ok(d.buckets), |b| count_arg(b, "buckets"))?,

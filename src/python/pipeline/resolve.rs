@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use super::super::errors::type_name;
-use super::args::pipeline_err;
+use super::args::{check_fork, pipeline_err};
 use super::{PyPipeline, SIGNAL_SLICE};
 use crate::pipeline::{
     Backpressure, CounterId, DistinctConfig, DistinctId, GaugeId, HistogramId, Pipeline, RateId,
@@ -62,6 +62,7 @@ pub(super) fn wait_detached(
     what: &str,
     work: fn(&Pipeline),
 ) -> PyResult<()> {
+    check_fork(p)?;
     let (tx, rx) = mpsc::channel::<()>();
     let p = Arc::clone(p);
     std::thread::Builder::new()
