@@ -406,3 +406,12 @@ impl PyDistinctHandle {
         format!("<ringstat.DistinctHandle {:?}>", self.name)
     }
 }
+
+assert_python_alignment!(
+    PyCounterHandle,
+    PyGaugeHandle,
+    PyHistogramHandle,
+    PyRateHandle,
+    PySessionsHandle,
+    PyDistinctHandle
+);

@@ -500,3 +500,5 @@ impl PyPipeline {
         )
     }
 }
+
+assert_python_alignment!(PyPipeline);
