@@ -85,10 +85,14 @@ pub(crate) const PARK_SLICE: Duration = Duration::from_millis(200);
 
 /// Whether [`Waiters::park`] counts missed wake-ups: in debug builds and with
 /// the `test-counters` feature (the release stress tests), so that release
-/// builds pay nothing. Never under loom, where a lost wake-up is a deadlock.
+/// builds pay nothing. Never under loom, where a lost wake-up is a deadlock,
+/// nor under Miri, whose interpreter can hold a notifier between its update
+/// and its wake-up for longer than two park slices of real time (seen: 2
+/// counted in a stress test whose items all arrived).
 const COUNT_MISSED: bool = cfg!(all(
     any(debug_assertions, feature = "test-counters"),
-    not(ringstat_loom)
+    not(ringstat_loom),
+    not(miri)
 ));
 
 /// How many extra `yield_now` calls a waiter makes after its backoff
