@@ -55,6 +55,7 @@ enum Store {
 }
 
 impl Store {
+    #[inline(always)]
     fn try_push(&self, item: Item) -> Result<(), PushError<Item>> {
         match self {
             Self::Ring(q) => q.try_push(item),
@@ -69,6 +70,7 @@ impl Store {
         }
     }
 
+    #[inline(always)]
     fn try_pop(&self) -> Result<Item, PopError> {
         match self {
             Self::Ring(q) => q.try_pop(),
@@ -303,6 +305,7 @@ impl PyQueue {
         }
     }
 
+    #[inline]
     fn get_inner(&self, py: Python<'_>, wait: Wait) -> PyResult<Item> {
         match self.inner.try_pop() {
             Ok(item) => return Ok(item),
