@@ -33,8 +33,10 @@ Environment:
 - ``RINGSTAT_FUZZ_SHRINK=1``: let hypothesis shrink a failing example;
 - ``RINGSTAT_FUZZ_COLLECT=path``: append every failure to ``path`` (JSON
   lines) instead of failing, to list them all in one run;
-- ``RINGSTAT_FUZZ_SKIP=Class.op,Class.op:param``: skip an operation, or
-  give a parameter good values only (to get past a known crash).
+- ``RINGSTAT_FUZZ_SKIP=Class.op,Class.op:param,class:Class,recipe:Recipe``:
+  skip an operation, give a parameter good values only, leave a class
+  alone, or pass ``None`` for a kind of value (to get past a known crash);
+- ``RINGSTAT_FUZZ_MEMORY_LIMIT=bytes``: cap the address space.
 
 A deep run that gets past crashes and prints every distinct failure::
 
@@ -409,6 +411,8 @@ class Ctx:
 
     def build(self, value: Any) -> Any:
         if isinstance(value, Recipe):
+            if f"recipe:{type(value).__name__}" in SKIP:
+                return None
             return value.build(self)
         if isinstance(value, (list, dict, set)):
             return copy.copy(value)  # a shared constant must not be mutated
@@ -609,7 +613,7 @@ KEY = st.one_of(
 )
 TS = st.one_of(st.none(), g(0, 0.0, 0.5, 1, 1e9, 1.8e10 - 1), st.floats(0, 1e6))
 SECONDS = st.one_of(g(0, 0.0, 1, 1.5, 1e-9, 1e9, 2**32), st.floats(0, 1e6))
-WINDOW = g(0.001, 0.01, 1, 1.0, 10, 60.0, 3600)
+WINDOW = g(0.001, 0.01, 1, 1.0, 10, 60.0, 3600, 1e9)
 BUCKETS = st.one_of(st.integers(1, 20), g(60))
 MAX_VALUE = g(1, 2, 100, 10**6, 3_600_000_000, 2**63 - 1, 2**63, 2**64 - 1)
 PERCENT = st.one_of(g(0, 50, 90, 99, 99.9, 99.99999, 100, 0.0, 100.0, 1e-300), st.floats(0, 100))
@@ -848,7 +852,7 @@ def _domains() -> dict[str, Domain]:
         "ts": (TS, BAD_FLOAT),
         "seconds": (SECONDS, BAD_FLOAT),
         "window": (WINDOW, st.one_of(BAD_FLOAT, g(0, 0.0, 1e-4))),
-        "buckets": (BUCKETS, st.one_of(int_bad, g(0, 2**40, 2**31))),
+        "buckets": (BUCKETS, st.one_of(int_bad, g(0, 2**40, 2**31, 2**34))),
         "max_value": (MAX_VALUE, st.one_of(int_bad, g(0))),
         "significant_digits": (st.integers(0, 5), st.one_of(int_bad, g(6, 255, 256))),
         "precision": (st.integers(4, 16), st.one_of(int_bad, g(0, 3, 17, 64, 255, 256))),
@@ -925,11 +929,14 @@ def domain(cls_name: str, method: str, param: str) -> Domain:
     return (BAD, BAD)
 
 
-def draw_value(ctx: Ctx, cls_name: str, method: str, param: str) -> Any:
+def draw_value(ctx: Ctx, cls_name: str, method: str, param: str, quality: str = "mixed") -> Any:
+    """A value for ``param``: ``"good"``, ``"bad"`` or ``"mixed"`` (either)."""
     good, bad = domain(cls_name, method, param)
     label = f"{cls_name}.{method}({param}=)"
-    if f"{cls_name}.{method}:{param}" in SKIP:
+    if quality == "good" or f"{cls_name}.{method}:{param}" in SKIP:
         return ctx.draw(good, label)
+    if quality == "bad":
+        return ctx.draw(st.one_of(bad, bad, BAD), label)
     return ctx.draw(st.one_of(good, good, bad, BAD), label)
 
 
@@ -969,19 +976,29 @@ def draw_call(ctx: Ctx, cls_name: str, method: str, fn: Any) -> Call:
         n = ctx.draw(st.integers(0, 2), f"{cls_name}.{method} arity")
         call.args = [ctx.draw(BAD, f"{cls_name}.{method} arg") for _ in range(n)]
         return call
+    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    # Mostly calls that are good but for one argument, so that each bad
+    # value reaches the code that handles it rather than an earlier check.
+    mode = ctx.draw(g("one bad", "one bad", "all good", "mixed"), f"{cls_name}.{method} mode")
+    corrupt = -1
+    if mode == "one bad" and params:
+        corrupt = ctx.draw(st.integers(0, len(params) - 1), f"{cls_name}.{method} bad argument")
     positional = True
-    for p in sig.parameters.values():
-        if p.kind is p.VAR_KEYWORD:
-            continue
+    for i, p in enumerate(params):
+        quality = "bad" if i == corrupt else "mixed" if mode == "mixed" else "good"
         if p.kind is p.VAR_POSITIONAL:
             n = ctx.draw(st.integers(0, 4), f"{cls_name}.{method}(*{p.name})")
-            call.args += [draw_value(ctx, cls_name, method, p.name) for _ in range(n)]
+            call.args += [draw_value(ctx, cls_name, method, p.name, quality) for _ in range(n)]
             continue
         optional = p.default is not p.empty
-        if optional and ctx.draw(st.booleans(), f"{cls_name}.{method} omit {p.name}"):
+        if (
+            optional
+            and i != corrupt
+            and ctx.draw(st.booleans(), f"{cls_name}.{method} omit {p.name}")
+        ):
             positional = False
             continue
-        value = draw_value(ctx, cls_name, method, p.name)
+        value = draw_value(ctx, cls_name, method, p.name, quality)
         if p.kind is p.POSITIONAL_ONLY:
             call.args.append(value)
         elif p.kind is p.KEYWORD_ONLY or not positional:
@@ -1227,6 +1244,16 @@ def check_released(ctx: Ctx) -> None:
         ctx.fail("refcount after drop", ctx.test, f"{detail}; calls: {ctx.history}")
 
 
+def step(ctx: Ctx) -> None:
+    """One operation, mostly on the example's main object (the first made),
+    else on another one it made."""
+    main, others = ctx.objects[0], ctx.objects[1:MAX_OBJECTS]
+    target = main
+    if others and ctx.draw(st.integers(0, 3), "on another object") == 0:
+        target = others[ctx.draw(st.integers(0, len(others) - 1), "other object")]
+    do_operation(ctx, target, ctx.draw(st.sampled_from(operations_of(type(target))), "operation"))
+
+
 def run_example(data: st.DataObject, owner: str) -> None:
     # Objects older than the example never take part in its cycles: keep
     # them out of the collections of `check_released` (much faster).
@@ -1235,16 +1262,11 @@ def run_example(data: st.DataObject, owner: str) -> None:
     try:
         ctx.journal(f"-- example: {owner}")
         main = ctx.make(owner)
-        ops = operations_of(type(main))
-        for _ in range(ctx.draw(st.integers(1, MAX_CALLS), "number of calls")):
-            live = [o for o in ctx.objects if o is not main][: MAX_OBJECTS - 1]
-            target = main
-            if live and ctx.draw(st.integers(0, 3), "on another object") == 0:
-                target = live[ctx.draw(st.integers(0, len(live) - 1), "other object")]
-            target_ops = ops if target is main else operations_of(type(target))
-            do_operation(ctx, target, ctx.draw(st.sampled_from(target_ops), "operation"))
-            del target
+        # The main object first (its factory may have made others before it).
+        ctx.objects[:] = [main, *(o for o in ctx.objects if o is not main)]
         del main
+        for _ in range(ctx.draw(st.integers(1, MAX_CALLS), "number of calls")):
+            step(ctx)
     finally:
         teardown(ctx)
     check_released(ctx)
@@ -1344,6 +1366,9 @@ def main(argv: list[str] | None = None) -> int:
                 RINGSTAT_FUZZ_JOURNAL=journal,
                 RINGSTAT_FUZZ_SKIP=",".join(sorted(skip)),
                 HYPOTHESIS_STORAGE_DIRECTORY=os.path.join(tmp, "hypothesis"),
+                RINGSTAT_FUZZ_MEMORY_LIMIT=os.environ.get(
+                    "RINGSTAT_FUZZ_MEMORY_LIMIT", str(8 << 30)
+                ),
                 PYTHONFAULTHANDLER="1",
             )
             if opts.seed:
