@@ -582,10 +582,12 @@ def properties_of(cls: type) -> list[str]:
 
 
 def operations_of(cls: type) -> list[str]:
-    ops = [f"call:{m}" for m in methods_of(cls)]
-    for p in properties_of(cls):
-        ops += [f"get:{p}", f"set:{p}", f"del:{p}"]
-    return ops + [f"proto:{p}" for p in PROTOCOL]
+    """Each method and property getter, one setter and one deleter of a
+    property drawn later, and one protocol operation drawn later: so that
+    most calls go to methods."""
+    props = properties_of(cls)
+    ops = [f"call:{m}" for m in methods_of(cls)] + [f"get:{p}" for p in props]
+    return [*ops, *(["set:", "del:"] if props else []), "proto:"]
 
 
 # ----- argument domains -----------------------------------------------------------
@@ -770,7 +772,8 @@ BAD = st.one_of(
 )
 
 BAD_INT = st.one_of(
-    g(-1, -(2**63) - 1, 2**64, 2**100, 2**40, 2**62, 1.0, 1.5, NAN, True, False, "1"),
+    g(2**40, 2**31, 2**62, 2**64, 2**100, -1, -(2**63) - 1),
+    g(1.0, 1.5, NAN, True, False, "1"),
     g(Index(5), Index(2**70), Index(-5), BadStrInt(2**70), BadStrInt(-(2**70)), Raiser()),
     NUMPY_SCALARS,
 )
@@ -936,7 +939,7 @@ def draw_value(ctx: Ctx, cls_name: str, method: str, param: str, quality: str = 
     if quality == "good" or f"{cls_name}.{method}:{param}" in SKIP:
         return ctx.draw(good, label)
     if quality == "bad":
-        return ctx.draw(st.one_of(bad, bad, BAD), label)
+        return ctx.draw(st.one_of(bad, bad, bad, BAD), label)
     return ctx.draw(st.one_of(good, good, bad, BAD), label)
 
 
@@ -1173,6 +1176,10 @@ EXCEPTIONS = frozenset(
 def do_operation(ctx: Ctx, target: Any, op: str) -> None:
     cls_name = type(target).__name__
     kind, _, name = op.partition(":")
+    if kind in ("set", "del"):
+        name = ctx.draw(st.sampled_from(properties_of(type(target))), f"property to {kind}")
+    elif kind == "proto":
+        name = ctx.draw(st.sampled_from(PROTOCOL), "protocol")
     if f"{cls_name}.{name}" in SKIP:
         return
     ctx.receiver = target
@@ -1330,7 +1337,7 @@ def test_methods(cls_name: str, data: st.DataObject) -> None:
 @fuzz_settings()
 @given(data=st.data())
 def test_constructor(cls_name: str, data: st.DataObject) -> None:
-    if f"class:{cls_name}" in SKIP:
+    if f"class:{cls_name}" in SKIP or f"{cls_name}.__new__" in SKIP:
         return
     run_constructor(data, cls_name)
 
