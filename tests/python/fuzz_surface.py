@@ -24,7 +24,8 @@ Crashes and hangs cannot be caught in-process: ``test_fuzz.py`` runs this
 module in a subprocess (pytest collects it only when named explicitly) and
 checks the exit status and the output for ``PanicException``/``panicked at``.
 Before each call a line naming it is appended to ``$RINGSTAT_FUZZ_JOURNAL``,
-so a crash or hang can be pinned on a call.
+so a crash or hang can be pinned on a call (a crash on a native thread, such
+as a pipeline worker, may surface a call or two later).
 
 Environment:
 
