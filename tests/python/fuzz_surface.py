@@ -855,7 +855,7 @@ def _domains() -> dict[str, Domain]:
         "key": (KEY, st.one_of(int_bad, BAD_SCALARS)),
         "ts": (TS, BAD_FLOAT),
         "seconds": (SECONDS, BAD_FLOAT),
-        "window": (WINDOW, st.one_of(BAD_FLOAT, g(0, 0.0, 1e-4))),
+        "window": (WINDOW, st.one_of(BAD_FLOAT, g(0, 0.0, 1e-4, 1e9, 1.8e10))),
         "buckets": (BUCKETS, st.one_of(int_bad, g(0, 2**40, 2**31, 2**34))),
         "max_value": (MAX_VALUE, st.one_of(int_bad, g(0))),
         "significant_digits": (st.integers(0, 5), st.one_of(int_bad, g(6, 255, 256))),
@@ -981,15 +981,16 @@ def draw_call(ctx: Ctx, cls_name: str, method: str, fn: Any) -> Call:
         call.args = [ctx.draw(BAD, f"{cls_name}.{method} arg") for _ in range(n)]
         return call
     params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    # Mostly calls that are good but for one argument, so that each bad
-    # value reaches the code that handles it rather than an earlier check.
-    mode = ctx.draw(g("one bad", "one bad", "all good", "mixed"), f"{cls_name}.{method} mode")
-    corrupt = -1
-    if mode == "one bad" and params:
-        corrupt = ctx.draw(st.integers(0, len(params) - 1), f"{cls_name}.{method} bad argument")
+    # Mostly calls that are good but for one argument, so that each bad value
+    # reaches the code that handles it rather than an earlier check (or two:
+    # limits that bite together, such as a long window cut into many buckets).
+    mode = ctx.draw(g("one bad", "one bad", "two bad", "all good", "mixed"), f"{cls_name}.{method}")
+    corrupt: set[int] = set()
+    for _ in range({"one bad": 1, "two bad": 2}.get(mode, 0) if params else 0):
+        corrupt.add(ctx.draw(st.integers(0, len(params) - 1), f"{cls_name}.{method} bad argument"))
     positional = True
     for i, p in enumerate(params):
-        quality = "bad" if i == corrupt else "mixed" if mode == "mixed" else "good"
+        quality = "bad" if i in corrupt else "mixed" if mode == "mixed" else "good"
         if p.kind is p.VAR_POSITIONAL:
             n = ctx.draw(st.integers(0, 4), f"{cls_name}.{method}(*{p.name})")
             call.args += [draw_value(ctx, cls_name, method, p.name, quality) for _ in range(n)]
@@ -997,7 +998,7 @@ def draw_call(ctx: Ctx, cls_name: str, method: str, fn: Any) -> Call:
         optional = p.default is not p.empty
         if (
             optional
-            and i != corrupt
+            and i not in corrupt
             and ctx.draw(st.booleans(), f"{cls_name}.{method} omit {p.name}")
         ):
             positional = False
