@@ -29,7 +29,7 @@ as a pipeline worker, may surface a call or two later).
 
 Environment:
 
-- ``RINGSTAT_FUZZ_EXAMPLES``: examples per class (default 25);
+- ``RINGSTAT_FUZZ_EXAMPLES``: examples per class (default 30);
 - ``RINGSTAT_FUZZ_SEED``: a random seed (default: derandomized);
 - ``RINGSTAT_FUZZ_SHRINK=1``: let hypothesis shrink a failing example;
 - ``RINGSTAT_FUZZ_COLLECT=path``: append every failure to ``path`` (JSON
@@ -77,7 +77,7 @@ from ringstat import _ringstat
 
 np: Any = importlib.import_module("numpy") if importlib.util.find_spec("numpy") else None
 
-EXAMPLES = int(os.environ.get("RINGSTAT_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("RINGSTAT_FUZZ_EXAMPLES", "30"))
 SEED = os.environ.get("RINGSTAT_FUZZ_SEED")
 COLLECT = os.environ.get("RINGSTAT_FUZZ_COLLECT")
 JOURNAL = os.environ.get("RINGSTAT_FUZZ_JOURNAL")
