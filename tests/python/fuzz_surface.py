@@ -862,6 +862,7 @@ def _domains() -> dict[str, Domain]:
         "precision": (st.integers(4, 16), st.one_of(int_bad, g(0, 3, 17, 64, 255, 256))),
         "max_duration": (g(0.001, 1, 3600.0, 2592000.0), st.one_of(BAD_FLOAT, g(0, 1e-4))),
         "interval": (g(0.001, 0.01, 0.1, 1.0), st.one_of(BAD_FLOAT, g(0, 1e-12))),
+        "max_series": (st.one_of(st.none(), st.integers(0, 20)), st.one_of(BAD_INT, g(2**64))),
         "shards": (
             st.one_of(st.none(), st.integers(1, 64), g(65536, 3)),
             st.one_of(int_bad, g(0, 65537)),
@@ -1033,10 +1034,29 @@ def bound_param(call: Call, sig: inspect.Signature | None, name: str) -> tuple[b
     return False, None
 
 
+# Parameters that never iterate their argument. Iterating a Queue waits for
+# items forever (it is an endless iterable), so a queue is passed only here.
+NOT_ITERATED = frozenset({"item", "value", "other", "key", "registry", "clock", "name"})
+
+
+def _no_queue_to_iterate(call: Call, sig: inspect.Signature | None, receiver: Any) -> None:
+    def is_queue(v: Any) -> bool:
+        return v == Other("Queue") or (v == Receiver() and isinstance(receiver, ringstat.Queue))
+
+    names = [p.name for p in sig.parameters.values()] if sig is not None else []
+    for i, v in enumerate(call.args):
+        if is_queue(v) and (names[i] if i < len(names) else "") not in NOT_ITERATED:
+            call.args[i] = None
+    for k, v in call.kwargs.items():
+        if is_queue(v) and k not in NOT_ITERATED:
+            call.kwargs[k] = None
+
+
 def guard(ctx: Ctx, call: Call, receiver: Any, fn: Any) -> bool:
     """Makes a call that could block forever finish at once; ``False`` to
     skip it (a ``join()`` with tasks outstanding)."""
     sig = signature_of(call.cls_name, call.method, fn)
+    _no_queue_to_iterate(call, sig, receiver)
     if sig is not None and "timeout" in sig.parameters:
         given_block, block = bound_param(call, sig, "block")
         if not (given_block and block is False):
@@ -1053,6 +1073,11 @@ def guard(ctx: Ctx, call: Call, receiver: Any, fn: Any) -> bool:
                     call.kwargs["timeout"] = bad
     if call.method == "join" and not call.args and not call.kwargs:
         return isinstance(receiver, ringstat.Queue) and receiver.unfinished_tasks == 0
+    if call.method == "__next__" and not call.args and not call.kwargs:
+        # next(queue) waits for an item, like get().
+        return isinstance(receiver, ringstat.Queue) and (
+            receiver.qsize() > 0 or receiver.is_shutdown
+        )
     return True
 
 
@@ -1086,6 +1111,13 @@ def run_call(ctx: Ctx, receiver: Any, call: Call, fn: Any) -> None:
 
 
 # ----- factories: each class built with good arguments ----------------------------
+
+
+def _queue(maxsize: int) -> Any:
+    try:
+        return ringstat.Queue(maxsize)
+    except ValueError:  # a build without unbounded queues
+        return ringstat.Queue(1)
 
 
 def _pipeline(ctx: Ctx, **kwargs: Any) -> Any:
@@ -1137,7 +1169,8 @@ def _handle(kind: str) -> Callable[[Ctx], Any]:
 
 
 FACTORIES: dict[str, Callable[[Ctx], Any]] = {
-    "Queue": lambda ctx: ringstat.Queue(ctx.draw(st.integers(1, 8), "maxsize")),
+    # maxsize 0: an unbounded queue.
+    "Queue": lambda ctx: _queue(ctx.draw(st.integers(0, 8), "maxsize")),
     "Counter": lambda ctx: ringstat.Counter(
         shards=ctx.draw(st.one_of(st.none(), st.integers(1, 8)), "shards")
     ),
@@ -1289,6 +1322,7 @@ def run_constructor(data: st.DataObject, cls_name: str) -> None:
     cls = public_classes()[cls_name]
     try:
         call = draw_call(ctx, cls_name, "__new__", cls)
+        _no_queue_to_iterate(call, signature_of(cls_name, "__new__", cls), None)
         run_call(ctx, None, call, cls)
     finally:
         teardown(ctx)
