@@ -108,7 +108,7 @@ test-py-versions: ## the same abi3 wheel under the oldest and newest other CPyth
 	  v=$$($$py -c 'import sys; print("%d%d" % sys.version_info[:2])'); \
 	  echo "== CPython $$v"; \
 	  $$py -m venv --clear $(VENV)-$$v; \
-	  $(VENV)-$$v/bin/python -m pip install --quiet 'pytest>=8' 'pytest-timeout>=2.3' hypothesis \
+	  $(VENV)-$$v/bin/python -m pip install --quiet 'pytest>=8' 'pytest-timeout>=2.3' hypothesis prometheus_client \
 	    $(PY_TARGET)/wheels/*.whl; \
 	  $(VENV)-$$v/bin/python -m pytest -q -p no:cacheprovider tests/python; \
 	done

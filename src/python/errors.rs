@@ -105,7 +105,7 @@ pub(crate) fn int_arg(value: &Bound<'_, PyAny>, name: &str, min: usize) -> PyRes
             "{name} must be at least {min}, got {v}"
         ))),
         Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => Err(PyValueError::new_err(
-            format!("{name} is out of range, got {value}"),
+            format!("{name} is out of range, got {}", shown(value)),
         )),
         Err(e) => Err(e),
     }
@@ -145,6 +145,16 @@ pub(crate) fn wait_arg(block: bool, timeout: Option<&Bound<'_, PyAny>>) -> PyRes
         .ok()
         .and_then(|d| Instant::now().checked_add(d));
     Ok(Wait::Until(deadline))
+}
+
+/// `value` for an error message: its `str()`, else its `repr()`, else its
+/// type (an object whose `__str__` raises must not turn a clear error into an
+/// unraisable one; `str()` of a huge int raises too).
+pub(crate) fn shown(value: &Bound<'_, PyAny>) -> String {
+    value.str().or_else(|_| value.repr()).map_or_else(
+        |_| format!("a {} object", type_name(value)),
+        |s| s.to_string(),
+    )
 }
 
 pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {

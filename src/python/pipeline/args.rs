@@ -7,7 +7,7 @@ use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError}
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 
-use super::super::errors::type_name;
+use super::super::errors::{shown, type_name};
 use super::super::stats::f64_arg;
 use super::SIGNAL_SLICE;
 use crate::pipeline::{Event, Pipeline, PipelineError, SendError};
@@ -179,7 +179,8 @@ fn key_other(value: &Bound<'_, PyAny>) -> PyResult<u64> {
         }
         if value.is_instance_of::<PyInt>() || value.hasattr("__index__").unwrap_or(false) {
             return Err(PyValueError::new_err(format!(
-                "key out of range: need -2**63 <= key < 2**64, got {value}"
+                "key out of range: need -2**63 <= key < 2**64, got {}",
+                shown(value)
             )));
         }
     }
@@ -253,9 +254,10 @@ fn small_int_err(
     value: &Bound<'_, PyAny>,
 ) -> PyErr {
     PyValueError::new_err(format!(
-        "{name} must be in {}..={}, got {value}",
+        "{name} must be in {}..={}, got {}",
         range.start(),
-        range.end()
+        range.end(),
+        shown(value)
     ))
 }
 

@@ -42,7 +42,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyIterator, PyList, PyTuple, PyType};
 
-use super::super::errors::type_name;
+use super::super::errors::{shown, type_name};
 use super::args::{
     check_fork, check_fork_cached, closed_err, key_arg, seconds_to_nanos, ts_range_err,
 };
@@ -157,7 +157,11 @@ fn convert(item: &Bound<'_, PyAny>, want: Want, name: &str, index: usize) -> PyR
         }),
         Want::Count => item.extract::<u64>().map_err(|_| {
             if item.extract::<i128>().is_ok() {
-                elem_err(name, index, &format!("need 0 <= n < 2**64, got {item}"))
+                elem_err(
+                    name,
+                    index,
+                    &format!("need 0 <= n < 2**64, got {}", shown(item)),
+                )
             } else {
                 type_err()
             }
@@ -167,7 +171,7 @@ fn convert(item: &Bound<'_, PyAny>, want: Want, name: &str, index: usize) -> PyR
                 elem_err(
                     name,
                     index,
-                    &format!("need -2**63 <= v < 2**63, got {item}"),
+                    &format!("need -2**63 <= v < 2**63, got {}", shown(item)),
                 )
             } else {
                 type_err()

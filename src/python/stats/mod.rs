@@ -45,7 +45,7 @@ use pyo3::exceptions::{PyOverflowError, PyTypeError, PyUnicodeEncodeError, PyVal
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyMapping, PyString};
 
-use super::errors::type_name;
+use super::errors::{shown, type_name};
 use crate::stats::{StatsError, DEFAULT_QUANTILES};
 
 pub(super) use rate::clock_of;
@@ -114,8 +114,9 @@ fn int_err(value: &Bound<'_, PyAny>, name: &str, range: &str) -> PyErr {
         && (value.is_instance_of::<PyInt>() || value.hasattr("__index__").unwrap_or(false));
     if is_int {
         PyValueError::new_err(format!(
-            "{name} out of range: need {}, got {value}",
-            range.replace("{name}", name)
+            "{name} out of range: need {}, got {}",
+            range.replace("{name}", name),
+            shown(value)
         ))
     } else {
         PyTypeError::new_err(format!("{name} must be an int, not {}", type_name(value)))
@@ -130,7 +131,7 @@ pub(super) fn f64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
     match value.extract::<f64>() {
         Ok(v) => Ok(v),
         Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => Err(PyValueError::new_err(
-            format!("{name} is too large for a float, got {value}"),
+            format!("{name} is too large for a float, got {}", shown(value)),
         )),
         Err(_) => Err(number_type_err(value, name)),
     }
