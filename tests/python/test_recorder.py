@@ -184,9 +184,18 @@ needs_proc = pytest.mark.skipif(
 )
 
 
+def _no_sampler_threads() -> int:
+    """Settle the baseline: recorders that earlier tests dropped (some in
+    reference cycles, freed only by the collector) stop their samplers
+    asynchronously, so wait for them before counting ours."""
+    gc.collect()
+    _wait_for_threads(0)
+    return 0
+
+
 @needs_proc
 def test_dropped_while_running_releases_thread() -> None:
-    base = _sampler_threads()
+    base = _no_sampler_threads()
     reg = Registry()
     rec = Recorder(reg, interval=3600)
     rec.start()
@@ -201,7 +210,7 @@ def test_recorder_in_a_reference_cycle_is_collected_and_stops() -> None:
     class Holder:
         pass
 
-    base = _sampler_threads()
+    base = _no_sampler_threads()
     holder = Holder()
     holder.me = holder  # type: ignore[attr-defined]
     holder.rec = Recorder(Registry(), interval=3600)  # type: ignore[attr-defined]
