@@ -43,6 +43,11 @@ from ringstat._ringstat import (
     ShutDown,
     __version__,
 )
+from ringstat._methods import attach as _attach
+
+# The Python methods of the native classes (to_pandas, time(), labelnames
+# families...): the native module imports nothing from this package.
+_attach()
 
 __all__ = [
     "Counter",

@@ -35,11 +35,6 @@ impl PyRecorder {
         Ok(out)
     }
 
-    fn frame<'py>(slf: &Bound<'py, Self>, backend: &str) -> PyResult<Bound<'py, PyAny>> {
-        slf.py()
-            .import("ringstat.frames")?
-            .call_method1("recorder_frame", (slf, backend))
-    }
 }
 
 #[pymethods]
@@ -156,17 +151,6 @@ impl PyRecorder {
     #[getter]
     fn dropped(&self) -> u64 {
         self.inner.dropped()
-    }
-
-    /// The samples as a tidy pandas DataFrame: one row per timestamp,
-    /// metric, labels and field.
-    fn to_pandas<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        Self::frame(slf, "pandas")
-    }
-
-    /// The samples as a tidy polars DataFrame (as `to_pandas`).
-    fn to_polars<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        Self::frame(slf, "polars")
     }
 
     fn __len__(&self) -> usize {

@@ -103,6 +103,15 @@ pub enum StatsError {
         /// The rejected value.
         value: String,
     },
+    /// A metric's help text holds a character that would end or split its
+    /// `# HELP` line (as for [`InvalidLabelValue`](Self::InvalidLabelValue);
+    /// `\n` and `\\` are escaped).
+    InvalidHelp {
+        /// The metric the help was given for.
+        metric: String,
+        /// The rejected text.
+        help: String,
+    },
     /// The same label name given twice for one metric.
     DuplicateLabel {
         /// The metric the labels were given for.
@@ -200,6 +209,10 @@ impl fmt::Display for StatsError {
             } => write!(
                 f,
                 "invalid value {value:?} of label {label:?} for metric {metric:?}: NUL, \\r and Unicode line separators other than \\n are not allowed"
+            ),
+            Self::InvalidHelp { metric, help } => write!(
+                f,
+                "invalid help {help:?} for metric {metric:?}: NUL, \\r and Unicode line separators other than \\n are not allowed"
             ),
             Self::TooManySeries { name, limit } => write!(
                 f,

@@ -52,13 +52,7 @@ pub(crate) fn validate_label_value(
     label: &str,
     value: &str,
 ) -> Result<(), StatsError> {
-    let breaks = |c: char| {
-        matches!(
-            c,
-            '\0' | '\r' | '\x0b' | '\x0c' | '\x1c'..='\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
-        )
-    };
-    if value.contains(breaks) {
+    if value.contains(breaks_line) {
         return Err(StatsError::InvalidLabelValue {
             metric: metric.to_owned(),
             label: label.to_owned(),
@@ -66,6 +60,28 @@ pub(crate) fn validate_label_value(
         });
     }
     Ok(())
+}
+
+/// Checks that a help text has no character that would end or split its
+/// `# HELP` line (see [`StatsError::InvalidHelp`]); `\n` and `\\` are
+/// escaped on output.
+pub(crate) fn validate_help(metric: &str, help: &str) -> Result<(), StatsError> {
+    if help.contains(breaks_line) {
+        return Err(StatsError::InvalidHelp {
+            metric: metric.to_owned(),
+            help: help.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// A character other than `\n` that a reader of the text format may take
+/// as the end of a line (or that it refuses: NUL).
+fn breaks_line(c: char) -> bool {
+    matches!(
+        c,
+        '\0' | '\r' | '\x0b' | '\x0c' | '\x1c'..='\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
 }
 
 /// The sample name of a counter: `name_total`, unless it already ends so.
@@ -96,6 +112,17 @@ fn escape_label_value(v: &str, out: &mut String) {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Escapes `\` and newline in a help text, as the text format requires.
+fn escape_help(v: &str, out: &mut String) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             c => out.push(c),
         }
@@ -140,7 +167,9 @@ impl Snapshot {
     /// Renders the snapshot in the Prometheus text exposition format,
     /// version 0.0.4 (`Content-Type: text/plain; version=0.0.4`).
     ///
-    /// One `# TYPE` line per family, then its samples; no timestamps.
+    /// One `# HELP` line per family that has a help text (`\\` and newline
+    /// escaped), one `# TYPE` line per family, then its samples; no
+    /// timestamps.
     ///
     /// - counter `x`: type `counter`, sample `x_total` (`x` itself if it
     ///   already ends in `_total`);
@@ -185,6 +214,11 @@ impl Snapshot {
                     MetricKind::Gauge | MetricKind::Rate => "gauge",
                     MetricKind::Histogram => "summary",
                 };
+                if let Some(help) = &m.help {
+                    let _ = write!(out, "# HELP {sample} ");
+                    escape_help(help, &mut out);
+                    out.push('\n');
+                }
                 let _ = writeln!(out, "# TYPE {sample} {ty}");
             }
             match &m.value {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::exposition::{
-    exposed_names, validate_label_name, validate_label_value, validate_metric_name,
+    exposed_names, validate_help, validate_label_name, validate_label_value, validate_metric_name,
 };
 use super::{
     Clock, Counter, Gauge, Histogram, HistogramConfig, MetricKind, Rate, RateConfig, StatsError,
@@ -38,6 +38,8 @@ struct Inner {
     /// Exposed Prometheus name -> the family that owns it.
     exposed: HashMap<String, String>,
     series: BTreeMap<Key, Metric>,
+    /// Help text of a family (by name), set by [`Registry::describe`].
+    help: HashMap<String, Arc<str>>,
 }
 
 struct Shared {
@@ -395,6 +397,48 @@ impl Registry {
         Ok(m)
     }
 
+    /// Sets the help text of the family `name` (all its label sets), written
+    /// as its `# HELP` line by [`Snapshot::to_prometheus`]. The family need
+    /// not exist yet; describing it again with the same text does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::InvalidMetricName`], [`StatsError::InvalidHelp`] for a
+    /// text holding NUL, `\r` or a Unicode line break other than `\n`,
+    /// [`StatsError::ConfigMismatch`] if `name` already has another help.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reg = ringstat::stats::Registry::new();
+    /// reg.describe("logins", "Successful logins.")?;
+    /// reg.counter("logins", &[])?.inc();
+    /// assert!(reg.snapshot().to_prometheus().starts_with("# HELP logins_total Successful logins.\n"));
+    /// assert!(reg.describe("logins", "Something else.").is_err());
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn describe(&self, name: &str, help: &str) -> Result<(), StatsError> {
+        validate_metric_name(name)?;
+        validate_help(name, help)?;
+        let mut inner = self
+            .shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match inner.help.get(name) {
+            Some(existing) if &**existing == help => Ok(()),
+            Some(existing) => Err(StatsError::ConfigMismatch {
+                name: name.to_owned(),
+                existing: format!("help {existing:?}"),
+                requested: format!("help {help:?}"),
+            }),
+            None => {
+                inner.help.insert(name.to_owned(), Arc::from(help));
+                Ok(())
+            }
+        }
+    }
+
     /// Every metric's current values, sorted by name then labels, with
     /// [`DEFAULT_QUANTILES`] for histograms. Each metric is read lock-free
     /// while writers run (see each type for what one read guarantees); the
@@ -432,7 +476,7 @@ impl Registry {
         if let Some(&q) = quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
             return Err(StatsError::InvalidQuantile { q });
         }
-        let series: Vec<(Key, Metric)> = {
+        let series: Vec<(Key, Metric, Option<Arc<str>>)> = {
             let inner = self
                 .shared
                 .inner
@@ -441,7 +485,7 @@ impl Registry {
             inner
                 .series
                 .iter()
-                .map(|(k, m)| (k.clone(), m.clone()))
+                .map(|(k, m)| (k.clone(), m.clone(), inner.help.get(&k.0).cloned()))
                 .collect()
         };
         let timestamp_ms = SystemTime::now()
@@ -449,9 +493,10 @@ impl Registry {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let metrics = series
             .into_iter()
-            .map(|((name, labels), m)| MetricSnapshot {
+            .map(|((name, labels), m, help)| MetricSnapshot {
                 name,
                 labels,
+                help,
                 value: read(&m, quantiles),
             })
             .collect();
@@ -527,6 +572,8 @@ pub struct MetricSnapshot {
     pub name: String,
     /// Labels, sorted by label name.
     pub labels: Vec<(String, String)>,
+    /// The family's help text, if [`Registry::describe`] gave one.
+    pub help: Option<Arc<str>>,
     /// The values, one variant per kind.
     pub value: MetricValue,
 }

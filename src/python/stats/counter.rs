@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use super::{i64_arg, stats_err, u64_arg};
+use super::{amount_arg, i64_arg, stats_err, u64_arg};
 use crate::stats::{Counter, Gauge};
 
 /// A monotonic count (total logins) that many threads add to without
@@ -40,9 +40,17 @@ impl PyCounter {
         })
     }
 
-    /// Adds one.
-    fn inc(&self) {
-        self.inner.add_to_shard(1, stack_shard_hint());
+    /// Adds `amount` (default 1): an int in `0..2**64`, or a float that is a
+    /// whole number (`2.0`); as prometheus_client's `inc(amount=1)`.
+    #[pyo3(signature = (amount = None))]
+    #[inline]
+    fn inc(&self, amount: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let n = match amount {
+            None => 1,
+            Some(a) => amount_arg(a, true)?,
+        };
+        self.inner.add_to_shard(n, stack_shard_hint());
+        Ok(())
     }
 
     /// Adds `n` (an int in `0..2**64`).
@@ -125,14 +133,25 @@ impl PyGauge {
         Ok(self.inner.sub(i64_arg(n, "n")?))
     }
 
-    /// Adds one and returns the new value.
-    fn inc(&self) -> i64 {
-        self.inner.add(1)
+    /// Adds `amount` (default 1: an int, or a float that is a whole number)
+    /// and returns the new value.
+    #[pyo3(signature = (amount = None))]
+    fn inc(&self, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+        let n = match amount {
+            None => 1,
+            Some(a) => amount_arg(a, false)?,
+        };
+        Ok(self.inner.add(n))
     }
 
-    /// Subtracts one and returns the new value.
-    fn dec(&self) -> i64 {
-        self.inner.sub(1)
+    /// Subtracts `amount` (default 1, as `inc`) and returns the new value.
+    #[pyo3(signature = (amount = None))]
+    fn dec(&self, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+        let n = match amount {
+            None => 1,
+            Some(a) => amount_arg(a, false)?,
+        };
+        Ok(self.inner.sub(n))
     }
 
     /// The current value.

@@ -232,29 +232,6 @@ impl PyHistogram {
         )
     }
 
-    /// The non-empty buckets as a pandas DataFrame (`low`, `high`,
-    /// `count`, `fraction`, `cumulative`), by `ringstat.frames`.
-    fn to_pandas<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        slf.py()
-            .import("ringstat.frames")?
-            .call_method1("histogram_frame", (slf, "pandas"))
-    }
-
-    /// The non-empty buckets as a polars DataFrame (as `to_pandas`).
-    fn to_polars<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        slf.py()
-            .import("ringstat.frames")?
-            .call_method1("histogram_frame", (slf, "polars"))
-    }
-
-    /// HTML for Jupyter: a summary table and a small distribution bar, by
-    /// `ringstat.display`.
-    fn _repr_html_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        slf.py()
-            .import("ringstat.display")?
-            .call_method1("histogram_html", (slf,))
-    }
-
     fn __repr__(&self) -> String {
         let s = self.inner.snapshot();
         let c = s.config();

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyUnicodeEncodeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyInt, PyMapping, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyMapping, PyString};
 
 use super::errors::{shown, type_name};
 use crate::stats::{StatsError, DEFAULT_QUANTILES};
@@ -102,6 +102,78 @@ pub(super) fn i64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
         }
     }
     Err(int_err(value, name, "-2**63 <= {name} < 2**63"))
+}
+
+/// An `amount` of `Counter.inc` (not negative, below `2**64`) or of
+/// `Gauge.inc`/`dec` (`-2**63..2**63`): an int (not `bool`), or a float that
+/// is a whole number. A fractional float is refused, never rounded.
+#[inline]
+pub(super) fn amount_arg<T>(value: &Bound<'_, PyAny>, counter: bool) -> PyResult<T>
+where
+    T: for<'a, 'py> FromPyObject<'a, 'py> + TryFrom<i128>,
+{
+    if !value.is_instance_of::<PyBool>() && !value.is_instance_of::<PyFloat>() {
+        if let Ok(v) = value.extract::<T>() {
+            return Ok(v);
+        }
+    }
+    amount_err(value, counter).and_then(|n| {
+        T::try_from(n).map_err(|_| {
+            PyValueError::new_err(format!(
+                "amount out of range: need {}, got {}",
+                if counter {
+                    "0 <= amount < 2**64"
+                } else {
+                    "-2**63 <= amount < 2**63"
+                },
+                shown(value)
+            ))
+        })
+    })
+}
+
+/// `amount_arg` past its fast path: a whole float as an `i128` (for the
+/// caller's range check), or the error.
+#[cold]
+fn amount_err(value: &Bound<'_, PyAny>, counter: bool) -> PyResult<i128> {
+    const NEGATIVE: &str = "Counters can only be incremented by non-negative amounts.";
+    if value.is_instance_of::<PyBool>() {
+        return Err(amount_type_err(value));
+    }
+    let is_int = value.is_instance_of::<PyInt>() || value.hasattr("__index__").unwrap_or(false);
+    if is_int {
+        // An int the fast path could not convert: out of range.
+        if counter && value.lt(0)? {
+            return Err(PyValueError::new_err(NEGATIVE));
+        }
+        return Ok(if value.lt(0)? { i128::MIN } else { i128::MAX });
+    }
+    let Ok(f) = value.extract::<f64>() else {
+        return Err(amount_type_err(value));
+    };
+    if f.is_nan() {
+        return Err(PyValueError::new_err("amount must be a number, got nan"));
+    }
+    if counter && f < 0.0 {
+        return Err(PyValueError::new_err(NEGATIVE));
+    }
+    if f.fract() != 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "amount must be a whole number (ringstat counters and gauges hold ints; \
+             record fractions in a Histogram), got {f}"
+        )));
+    }
+    // Whole floats beyond `i128` (and infinities) saturate: out of range.
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(f as i128)
+}
+
+#[cold]
+fn amount_type_err(value: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "amount must be an int or float, not {}",
+        type_name(value)
+    ))
 }
 
 /// The error for an argument that is not an int (`TypeError`) or an int

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyType};
+use pyo3::types::{PyDict, PyList};
 
 use super::super::errors::int_arg;
 use super::counter::{PyCounter, PyGauge};
@@ -39,6 +38,18 @@ fn borrow(labels: &[(String, String)]) -> Vec<(&str, &str)> {
 impl PyRegistry {
     /// A snapshot at `percentiles` (default: 50, 90, 99, 99.9), with the
     /// percentiles asked for.
+    /// Sets the help text of `name` if one is given (before the series is
+    /// created, so a bad text creates nothing).
+    fn describe(&self, name: &str, help: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        match help.filter(|h| !h.is_none()) {
+            Some(h) => self
+                .inner
+                .describe(name, &str_arg(h, "help")?)
+                .map_err(stats_err),
+            None => Ok(()),
+        }
+    }
+
     fn take_snapshot(
         &self,
         percentiles: Option<&Bound<'_, PyAny>>,
@@ -82,13 +93,15 @@ impl PyRegistry {
     }
 
     /// The counter `name{labels}`, created at 0 on first use.
-    #[pyo3(signature = (name, labels = None))]
+    #[pyo3(signature = (name, labels = None, *, help = None))]
     fn counter(
         &self,
         #[pyo3(from_py_with = name_arg)] name: String,
         labels: Option<&Bound<'_, PyAny>>,
+        help: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyCounter> {
         let labels = labels_arg(labels)?;
+        self.describe(&name, help)?;
         let inner = self
             .inner
             .counter(&name, &borrow(&labels))
@@ -97,13 +110,15 @@ impl PyRegistry {
     }
 
     /// The gauge `name{labels}`, created at 0 on first use.
-    #[pyo3(signature = (name, labels = None))]
+    #[pyo3(signature = (name, labels = None, *, help = None))]
     fn gauge(
         &self,
         #[pyo3(from_py_with = name_arg)] name: String,
         labels: Option<&Bound<'_, PyAny>>,
+        help: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyGauge> {
         let labels = labels_arg(labels)?;
+        self.describe(&name, help)?;
         let inner = self
             .inner
             .gauge(&name, &borrow(&labels))
@@ -112,15 +127,17 @@ impl PyRegistry {
     }
 
     /// The histogram `name{labels}`, created empty on first use.
-    #[pyo3(signature = (name, labels = None, *, max_value, significant_digits = 3))]
+    #[pyo3(signature = (name, labels = None, *, max_value, significant_digits = 3, help = None))]
     fn histogram(
         &self,
         #[pyo3(from_py_with = name_arg)] name: String,
         labels: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = max_value_arg)] max_value: u64,
         #[pyo3(from_py_with = digits_arg)] significant_digits: u8,
+        help: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyHistogram> {
         let labels = labels_arg(labels)?;
+        self.describe(&name, help)?;
         let config = HistogramConfig {
             max: max_value,
             significant_digits,
@@ -134,8 +151,8 @@ impl PyRegistry {
 
     /// The rate `name{labels}`, created on the registry's clock on first use.
     #[pyo3(
-        signature = (name, labels = None, *, window = Duration::from_secs(60), buckets = 60),
-        text_signature = "($self, name, labels=None, *, window=60.0, buckets=60)"
+        signature = (name, labels = None, *, window = Duration::from_secs(60), buckets = 60, help = None),
+        text_signature = "($self, name, labels=None, *, window=60.0, buckets=60, help=None)"
     )]
     fn rate(
         &self,
@@ -143,8 +160,10 @@ impl PyRegistry {
         labels: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = window_arg)] window: Duration,
         #[pyo3(from_py_with = buckets_arg)] buckets: usize,
+        help: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRate> {
         let labels = labels_arg(labels)?;
+        self.describe(&name, help)?;
         let inner = self
             .inner
             .rate(&name, &borrow(&labels), RateConfig { window, buckets })
@@ -152,8 +171,20 @@ impl PyRegistry {
         Ok(PyRate { inner })
     }
 
+    /// Sets the help text of the family `name` (its `# HELP` line).
+    #[pyo3(name = "describe")]
+    fn py_describe(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: String,
+        help: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.inner
+            .describe(&name, &str_arg(help, "help")?)
+            .map_err(stats_err)
+    }
+
     /// Every metric's current values as plain dicts and lists (see the
-    /// stubs for the layout).
+    /// stubs for the layout); the package wraps the dict in its `Snapshot`.
     #[pyo3(signature = (percentiles = None))]
     fn snapshot<'py>(
         &self,
@@ -170,36 +201,13 @@ impl PyRegistry {
         Ok(self.take_snapshot(percentiles)?.0.to_prometheus())
     }
 
-    /// `snapshot(percentiles).to_pandas()`: one row per metric and labels,
-    /// percentiles as columns (see `ringstat.frames`).
-    #[pyo3(signature = (percentiles = None))]
-    fn to_pandas<'py>(
-        &self,
-        py: Python<'py>,
-        percentiles: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.snapshot(py, percentiles)?.call_method0("to_pandas")
-    }
-
-    /// HTML for Jupyter: the current snapshot as a table, by
-    /// `ringstat.display`.
-    fn _repr_html_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        slf.py()
-            .import("ringstat.display")?
-            .call_method1("registry_html", (slf,))
-    }
-
     fn __repr__(&self) -> String {
         format!("<ringstat.Registry metrics={}>", self.inner.len())
     }
 }
 
-/// The Python class of snapshots: `ringstat.snapshot.Snapshot`, a `dict`
-/// subclass with rich display and DataFrame conversion.
-static SNAPSHOT_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
-/// `snap` as the dict of `Registry.snapshot()` (a `ringstat.snapshot.Snapshot`,
-/// which is a plain `dict` subclass), histograms with the percentiles `ps`
+/// `snap` as the plain dict of `Registry.snapshot()` (the package wraps it
+/// in `ringstat.snapshot.Snapshot`), histograms with the percentiles `ps`
 /// (the quantiles of `snap`, on the 0-100 scale).
 pub(crate) fn snapshot_dict<'py>(
     py: Python<'py>,
@@ -251,10 +259,7 @@ pub(crate) fn snapshot_dict<'py>(
         d.set_item("values", values)?;
         metrics.append(d)?;
     }
-    let out = SNAPSHOT_CLASS
-        .import(py, "ringstat.snapshot", "Snapshot")?
-        .call0()?
-        .cast_into::<PyDict>()?;
+    let out = PyDict::new(py);
     out.set_item("timestamp", snap.timestamp_ms as f64 / 1000.0)?;
     out.set_item("metrics", metrics)?;
     Ok(out)
