@@ -22,6 +22,7 @@ Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
 
 from queue import Empty, Full
 
+from ringstat._methods import attach as _attach
 from ringstat._ringstat import (
     Counter,
     CounterHandle,
@@ -43,7 +44,6 @@ from ringstat._ringstat import (
     ShutDown,
     __version__,
 )
-from ringstat._methods import attach as _attach
 
 # The Python methods of the native classes (to_pandas, time(), labelnames
 # families...): the native module imports nothing from this package.

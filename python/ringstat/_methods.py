@@ -24,11 +24,14 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ringstat import _ringstat
 from ringstat.family import Family
 from ringstat.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["attach"]
 
@@ -77,7 +80,7 @@ class Timer:
         self._hist = hist
         self._start = 0.0
 
-    def __enter__(self) -> Timer:
+    def __enter__(self) -> Self:
         self._start = perf_counter()
         return self
 
@@ -109,7 +112,7 @@ class InProgress:
     def __init__(self, gauge: _ringstat.Gauge) -> None:
         self._gauge = gauge
 
-    def __enter__(self) -> InProgress:
+    def __enter__(self) -> Self:
         self._gauge.inc()
         return self
 
@@ -141,7 +144,7 @@ class ExceptionCounter:
         self._counter = counter
         self._exception = exception
 
-    def __enter__(self) -> ExceptionCounter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -253,7 +256,7 @@ def _wrap_simple(native: Callable[..., Any]) -> Callable[..., Any]:
         name: str,
         labels: Mapping[str, str] | None = None,
         *,
-        help: str | None = None,  # noqa: A002 (prometheus text format's name)
+        help: str | None = None,
         labelnames: Iterable[str] | None = None,
     ) -> Any:
         if labelnames is None:
@@ -275,7 +278,7 @@ def _wrap_histogram(native: Callable[..., Any]) -> Callable[..., Any]:
         *,
         max_value: int,
         significant_digits: int = 3,
-        help: str | None = None,  # noqa: A002
+        help: str | None = None,
         labelnames: Iterable[str] | None = None,
     ) -> Any:
         config = {"max_value": max_value, "significant_digits": significant_digits}
@@ -298,7 +301,7 @@ def _wrap_rate(native: Callable[..., Any]) -> Callable[..., Any]:
         *,
         window: float = 60.0,
         buckets: int = 60,
-        help: str | None = None,  # noqa: A002
+        help: str | None = None,
         labelnames: Iterable[str] | None = None,
     ) -> Any:
         config = {"window": window, "buckets": buckets}
@@ -328,7 +331,7 @@ def attach() -> None:
     _set(r.Counter, "count_exceptions", _counter_count_exceptions)
     _set(r.Gauge, "track_inprogress", _gauge_track_inprogress)
     # `observe` is `record` itself (prometheus_client's name): no extra call.
-    r.Histogram.observe = r.Histogram.__dict__["record"]  # type: ignore[attr-defined]
+    r.Histogram.observe = r.Histogram.__dict__["record"]  # type: ignore[method-assign]
     _set(r.Histogram, "time", _histogram_time)
     _set(r.Histogram, "to_pandas", _histogram_to_pandas)
     _set(r.Histogram, "to_polars", _histogram_to_polars)

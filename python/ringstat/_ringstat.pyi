@@ -3,11 +3,23 @@
 import sys
 from collections.abc import Iterable, Mapping
 from types import GenericAlias, TracebackType
-from typing import Any, Generic, Literal, SupportsFloat, SupportsIndex, TypedDict, TypeVar, final
+from typing import (
+    Any,
+    Generic,
+    Literal,
+    SupportsFloat,
+    SupportsIndex,
+    TypedDict,
+    TypeVar,
+    final,
+    overload,
+)
 
 import pandas as pd
 import polars as pl
 
+from ringstat._methods import ExceptionCounter, InProgress, Timer
+from ringstat.family import Family
 from ringstat.snapshot import Snapshot
 
 _T = TypeVar("_T")
@@ -217,8 +229,24 @@ class Counter:
         """A counter at 0. ``shards`` (1 to 65536, rounded up to a power of
         two) defaults to twice the CPU count, at least 4."""
 
-    def inc(self) -> None:
-        """Add one (the fastest call: no argument to convert)."""
+    def inc(self, amount: SupportsIndex | float = 1) -> None:
+        """Add ``amount`` (default 1; the fastest call is without it), as
+        prometheus_client's ``inc(amount=1)``: an int in ``0 <= amount <
+        2**64``, or a float that is a whole number (``2.0``).
+
+        Raises ``ValueError`` for a negative amount ("Counters can only be
+        incremented by non-negative amounts."), a fractional or NaN float
+        (ringstat counters count whole events: record fractions in a
+        :class:`Histogram`) or one too large, and ``TypeError`` for anything
+        but an int or float (``bool`` included).
+        """
+
+    def count_exceptions(
+        self, exception: type[BaseException] | tuple[type[BaseException], ...] = ...
+    ) -> ExceptionCounter:
+        """Count the exceptions of type ``exception`` (default
+        :class:`Exception`) raised in a ``with`` block or a decorated function
+        (``@c.count_exceptions()``); they propagate. As prometheus_client's."""
 
     def add(self, n: SupportsIndex) -> None:
         """Add ``n``, an int in ``0 <= n < 2**64``.
@@ -275,11 +303,18 @@ class Gauge:
     def sub(self, n: SupportsIndex) -> int:
         """Subtract ``n`` and return the new value."""
 
-    def inc(self) -> int:
-        """Add one and return the new value."""
+    def inc(self, amount: SupportsIndex | float = 1) -> int:
+        """Add ``amount`` (default 1: an int, or a float that is a whole
+        number; ``ValueError`` for a fractional one) and return the new value."""
 
-    def dec(self) -> int:
-        """Subtract one and return the new value."""
+    def dec(self, amount: SupportsIndex | float = 1) -> int:
+        """Subtract ``amount`` (default 1, as :meth:`inc`) and return the new
+        value."""
+
+    def track_inprogress(self) -> InProgress:
+        """``inc()`` on entry, ``dec()`` on exit: ``with g.track_inprogress():``
+        or ``@g.track_inprogress()`` (coroutine functions too), as
+        prometheus_client's."""
 
     @property
     def value(self) -> int:
@@ -359,6 +394,16 @@ class Histogram:
         included) and ``ValueError`` for a value out of range or NaN (which is
         then counted in :attr:`rejected`).
         """
+
+    def observe(self, value: SupportsFloat | SupportsIndex) -> None:
+        """:meth:`record` (prometheus_client's name)."""
+
+    def time(self) -> Timer:
+        """Record the seconds (a float) a ``with`` block or each call of a
+        decorated function takes (``@h.time()``, coroutine functions too),
+        measured with :func:`time.perf_counter`, as prometheus_client's. If
+        the block raises and the value is refused (above ``max_value``), the
+        block's exception propagates."""
 
     def record_n(self, value: SupportsIndex, count: SupportsIndex) -> None:
         """Record ``count`` occurrences of the int ``value`` (``TypeError`` for a
@@ -576,12 +621,59 @@ class Registry:
     def series(self) -> int:
         """The number of series (name and label sets) registered."""
 
-    def counter(self, name: str, labels: Mapping[str, str] | None = None) -> Counter:
-        """The counter ``name{labels}``, created at 0 on first use."""
+    def describe(self, name: str, help: str) -> None:
+        """Set the help text of the family ``name`` (all its label sets),
+        written as its ``# HELP`` line by :meth:`to_prometheus` (``\\`` and
+        newline escaped). The family need not exist yet. Raises ``ValueError``
+        for a text holding NUL, ``\r`` or another line break than ``\n``, or if
+        ``name`` already has another help."""
 
-    def gauge(self, name: str, labels: Mapping[str, str] | None = None) -> Gauge:
-        """The gauge ``name{labels}``, created at 0 on first use."""
+    @overload
+    def counter(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        help: str | None = None,
+        labelnames: None = None,
+    ) -> Counter: ...
+    @overload
+    def counter(
+        self,
+        name: str,
+        labels: None = None,
+        *,
+        help: str | None = None,
+        labelnames: Iterable[str],
+    ) -> Family[Counter]:
+        """The counter ``name{labels}``, created at 0 on first use; ``help``
+        is its ``# HELP`` text (see :meth:`describe`). With ``labelnames``
+        (instead of ``labels``): a :class:`ringstat.family.Family` whose
+        ``labels(*values, **kw)`` returns the series, as prometheus_client's
+        ``Counter(name, help, labelnames).labels(...)``."""
 
+    @overload
+    def gauge(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        help: str | None = None,
+        labelnames: None = None,
+    ) -> Gauge: ...
+    @overload
+    def gauge(
+        self,
+        name: str,
+        labels: None = None,
+        *,
+        help: str | None = None,
+        labelnames: Iterable[str],
+    ) -> Family[Gauge]:
+        """The gauge ``name{labels}``, created at 0 on first use (``help`` and
+        ``labelnames`` as for :meth:`counter`)."""
+
+    @overload
     def histogram(
         self,
         name: str,
@@ -589,10 +681,24 @@ class Registry:
         *,
         max_value: int,
         significant_digits: int = 3,
-    ) -> Histogram:
+        help: str | None = None,
+        labelnames: None = None,
+    ) -> Histogram: ...
+    @overload
+    def histogram(
+        self,
+        name: str,
+        labels: None = None,
+        *,
+        max_value: int,
+        significant_digits: int = 3,
+        help: str | None = None,
+        labelnames: Iterable[str],
+    ) -> Family[Histogram]:
         """The histogram ``name{labels}``, created empty on first use (see
-        :class:`Histogram`)."""
+        :class:`Histogram`; ``help`` and ``labelnames`` as for :meth:`counter`)."""
 
+    @overload
     def rate(
         self,
         name: str,
@@ -600,9 +706,22 @@ class Registry:
         *,
         window: float = 60.0,
         buckets: int = 60,
-    ) -> Rate:
+        help: str | None = None,
+        labelnames: None = None,
+    ) -> Rate: ...
+    @overload
+    def rate(
+        self,
+        name: str,
+        labels: None = None,
+        *,
+        window: float = 60.0,
+        buckets: int = 60,
+        help: str | None = None,
+        labelnames: Iterable[str],
+    ) -> Family[Rate]:
         """The rate ``name{labels}``, created on the registry's clock on first use
-        (see :class:`Rate`)."""
+        (see :class:`Rate`; ``help`` and ``labelnames`` as for :meth:`counter`)."""
 
     def snapshot(self, percentiles: Iterable[float] | None = None) -> Snapshot:
         """Every metric's current values as plain, JSON-serialisable data (a
@@ -630,7 +749,8 @@ class Registry:
         """
 
     def to_prometheus(self, percentiles: Iterable[float] | None = None) -> str:
-        """Every metric in the Prometheus text exposition format 0.0.4: counters
+        """Every metric in the Prometheus text exposition format 0.0.4, a
+        ``# HELP`` line for each family with a help text: counters
         as ``<name>_total``, gauges and rates (per second) as gauges,
         histograms as summaries with a ``quantile`` label per percentile
         (``quantile="0.99"`` for 99; a repeated percentile is written once),

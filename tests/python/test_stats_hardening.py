@@ -198,7 +198,7 @@ def test_counter_x_total_beside_gauge_x_parses() -> None:
 @pytest.mark.parametrize("name", [1, None, b"c", ["c"]])
 def test_non_str_names_are_type_errors(name: object) -> None:
     with pytest.raises(TypeError, match="name must be a str"):
-        Registry().counter(name)  # type: ignore[arg-type]
+        Registry().counter(name)  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("name", ["a\x00b", "", "1a", "a-b", "é"])

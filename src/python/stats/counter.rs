@@ -42,7 +42,7 @@ impl PyCounter {
 
     /// Adds `amount` (default 1): an int in `0..2**64`, or a float that is a
     /// whole number (`2.0`); as prometheus_client's `inc(amount=1)`.
-    #[pyo3(signature = (amount = None))]
+    #[pyo3(signature = (amount = None), text_signature = "($self, amount=1)")]
     #[inline]
     fn inc(&self, amount: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let n = match amount {
@@ -135,7 +135,7 @@ impl PyGauge {
 
     /// Adds `amount` (default 1: an int, or a float that is a whole number)
     /// and returns the new value.
-    #[pyo3(signature = (amount = None))]
+    #[pyo3(signature = (amount = None), text_signature = "($self, amount=1)")]
     fn inc(&self, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
         let n = match amount {
             None => 1,
@@ -145,7 +145,7 @@ impl PyGauge {
     }
 
     /// Subtracts `amount` (default 1, as `inc`) and returns the new value.
-    #[pyo3(signature = (amount = None))]
+    #[pyo3(signature = (amount = None), text_signature = "($self, amount=1)")]
     fn dec(&self, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
         let n = match amount {
             None => 1,
