@@ -891,3 +891,61 @@ fn error_messages_name_the_bad_value() {
         let _: &dyn std::error::Error = &e;
     }
 }
+
+#[test]
+fn prometheus_help_lines_escape_backslash_and_newline() {
+    let reg = Registry::new();
+    reg.describe("logins", "Logins.\nA \\ and a \"quote\".")
+        .unwrap();
+    reg.counter("logins", &[("region", "eu")]).unwrap().inc();
+    reg.counter("logins", &[("region", "us")]).unwrap().inc();
+    reg.gauge("online", &[]).unwrap().set(2);
+    assert_eq!(
+        reg.snapshot().to_prometheus(),
+        "# HELP logins_total Logins.\\nA \\\\ and a \"quote\".\n\
+         # TYPE logins_total counter\n\
+         logins_total{region=\"eu\"} 1\n\
+         logins_total{region=\"us\"} 1\n\
+         # TYPE online gauge\n\
+         online 2\n"
+    );
+    let snap = reg.snapshot();
+    assert_eq!(
+        snap.metrics[0].help.as_deref(),
+        Some("Logins.\nA \\ and a \"quote\".")
+    );
+    assert_eq!(snap.metrics[2].help, None);
+}
+
+#[test]
+fn describe_checks_name_text_and_conflicts() {
+    let reg = Registry::new();
+    reg.describe("h", "Latency.").unwrap();
+    reg.describe("h", "Latency.").unwrap(); // the same text again: fine
+    assert!(matches!(
+        reg.describe("h", "Other."),
+        Err(StatsError::ConfigMismatch { .. })
+    ));
+    for bad in ["a\rb", "a\0b", "a\u{2028}b", "a\u{85}b", "a\x0bb"] {
+        assert!(
+            matches!(reg.describe("g", bad), Err(StatsError::InvalidHelp { .. })),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        reg.describe("1x", "help"),
+        Err(StatsError::InvalidMetricName { .. })
+    ));
+    // Described before it exists: written once it does, for every kind.
+    let cfg = HistogramConfig {
+        max: 100,
+        significant_digits: 2,
+    };
+    reg.histogram("h", &[], cfg).unwrap().record(5).unwrap();
+    let text = reg.snapshot().to_prometheus();
+    assert!(
+        text.starts_with("# HELP h Latency.\n# TYPE h summary\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# HELP g"));
+}

@@ -34,7 +34,6 @@ impl PyRecorder {
         }
         Ok(out)
     }
-
 }
 
 #[pymethods]

@@ -157,13 +157,13 @@ fn amount_err(value: &Bound<'_, PyAny>, counter: bool) -> PyResult<i128> {
     if counter && f < 0.0 {
         return Err(PyValueError::new_err(NEGATIVE));
     }
-    if f.fract() != 0.0 {
+    if f.is_finite() && f.fract() != 0.0 {
         return Err(PyValueError::new_err(format!(
             "amount must be a whole number (ringstat counters and gauges hold ints; \
              record fractions in a Histogram), got {f}"
         )));
     }
-    // Whole floats beyond `i128` (and infinities) saturate: out of range.
+    // Whole floats beyond `i128` and infinities saturate: out of range.
     #[allow(clippy::cast_possible_truncation)]
     Ok(f as i128)
 }
