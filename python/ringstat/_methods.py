@@ -20,7 +20,6 @@ a ``ringstat.Counter`` and the stubs describe one class:
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from types import TracebackType
@@ -48,6 +47,8 @@ def _native(cls: type, name: str) -> Any:
 def _decorate(fn: _F, scope: Callable[[], Any]) -> _F:
     """``fn`` run inside ``with scope():`` on every call (awaited inside it
     for a coroutine function)."""
+    import inspect  # here: importing it costs more than the rest of the package
+
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
