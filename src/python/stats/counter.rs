@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
+use core::ffi::CStr;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 use super::{amount_arg, i64_arg, stats_err, u64_arg};
 use crate::stats::{Counter, Gauge};
@@ -38,19 +43,6 @@ impl PyCounter {
         Ok(Self {
             inner: Arc::new(inner),
         })
-    }
-
-    /// Adds `amount` (default 1): an int in `0..2**64`, or a float that is a
-    /// whole number (`2.0`); as prometheus_client's `inc(amount=1)`.
-    #[pyo3(signature = (amount = None), text_signature = "($self, amount=1)")]
-    #[inline]
-    fn inc(&self, amount: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let n = match amount {
-            None => 1,
-            Some(a) => amount_arg(a, true)?,
-        };
-        self.inner.add_to_shard(n, stack_shard_hint());
-        Ok(())
     }
 
     /// Adds `n` (an int in `0..2**64`).
@@ -89,6 +81,121 @@ impl PyCounter {
     fn __repr__(&self) -> String {
         format!("<ringstat.Counter value={}>", self.inner.get())
     }
+}
+
+/// The docstring (with the signature line `inspect` reads) of `Counter.inc`.
+const INC_DOC: &CStr = c"inc($self, /, amount=1)
+--
+
+Adds `amount` (default 1): an int in `0..2**64`, or a float that is a
+whole number (`2.0`); as prometheus_client's `inc(amount=1)`.";
+
+/// Replaces the `inc` PyO3 would generate with [`counter_inc`]: a plain
+/// `METH_VARARGS | METH_KEYWORDS` method, so `inc()` without an argument
+/// skips PyO3's argument parsing and trampoline (its hot path).
+pub(super) fn add_raw_inc(ty: &Bound<'_, PyType>) -> PyResult<()> {
+    let def = Box::leak(Box::new(ffi::PyMethodDef {
+        ml_name: c"inc".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunctionWithKeywords: counter_inc,
+        },
+        ml_flags: ffi::METH_VARARGS | ffi::METH_KEYWORDS,
+        ml_doc: INC_DOC.as_ptr(),
+    }));
+    // SAFETY: `ty` is a live type object and `def` lives for the rest of the
+    // process (leaked), as the descriptor keeps a pointer to it.
+    let descr = unsafe {
+        Bound::from_owned_ptr_or_err(
+            ty.py(),
+            ffi::PyDescr_NewMethod(ty.as_type_ptr(), core::ptr::from_mut(def)),
+        )?
+    };
+    ty.setattr("inc", descr)
+}
+
+/// `Counter.inc(amount=1)`. The method descriptor calling it has checked that
+/// `slf` is a `Counter` (a `TypeError` otherwise); `args` is a tuple and
+/// `kwargs` a dict or null.
+unsafe extern "C" fn counter_inc(
+    slf: *mut ffi::PyObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: `args` is the call's argument tuple (never null).
+    if kwargs.is_null() && unsafe { ffi::PyTuple_Size(args) } == 0 {
+        // SAFETY: CPython calls a method with the thread attached.
+        let py = unsafe { Python::assume_attached() };
+        // SAFETY: `slf` is a live `Counter` (checked by the descriptor, see
+        // above), borrowed for this call.
+        let counter = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyCounter>() };
+        counter.get().inner.add_to_shard(1, stack_shard_hint());
+        return py.None().into_ptr();
+    }
+    // With arguments, through `attach` (PyO3's bookkeeping of the attached
+    // thread, so the references an error holds are released at once).
+    Python::attach(|py| {
+        // SAFETY: as above; `kwargs`, if not null, is the call's keyword dict.
+        let result = unsafe {
+            let counter = Borrowed::from_ptr(py, slf).cast_unchecked::<PyCounter>();
+            counter_inc_amount(py, counter.get(), args, kwargs)
+        };
+        match result {
+            Ok(()) => py.None().into_ptr(),
+            Err(e) => {
+                e.restore(py);
+                core::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// `inc` with arguments: at most one, `amount`, by position or keyword.
+///
+/// # Safety
+///
+/// `args` is a tuple and `kwargs` null or a dict, both live for the call.
+#[cold]
+unsafe fn counter_inc_amount(
+    py: Python<'_>,
+    counter: &PyCounter,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> PyResult<()> {
+    // SAFETY: see the function's contract.
+    let args = unsafe { Borrowed::from_ptr(py, args).cast_unchecked::<PyTuple>() };
+    let mut amount = match args.len() {
+        0 => None,
+        1 => Some(args.get_item(0)?),
+        n => {
+            return Err(PyTypeError::new_err(format!(
+                "inc() takes at most 1 argument ({n} given)"
+            )))
+        }
+    };
+    if !kwargs.is_null() {
+        // SAFETY: see the function's contract.
+        let kwargs = unsafe { Borrowed::from_ptr(py, kwargs).cast_unchecked::<PyDict>() };
+        for (key, value) in kwargs.iter() {
+            if key.cast::<PyString>().is_ok_and(|k| k == "amount") && amount.is_none() {
+                amount = Some(value);
+            } else if key.cast::<PyString>().is_ok_and(|k| k == "amount") {
+                return Err(PyTypeError::new_err(
+                    "inc() got multiple values for argument 'amount'",
+                ));
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "inc() got an unexpected keyword argument {}",
+                    key.repr()?
+                )));
+            }
+        }
+    }
+    let n = match amount.filter(|a| !a.is_none()) {
+        None => 1,
+        Some(a) => amount_arg(&a, true)?,
+    };
+    counter.inner.add_to_shard(n, stack_shard_hint());
+    Ok(())
 }
 
 /// A value that goes up and down (users online), with the smallest and
