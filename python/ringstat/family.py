@@ -45,14 +45,18 @@ class Family(Generic[_M]):
         if isinstance(labelnames, str):
             raise TypeError("labelnames must be an iterable of str (a list or tuple), not str")
         try:
-            names = tuple(labelnames)
+            it = iter(labelnames)
         except TypeError:
             raise TypeError(
                 f"labelnames must be an iterable of str, not {type(labelnames).__name__}"
             ) from None
-        for n in names:
+        # One by one, not tuple(labelnames): a wrong __len__ must not size it.
+        collected: list[str] = []
+        for n in it:
             if not isinstance(n, str):
                 raise TypeError(f"labelnames must hold str, not {type(n).__name__}")
+            collected.append(n)
+        names = tuple(collected)
         if not names:
             raise ValueError("labelnames must name at least one label")
         if len(set(names)) != len(names):
