@@ -5,6 +5,7 @@ nothing from the package."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import subprocess
 import sys
@@ -502,3 +503,22 @@ def test_family_children_are_shared_across_threads() -> None:
         t.join()
     assert sum(fam.labels(str(k)).value for k in range(7)) == 8000
     assert reg.series == 7
+
+
+def test_counter_inc_arguments_are_checked() -> None:
+    # inc is a hand-written native method (its hot path skips PyO3's
+    # argument parsing): the usual TypeErrors, and nothing counted.
+    c = Counter()
+    with pytest.raises(TypeError, match=r"^inc\(\) takes at most 1 argument \(2 given\)$"):
+        c.inc(1, 2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^inc\(\) got an unexpected keyword argument 'n'$"):
+        c.inc(n=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^inc\(\) got multiple values for argument 'amount'$"):
+        c.inc(1, amount=2)  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"doesn't apply to a 'ringstat\._ringstat\.Gauge' object"):
+        Counter.inc(Gauge())  # type: ignore[arg-type]
+    assert c.value == 0
+    c.inc(None)  # type: ignore[arg-type]
+    c.inc(amount=None)  # type: ignore[arg-type]
+    assert c.value == 2
+    assert str(inspect.signature(Counter.inc)) == "(self, /, amount=1)"
