@@ -7,7 +7,8 @@ use core::ffi::CStr;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use pyo3::PyClass;
+use pyo3::types::{PyString, PyTuple, PyType};
 
 use super::{amount_arg, i64_arg, stats_err, u64_arg};
 use crate::stats::{Counter, Gauge};
@@ -83,24 +84,69 @@ impl PyCounter {
     }
 }
 
-/// The docstring (with the signature line `inspect` reads) of `Counter.inc`.
-const INC_DOC: &CStr = c"inc($self, /, amount=1)
+// ----- `inc(amount=1)` and `dec(amount=1)` as hand-written methods ----------
+//
+// PyO3 parses arguments of a method with a signature in generic code and
+// wraps each call in its trampoline; for `inc()` that was half the cost of
+// the call. These are plain `METH_FASTCALL | METH_KEYWORDS` methods (which
+// CPython's interpreter calls without a tuple): without an argument (the hot
+// path) they go straight to the metric; with one they go through
+// `Python::attach` (PyO3's bookkeeping of the attached thread).
+
+/// `METH_FASTCALL`: CPython's value since 3.7; PyO3 names it only when the
+/// limited API is 3.10 or later, and the abi3 wheel starts at 3.9.
+const METH_FASTCALL: core::ffi::c_int = 0x0080;
+
+/// A `METH_FASTCALL | METH_KEYWORDS` function (`PyCFunctionFastWithKeywords`).
+type FastWithKeywords = unsafe extern "C" fn(
+    *mut ffi::PyObject,
+    *const *mut ffi::PyObject,
+    ffi::Py_ssize_t,
+    *mut ffi::PyObject,
+) -> *mut ffi::PyObject;
+
+/// Sets the methods `Counter.inc`, `Gauge.inc` and `Gauge.dec`.
+pub(super) fn add_amount_methods(py: Python<'_>) -> PyResult<()> {
+    let counter = py.get_type::<PyCounter>();
+    add_raw_method(&counter, c"inc", counter_inc, COUNTER_INC_DOC)?;
+    let gauge = py.get_type::<PyGauge>();
+    add_raw_method(&gauge, c"inc", gauge_inc, GAUGE_INC_DOC)?;
+    add_raw_method(&gauge, c"dec", gauge_dec, GAUGE_DEC_DOC)
+}
+
+// The docstrings, each with the signature line `inspect` reads.
+const COUNTER_INC_DOC: &CStr = c"inc($self, /, amount=1)
 --
 
 Adds `amount` (default 1): an int in `0..2**64`, or a float that is a
 whole number (`2.0`); as prometheus_client's `inc(amount=1)`.";
+const GAUGE_INC_DOC: &CStr = c"inc($self, /, amount=1)
+--
 
-/// Replaces the `inc` PyO3 would generate with [`counter_inc`]: a plain
-/// `METH_VARARGS | METH_KEYWORDS` method, so `inc()` without an argument
-/// skips PyO3's argument parsing and trampoline (its hot path).
-pub(super) fn add_raw_inc(ty: &Bound<'_, PyType>) -> PyResult<()> {
+Adds `amount` (default 1: an int, or a float that is a whole number)
+and returns the new value.";
+const GAUGE_DEC_DOC: &CStr = c"dec($self, /, amount=1)
+--
+
+Subtracts `amount` (default 1, as `inc`) and returns the new value.";
+
+/// Sets `ty.name` to a method descriptor calling `func` with `METH_FASTCALL |
+/// METH_KEYWORDS`; it checks that `self` is a `ty` before calling.
+fn add_raw_method(
+    ty: &Bound<'_, PyType>,
+    name: &'static CStr,
+    func: FastWithKeywords,
+    doc: &'static CStr,
+) -> PyResult<()> {
+    // SAFETY: the C idiom `(PyCFunction)(void (*)(void))func`: CPython calls
+    // `ml_meth` with the signature its flags name (`METH_FASTCALL |
+    // METH_KEYWORDS`: the one of `func`); both are plain function pointers.
+    let meth = unsafe { core::mem::transmute::<FastWithKeywords, ffi::PyCFunction>(func) };
     let def = Box::leak(Box::new(ffi::PyMethodDef {
-        ml_name: c"inc".as_ptr(),
-        ml_meth: ffi::PyMethodDefPointer {
-            PyCFunctionWithKeywords: counter_inc,
-        },
-        ml_flags: ffi::METH_VARARGS | ffi::METH_KEYWORDS,
-        ml_doc: INC_DOC.as_ptr(),
+        ml_name: name.as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer { PyCFunction: meth },
+        ml_flags: METH_FASTCALL | ffi::METH_KEYWORDS,
+        ml_doc: doc.as_ptr(),
     }));
     // SAFETY: `ty` is a live type object and `def` lives for the rest of the
     // process (leaked), as the descriptor keeps a pointer to it.
@@ -110,37 +156,50 @@ pub(super) fn add_raw_inc(ty: &Bound<'_, PyType>) -> PyResult<()> {
             ffi::PyDescr_NewMethod(ty.as_type_ptr(), core::ptr::from_mut(def)),
         )?
     };
-    ty.setattr("inc", descr)
+    ty.setattr(name.to_str().unwrap_or_default(), descr)
 }
 
-/// `Counter.inc(amount=1)`. The method descriptor calling it has checked that
-/// `slf` is a `Counter` (a `TypeError` otherwise); `args` is a tuple and
-/// `kwargs` a dict or null.
-unsafe extern "C" fn counter_inc(
+/// The body of a hand-written `name(amount=1)` method of `T`: `call(this,
+/// None)` without arguments, `call(this, Some(amount))` with one, and `ret`
+/// makes its result a Python object.
+///
+/// # Safety
+///
+/// As CPython calls a `METH_FASTCALL | METH_KEYWORDS` method of a `T`: the
+/// thread attached, `slf` a live `T` (the descriptor checked its type),
+/// `args` pointing to `nargs` positional arguments followed by one value per
+/// name of the tuple `kwnames` (null when there is none).
+#[inline(always)]
+unsafe fn amount_method<T, R>(
     slf: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    kwargs: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: `args` is the call's argument tuple (never null).
-    if kwargs.is_null() && unsafe { ffi::PyTuple_Size(args) } == 0 {
-        // SAFETY: CPython calls a method with the thread attached.
-        let py = unsafe { Python::assume_attached() };
-        // SAFETY: `slf` is a live `Counter` (checked by the descriptor, see
-        // above), borrowed for this call.
-        let counter = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyCounter>() };
-        counter.get().inner.add_to_shard(1, stack_shard_hint());
-        return py.None().into_ptr();
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+    name: &'static str,
+    call: impl Fn(&T, Option<&Bound<'_, PyAny>>) -> PyResult<R>,
+    ret: impl Fn(Python<'_>, R) -> *mut ffi::PyObject,
+) -> *mut ffi::PyObject
+where
+    T: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync,
+{
+    if nargs == 0 && kwnames.is_null() {
+        // SAFETY: the thread is attached and `slf` a live `T` (the contract).
+        let (py, this) = unsafe {
+            let py = Python::assume_attached();
+            (py, Borrowed::from_ptr(py, slf).cast_unchecked::<T>())
+        };
+        if let Ok(r) = call(this.get(), None) {
+            return ret(py, r);
+        }
     }
-    // With arguments, through `attach` (PyO3's bookkeeping of the attached
-    // thread, so the references an error holds are released at once).
     Python::attach(|py| {
-        // SAFETY: as above; `kwargs`, if not null, is the call's keyword dict.
+        // SAFETY: the contract.
         let result = unsafe {
-            let counter = Borrowed::from_ptr(py, slf).cast_unchecked::<PyCounter>();
-            counter_inc_amount(py, counter.get(), args, kwargs)
+            let this = Borrowed::from_ptr(py, slf).cast_unchecked::<T>();
+            amount_of(py, name, args, nargs, kwnames).and_then(|a| call(this.get(), a.as_ref()))
         };
         match result {
-            Ok(()) => py.None().into_ptr(),
+            Ok(r) => ret(py, r),
             Err(e) => {
                 e.restore(py);
                 core::ptr::null_mut()
@@ -149,53 +208,113 @@ unsafe extern "C" fn counter_inc(
     })
 }
 
-/// `inc` with arguments: at most one, `amount`, by position or keyword.
+/// The `amount` of a call `name(amount=1)`: at most one argument, by
+/// position or keyword (`None` when not given, or given as `None`).
 ///
 /// # Safety
 ///
-/// `args` is a tuple and `kwargs` null or a dict, both live for the call.
+/// As [`amount_method`]'s for `args`, `nargs` and `kwnames`.
 #[cold]
-unsafe fn counter_inc_amount(
-    py: Python<'_>,
-    counter: &PyCounter,
-    args: *mut ffi::PyObject,
-    kwargs: *mut ffi::PyObject,
-) -> PyResult<()> {
-    // SAFETY: see the function's contract.
-    let args = unsafe { Borrowed::from_ptr(py, args).cast_unchecked::<PyTuple>() };
-    let mut amount = match args.len() {
+unsafe fn amount_of<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    // SAFETY: `args[i]` for `i < nargs` are live positional arguments.
+    let arg = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
+    let nargs = usize::try_from(nargs).unwrap_or(0);
+    let mut amount = match nargs {
         0 => None,
-        1 => Some(args.get_item(0)?),
+        1 => Some(arg(0)),
         n => {
             return Err(PyTypeError::new_err(format!(
-                "inc() takes at most 1 argument ({n} given)"
+                "{name}() takes at most 1 argument ({n} given)"
             )))
         }
     };
-    if !kwargs.is_null() {
+    if !kwnames.is_null() {
         // SAFETY: see the function's contract.
-        let kwargs = unsafe { Borrowed::from_ptr(py, kwargs).cast_unchecked::<PyDict>() };
-        for (key, value) in kwargs.iter() {
-            if key.cast::<PyString>().is_ok_and(|k| k == "amount") && amount.is_none() {
-                amount = Some(value);
-            } else if key.cast::<PyString>().is_ok_and(|k| k == "amount") {
-                return Err(PyTypeError::new_err(
-                    "inc() got multiple values for argument 'amount'",
-                ));
-            } else {
+        let kwnames = unsafe { Borrowed::from_ptr(py, kwnames).cast_unchecked::<PyTuple>() };
+        for (i, key) in kwnames.iter().enumerate() {
+            // SAFETY: the value of the `i`-th keyword follows the positionals.
+            let value = unsafe { Bound::from_borrowed_ptr(py, *args.add(nargs + i)) };
+            if !key.cast::<PyString>().is_ok_and(|k| k == "amount") {
                 return Err(PyTypeError::new_err(format!(
-                    "inc() got an unexpected keyword argument {}",
+                    "{name}() got an unexpected keyword argument {}",
                     key.repr()?
+                )));
+            }
+            if amount.replace(value).is_some() {
+                return Err(PyTypeError::new_err(format!(
+                    "{name}() got multiple values for argument 'amount'"
                 )));
             }
         }
     }
-    let n = match amount.filter(|a| !a.is_none()) {
-        None => 1,
-        Some(a) => amount_arg(&a, true)?,
+    Ok(amount.filter(|a| !a.is_none()))
+}
+
+fn none(py: Python<'_>, (): ()) -> *mut ffi::PyObject {
+    py.None().into_ptr()
+}
+
+fn int(py: Python<'_>, v: i64) -> *mut ffi::PyObject {
+    v.into_pyobject(py).map_or(core::ptr::null_mut(), Bound::into_ptr)
+}
+
+/// `Counter.inc(amount=1)`.
+unsafe extern "C" fn counter_inc(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let call = |c: &PyCounter, amount: Option<&Bound<'_, PyAny>>| {
+        let n = match amount {
+            None => 1,
+            Some(a) => amount_arg(a, true)?,
+        };
+        c.inner.add_to_shard(n, stack_shard_hint());
+        Ok(())
     };
-    counter.inner.add_to_shard(n, stack_shard_hint());
-    Ok(())
+    // SAFETY: CPython calls it as a method of `Counter` (`add_raw_method`).
+    unsafe { amount_method(slf, args, nargs, kwnames, "inc", call, none) }
+}
+
+/// `Gauge.inc(amount=1)`.
+unsafe extern "C" fn gauge_inc(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let call = |g: &PyGauge, amount: Option<&Bound<'_, PyAny>>| {
+        Ok(g.inner.add(match amount {
+            None => 1,
+            Some(a) => amount_arg(a, false)?,
+        }))
+    };
+    // SAFETY: CPython calls it as a method of `Gauge` (`add_raw_method`).
+    unsafe { amount_method(slf, args, nargs, kwnames, "inc", call, int) }
+}
+
+/// `Gauge.dec(amount=1)`.
+unsafe extern "C" fn gauge_dec(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let call = |g: &PyGauge, amount: Option<&Bound<'_, PyAny>>| {
+        Ok(g.inner.sub(match amount {
+            None => 1,
+            Some(a) => amount_arg(a, false)?,
+        }))
+    };
+    // SAFETY: CPython calls it as a method of `Gauge` (`add_raw_method`).
+    unsafe { amount_method(slf, args, nargs, kwnames, "dec", call, int) }
 }
 
 /// A value that goes up and down (users online), with the smallest and
@@ -238,27 +357,6 @@ impl PyGauge {
     /// Subtracts `n` and returns the new value.
     fn sub(&self, n: &Bound<'_, PyAny>) -> PyResult<i64> {
         Ok(self.inner.sub(i64_arg(n, "n")?))
-    }
-
-    /// Adds `amount` (default 1: an int, or a float that is a whole number)
-    /// and returns the new value.
-    #[pyo3(signature = (amount = None), text_signature = "($self, amount=1)")]
-    fn inc(&self, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
-        let n = match amount {
-            None => 1,
-            Some(a) => amount_arg(a, false)?,
-        };
-        Ok(self.inner.add(n))
-    }
-
-    /// Subtracts `amount` (default 1, as `inc`) and returns the new value.
-    #[pyo3(signature = (amount = None), text_signature = "($self, amount=1)")]
-    fn dec(&self, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
-        let n = match amount {
-            None => 1,
-            Some(a) => amount_arg(a, false)?,
-        };
-        Ok(self.inner.sub(n))
     }
 
     /// The current value.

@@ -63,13 +63,12 @@ pyo3::create_exception!(
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SeriesLimitError", m.py().get_type::<SeriesLimitError>())?;
     m.add_class::<counter::PyCounter>()?;
-    counter::add_raw_inc(&m.py().get_type::<counter::PyCounter>())?;
     m.add_class::<counter::PyGauge>()?;
     m.add_class::<histogram::PyHistogram>()?;
     m.add_class::<rate::PyRate>()?;
     m.add_class::<rate::PyManualClock>()?;
     m.add_class::<registry::PyRegistry>()?;
-    Ok(())
+    counter::add_amount_methods(m.py())
 }
 
 /// A [`StatsError`] as `ValueError` (`SeriesLimitError`, a subclass, for a
