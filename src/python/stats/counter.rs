@@ -7,8 +7,8 @@ use core::ffi::CStr;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::PyClass;
 use pyo3::types::{PyString, PyTuple, PyType};
+use pyo3::PyClass;
 
 use super::{amount_arg, i64_arg, stats_err, u64_arg};
 use crate::stats::{Counter, Gauge};
@@ -261,7 +261,8 @@ fn none(py: Python<'_>, (): ()) -> *mut ffi::PyObject {
 }
 
 fn int(py: Python<'_>, v: i64) -> *mut ffi::PyObject {
-    v.into_pyobject(py).map_or(core::ptr::null_mut(), Bound::into_ptr)
+    v.into_pyobject(py)
+        .map_or(core::ptr::null_mut(), Bound::into_ptr)
 }
 
 /// `Counter.inc(amount=1)`.
