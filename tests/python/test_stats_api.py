@@ -522,3 +522,26 @@ def test_counter_inc_arguments_are_checked() -> None:
     c.inc(amount=None)  # type: ignore[arg-type]
     assert c.value == 2
     assert str(inspect.signature(Counter.inc)) == "(self, /, amount=1)"
+
+
+def test_inc_amounts_at_the_edges_of_the_int_fast_path() -> None:
+    # One exact int in -2**63..2**63 skips the general conversion; the rest
+    # (larger ints, int subclasses, numpy-like __index__) take it.
+    class MyInt(int):
+        pass
+
+    class Index:
+        def __index__(self) -> int:
+            return 4
+
+    c = Counter()
+    for amount in (2**62, 2**63, MyInt(3), Index()):
+        c.inc(amount)  # type: ignore[arg-type]
+    assert c.value == 2**62 + 2**63 + 7
+    g = Gauge()
+    assert g.inc(-(2**63)) == -(2**63)
+    assert g.dec(-(2**63 - 1)) == -1
+    assert g.inc(MyInt(2)) == 1
+    assert g.dec(Index()) == -3  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-negative"):
+        c.inc(MyInt(-1))

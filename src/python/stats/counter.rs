@@ -161,7 +161,9 @@ fn add_raw_method(
 
 /// The body of a hand-written `name(amount=1)` method of `T`: `call(this,
 /// None)` without arguments, `call(this, Some(amount))` with one, and `ret`
-/// makes its result a Python object.
+/// makes its result a Python object. One positional `int` in `-2**63..2**63`
+/// goes to `call_int` first (no attach); `None` from it means: take the
+/// general path.
 ///
 /// # Safety
 ///
@@ -170,6 +172,7 @@ fn add_raw_method(
 /// `args` pointing to `nargs` positional arguments followed by one value per
 /// name of the tuple `kwnames` (null when there is none).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the C call's four, then the method's parts
 unsafe fn amount_method<T, R>(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
@@ -177,6 +180,7 @@ unsafe fn amount_method<T, R>(
     kwnames: *mut ffi::PyObject,
     name: &'static str,
     call: impl Fn(&T, Option<&Bound<'_, PyAny>>) -> PyResult<R>,
+    call_int: impl Fn(&T, i64) -> Option<R>,
     ret: impl Fn(Python<'_>, R) -> *mut ffi::PyObject,
 ) -> *mut ffi::PyObject
 where
@@ -190,6 +194,18 @@ where
         };
         if let Ok(r) = call(this.get(), None) {
             return ret(py, r);
+        }
+    } else if nargs == 1 && kwnames.is_null() {
+        // SAFETY: the contract: `args[0]` is a live object.
+        if let Some(v) = unsafe { exact_int(*args) } {
+            // SAFETY: as for the call without arguments.
+            let (py, this) = unsafe {
+                let py = Python::assume_attached();
+                (py, Borrowed::from_ptr(py, slf).cast_unchecked::<T>())
+            };
+            if let Some(r) = call_int(this.get(), v) {
+                return ret(py, r);
+            }
         }
     }
     Python::attach(|py| {
@@ -256,6 +272,26 @@ unsafe fn amount_of<'py>(
     Ok(amount.filter(|a| !a.is_none()))
 }
 
+/// `arg` as an `i64` if it is exactly an `int` (not `bool`, not a subclass)
+/// in `-2**63..2**63`; the exception state is left alone.
+///
+/// # Safety
+///
+/// `arg` is a live object and the thread is attached.
+#[inline(always)]
+unsafe fn exact_int(arg: *mut ffi::PyObject) -> Option<i64> {
+    // SAFETY: the contract; `PyLong_Type` is CPython's static `int` type.
+    unsafe {
+        if ffi::Py_TYPE(arg) != core::ptr::addr_of_mut!(ffi::PyLong_Type) {
+            return None;
+        }
+        let mut overflow: core::ffi::c_int = 0;
+        // An exact int converts without error; out of range, `overflow` is set.
+        let v = ffi::PyLong_AsLongLongAndOverflow(arg, &raw mut overflow);
+        (overflow == 0).then_some(v)
+    }
+}
+
 fn none(py: Python<'_>, (): ()) -> *mut ffi::PyObject {
     py.None().into_ptr()
 }
@@ -280,8 +316,14 @@ unsafe extern "C" fn counter_inc(
         c.inner.add_to_shard(n, stack_shard_hint());
         Ok(())
     };
+    let call_int = |c: &PyCounter, n: i64| {
+        // A negative amount takes the general path (and its error).
+        let n = u64::try_from(n).ok()?;
+        c.inner.add_to_shard(n, stack_shard_hint());
+        Some(())
+    };
     // SAFETY: CPython calls it as a method of `Counter` (`add_raw_method`).
-    unsafe { amount_method(slf, args, nargs, kwnames, "inc", call, none) }
+    unsafe { amount_method(slf, args, nargs, kwnames, "inc", call, call_int, none) }
 }
 
 /// `Gauge.inc(amount=1)`.
@@ -297,8 +339,9 @@ unsafe extern "C" fn gauge_inc(
             Some(a) => amount_arg(a, false)?,
         }))
     };
+    let call_int = |g: &PyGauge, n: i64| Some(g.inner.add(n));
     // SAFETY: CPython calls it as a method of `Gauge` (`add_raw_method`).
-    unsafe { amount_method(slf, args, nargs, kwnames, "inc", call, int) }
+    unsafe { amount_method(slf, args, nargs, kwnames, "inc", call, call_int, int) }
 }
 
 /// `Gauge.dec(amount=1)`.
@@ -314,8 +357,9 @@ unsafe extern "C" fn gauge_dec(
             Some(a) => amount_arg(a, false)?,
         }))
     };
+    let call_int = |g: &PyGauge, n: i64| Some(g.inner.sub(n));
     // SAFETY: CPython calls it as a method of `Gauge` (`add_raw_method`).
-    unsafe { amount_method(slf, args, nargs, kwnames, "dec", call, int) }
+    unsafe { amount_method(slf, args, nargs, kwnames, "dec", call, call_int, int) }
 }
 
 /// A value that goes up and down (users online), with the smallest and
