@@ -12,6 +12,10 @@ them: ``Counter`` (sharded, monotonic), ``Gauge`` (with min/max),
 ``Histogram`` (log-linear, percentiles on numpy's 0-100 scale), ``Rate``
 (events per second over a sliding window), and ``Registry`` (get-or-create by
 name and labels, ``snapshot()`` as plain dicts, ``to_prometheus()``).
+What a ``prometheus_client`` user types works too: ``inc(amount)``,
+``dec(amount)``, ``Gauge.track_inprogress()``, ``Histogram.time()`` and
+``observe``, ``Counter.count_exceptions()``, ``help=`` (``# HELP`` lines)
+and ``labelnames=`` families with ``labels(...)`` (:mod:`ringstat.family`).
 ``ManualClock`` makes rates deterministic in tests. ``Recorder`` samples a
 registry on a native background thread into a bounded time series.
 
