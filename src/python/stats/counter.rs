@@ -46,6 +46,8 @@ impl PyCounter {
         })
     }
 
+    // `inc(amount=1)` is hand-written below (`add_amount_methods`).
+
     /// Adds `n` (an int in `0..2**64`).
     fn add(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
         self.inner
@@ -393,6 +395,9 @@ impl PyGauge {
         self.inner.set(i64_arg(value, "value")?);
         Ok(())
     }
+
+    // `inc(amount=1)` and `dec(amount=1)` are hand-written below
+    // (`add_amount_methods`).
 
     /// Adds `n` and returns the new value.
     fn add(&self, n: &Bound<'_, PyAny>) -> PyResult<i64> {
