@@ -298,9 +298,11 @@ fn none(py: Python<'_>, (): ()) -> *mut ffi::PyObject {
     py.None().into_ptr()
 }
 
-fn int(py: Python<'_>, v: i64) -> *mut ffi::PyObject {
-    v.into_pyobject(py)
-        .map_or(core::ptr::null_mut(), Bound::into_ptr)
+fn int(_: Python<'_>, v: i64) -> *mut ffi::PyObject {
+    // SAFETY: the thread is attached (a token is held). Null with a
+    // `MemoryError` set on failure is what a method returns then (PyO3's
+    // conversion would panic, and a panic here aborts).
+    unsafe { ffi::PyLong_FromLongLong(v) }
 }
 
 /// `Counter.inc(amount=1)`.
