@@ -167,7 +167,17 @@ class ExceptionCounter:
 
 def _histogram_time(self: _ringstat.Histogram) -> Timer:
     """A timer recording elapsed seconds (a ``float``) into this histogram:
-    ``with h.time():`` or ``@h.time()``, as prometheus_client's."""
+    ``with h.time():`` or ``@h.time()``, as prometheus_client's. The
+    histogram needs a ``unit`` (``Histogram(60, unit=1e-6)``) where the core
+    has units: seconds are fractions, which a histogram of ints refuses."""
+    # `unit` is None for a histogram of ints; a core without units has no
+    # `unit` at all (and rounds a float to the nearest int).
+    if getattr(self, "unit", 1.0) is None:
+        raise ValueError(
+            "Histogram.time() records seconds, fractions included: create the "
+            "histogram with a unit, e.g. Histogram(60, unit=1e-6) for seconds "
+            "to the microsecond"
+        )
     return Timer(self)
 
 

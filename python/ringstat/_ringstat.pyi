@@ -403,7 +403,9 @@ class Histogram:
         decorated function takes (``@h.time()``, coroutine functions too),
         measured with :func:`time.perf_counter`, as prometheus_client's. If
         the block raises and the value is refused (above ``max_value``), the
-        block's exception propagates."""
+        block's exception propagates. A histogram of ints (no ``unit``)
+        cannot hold fractions of a second: ``time()`` then raises
+        ``ValueError``."""
 
     def record_n(self, value: SupportsIndex, count: SupportsIndex) -> None:
         """Record ``count`` occurrences of the int ``value`` (``TypeError`` for a

@@ -252,7 +252,7 @@ def test_track_inprogress_like_prometheus_client() -> None:
 
 def test_track_inprogress_and_time_on_coroutines() -> None:
     g = Gauge()
-    h = Histogram(10)
+    h = seconds_histogram(10)
 
     @g.track_inprogress()
     @h.time()
@@ -277,12 +277,23 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     assert times == []
 
 
+def seconds_histogram(max_value: int) -> Histogram:
+    """A histogram of seconds: with a unit of 1 us where the core has units
+    (helper hist's float recording), else of ints (a float is rounded)."""
+    try:
+        return Histogram(max_value, unit=1e-6)  # type: ignore[call-arg,unused-ignore]
+    except TypeError:
+        return Histogram(max_value)
+
+
 def test_histogram_time_records_seconds(fake_clock: list[float]) -> None:
-    h = Histogram(1000)
+    h = seconds_histogram(1000)
     fake_clock += [10.0, 12.0]
     with h.time() as t:
         assert isinstance(t, ringstat._methods.Timer)
-    assert (h.count, h.min, h.max, h.sum) == (1, 2, 2, 2.0)
+    assert h.count == 1
+    assert (h.min, h.max) == (pytest.approx(2, abs=1e-6), pytest.approx(2, abs=1e-6))
+    assert h.sum == pytest.approx(2.0, rel=h.relative_error)
 
     @h.time()
     def f(x: int) -> int:
@@ -292,15 +303,17 @@ def test_histogram_time_records_seconds(fake_clock: list[float]) -> None:
     assert f(1) == 1
     assert f(2) == 2
     assert f.__name__ == "f"
-    assert (h.count, h.max) == (3, 7)
+    assert h.count == 3
+    assert h.max == pytest.approx(7, abs=1e-6)
 
 
 def test_histogram_time_when_the_body_raises(fake_clock: list[float]) -> None:
-    h = Histogram(10)
+    h = seconds_histogram(10)
     fake_clock += [0.0, 4.0]
     with pytest.raises(KeyError), h.time():
         raise KeyError
-    assert (h.count, h.max) == (1, 4)
+    assert h.count == 1
+    assert h.max == pytest.approx(4, abs=1e-6)
     # Too long for the histogram: the body's exception wins, the value is rejected.
     fake_clock += [0.0, 50.0]
     with pytest.raises(KeyError), h.time():
@@ -314,8 +327,11 @@ def test_histogram_time_when_the_body_raises(fake_clock: list[float]) -> None:
 
 
 def _records_fractions() -> bool:
-    h = Histogram(10)
-    h.record(0.25)
+    h = seconds_histogram(10)
+    try:
+        h.record(0.25)
+    except ValueError:
+        return False
     return h.sum != 0.0
 
 
@@ -325,12 +341,21 @@ def _records_fractions() -> bool:
     strict=True,
 )
 def test_histogram_time_records_fractions_of_a_second(fake_clock: list[float]) -> None:
-    h = Histogram(60)
+    h = seconds_histogram(60)
     fake_clock += [1.0, 1.25]
     with h.time():
         pass
     assert h.count == 1
     assert h.sum == pytest.approx(0.25, rel=h.relative_error)
+
+
+def test_histogram_time_needs_a_unit_where_the_core_has_units() -> None:
+    h = Histogram(100)
+    if not hasattr(h, "unit"):
+        pytest.skip("the core histogram has no units yet (helper hist not merged)")
+    with pytest.raises(ValueError, match=r"Histogram\(60, unit=1e-6\)"):
+        h.time()
+    assert h.count == 0
 
 
 def test_histogram_observe_is_record() -> None:
