@@ -13,7 +13,7 @@ pub(crate) use crossbeam_utils::CachePadded;
 #[cfg(not(ringstat_loom))]
 mod imp {
     pub(crate) use std::sync::atomic::{
-        fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
     };
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use std::thread;
@@ -50,6 +50,7 @@ mod imp {
 
     /// A small, stable index for the calling thread (0, 1, 2, ... in order of
     /// first use), for picking a shard. Never reused while the process lives.
+    #[inline]
     pub(crate) fn thread_index() -> usize {
         use std::cell::Cell;
         use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,7 +74,7 @@ mod imp {
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{
-        fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
     };
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread;

@@ -140,7 +140,16 @@ fn histogram_out_of_range_is_rejected_and_counted() {
 fn histogram_floats() {
     let h = Histogram::new(100, 2).unwrap();
     assert_eq!(h.record_f64(f64::NAN).unwrap_err(), StatsError::NotANumber);
-    for bad in [-0.6, -1.0, f64::INFINITY, f64::NEG_INFINITY, 100.5, 1e30] {
+    // Negatives are refused, not clamped to 0 (was: -0.4 recorded 0).
+    for bad in [
+        -0.4,
+        -0.6,
+        -1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        100.5,
+        1e30,
+    ] {
         assert!(
             matches!(
                 h.record_f64(bad),
@@ -149,9 +158,9 @@ fn histogram_floats() {
             "{bad}"
         );
     }
-    assert_eq!(h.rejected(), 7);
+    assert_eq!(h.rejected(), 8);
     h.record_f64(-0.0).unwrap();
-    h.record_f64(-0.4).unwrap(); // rounds to -0 = 0
+    h.record_f64(0.4).unwrap(); // no unit: rounds to 0
     h.record_f64(99.6).unwrap();
     assert_eq!((h.count(), h.min(), h.max()), (3, Some(0), Some(100)));
 }

@@ -53,6 +53,7 @@ mod counter;
 mod error;
 mod exposition;
 mod gauge;
+mod hist_front;
 mod histogram;
 mod rate;
 mod recorder;
