@@ -43,9 +43,9 @@ pub enum StatsError {
         /// The rejected unit.
         unit: f64,
     },
-    /// A float above the highest trackable value of a histogram with a unit
-    /// (both in the histogram's value units).
-    ValueAboveMax {
+    /// A float that is negative, infinite or above the highest trackable
+    /// value of a histogram with a unit (both in the histogram's value units).
+    UnitValueOutOfRange {
         /// The rejected value.
         value: f64,
         /// The histogram's highest trackable value.
@@ -195,8 +195,8 @@ impl fmt::Display for StatsError {
             Self::InvalidUnit { unit } => {
                 write!(f, "histogram unit must be finite and above 0, got {unit}")
             }
-            Self::ValueAboveMax { value, max } => {
-                write!(f, "value {value} is above the histogram's max value {max}")
+            Self::UnitValueOutOfRange { value, max } => {
+                write!(f, "value {value} is outside the histogram's range 0..={max}")
             }
             Self::FractionalValue { value } => write!(
                 f,

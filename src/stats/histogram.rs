@@ -80,6 +80,66 @@ impl Layout {
     }
 }
 
+/// Converts values to ticks and back for a unit. When the unit is the
+/// reciprocal of an integer (`1e-3`, `1e-6`, ...), by multiplying and
+/// dividing by that integer, each correctly rounded, so `0.0125` seconds is
+/// exactly 12 500 microsecond ticks and back (`0.0125 / 1e-6` is not).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Scale {
+    /// The declared unit, `None` for integers (then a unit of 1).
+    declared: Option<f64>,
+    unit: f64,
+    /// `1 / unit` rounded, when that is an integer to within `1e-9`
+    /// (relative); 0 otherwise.
+    per_unit: f64,
+}
+
+impl Scale {
+    fn new(declared: Option<f64>) -> Self {
+        let unit = declared.unwrap_or(1.0);
+        let inv = (1.0 / unit).round();
+        let per_unit = if inv >= 1.0 && (inv * unit - 1.0).abs() <= 1e-9 {
+            inv
+        } else {
+            0.0
+        };
+        Self {
+            declared,
+            unit,
+            per_unit,
+        }
+    }
+
+    /// The declared unit.
+    pub(crate) fn unit(self) -> Option<f64> {
+        self.declared
+    }
+
+    /// `v` in ticks, unrounded.
+    #[inline]
+    fn ticks(self, v: f64) -> f64 {
+        if self.per_unit != 0.0 {
+            v * self.per_unit
+        } else {
+            v / self.unit
+        }
+    }
+
+    /// The value of `t` ticks.
+    pub(crate) fn value(self, t: u64) -> f64 {
+        self.value_of_f64(t as f64)
+    }
+
+    /// The value of `t` ticks given as a float (a sum of ticks).
+    pub(crate) fn value_of_f64(self, t: f64) -> f64 {
+        if self.per_unit != 0.0 {
+            t / self.per_unit
+        } else {
+            t * self.unit
+        }
+    }
+}
+
 /// A log-linear histogram in the HDR style: record `u64` values (or `f64`
 /// values in a declared unit) lock-free from many threads, read count, sum,
 /// min, max, mean and percentiles live.
@@ -114,8 +174,8 @@ impl Layout {
 /// seconds): the integer API (`record`, `quantile`, `min`, ...) speaks ticks,
 /// and [`record_f64`](Histogram::record_f64) and the `*_value` getters speak
 /// values (`ticks * unit`). A float `v` is counted in tick `round(v / unit)`
-/// below `2^(m+1)` ticks and `floor(v / unit)` above (the tick whose bucket
-/// holds `v / unit` itself), so a value-unit percentile is within
+/// when that is below `2^(m+1)`, else in `floor(v / unit)` (the tick whose
+/// bucket holds `v / unit` itself), so a value-unit percentile is within
 /// **`max(exact * 2^-(m+1), unit / 2)`** of the exact one: relative error
 /// from `2^m` ticks up, half a tick below. Floats are never rounded beyond
 /// that; [`record_value`](Histogram::record_value) refuses a fraction in a
@@ -165,8 +225,8 @@ impl Layout {
 pub struct Histogram {
     config: HistogramConfig,
     layout: Layout,
-    /// The value of one tick; `None`: integers, no unit declared.
-    unit: Option<f64>,
+    /// The unit, and conversions between values and ticks (see [`Scale`]).
+    scale: Scale,
     /// `layout.index(config.max) + 1` buckets that any thread adds to:
     /// merges, and threads without a front of their own.
     shared: Cells,
@@ -229,7 +289,7 @@ impl Histogram {
         Ok(Self {
             config,
             layout,
-            unit: None,
+            scale: Scale::new(None),
             shared: Cells::new(len),
             fronts: Fronts::new(default_shard_count(), len),
             rejected: AtomicU64::new(0),
@@ -263,7 +323,7 @@ impl Histogram {
             return Err(StatsError::InvalidUnit { unit });
         }
         Ok(Self {
-            unit: Some(unit),
+            scale: Scale::new(Some(unit)),
             ..Self::with_config(config)?
         })
     }
@@ -283,7 +343,24 @@ impl Histogram {
     /// ```
     #[must_use]
     pub fn unit(&self) -> Option<f64> {
-        self.unit
+        self.scale.unit()
+    }
+
+    /// The value of `ticks` ticks in the histogram's unit (`ticks` itself
+    /// without a unit), as the `*_value` getters report it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// let cfg = HistogramConfig { max: 60_000_000, significant_digits: 3 };
+    /// assert_eq!(Histogram::with_unit(cfg, 1e-6)?.tick_value(12_500), 0.0125);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn tick_value(&self, ticks: u64) -> f64 {
+        self.scale.value(ticks)
     }
 
     /// How many threads can have a front of their own (see the type docs).
@@ -381,14 +458,14 @@ impl Histogram {
     }
 
     /// Records a float in the histogram's unit (1 without one): counted in
-    /// tick `round(v / unit)` below `2^(m+1)` ticks and `floor(v / unit)`
-    /// above (see the type docs). Without a unit this rounds fractions to an
+    /// tick `round(v / unit)` below `2^(m+1)` ticks, else `floor(v / unit)`
+    /// (see the type docs). Without a unit this rounds fractions to an
     /// integer; [`record_value`](Histogram::record_value) refuses them.
     ///
     /// # Errors
     ///
     /// [`StatsError::NotANumber`] for NaN; [`StatsError::FloatOutOfRange`]
-    /// (no unit) or [`StatsError::ValueAboveMax`] (with a unit) for negative
+    /// (no unit) or [`StatsError::UnitValueOutOfRange`] (with a unit) for negative
     /// values, infinities and values above the highest tick. Nothing is
     /// recorded and [`rejected`](Histogram::rejected) grows by one. `-0.0`
     /// records 0.
@@ -405,14 +482,36 @@ impl Histogram {
     /// # Ok::<(), ringstat::stats::StatsError>(())
     /// ```
     pub fn record_f64(&self, v: f64) -> Result<(), StatsError> {
+        self.record_f64_n(v, 1)
+    }
+
+    /// Records `n` occurrences of a float (see
+    /// [`record_f64`](Histogram::record_f64)).
+    ///
+    /// # Errors
+    ///
+    /// As `record_f64`; [`rejected`](Histogram::rejected) grows by `n`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// let cfg = HistogramConfig { max: 1000, significant_digits: 2 };
+    /// let h = Histogram::with_unit(cfg, 0.5)?;
+    /// h.record_f64_n(1.5, 3)?;
+    /// assert_eq!((h.count(), h.sum()), (3, 4.5));
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn record_f64_n(&self, v: f64, n: u64) -> Result<(), StatsError> {
         if v.is_nan() {
-            saturating_add(&self.rejected, 1, Ordering::Relaxed);
+            saturating_add(&self.rejected, n, Ordering::Relaxed);
             return Err(StatsError::NotANumber);
         }
         match self.ticks(v) {
-            Some(t) => self.record_n(t, 1),
+            Some(t) => self.record_n(t, n),
             None => {
-                saturating_add(&self.rejected, 1, Ordering::Relaxed);
+                saturating_add(&self.rejected, n, Ordering::Relaxed);
                 Err(self.float_range_err(v))
             }
         }
@@ -438,7 +537,9 @@ impl Histogram {
     /// # Ok::<(), ringstat::stats::StatsError>(())
     /// ```
     pub fn record_value(&self, v: f64) -> Result<(), StatsError> {
-        if self.unit.is_none() && v.is_finite() && v.fract() != 0.0 {
+        // Out-of-range values (NaN included) get `record_f64`'s error.
+        let in_range = (0.0..=self.config.max as f64).contains(&v);
+        if self.scale.unit().is_none() && in_range && v.fract() != 0.0 {
             saturating_add(&self.rejected, 1, Ordering::Relaxed);
             return Err(StatsError::FractionalValue { value: v });
         }
@@ -448,18 +549,14 @@ impl Histogram {
     /// The tick of value `v` (see the type docs), `None` if it is negative,
     /// infinite, NaN or above the highest tick.
     fn ticks(&self, v: f64) -> Option<u64> {
-        let t = match self.unit {
-            Some(u) => v / u,
-            None => v,
-        };
+        let t = self.scale.ticks(v);
         // Below 2^(m+1) ticks buckets are one tick wide: the nearest tick.
-        // Above, buckets are whole ticks wide: the tick in `t`'s bucket.
+        // Above, buckets are whole ticks wide: the tick in `t`'s bucket; and
+        // just below, where the nearest tick would be the first wide bucket,
+        // the tick below (within `t * 2^-(m+1)` there).
         let exact_below = (2u64 << self.layout.magnitude) as f64;
-        let r = if t < exact_below {
-            t.round()
-        } else {
-            t.floor()
-        };
+        let r = t.round();
+        let r = if r < exact_below { r } else { t.floor() };
         // 2^64 as f64: anything at or above does not fit a u64. `-0.0`
         // passes (it is not below 0), other negatives do not.
         if !(0.0..18_446_744_073_709_551_616.0).contains(&r) || v < 0.0 {
@@ -471,10 +568,10 @@ impl Histogram {
 
     #[cold]
     fn float_range_err(&self, v: f64) -> StatsError {
-        match self.unit {
-            Some(u) => StatsError::ValueAboveMax {
+        match self.scale.unit() {
+            Some(_) => StatsError::UnitValueOutOfRange {
                 value: v,
-                max: self.config.max as f64 * u,
+                max: self.scale.value(self.config.max),
             },
             None => StatsError::FloatOutOfRange {
                 value: v,
@@ -531,7 +628,7 @@ impl Histogram {
         HistogramSnapshot::new(
             self.config,
             self.layout,
-            self.unit,
+            self.scale,
             counts,
             min,
             max,
@@ -781,9 +878,9 @@ impl Histogram {
                 right: (oc.max, oc.significant_digits),
             });
         }
-        if other.unit() != self.unit {
+        if other.unit() != self.scale.unit() {
             return Err(StatsError::IncompatibleUnits {
-                left: self.unit,
+                left: self.scale.unit(),
                 right: other.unit(),
             });
         }
@@ -808,7 +905,7 @@ impl fmt::Debug for Histogram {
         let s = self.snapshot();
         f.debug_struct("Histogram")
             .field("config", &self.config)
-            .field("unit", &self.unit)
+            .field("unit", &self.scale.unit())
             .field("count", &s.count())
             .field("min", &s.min())
             .field("max", &s.max())

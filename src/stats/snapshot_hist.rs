@@ -1,7 +1,7 @@
 //! [`HistogramSnapshot`]: a plain-data copy of a [`Histogram`](super::Histogram)
 //! and the quantile arithmetic.
 
-use super::histogram::{HistogramConfig, Layout};
+use super::histogram::{HistogramConfig, Layout, Scale};
 use super::StatsError;
 
 /// A plain-data copy of a histogram: bucket counts plus exact min/max.
@@ -24,8 +24,8 @@ use super::StatsError;
 pub struct HistogramSnapshot {
     config: HistogramConfig,
     layout: Layout,
-    /// The value of one tick, `None` without a unit.
-    unit: Option<f64>,
+    /// The unit (`None` without one) and its tick conversions.
+    scale: Scale,
     /// Dense bucket counts, as laid out by `layout`.
     counts: Vec<u64>,
     count: u64,
@@ -40,7 +40,7 @@ impl HistogramSnapshot {
     pub(crate) fn new(
         config: HistogramConfig,
         layout: Layout,
-        unit: Option<f64>,
+        scale: Scale,
         counts: Vec<u64>,
         min: u64,
         max: u64,
@@ -50,7 +50,7 @@ impl HistogramSnapshot {
         Self {
             config,
             layout,
-            unit,
+            scale,
             counts,
             count,
             min,
@@ -88,15 +88,12 @@ impl HistogramSnapshot {
     /// ```
     #[must_use]
     pub fn unit(&self) -> Option<f64> {
-        self.unit
+        self.scale.unit()
     }
 
     /// Ticks to value units.
     fn value(&self, ticks: u64) -> f64 {
-        match self.unit {
-            Some(u) => ticks as f64 * u,
-            None => ticks as f64,
-        }
+        self.scale.value(ticks)
     }
 
     /// Smallest value in value units (ticks times the unit), `None` when
@@ -235,7 +232,7 @@ impl HistogramSnapshot {
                 || terms().map(|(c, v)| c as f64 * v as f64).sum(),
                 |total| total as f64,
             );
-        self.unit.map_or(ticks, |u| ticks * u)
+        self.scale.value_of_f64(ticks)
     }
 
     /// `sum() / count()`, `None` when empty.
