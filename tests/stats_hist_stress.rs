@@ -4,7 +4,7 @@
 //! recording the same values on one thread gives.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::thread;
 
 use ringstat::stats::{Histogram, HistogramConfig};
@@ -13,7 +13,7 @@ fn sizes() -> (u64, u64) {
     if cfg!(miri) {
         (3, 40)
     } else {
-        (12, 20_000)
+        (12, 100_000)
     }
 }
 
@@ -60,10 +60,13 @@ fn histogram_fronts_conserve_every_record() {
             }
         })
     };
+    // Started together, so that threads sharing a front slot overlap.
+    let start = Arc::new(Barrier::new(threads as usize));
     let writers: Vec<_> = (0..threads)
         .map(|t| {
-            let h = Arc::clone(&h);
+            let (h, start) = (Arc::clone(&h), Arc::clone(&start));
             thread::spawn(move || {
+                start.wait();
                 for i in 0..per {
                     match i % 3 {
                         0 => h.record(value(t, i)).unwrap(),
@@ -95,9 +98,11 @@ fn histogram_fronts_conserve_every_record() {
         model.merge(&extra).unwrap();
     }
     let (got, want) = (h.snapshot(), model.snapshot());
+    assert_eq!(got.count(), want.count(), "records lost or counted twice");
+    let first_diff = got.buckets().zip(want.buckets()).find(|(g, w)| g != w);
     assert_eq!(
-        got.buckets().collect::<Vec<_>>(),
-        want.buckets().collect::<Vec<_>>()
+        first_diff, None,
+        "(got, want) of the first differing bucket"
     );
     assert_eq!(
         (got.count(), got.min(), got.max()),
