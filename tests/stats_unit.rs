@@ -900,3 +900,48 @@ fn error_messages_name_the_bad_value() {
         let _: &dyn std::error::Error = &e;
     }
 }
+
+#[test]
+fn histogram_units() {
+    let cfg = HistogramConfig {
+        max: 60_000_000,
+        significant_digits: 3,
+    };
+    for bad in [0.0, -1e-6, f64::NAN, f64::INFINITY] {
+        assert!(matches!(
+            Histogram::with_unit(cfg, bad),
+            Err(StatsError::InvalidUnit { .. })
+        ));
+    }
+    let h = Histogram::with_unit(cfg, 1e-6).unwrap();
+    // Was (no unit, the only kind): 0.0125 could only be recorded as 0.
+    h.record_f64(0.0125).unwrap();
+    h.record_value(0.0125).unwrap();
+    assert_eq!(h.quantile(0.5).unwrap(), Some(12_500));
+    assert_eq!(h.snapshot().min_value(), Some(0.0125));
+    assert_eq!(h.value_quantile(1.0).unwrap(), Some(0.0125));
+    for bad in [-0.4, 60.5, f64::INFINITY] {
+        assert!(matches!(
+            h.record_f64(bad),
+            Err(StatsError::UnitValueOutOfRange { max, .. }) if max == 60.0
+        ));
+    }
+    assert_eq!(h.rejected(), 3);
+    // Merging needs the same unit as well as the same config.
+    let ints = Histogram::with_config(cfg).unwrap();
+    assert!(matches!(
+        h.merge(&ints),
+        Err(StatsError::IncompatibleUnits { .. })
+    ));
+    let same = Histogram::with_unit(cfg, 1e-6).unwrap();
+    same.record_f64(1.5).unwrap();
+    h.merge(&same).unwrap();
+    assert_eq!(h.snapshot().max_value(), Some(1.5));
+    // Without a unit, `record_value` refuses a fraction rather than round it.
+    assert!(matches!(
+        ints.record_value(12.5),
+        Err(StatsError::FractionalValue { .. })
+    ));
+    ints.record_value(12.0).unwrap();
+    assert_eq!((ints.count(), ints.rejected()), (1, 1));
+}
