@@ -206,8 +206,9 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_demo_terminal_view_is_rich() -> None:
+def test_demo_terminal_view_is_rich(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("rich", reason='the terminal view needs rich: pip install "ringstat[demo]"')
+    monkeypatch.setenv("TERM", "xterm-256color")  # not a "dumb" terminal, whatever CI has
     out = _Terminal()
     opts = ringstat.demo.Options(seconds=1.2, threads=1, rate=5000)
     assert ringstat.demo.run(opts, out) == 0
