@@ -238,19 +238,28 @@ TMUX = shutil.which("tmux")
 
 @pytest.mark.skipif(TMUX is None, reason="needs tmux for a real terminal")
 @pytest.mark.timeout(120)
-def test_demo_in_a_real_terminal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("interrupt", [False, True], ids=["to-the-end", "ctrl-c"])
+def test_demo_in_a_real_terminal(tmp_path: Path, interrupt: bool) -> None:
     # The demo in a tmux pane (a real pseudo-terminal, 100x40): the rich
     # table is redrawn in place (its rows appear once on the screen, however
-    # many refreshes), then the summary follows it.
+    # many refreshes), then the summary follows it, also after Ctrl-C.
     pytest.importorskip("rich", reason='the terminal view needs rich: pip install "ringstat[demo]"')
     assert TMUX is not None
     socket = f"ringstat-test-{os.getpid()}"
-    done = tmp_path / "exit-status"
+    done, tmp = tmp_path / "exit-status", tmp_path / "exit-status.tmp"
+    seconds = 600 if interrupt else 3
     command = (
-        f"{shlex.quote(sys.executable)} -m ringstat demo --seconds 3 --threads 2 --rate 5000; "
-        f"echo $? > {shlex.quote(str(done))}; sleep 60"
+        f"{shlex.quote(sys.executable)} -m ringstat demo --seconds {seconds} --threads 2 "
+        f"--rate 5000; echo $? > {shlex.quote(str(tmp))}; "
+        f"mv {shlex.quote(str(tmp))} {shlex.quote(str(done))}; sleep 60"
     )
     tmux = [TMUX, "-L", socket, "-f", os.devnull]
+
+    def screen() -> str:
+        return subprocess.run(
+            [*tmux, "capture-pane", "-p"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+
     subprocess.run(
         [*tmux, "new-session", "-d", "-x", "100", "-y", "40", command],
         check=True,
@@ -258,26 +267,22 @@ def test_demo_in_a_real_terminal(tmp_path: Path) -> None:
         env={**os.environ, "TERM": "xterm-256color"},
     )
     try:
-        screens = []
+        screens: list[str] = []
+        sent_ctrl_c = False
         deadline = time.monotonic() + 90
         while not done.exists() and time.monotonic() < deadline:
             time.sleep(0.3)
-            screens.append(
-                subprocess.run(
-                    [*tmux, "capture-pane", "-p"],
-                    capture_output=True,
-                    text=True,
-                    timeout=30,
-                    check=True,
-                ).stdout
-            )
+            screens.append(screen())
+            if interrupt and not sent_ctrl_c and "logins total" in screens[-1]:
+                subprocess.run([*tmux, "send-keys", "C-c"], check=True, timeout=30)
+                sent_ctrl_c = True
         assert done.exists(), screens[-1:]
-        final = subprocess.run(
-            [*tmux, "capture-pane", "-p"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout
+        final = screen()
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=30, check=False)
-    assert done.read_text().strip() == "0", final
+    assert sent_ctrl_c == interrupt
+    assert done.read_text().strip() == ("130" if interrupt else "0"), final
+    assert ("interrupted" in final) == interrupt, final
     # While it ran, the screen held the live table and no summary.
     running = [s for s in screens if "logins total" in s and "summary" not in s]
     assert running, screens
