@@ -123,6 +123,29 @@ def test_per_second_before_the_window_fills() -> None:
     assert ringstat.demo.per_second(full, 61.0) == 5.0
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["events", "batch"])
+def test_demo_pacer_counts_what_the_summary_counts(
+    monkeypatch: pytest.MonkeyPatch, batch: bool
+) -> None:
+    # --rate paces by what the simulators account for: exactly the logins.
+    if batch and not HAS_NUMPY:
+        pytest.skip("--batch needs numpy")
+    accounted: list[int] = []
+    account = ringstat.demo.Pacer.account
+
+    def spy(self: ringstat.demo.Pacer, logins: int) -> None:
+        accounted.append(logins)
+        account(self, logins)
+
+    monkeypatch.setattr(ringstat.demo.Pacer, "account", spy)
+    out = io.StringIO()
+    opts = ringstat.demo.Options(seconds=0.5, threads=2, batch=batch, json=True)
+    assert ringstat.demo.run(opts, out) == 0
+    doc = json.loads(out.getvalue())
+    assert doc["logins"] > 0
+    assert sum(accounted) == doc["logins"]
+
+
 def test_demo_rate_is_logins_per_second() -> None:
     # --rate paces what the summary reports as logins/s (it paced pipeline
     # events, about five per login, so logins came out near rate / 5).
