@@ -349,6 +349,14 @@ mod tests {
     }
 
     #[test]
+    fn mix_is_pinned() {
+        // splitmix64's first outputs: routing and registers stay put.
+        assert_eq!(mix64(0), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(mix64(1), 0x910a_2dec_8902_5cc1);
+        assert_eq!(mix64(u64::MAX), 0xe4d9_7177_1b65_2c20);
+    }
+
+    #[test]
     fn register_values() {
         assert_eq!(register_of(0, 4), (0, 61));
         assert_eq!(register_of(u64::MAX, 4), (15, 1));

@@ -285,6 +285,15 @@ mod tests {
     }
 
     #[test]
+    fn hash_is_pinned() {
+        // A key names the same worker and register in every version.
+        assert_eq!(hash_bytes(b""), 0xf52a_15e9_a9b5_e89b);
+        assert_eq!(hash_bytes(b"alice"), 0xc5d1_556d_6677_4a5c);
+        assert_eq!(hash_bytes(b"user-42"), 0x7a15_96f0_e94b_5793);
+        assert_eq!(hash_bytes("\u{e9}".as_bytes()), 0x2334_0361_7480_019e);
+    }
+
+    #[test]
     fn seconds() {
         assert_eq!(seconds_to_nanos(0.0), Some(1));
         assert_eq!(seconds_to_nanos(1.5), Some(1_500_000_000));
