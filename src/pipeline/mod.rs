@@ -421,8 +421,9 @@ impl Pipeline {
     /// refreshes the depth and distinct gauges. Sends still in progress are
     /// not waited for. After [`close`](Pipeline::close), returns at once.
     ///
-    /// Flushes are served one at a time. A flush enqueues a marker in every
-    /// worker's queue, waiting for room if needed (never dropping it).
+    /// Concurrent flushes proceed side by side. A flush enqueues a marker
+    /// in every worker's queue, waiting for room if needed (never dropping
+    /// it).
     ///
     /// # Examples
     ///
