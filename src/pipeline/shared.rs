@@ -282,6 +282,11 @@ impl Shared {
     /// Takes the next flush ticket. Tickets rise, so a worker answering a
     /// later ticket has applied everything an earlier one waits for.
     pub(super) fn flush_ticket(&self) -> u64 {
+        if self.forked() {
+            // No lock in a forked child (a parent thread may have held it at
+            // the fork); its flushes return at once anyway.
+            return 0;
+        }
         let mut serial = lock(&self.flush_serial);
         *serial += 1;
         *serial
