@@ -20,6 +20,7 @@ mod handles;
 mod resolve;
 
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyTuple};
 
 use self::args::{count_arg, key_arg, name_arg, pipeline_err, send, small_int, ts_arg, window_arg};
@@ -169,22 +170,25 @@ impl PyPipeline {
     // ----- resolving -------------------------------------------------------
 
     /// The counter `name`, resolved once for the hot path.
-    fn counter(&self, #[pyo3(from_py_with = name_arg)] name: String) -> PyResult<PyCounterHandle> {
+    fn counter(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
+    ) -> PyResult<PyCounterHandle> {
         let id = self.counter_id(&name)?;
         Ok(PyCounterHandle {
             pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
     /// The gauge `name`, resolved once.
-    fn gauge(&self, #[pyo3(from_py_with = name_arg)] name: String) -> PyResult<PyGaugeHandle> {
+    fn gauge(&self, #[pyo3(from_py_with = name_arg)] name: PyBackedStr) -> PyResult<PyGaugeHandle> {
         let id = self.gauge_id(&name)?;
         Ok(PyGaugeHandle {
             pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
@@ -195,7 +199,7 @@ impl PyPipeline {
     )]
     fn histogram(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         max_value: &Bound<'_, PyAny>,
         significant_digits: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyHistogramHandle> {
@@ -217,7 +221,7 @@ impl PyPipeline {
         Ok(PyHistogramHandle {
             pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
             histogram,
         })
     }
@@ -230,7 +234,7 @@ impl PyPipeline {
     )]
     fn rate(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         window: Option<&Bound<'_, PyAny>>,
         buckets: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRateHandle> {
@@ -247,7 +251,7 @@ impl PyPipeline {
         Ok(PyRateHandle {
             pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
@@ -259,7 +263,7 @@ impl PyPipeline {
     )]
     fn sessions(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         max_duration: Option<&Bound<'_, PyAny>>,
         significant_digits: Option<&Bound<'_, PyAny>>,
         max_sessions: Option<&Bound<'_, PyAny>>,
@@ -293,7 +297,7 @@ impl PyPipeline {
         Ok(PySessionsHandle {
             pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
@@ -304,7 +308,7 @@ impl PyPipeline {
     )]
     fn distinct(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         precision: Option<&Bound<'_, PyAny>>,
         window: Option<&Bound<'_, PyAny>>,
         buckets: Option<&Bound<'_, PyAny>>,
@@ -326,7 +330,7 @@ impl PyPipeline {
         Ok(PyDistinctHandle {
             pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
@@ -336,7 +340,7 @@ impl PyPipeline {
     #[pyo3(signature = (name, n = None), text_signature = "($self, name, n=1)")]
     fn count(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         n: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let n = n.map_or(Ok(1), |n| u64_arg(n, "n"))?;
@@ -346,7 +350,7 @@ impl PyPipeline {
     /// Sets the gauge `name` to `value`.
     fn set(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let v = i64_arg(value, "value")?;
@@ -356,7 +360,7 @@ impl PyPipeline {
     /// Adds `n` (may be negative) to the gauge `name`.
     fn gauge_add(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         n: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let n = i64_arg(n, "n")?;
@@ -367,7 +371,7 @@ impl PyPipeline {
     /// `histogram(name, max_value=...)`).
     fn observe(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let (id, h) = self.histogram_id(&name)?;
@@ -379,7 +383,7 @@ impl PyPipeline {
     #[pyo3(signature = (name, n = None), text_signature = "($self, name, n=1)")]
     fn mark(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         n: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let n = n.map_or(Ok(1), |n| u64_arg(n, "n"))?;
@@ -390,7 +394,7 @@ impl PyPipeline {
     #[pyo3(signature = (name, key, ts = None))]
     fn session_start(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         key: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
@@ -403,7 +407,7 @@ impl PyPipeline {
     #[pyo3(signature = (name, key, ts = None))]
     fn session_end(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         key: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
@@ -416,7 +420,7 @@ impl PyPipeline {
     #[pyo3(signature = (name, key, ts = None))]
     fn seen(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         key: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
@@ -454,12 +458,15 @@ impl PyPipeline {
     }
 
     /// Estimated distinct keys the counter `name` has seen.
-    fn distinct_count(&self, #[pyo3(from_py_with = name_arg)] name: String) -> PyResult<f64> {
+    fn distinct_count(&self, #[pyo3(from_py_with = name_arg)] name: PyBackedStr) -> PyResult<f64> {
         Ok(self.inner.distinct_count(self.distinct_id(&name, None)?))
     }
 
     /// Estimated distinct keys seen in the counter's sliding window.
-    fn distinct_in_window(&self, #[pyo3(from_py_with = name_arg)] name: String) -> PyResult<f64> {
+    fn distinct_in_window(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
+    ) -> PyResult<f64> {
         Ok(self
             .inner
             .distinct_in_window(self.distinct_id(&name, None)?))
