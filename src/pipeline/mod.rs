@@ -1,4 +1,4 @@
-//! The event pipeline: typed events -> per-worker [`Queue`]s -> native
+//! The event pipeline: typed events -> per-worker [`Queue`](crate::queue::Queue)s -> native
 //! worker threads -> the [`Registry`]'s live statistics.
 //!
 //! A producer resolves each metric once to a small `Copy` handle
