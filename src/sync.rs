@@ -200,6 +200,11 @@ pub(crate) fn default_shard_count() -> usize {
 // Appended for `pipeline` (issue 5): named worker threads and idle deadlines.
 // ---------------------------------------------------------------------------
 
+/// `std`'s `Arc` in both builds, for reference counting only (metric
+/// handles, the clock): `Arc<dyn Clock>` needs unsized coercion, which
+/// loom's `Arc` lacks, and no model checks these counts.
+pub(crate) use std::sync::Arc as StdArc;
+
 /// Spawns a thread named `name` running `f` (under loom: a loom thread; the
 /// name is dropped).
 pub(crate) fn spawn_named<F>(name: String, f: F) -> std::io::Result<thread::JoinHandle<()>>
