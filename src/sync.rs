@@ -10,8 +10,14 @@
 
 pub(crate) use crossbeam_utils::CachePadded;
 
+/// `std`'s `Arc` in both builds, for handles that are only reference counted,
+/// never raced on, and need unsized coercion (`Arc<dyn Clock>`), which loom's
+/// `Arc` lacks.
+pub(crate) use std::sync::Arc as StdArc;
+
 #[cfg(not(ringstat_loom))]
 mod imp {
+    pub(crate) use core::hint::spin_loop;
     pub(crate) use std::sync::atomic::{
         fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
     };
@@ -72,6 +78,7 @@ mod imp {
 #[cfg(ringstat_loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::hint::spin_loop;
     pub(crate) use loom::sync::atomic::{
         fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
     };
