@@ -10,11 +10,6 @@
 
 pub(crate) use crossbeam_utils::CachePadded;
 
-/// `std`'s `Arc` in both builds, for handles that are only reference counted,
-/// never raced on, and need unsized coercion (`Arc<dyn Clock>`), which loom's
-/// `Arc` lacks.
-pub(crate) use std::sync::Arc as StdArc;
-
 #[cfg(not(ringstat_loom))]
 mod imp {
     pub(crate) use core::hint::spin_loop;
@@ -206,6 +201,11 @@ pub(crate) fn default_shard_count() -> usize {
 // ---------------------------------------------------------------------------
 // Appended for `pipeline` (issue 5): named worker threads and idle deadlines.
 // ---------------------------------------------------------------------------
+
+/// `std`'s `Arc` in both builds, for reference counting only (metric
+/// handles, the clock): `Arc<dyn Clock>` needs unsized coercion, which
+/// loom's `Arc` lacks, and no model checks these counts.
+pub(crate) use std::sync::Arc as StdArc;
 
 /// Spawns a thread named `name` running `f` (under loom: a loom thread; the
 /// name is dropped).
