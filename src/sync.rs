@@ -12,6 +12,7 @@ pub(crate) use crossbeam_utils::CachePadded;
 
 #[cfg(not(ringstat_loom))]
 mod imp {
+    pub(crate) use core::hint::spin_loop;
     pub(crate) use std::sync::atomic::{
         fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
     };
@@ -72,6 +73,7 @@ mod imp {
 #[cfg(ringstat_loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::hint::spin_loop;
     pub(crate) use loom::sync::atomic::{
         fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
     };
