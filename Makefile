@@ -34,7 +34,7 @@ help: ## list the targets
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) .ci/extras.py test bench notebook | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
+	$(VPY) .ci/extras.py test bench notebook demo | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
 	touch $@
 
 .PHONY: venv
@@ -58,17 +58,16 @@ lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python), r
 	cargo clippy --all-targets -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python --lib -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
-	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py
-	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py
+	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples
+	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples
 
 # Only src/sync.rs names std's atomics, Arc and spin hints (comments aside),
-# so a loom build swaps them all. src/python/ never builds under loom;
-# src/pipeline/ is excluded until it imports these from `crate::sync` too.
+# so a loom build swaps them all. src/python/ never builds under loom.
 SYNC_ONLY := (std|core)::(sync::(\{[^}]*)?(atomic|Arc)\b|hint::spin_loop)
 .PHONY: lint-sync
 lint-sync: ## fail if a file in src/ other than sync.rs names std atomics, Arc or spin_loop
 	@bad=$$(grep -rnE '$(SYNC_ONLY)' src --include='*.rs' \
-	  | grep -vE '^src/(sync\.rs|python/|pipeline/)' | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true); \
+	  | grep -vE '^src/(sync\.rs|python/)' | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true); \
 	if [ -n "$$bad" ]; then echo "$$bad"; echo "lint-sync: import these from crate::sync"; exit 1; fi
 
 # cargo-nextest gives every test a deadline (.config/nextest.toml), so a hang
@@ -106,7 +105,13 @@ miri: ## the queue's unit, proptest and stress tests under Miri (needs nightly +
 	  cargo +nightly miri test --test queue --test queue_proptest --test queue_stress --test unbounded
 
 .PHONY: test-py
-test-py: develop ## pytest, mypy stubtest, mypy
+# The terminal UI is tested in a real terminal (tmux); install it where missing.
+APT_GET = $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
+.PHONY: tools
+tools: ## system packages the tests use (tmux), from apt where missing
+	@command -v tmux >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq tmux; }
+
+test-py: develop tools ## pytest, mypy stubtest, mypy
 	$(VPY) -m pytest
 	$(VPY) -m mypy.stubtest ringstat._ringstat --mypy-config-file pyproject.toml
 	$(VENV)/bin/mypy
@@ -135,7 +140,6 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 
 .PHONY: bench
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
-	$(VPY) -m pip install --quiet faster-fifo || echo "faster-fifo not installable: its column is skipped"
 	cargo bench --bench queue --bench stats
 	$(VPY) benches/criterion_table.py
 	AA=1 ROUNDS=21 cargo bench --bench queue_rounds
