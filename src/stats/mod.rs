@@ -51,6 +51,7 @@ use core::fmt;
 
 use crate::sync::{AtomicU64, Ordering};
 
+mod clock;
 mod counter;
 mod error;
 mod exposition;
@@ -62,11 +63,12 @@ mod recorder;
 mod registry;
 mod snapshot_hist;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use counter::Counter;
 pub use error::StatsError;
 pub use gauge::Gauge;
 pub use histogram::{Histogram, HistogramConfig};
-pub use rate::{Clock, ManualClock, Rate, RateConfig, SystemClock};
+pub use rate::{Rate, RateConfig};
 pub use recorder::{Recorder, RecorderConfig, RecorderError};
 pub use registry::{MetricSnapshot, MetricValue, Registry, Snapshot, DEFAULT_QUANTILES};
 pub use snapshot_hist::{quantile_rank, HistogramSnapshot};
