@@ -19,8 +19,10 @@ PY_TARGET := target/py
 LOOM_MAX_PREEMPTIONS ?= 2
 # Other CPython versions to test the abi3 wheel on, if pyenv has them.
 PYENV_ROOT ?= $(HOME)/.pyenv
-# The oldest builds the wheel (cp39-abi3 runs on every later CPython).
-OLDEST_PYTHON := $(firstword $(wildcard $(PYENV_ROOT)/versions/3.9.*/bin/python3.9))
+# The oldest, pyproject's `requires-python` (the abi3 floor), builds the wheel,
+# which then runs on every later CPython.
+PY_FLOOR := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"$$/\1/p' pyproject.toml)
+OLDEST_PYTHON := $(firstword $(wildcard $(PYENV_ROOT)/versions/$(PY_FLOOR).*/bin/python$(PY_FLOOR)))
 NEWEST_PYTHON := $(lastword $(wildcard $(PYENV_ROOT)/versions/3.13.*/bin/python3.13))
 EXTRA_PYTHONS := $(OLDEST_PYTHON) $(NEWEST_PYTHON)
 
@@ -28,10 +30,11 @@ EXTRA_PYTHONS := $(OLDEST_PYTHON) $(NEWEST_PYTHON)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt
+# requirements-dev.txt plus the extras, listed once in pyproject.toml.
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet -r requirements-dev.txt
+	$(VPY) .ci/extras.py test bench notebook demo | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
 	touch $@
 
 .PHONY: venv
@@ -50,13 +53,22 @@ test: lint test-rust test-loom test-py test-py-versions bench-smoke ## every tes
 	@echo "make test: all green"
 
 .PHONY: lint
-lint: venv ## rustfmt, clippy -D warnings (with and without python), rustdoc, ruff
+lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python), rustdoc, ruff
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python --lib -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
-	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py
-	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py
+	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples
+	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples
+
+# Only src/sync.rs names std's atomics, Arc and spin hints (comments aside),
+# so a loom build swaps them all. src/python/ never builds under loom.
+SYNC_ONLY := (std|core)::(sync::(\{[^}]*)?(atomic|Arc)\b|hint::spin_loop)
+.PHONY: lint-sync
+lint-sync: ## fail if a file in src/ other than sync.rs names std atomics, Arc or spin_loop
+	@bad=$$(grep -rnE '$(SYNC_ONLY)' src --include='*.rs' \
+	  | grep -vE '^src/(sync\.rs|python/)' | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true); \
+	if [ -n "$$bad" ]; then echo "$$bad"; echo "lint-sync: import these from crate::sync"; exit 1; fi
 
 # cargo-nextest gives every test a deadline (.config/nextest.toml), so a hang
 # fails by name; without it, plain `cargo test` (the stress and property tests
@@ -93,7 +105,13 @@ miri: ## the queue's unit, proptest and stress tests under Miri (needs nightly +
 	  cargo +nightly miri test --test queue --test queue_proptest --test queue_stress --test unbounded
 
 .PHONY: test-py
-test-py: develop ## pytest, mypy stubtest, mypy
+# The terminal UI is tested in a real terminal (tmux); install it where missing.
+APT_GET = $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
+.PHONY: tools
+tools: ## system packages the tests use (tmux), from apt where missing
+	@command -v tmux >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq tmux; }
+
+test-py: develop tools ## pytest, mypy stubtest, mypy
 	$(VPY) -m pytest
 	$(VPY) -m mypy.stubtest ringstat._ringstat --mypy-config-file pyproject.toml
 	$(VENV)/bin/mypy
@@ -108,8 +126,7 @@ test-py-versions: ## the same abi3 wheel under the oldest and newest other CPyth
 	  v=$$($$py -c 'import sys; print("%d%d" % sys.version_info[:2])'); \
 	  echo "== CPython $$v"; \
 	  $$py -m venv --clear $(VENV)-$$v; \
-	  $(VENV)-$$v/bin/python -m pip install --quiet 'pytest>=8' 'pytest-timeout>=2.3' hypothesis prometheus_client \
-	    $(PY_TARGET)/wheels/*.whl; \
+	  $(VENV)-$$v/bin/python -m pip install --quiet "$$(echo $(PY_TARGET)/wheels/*.whl)[test]"; \
 	  $(VENV)-$$v/bin/python -m pytest -q -p no:cacheprovider tests/python; \
 	done
 
@@ -123,7 +140,6 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 
 .PHONY: bench
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
-	$(VPY) -m pip install --quiet faster-fifo || echo "faster-fifo not installable: its column is skipped"
 	cargo bench --bench queue --bench stats
 	$(VPY) benches/criterion_table.py
 	AA=1 ROUNDS=21 cargo bench --bench queue_rounds

@@ -9,7 +9,8 @@ groups report criterion's median estimate. The `push_pop_ratio`,
 `transfer_ratio` and `stats_ratio` groups store the mean of ln(ringstat time / anchor time)
 over pairs of runs (see `benches/ratio`); this prints it as a throughput
 ratio, anchor time / ringstat time = exp(-mean), with criterion's 95 %
-confidence interval.
+confidence interval. A target is marked met only when the interval's lower
+end clears it, not met only when its upper end stays below it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from pathlib import Path
 CAPS = (1024, 65536)
 RS = "ringstat::Queue"
 AQ = "crossbeam ArrayQueue"
-CONTENDERS = (RS, AQ, "crossbeam-channel bounded", "flume bounded", "std sync_channel")
+CC = "crossbeam-channel bounded"
+CONTENDERS = (RS, AQ, CC, "flume bounded", "std sync_channel", "rtrb")
+# The anchors' own batches of 64 (benches/queue.rs `batch_anchors`).
+BATCH_ANCHORS = ("crossbeam ArrayQueue<[u64; 64]>", "crossbeam-channel of Vec", "rtrb chunks")
+# Targets on ringstat's throughput over ArrayQueue's (paired groups).
+SINGLE_TARGET = 1.0
+BATCH_TARGET = 3.0
 
 
 def load(root: Path) -> dict[str, tuple[dict, dict]]:
@@ -52,8 +59,9 @@ def fmt(x: float | None, spec: str) -> str:
     return "n/a" if x is None else format(x, spec)
 
 
-def speedup(runs: dict, key: str) -> str:
-    """exp(-mean ln ratio) with its confidence interval, as 'r (lo..hi)'."""
+def speedup(runs: dict, key: str, target: float | None = None) -> str:
+    """exp(-mean ln ratio) with its confidence interval, as 'r (lo..hi)',
+    and with `target`, whether the interval clears it."""
     got = runs.get(key)
     if not got:
         return "n/a"
@@ -61,7 +69,14 @@ def speedup(runs: dict, key: str) -> str:
     ci = mean["confidence_interval"]
     point = math.exp(-mean["point_estimate"])
     lo, hi = math.exp(-ci["upper_bound"]), math.exp(-ci["lower_bound"])
-    return f"{point:.2f} ({lo:.2f}..{hi:.2f})"
+    out = f"{point:.2f} ({lo:.2f}..{hi:.2f})"
+    if target is None:
+        return out
+    if lo >= target:
+        return f"{out} ✅ (target {target:g}x)"
+    if hi < target:
+        return f"{out} ❌ (target {target:g}x)"
+    return f"{out} undecided (target {target:g}x inside the interval)"
 
 
 def single_thread_tables(runs: dict) -> None:
@@ -80,38 +95,53 @@ def single_thread_tables(runs: dict) -> None:
     print("|---|---|---|")
     for cap in CAPS:
         g = "push_pop_ratio/1thread"
-        vs = speedup(runs, f"{g}/vs {AQ}/cap{cap}")
+        vs = speedup(runs, f"{g}/vs {AQ}/cap{cap}", SINGLE_TARGET)
         aa = speedup(runs, f"{g}/vs itself (A/A)/cap{cap}")
         print(f"| {cap} | {vs} | {aa} |")
 
-    print("\nSingle thread, 64 items in then 64 out (ns per item, median):\n")
-    print(
-        "| capacity | ringstat batch | ringstat single | ArrayQueue single | batch vs ArrayQueue |"
-    )
-    print("|---|---:|---:|---:|---|")
+    print("\nSingle thread, 64 items in then 64 out (ns per item, median; in brackets")
+    print("the anchor's time over ringstat's batch):\n")
+    keys = (f"{RS} single", f"{AQ} single", *BATCH_ANCHORS)
+    print("| capacity | ringstat batch | " + " | ".join(keys) + " |")
+    print("|---|" + "---:|" * (len(keys) + 1))
     for cap in CAPS:
-        keys = (f"{RS} batch", f"{RS} single", f"{AQ} single")
-        ns = [median_ns(runs, f"push_pop_64/1thread/{k}/cap{cap}") for k in keys]
-        per_item = [x / 64 if x else None for x in ns]
-        ratio = ns[2] / ns[0] if ns[0] and ns[2] else None
-        cells = " | ".join(fmt(x, ".2f") for x in per_item)
-        print(f"| {cap} | {cells} | {fmt(ratio, '.2f')}x |")
+        ours = median_ns(runs, f"push_pop_64/1thread/{RS} batch/cap{cap}")
+        cells = []
+        for k in keys:
+            ns = median_ns(runs, f"push_pop_64/1thread/{k}/cap{cap}")
+            ratio = ns / ours if ns and ours else None
+            cells.append(f"{fmt(ns and ns / 64, '.2f')} ({fmt(ratio, '.2f')}x)")
+        print(f"| {cap} | {fmt(ours and ours / 64, '.2f')} | " + " | ".join(cells) + " |")
 
 
 def threaded_tables(runs: dict) -> None:
     print("\nThreaded transfer, paired runs (`transfer_ratio`): ringstat's")
-    print("throughput over ArrayQueue's, geometric mean over pairs (95 % CI):\n")
-    print("| configuration | vs ArrayQueue | A/A (ringstat vs itself) |")
-    print("|---|---|---|")
+    print("throughput over the anchor's, geometric mean over pairs (95 % CI):\n")
+    print("| configuration | vs ArrayQueue | vs crossbeam-channel | vs rtrb | A/A |")
+    print("|---|---|---|---|---|")
     for label, group in (("1P/1C", "1p1c"), ("2P/2C", "2p2c")):
         for cap in CAPS:
             g = f"transfer_ratio/{group}"
-            vs = speedup(runs, f"{g}/vs {AQ}/cap{cap}")
+            vs = speedup(runs, f"{g}/vs {AQ}/cap{cap}", SINGLE_TARGET)
+            cc = speedup(runs, f"{g}/vs crossbeam-channel/cap{cap}")
+            rt = speedup(runs, f"{g}/vs rtrb/cap{cap}") if group == "1p1c" else "(1P/1C only)"
             aa = speedup(runs, f"{g}/vs itself (A/A)/cap{cap}")
-            print(f"| {label}, cap {cap} | {vs} | {aa} |")
+            print(f"| {label}, cap {cap} | {vs} | {cc} | {rt} | {aa} |")
+
+    print("\nBatches of 64 between two threads, paired (`transfer_ratio/batch64`):")
+    print("ringstat's batch throughput over the anchor's (95 % CI):\n")
+    print(
+        "| capacity | vs ArrayQueue single items | "
+        + " | ".join(f"vs {a}" for a in BATCH_ANCHORS)
+        + " | A/A |"
+    )
+    print("|---|" + "---|" * (len(BATCH_ANCHORS) + 2))
     for cap in CAPS:
-        key = f"transfer_ratio/batch64/ringstat batch64 vs {AQ} single/cap{cap}"
-        print(f"| 1P/1C batches of 64 vs single items, cap {cap} | {speedup(runs, key)} | |")
+        g = "transfer_ratio/batch64/ringstat batch64"
+        cells = [speedup(runs, f"{g} vs {AQ} single/cap{cap}", BATCH_TARGET)]
+        cells += [speedup(runs, f"{g} vs {a}/cap{cap}") for a in BATCH_ANCHORS]
+        cells.append(speedup(runs, f"{g} vs itself (A/A)/cap{cap}"))
+        print(f"| {cap} | " + " | ".join(cells) + " |")
 
     print("\nThreaded transfer, one contender after another (`transfer`;")
     print("M items/s, median):\n")
@@ -123,14 +153,15 @@ def threaded_tables(runs: dict) -> None:
             ratio = r[0] / r[1] if r[0] and r[1] else None
             cells = " | ".join(fmt(x, ".1f") for x in r)
             print(f"| {label}, cap {cap} | {cells} | {fmt(ratio, '.2f')}x |")
+
+    print("\nBatches of 64 between two threads, one contender after another")
+    print("(`transfer/batch64`; M items/s, median):\n")
+    keys = (f"{RS} batch64", AQ, *BATCH_ANCHORS)
+    print("| capacity | " + " | ".join(keys) + " |")
+    print("|---|" + "---:|" * len(keys))
     for cap in CAPS:
-        ours = rate(runs, f"transfer/batch64/{RS} batch64/cap{cap}")
-        theirs = rate(runs, f"transfer/batch64/{AQ}/cap{cap}")
-        ratio = ours / theirs if ours and theirs else None
-        print(
-            f"| 1P/1C batches of 64, cap {cap} | {fmt(ours, '.1f')} | {fmt(theirs, '.1f')} "
-            f"| | | | {fmt(ratio, '.2f')}x |"
-        )
+        cells = [fmt(rate(runs, f"transfer/batch64/{k}/cap{cap}"), ".1f") for k in keys]
+        print(f"| {cap} | " + " | ".join(cells) + " |")
 
 
 def stats_table(runs: dict) -> None:

@@ -11,16 +11,23 @@
 //!
 //! Run: `cargo bench --bench queue_rounds` (`ROUNDS=5` for a quick look;
 //! `cargo bench --bench queue_rounds -- --test` is a smoke run). `AA=1` adds
-//! ringstat a second time as a contender in the single-item rows: an A/A
-//! check whose ratio shows how far the harness itself is from 1.0.
+//! ringstat a second time as a contender in every row: an A/A check whose
+//! ratio shows how far the harness itself is from 1.0.
+//!
+//! Contenders: crossbeam `ArrayQueue`, crossbeam-channel, flume, std
+//! `sync_channel` and (1P/1C only) `rtrb`; ringstat's batches of 64 against
+//! `ArrayQueue`'s single items and against batches moved as one element
+//! (`ArrayQueue<[u64; 64]>`, a crossbeam-channel of `Vec<u64>`) or through
+//! `rtrb`'s chunk API.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{
-    transfer, transfer_ringstat_batch, ArrayQueue, Contender, CrossbeamChannel, Flume, Ringstat,
-    StdSyncChannel,
+    transfer, transfer_arrayqueue_arrays, transfer_channel_vecs, transfer_ringstat_batch,
+    transfer_rtrb, transfer_rtrb_chunks, ArrayQueue, Contender, CrossbeamChannel, Flume, Ringstat,
+    StdSyncChannel, BATCH,
 };
 
 struct Row {
@@ -54,14 +61,19 @@ fn run<C: Contender>(cap: usize, p: usize, c: usize, items: u64) -> Option<f64> 
 /// One contender of a configuration: its name and how to run it once.
 type Entry = (&'static str, Box<dyn Fn() -> Option<f64>>);
 
+/// A contender that times itself: `run` moves `items` once.
+fn timed(name: &'static str, items: u64, run: impl Fn() -> Duration + 'static) -> Entry {
+    (name, Box::new(move || Some(rate(items, run()))))
+}
+
 fn entry<C: Contender>(cap: usize, p: usize, c: usize, items: u64) -> Entry {
     (C::NAME, Box::new(move || run::<C>(cap, p, c, items)))
 }
 
 /// The configurations, each with ringstat first (the ratios' numerator).
-/// With `aa`, each single-item configuration also runs ringstat a second
-/// time as if it were a contender: an A/A check of the harness, whose ratio
-/// should come out near 1.0.
+/// With `aa`, each configuration also runs ringstat a second time as if it
+/// were a contender: an A/A check of the harness, whose ratio should come
+/// out near 1.0. `rtrb` is single-producer single-consumer: 1P/1C only.
 fn configurations(items: u64, aa: bool) -> Vec<(String, Vec<Entry>)> {
     let mut configs = Vec::new();
     for cap in [1024usize, 65536] {
@@ -79,17 +91,31 @@ fn configurations(items: u64, aa: bool) -> Vec<(String, Vec<Entry>)> {
                 entry::<Flume>(cap, p, c, items),
                 entry::<StdSyncChannel>(cap, p, c, items),
             ]);
+            if p == 1 {
+                entries.push(timed("rtrb", items, move || transfer_rtrb(cap, items)));
+            }
             configs.push((format!("{label}, cap {cap}"), entries));
         }
-        // Batches of 64 (ringstat) against single items (ArrayQueue).
-        let batch: Entry = (
-            "ringstat::Queue batch 64",
-            Box::new(move || Some(rate(items, transfer_ringstat_batch(cap, items, 64)))),
-        );
-        configs.push((
-            format!("1P/1C batch 64, cap {cap}"),
-            vec![batch, entry::<ArrayQueue>(cap, 1, 1, items)],
-        ));
+        // Batches of 64: ringstat's, against ArrayQueue's single items and
+        // against the anchors' own batches.
+        let ours = move || transfer_ringstat_batch(cap, items, BATCH);
+        let mut entries = vec![timed("ringstat::Queue batch 64", items, ours)];
+        if aa {
+            entries.push(timed("ringstat::Queue batch 64 (A/A)", items, ours));
+        }
+        entries.extend([
+            entry::<ArrayQueue>(cap, 1, 1, items),
+            timed("crossbeam ArrayQueue<[u64; 64]>", items, move || {
+                transfer_arrayqueue_arrays(cap, items)
+            }),
+            timed("crossbeam-channel of Vec, 64 each", items, move || {
+                transfer_channel_vecs(cap, items)
+            }),
+            timed("rtrb chunks of 64", items, move || {
+                transfer_rtrb_chunks(cap, items, BATCH)
+            }),
+        ]);
+        configs.push((format!("1P/1C batch 64, cap {cap}"), entries));
     }
     configs
 }
@@ -100,7 +126,8 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(if smoke { 1 } else { 15 });
-    let items: u64 = if smoke { 20_000 } else { 1_000_000 };
+    // Whole batches of 64 (the batch anchors carry only whole batches).
+    let items: u64 = if smoke { 19_200 } else { 1_000_000 };
     let aa = std::env::var_os("AA").is_some();
 
     let configs = configurations(items, aa);

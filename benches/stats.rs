@@ -1,7 +1,11 @@
 //! Criterion benchmarks for `ringstat::stats` against their anchors, all in
 //! one run: `Counter::inc` vs one shared `AtomicU64::fetch_add` (1 and 2
-//! threads), `Histogram::record` vs `hdrhistogram` (1 thread) and vs a
-//! `Mutex<hdrhistogram::Histogram>` (2 threads), and `Rate` increments.
+//! threads), `Histogram::record` vs `hdrhistogram` (1 thread) and, on 2
+//! threads, vs a `Mutex<hdrhistogram::Histogram>` and vs `hdrhistogram`'s
+//! per-thread `sync` recorders (`SyncHistogram` + one `Recorder` per
+//! thread, merged by `refresh` on read, which is not timed), and `Rate`
+//! increments. Threaded runs are timed over the span from the first
+//! thread's start to the last thread's end.
 //!
 //! Targets (issue 3): single-thread `inc` <= 1.5x `fetch_add`; 2-thread `inc`
 //! throughput >= 2x the shared atomic; `record` >= `hdrhistogram` on one
@@ -45,32 +49,60 @@ fn values() -> Vec<u64> {
 }
 
 /// Runs `op(i)` `iters` times on each of `threads` threads, started together,
-/// and returns the wall time of the slowest.
+/// and returns the span from the first thread's start to the last one's end.
 fn threaded<F>(threads: usize, iters: u64, op: F) -> Duration
 where
     F: Fn(u64) + Send + Sync + 'static,
 {
     let op = Arc::new(op);
-    let barrier = Arc::new(Barrier::new(threads + 1));
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
+    threaded_each(vec![(); threads], iters, move |(), i| op(i))
+}
+
+/// As [`threaded`], with one `state` per thread, each handed to `op` by
+/// `&mut` (a per-thread recorder, say).
+fn threaded_each<S, F>(states: Vec<S>, iters: u64, op: F) -> Duration
+where
+    S: Send + 'static,
+    F: Fn(&mut S, u64) + Send + Sync + 'static,
+{
+    let op = Arc::new(op);
+    let barrier = Arc::new(Barrier::new(states.len() + 1));
+    let handles: Vec<_> = states
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut state)| {
             let (op, barrier) = (Arc::clone(&op), Arc::clone(&barrier));
             thread::spawn(move || {
                 barrier.wait();
                 let start = Instant::now();
                 for i in 0..iters {
-                    op(i.wrapping_add(t as u64 * 7919));
+                    op(&mut state, i.wrapping_add(t as u64 * 7919));
                 }
-                start.elapsed()
+                drop(state);
+                (start, Instant::now())
             })
         })
         .collect();
     barrier.wait();
-    handles
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .max()
+    let spans: Vec<(Instant, Instant)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let first = spans.iter().map(|s| s.0).min().unwrap();
+    let last = spans.iter().map(|s| s.1).max().unwrap();
+    last - first
+}
+
+/// One `hdrhistogram` recorder per thread over a shared `SyncHistogram`.
+fn sync_recorders(
+    sync: &hdrhistogram::sync::SyncHistogram<u64>,
+    threads: usize,
+) -> Vec<hdrhistogram::sync::Recorder<u64>> {
+    (0..threads).map(|_| sync.recorder()).collect()
+}
+
+/// A `SyncHistogram` with the same layout as ringstat's.
+fn sync_histogram() -> hdrhistogram::sync::SyncHistogram<u64> {
+    hdrhistogram::Histogram::<u64>::new_with_max(MAX, DIGITS)
         .unwrap()
+        .into_sync()
 }
 
 fn counter(c: &mut Criterion) {
@@ -141,6 +173,22 @@ fn histogram(c: &mut Criterion) {
             })
         })
     });
+    let mut sync = sync_histogram();
+    g.bench_function(BenchmarkId::new("hdrhistogram_sync_recorders", 2), |b| {
+        b.iter_custom(|iters| {
+            let v = Arc::clone(&vals);
+            let took = threaded_each(sync_recorders(&sync, 2), iters, move |r, i| {
+                r.record(v[(i & 4095) as usize]).unwrap();
+            });
+            // Merges what the (now dropped) recorders wrote; not timed.
+            sync.refresh();
+            took
+        })
+    });
+    assert!(
+        !sync.is_empty(),
+        "the recorders' values reached the histogram"
+    );
     g.finish();
 }
 
@@ -205,6 +253,22 @@ fn ratios(c: &mut Criterion<TimeRatio>) {
                 threaded(2, RECORD_OPS, move |i| {
                     h.lock().unwrap().record(v[(i & 4095) as usize]).unwrap();
                 })
+            })
+        })
+    });
+    // In a mutex only so `paired`'s `Fn` can refresh it; never locked
+    // while timing.
+    let sync = Mutex::new(sync_histogram());
+    g.bench_function("Histogram::record vs hdrhistogram sync recorders", |b| {
+        b.iter_custom(|iters| {
+            paired(iters, record, || {
+                let v = Arc::clone(&vals);
+                let recorders = sync_recorders(&sync.lock().unwrap(), 2);
+                let took = threaded_each(recorders, RECORD_OPS, move |r, i| {
+                    r.record(v[(i & 4095) as usize]).unwrap();
+                });
+                sync.lock().unwrap().refresh();
+                took
             })
         })
     });

@@ -13,18 +13,37 @@ use std::time::{Duration, Instant};
 use ringstat::pipeline::{Event, Pipeline};
 use ringstat::stats::{MetricValue, Registry, Snapshot};
 
+const USAGE: &str = "\
+A user-activity service in miniature: producer threads simulate users
+registering, logging in and logging out; pipeline workers fold the events
+into live statistics, printed once a second and summarised at the end.
+
+Usage: cargo run --release --example user_activity -- [OPTIONS]
+
+Options:
+  --seconds N   how long to run, in seconds (default 3)
+  --threads N   producer threads (default 2)
+  -h, --help    print this help
+";
+
 struct Args {
     seconds: f64,
     threads: u64,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// The options, or `None` for `--help`.
+fn parse_args() -> Result<Option<Args>, String> {
     let mut args = Args {
         seconds: 3.0,
         threads: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--seconds" | "--threads" => {}
+            _ => return Err(format!("unknown argument {flag}")),
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--seconds" => {
@@ -41,14 +60,10 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|&t| t >= 1)
                     .ok_or_else(|| format!("--threads: not a positive count: {value}"))?;
             }
-            _ => {
-                return Err(format!(
-                    "unknown argument {flag} (use --seconds N --threads N)"
-                ))
-            }
+            _ => unreachable!("checked above"),
         }
     }
-    Ok(args)
+    Ok(Some(args))
 }
 
 /// A small xorshift generator per producer.
@@ -106,10 +121,17 @@ fn quantiles(s: &Snapshot, name: &str) -> Vec<(f64, Option<u64>)> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args().map_err(|e| {
-        eprintln!("{e}");
-        e
-    })?;
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return Ok(());
+        }
+        Err(e) => {
+            eprint!("error: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
     let registry = Registry::new();
     let pipeline = Pipeline::builder(&registry)
         .workers(2)

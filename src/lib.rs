@@ -20,9 +20,7 @@
 //! assert_eq!(q.try_pop(), Ok("login"));
 //! ```
 
-#![cfg_attr(not(ringstat_loom), warn(missing_docs))]
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
+// Lints: `[lints]` in Cargo.toml.
 
 mod sync;
 

@@ -12,8 +12,9 @@ pub(crate) use crossbeam_utils::CachePadded;
 
 #[cfg(not(ringstat_loom))]
 mod imp {
+    pub(crate) use core::hint::spin_loop;
     pub(crate) use std::sync::atomic::{
-        fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
     };
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use std::thread;
@@ -50,6 +51,7 @@ mod imp {
 
     /// A small, stable index for the calling thread (0, 1, 2, ... in order of
     /// first use), for picking a shard. Never reused while the process lives.
+    #[inline]
     pub(crate) fn thread_index() -> usize {
         use std::cell::Cell;
         use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,8 +74,9 @@ mod imp {
 #[cfg(ringstat_loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::hint::spin_loop;
     pub(crate) use loom::sync::atomic::{
-        fence, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
     };
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread;
@@ -199,6 +202,11 @@ pub(crate) fn default_shard_count() -> usize {
 // ---------------------------------------------------------------------------
 // Appended for `pipeline` (issue 5): named worker threads and idle deadlines.
 // ---------------------------------------------------------------------------
+
+/// `std`'s `Arc` in both builds, for reference counting only (metric
+/// handles, the clock): `Arc<dyn Clock>` needs unsized coercion, which
+/// loom's `Arc` lacks, and no model checks these counts.
+pub(crate) use std::sync::Arc as StdArc;
 
 /// Spawns a thread named `name` running `f` (under loom: a loom thread; the
 /// name is dropped).

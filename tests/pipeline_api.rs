@@ -297,3 +297,59 @@ fn sessions_use_the_pipeline_clock_for_ts_zero() {
         assert!(text.contains(name), "{name} missing in\n{text}");
     }
 }
+
+/// A clock whose readers block while it is shut: stalls a worker at will
+/// (a worker reads the clock to stamp an event sent with `ts` 0).
+#[derive(Debug, Default)]
+struct Gate {
+    shut: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    fn set(&self, shut: bool) {
+        *self.shut.lock().unwrap() = shut;
+        self.opened.notify_all();
+    }
+}
+
+impl ringstat::stats::Clock for Gate {
+    fn now_nanos(&self) -> u64 {
+        let mut shut = self.shut.lock().unwrap();
+        while *shut {
+            shut = self.opened.wait(shut).unwrap();
+        }
+        1
+    }
+}
+
+#[test]
+fn flush_and_close_until_give_up_at_the_deadline_and_resume() {
+    use std::time::Instant;
+    let gate = Arc::new(Gate::default());
+    let reg = Registry::new();
+    let p = Pipeline::builder(&reg)
+        .workers(1)
+        .clock(gate.clone())
+        .build()
+        .unwrap();
+    let c = p.counter("c").unwrap();
+    gate.set(true);
+    p.send(Event::count(c)).unwrap(); // the worker stalls stamping it
+    let soon = || Some(Instant::now() + Duration::from_millis(20));
+    let mut flush = p.start_flush();
+    assert!(!flush.wait_until(soon()), "flushed past a stalled worker");
+    assert!(!p.flush_until(Some(Instant::now())));
+    assert!(!p.close_until(soon()), "closed past a stalled worker");
+    assert!(p.is_closed());
+    assert!(p.send(Event::count(c)).is_err());
+    gate.set(false);
+    // The flush begun before the close resumes and keeps its guarantee.
+    assert!(flush.wait_until(None));
+    assert_eq!(reg.counter("c", &[]).unwrap().get(), 1);
+    assert!(flush.wait_until(Some(Instant::now())));
+    assert!(p.close_until(None));
+    assert!(p.close_until(Some(Instant::now())));
+    let s = p.stats();
+    assert_eq!((s.received, s.applied, s.queue_depth), (1, 1, 0));
+}

@@ -53,6 +53,27 @@ fn documented_error(digits: u8) -> f64 {
     1.0 / (1u64 << (m + 1)) as f64
 }
 
+/// As [`oracle_quantile`], for floats.
+fn oracle_quantile_f64(vals: &[f64], num: u64, den: u64) -> f64 {
+    let n = vals.len() as u128;
+    let rank = (u128::from(num) * n).div_ceil(u128::from(den)).max(1);
+    let mut sorted = vals.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[rank as usize - 1]
+}
+
+/// Floats from `1e-9` to 100 over many orders of magnitude, with repeats
+/// and whole numbers.
+fn float_values() -> impl Strategy<Value = Vec<f64>> {
+    let one = prop_oneof![
+        0.0f64..1e-3,
+        0.0f64..100.0,
+        (-9i32..2, 1.0f64..10.0).prop_map(|(e, m)| (m * 10f64.powi(e)).min(100.0)),
+        (0u32..100).prop_map(f64::from),
+    ];
+    prop::collection::vec(one, 1..300)
+}
+
 fn cases() -> u32 {
     if cfg!(miri) {
         4
@@ -103,6 +124,47 @@ proptest! {
         prop_assert_eq!(h.max(), Some(sorted[sorted.len() - 1]));
         let exact_sum: f64 = sorted.iter().map(|&v| v as f64).sum();
         prop_assert!((h.sum() - exact_sum).abs() <= exact_sum * err * (1.0 + 1e-9) + 1e-6);
+    }
+
+    #[test]
+    fn float_quantiles_within_stated_error(
+        vals in float_values(),
+        digits in 0u8..=4,
+        unit in prop::sample::select(vec![1e-6f64, 1e-3, 0.25, 3e-7, 1.0]),
+    ) {
+        // 100 (seconds, say) in ticks of `unit`.
+        let max = (100.0 / unit).round() as u64;
+        let h = Histogram::with_unit(
+            ringstat::stats::HistogramConfig { max, significant_digits: digits },
+            unit,
+        )
+        .unwrap();
+        for &v in &vals {
+            h.record_f64(v).unwrap();
+        }
+        let err = documented_error(digits);
+        // The stated bound: `max(exact * 2^-(m+1), unit / 2)`, plus the
+        // rounding of one float multiply or divide.
+        let bound = |exact: f64| (exact * err).max(unit / 2.0) * (1.0 + 1e-9) + exact * 1e-15;
+        let s = h.snapshot();
+        let qs: Vec<f64> = EXACT_QS.iter().map(|&(q, _, _)| q).collect();
+        let got = s.value_quantiles(&qs).unwrap();
+        for (&(q, num, den), got) in EXACT_QS.iter().zip(got) {
+            let exact = oracle_quantile_f64(&vals, num, den);
+            let got = got.unwrap();
+            prop_assert!(
+                (got - exact).abs() <= bound(exact),
+                "q={} got={} exact={} err={} unit={}", q, got, exact, err, unit
+            );
+        }
+        prop_assert_eq!(s.count(), vals.len() as u64);
+        let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = vals.iter().copied().fold(0.0, f64::max);
+        prop_assert!((s.min_value().unwrap() - lo).abs() <= bound(lo));
+        prop_assert!((s.max_value().unwrap() - hi).abs() <= bound(hi));
+        let exact_sum: f64 = vals.iter().sum();
+        let sum_bound: f64 = vals.iter().map(|&v| bound(v)).sum();
+        prop_assert!((s.sum() - exact_sum).abs() <= sum_bound * (1.0 + 1e-9) + 1e-9);
     }
 
     #[test]

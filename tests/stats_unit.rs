@@ -140,7 +140,16 @@ fn histogram_out_of_range_is_rejected_and_counted() {
 fn histogram_floats() {
     let h = Histogram::new(100, 2).unwrap();
     assert_eq!(h.record_f64(f64::NAN).unwrap_err(), StatsError::NotANumber);
-    for bad in [-0.6, -1.0, f64::INFINITY, f64::NEG_INFINITY, 100.5, 1e30] {
+    // Negatives are refused, not clamped to 0 (was: -0.4 recorded 0).
+    for bad in [
+        -0.4,
+        -0.6,
+        -1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        100.5,
+        1e30,
+    ] {
         assert!(
             matches!(
                 h.record_f64(bad),
@@ -149,9 +158,9 @@ fn histogram_floats() {
             "{bad}"
         );
     }
-    assert_eq!(h.rejected(), 7);
+    assert_eq!(h.rejected(), 8);
     h.record_f64(-0.0).unwrap();
-    h.record_f64(-0.4).unwrap(); // rounds to -0 = 0
+    h.record_f64(0.4).unwrap(); // no unit: rounds to 0
     h.record_f64(99.6).unwrap();
     assert_eq!((h.count(), h.min(), h.max()), (3, Some(0), Some(100)));
 }
@@ -948,4 +957,49 @@ fn describe_checks_name_text_and_conflicts() {
         "{text}"
     );
     assert!(!text.contains("# HELP g"));
+}
+
+#[test]
+fn histogram_units() {
+    let cfg = HistogramConfig {
+        max: 60_000_000,
+        significant_digits: 3,
+    };
+    for bad in [0.0, -1e-6, f64::NAN, f64::INFINITY] {
+        assert!(matches!(
+            Histogram::with_unit(cfg, bad),
+            Err(StatsError::InvalidUnit { .. })
+        ));
+    }
+    let h = Histogram::with_unit(cfg, 1e-6).unwrap();
+    // Was (no unit, the only kind): 0.0125 could only be recorded as 0.
+    h.record_f64(0.0125).unwrap();
+    h.record_value(0.0125).unwrap();
+    assert_eq!(h.quantile(0.5).unwrap(), Some(12_500));
+    assert_eq!(h.snapshot().min_value(), Some(0.0125));
+    assert_eq!(h.value_quantile(1.0).unwrap(), Some(0.0125));
+    for bad in [-0.4, 60.5, f64::INFINITY] {
+        assert!(matches!(
+            h.record_f64(bad),
+            Err(StatsError::UnitValueOutOfRange { max, .. }) if max == 60.0
+        ));
+    }
+    assert_eq!(h.rejected(), 3);
+    // Merging needs the same unit as well as the same config.
+    let ints = Histogram::with_config(cfg).unwrap();
+    assert!(matches!(
+        h.merge(&ints),
+        Err(StatsError::IncompatibleUnits { .. })
+    ));
+    let same = Histogram::with_unit(cfg, 1e-6).unwrap();
+    same.record_f64(1.5).unwrap();
+    h.merge(&same).unwrap();
+    assert_eq!(h.snapshot().max_value(), Some(1.5));
+    // Without a unit, `record_value` refuses a fraction rather than round it.
+    assert!(matches!(
+        ints.record_value(12.5),
+        Err(StatsError::FractionalValue { .. })
+    ));
+    ints.record_value(12.0).unwrap();
+    assert_eq!((ints.count(), ints.rejected()), (1, 1));
 }

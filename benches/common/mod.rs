@@ -1,6 +1,8 @@
 //! Contenders shared by the queue benchmarks: ringstat's `Queue` and the
 //! anchors (crossbeam `ArrayQueue`, crossbeam-channel, flume, std
-//! `sync_channel`), behind one small trait.
+//! `sync_channel`) behind one small trait, and the transfers whose anchors
+//! do not fit it: `rtrb` (single producer, single consumer, each thread
+//! owning its end) and batches moved as one element each.
 
 #![allow(dead_code)]
 
@@ -240,39 +242,31 @@ fn span(spans: impl Iterator<Item = (Instant, Instant)>) -> Duration {
     last.unwrap() - first.unwrap()
 }
 
-/// ringstat batch transfer: 1 producer pushing batches of `batch` with
-/// `push_batch`, 1 consumer draining with `pop_batch(.., batch)`.
-pub fn transfer_ringstat_batch(cap: usize, items: u64, batch: usize) -> Duration {
-    let q = Arc::new(ringstat::Queue::<u64>::new(cap));
+/// Runs `produce` and `consume` on two threads released together and
+/// returns the span from the first start to the last end (see [`span`]).
+/// `consume` returns the sum of what it popped, checked against the sum of
+/// `0..items`, so nothing is optimised away or lost.
+fn pair(
+    items: u64,
+    produce: impl FnOnce() + Send + 'static,
+    consume: impl FnOnce() -> u64 + Send + 'static,
+) -> Duration {
     let start = Arc::new(Barrier::new(3));
     let producer = {
-        let (q, start) = (Arc::clone(&q), Arc::clone(&start));
+        let start = Arc::clone(&start);
         thread::spawn(move || {
             start.wait();
             let t0 = Instant::now();
-            let mut buf = Vec::with_capacity(batch);
-            let mut i = 0;
-            while i < items {
-                buf.extend(i..(i + batch as u64).min(items));
-                i += buf.len() as u64;
-                q.push_batch(&mut buf).unwrap();
-            }
+            produce();
             (t0, Instant::now())
         })
     };
     let consumer = {
-        let (q, start) = (Arc::clone(&q), Arc::clone(&start));
+        let start = Arc::clone(&start);
         thread::spawn(move || {
             start.wait();
             let t0 = Instant::now();
-            let mut buf = Vec::with_capacity(batch);
-            let mut sum = 0u64;
-            let mut got = 0;
-            while got < items {
-                buf.clear();
-                got += q.pop_batch(&mut buf, batch).unwrap() as u64;
-                sum = buf.iter().fold(sum, |s, &v| s.wrapping_add(v));
-            }
+            let sum = consume();
             (t0, Instant::now(), sum)
         })
     };
@@ -281,4 +275,185 @@ pub fn transfer_ringstat_batch(cap: usize, items: u64, batch: usize) -> Duration
     let (c0, c1, sum) = consumer.join().unwrap();
     assert_eq!(sum, items * (items - 1) / 2);
     span([p, (c0, c1)].into_iter())
+}
+
+/// ringstat batch transfer: 1 producer pushing batches of `batch` with
+/// `push_batch`, 1 consumer draining with `pop_batch(.., batch)`.
+pub fn transfer_ringstat_batch(cap: usize, items: u64, batch: usize) -> Duration {
+    let q = Arc::new(ringstat::Queue::<u64>::new(cap));
+    let qc = Arc::clone(&q);
+    pair(
+        items,
+        move || {
+            let mut buf = Vec::with_capacity(batch);
+            let mut i = 0;
+            while i < items {
+                buf.extend(i..(i + batch as u64).min(items));
+                i += buf.len() as u64;
+                q.push_batch(&mut buf).unwrap();
+            }
+        },
+        move || {
+            let mut buf = Vec::with_capacity(batch);
+            let (mut sum, mut got) = (0u64, 0);
+            while got < items {
+                buf.clear();
+                got += qc.pop_batch(&mut buf, batch).unwrap() as u64;
+                sum = buf.iter().fold(sum, |s, &v| s.wrapping_add(v));
+            }
+            sum
+        },
+    )
+}
+
+/// Items per batch in the batch-against-batch anchors, whose element is a
+/// whole batch.
+pub const BATCH: usize = 64;
+
+/// Batches as one element each: a crossbeam `ArrayQueue<[u64; 64]>` of
+/// `cap / 64` slots (so it holds `cap` items), 1 producer and 1 consumer,
+/// waiting with crossbeam's `Backoff` as [`ArrayQueue`] does. `items` must
+/// be a multiple of 64.
+pub fn transfer_arrayqueue_arrays(cap: usize, items: u64) -> Duration {
+    assert_eq!(items % BATCH as u64, 0, "whole batches only");
+    let q = Arc::new(crossbeam_queue::ArrayQueue::<[u64; BATCH]>::new(
+        (cap / BATCH).max(1),
+    ));
+    let qc = Arc::clone(&q);
+    pair(
+        items,
+        move || {
+            for b in 0..items / BATCH as u64 {
+                let base = b * BATCH as u64;
+                let mut batch: [u64; BATCH] = std::array::from_fn(|k| base + k as u64);
+                let backoff = Backoff::new();
+                while let Err(back) = q.push(batch) {
+                    batch = back;
+                    backoff.snooze();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..items / BATCH as u64 {
+                let backoff = Backoff::new();
+                let batch = loop {
+                    if let Some(b) = qc.pop() {
+                        break b;
+                    }
+                    backoff.snooze();
+                };
+                sum = batch.iter().fold(sum, |s, &v| s.wrapping_add(v));
+            }
+            sum
+        },
+    )
+}
+
+/// Batches as one element each: a crossbeam-channel `bounded(cap / 64)` of
+/// `Vec<u64>` (so it holds `cap` items), 1 producer and 1 consumer, blocking
+/// in the channel. Every batch is a fresh `Vec`, freed by the consumer, as
+/// a channel of `Vec`s is used. `items` must be a multiple of 64.
+pub fn transfer_channel_vecs(cap: usize, items: u64) -> Duration {
+    assert_eq!(items % BATCH as u64, 0, "whole batches only");
+    let (s, r) = crossbeam_channel::bounded::<Vec<u64>>((cap / BATCH).max(1));
+    pair(
+        items,
+        move || {
+            for b in 0..items / BATCH as u64 {
+                let base = b * BATCH as u64;
+                s.send((base..base + BATCH as u64).collect()).unwrap();
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..items / BATCH as u64 {
+                let batch = r.recv().unwrap();
+                sum = batch.iter().fold(sum, |s, &v| s.wrapping_add(v));
+            }
+            sum
+        },
+    )
+}
+
+/// `rtrb`'s wait-free SPSC ring, single items: each thread owns its end
+/// (no `Arc` on the hot path, no lock); a full or empty ring waits with
+/// crossbeam's `Backoff`, as [`ArrayQueue`] does (rtrb cannot block).
+pub fn transfer_rtrb(cap: usize, items: u64) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(cap);
+    pair(
+        items,
+        move || {
+            for i in 0..items {
+                let backoff = Backoff::new();
+                let mut v = i;
+                while let Err(rtrb::PushError::Full(back)) = tx.push(v) {
+                    v = back;
+                    backoff.snooze();
+                }
+            }
+        },
+        move || {
+            let mut sum = 0u64;
+            for _ in 0..items {
+                let backoff = Backoff::new();
+                let v = loop {
+                    if let Ok(v) = rx.pop() {
+                        break v;
+                    }
+                    backoff.snooze();
+                };
+                sum = sum.wrapping_add(v);
+            }
+            sum
+        },
+    )
+}
+
+/// `rtrb`'s chunk API in batches of up to `batch`: the producer takes
+/// `write_chunk_uninit(n)` for as many of its next `batch` items as fit
+/// and fills it from an iterator; the consumer takes `read_chunk(n)` for as
+/// many as are there, up to `batch` (as ringstat's `pop_batch` does), and
+/// commits them all. Either side waits with crossbeam's `Backoff` when it
+/// gets no slot.
+pub fn transfer_rtrb_chunks(cap: usize, items: u64, batch: usize) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(cap);
+    pair(
+        items,
+        move || {
+            let mut i = 0;
+            while i < items {
+                let want = (items - i).min(batch as u64) as usize;
+                let n = want.min(tx.slots());
+                if n == 0 {
+                    let backoff = Backoff::new();
+                    while tx.slots() == 0 {
+                        backoff.snooze();
+                    }
+                    continue;
+                }
+                let chunk = tx.write_chunk_uninit(n).unwrap();
+                i += chunk.fill_from_iter(i..i + n as u64) as u64;
+            }
+        },
+        move || {
+            let (mut sum, mut got) = (0u64, 0);
+            while got < items {
+                let n = rx.slots().min(batch);
+                if n == 0 {
+                    let backoff = Backoff::new();
+                    while rx.slots() == 0 {
+                        backoff.snooze();
+                    }
+                    continue;
+                }
+                let chunk = rx.read_chunk(n).unwrap();
+                let (a, b) = chunk.as_slices();
+                sum = a.iter().chain(b).fold(sum, |s, &v| s.wrapping_add(v));
+                chunk.commit_all();
+                got += n as u64;
+            }
+            sum
+        },
+    )
 }

@@ -6,23 +6,40 @@ Run it (not a test):
     python benches/python/bench_queue.py --quick    # smoke run, seconds
 
 Every contender of a benchmark is measured in the same run, interleaved in
-rounds (A B C A B C ...), each round a ``timeit`` measurement; the table
-reports the median ns per operation over the rounds and, per contender, the
-median of its per-round ratio to the ringstat figure (so a busy machine slows
-everyone in a round alike). Threaded figures swing a lot on shared 2-vCPU
-machines: compare ratios, not absolute numbers, and never numbers taken
-minutes apart.
+rounds (A B C A B C ...), each round the best of a few ``timeit`` repeats.
+Per contender the table reports the median ns per operation over the rounds
+and its ratio to the first (ringstat) row: each round's contender time over
+ringstat's time in that round (above 1.0, ringstat was faster), as the
+median over rounds with a ~95 % confidence interval for that median
+(distribution-free, from order statistics) and the min-max over rounds. A
+busy machine slows everyone in a round alike, so compare ratios, never
+nanoseconds taken minutes apart.
+
+Every table has an A/A row, ringstat against a second identical ringstat
+contender: how far its interval lands from 1.0 is the resolution of that
+run. A target is marked met only when the lower end of its interval clears
+it, and not met only when the upper end stays below it; in between the run
+did not decide it.
 
 Benchmarks:
 
 - ``put+get``: one put and one get on the same thread, queue never full;
-  bounded (``maxsize=1024``) and unbounded (``Queue()``) queues.
-- ``threads``: a producer thread feeding a consumer thread through a bounded
-  queue (``maxsize=1024``) and through unbounded ones; ns per item end to
-  end.
-- ``batch``: ``put_many``/``get_many`` of 256 items (per item), against
-  ``put``/``get`` loops and ``deque.extend``/``popleft``.
-- faster-fifo (single process, pickling) as a reference, if importable.
+  bounded (``maxsize=1024``) and unbounded (``Queue()``) queues, against
+  ``queue.Queue`` (pure Python: a deque under a ``threading.Condition``),
+  ``queue.SimpleQueue`` (C, unbounded, no ``maxsize``, no ``task_done``/``join``,
+  no shutdown) and ``collections.deque`` (the floor of a Python call pair).
+- ``threads``: a producer thread feeding a consumer thread, ns per item end
+  to end (thread start and join included).
+- ``threads, batches of 64``: the same with ``put_many``/``get_many``,
+  against ``queue.Queue``/``SimpleQueue`` carrying lists of 64.
+- ``batch``: 256 items in, 256 out, on one thread: ``put_many``/``get_many``
+  against ``put``/``get`` loops, lists carried whole, and
+  ``deque.extend``/``popleft``.
+
+The list rows pass a reference to one prebuilt list (nothing is copied);
+``put_many`` copies the items into the ring and ``get_many`` builds a new
+list, so the consumer gets its own list, as with a list the producer
+builds per batch.
 """
 
 from __future__ import annotations
@@ -35,6 +52,7 @@ import sys
 import threading
 import timeit
 from dataclasses import dataclass, field
+from math import comb
 from typing import Any, Callable
 
 import ringstat
@@ -45,10 +63,19 @@ Setup = Callable[[], Callable[[], None]]
 
 
 @dataclass
+class Target:
+    """A target on a contender's ratio (its time over ringstat's)."""
+
+    min_ratio: float  # met when the interval's lower end is at least this
+    text: str  # as the table shows it, e.g. ">= 10x faster"
+
+
+@dataclass
 class Contender:
     name: str
     setup: Setup
     ops: int  # operations done by one call of the timed function
+    target: Target | None = None
     ns: list[float] = field(default_factory=list)  # per round
 
 
@@ -78,19 +105,33 @@ def put_get(make: Callable[[], Any], put: str, get: str, n: int) -> Setup:
 
 
 def bench_put_get(n: int) -> Benchmark:
+    ours = put_get(lambda: ringstat.Queue(1024), "put", "get", n)
     return Benchmark(
         "put+get pair, one thread",
         [
-            Contender("ringstat.Queue", put_get(lambda: ringstat.Queue(1024), "put", "get", n), n),
+            Contender("ringstat.Queue(1024)", ours, n),
+            Contender("ringstat.Queue(1024) (A/A)", ours, n),
             Contender(
-                "ringstat.Queue (nowait)",
+                "ringstat.Queue(1024) put_nowait/get_nowait",
                 put_get(lambda: ringstat.Queue(1024), "put_nowait", "get_nowait", n),
                 n,
             ),
-            Contender("queue.Queue", put_get(lambda: queue.Queue(1024), "put", "get", n), n),
+            Contender(
+                "queue.Queue(1024) (pure Python)",
+                put_get(lambda: queue.Queue(1024), "put", "get", n),
+                n,
+                Target(10.0, ">= 10x faster"),
+            ),
             Contender("ringstat.Queue() unbounded", put_get(ringstat.Queue, "put", "get", n), n),
-            Contender("queue.Queue() unbounded", put_get(queue.Queue, "put", "get", n), n),
-            Contender("queue.SimpleQueue", put_get(queue.SimpleQueue, "put", "get", n), n),
+            Contender(
+                "queue.Queue() unbounded (pure Python)", put_get(queue.Queue, "put", "get", n), n
+            ),
+            Contender(
+                "queue.SimpleQueue (C, unbounded)",
+                put_get(queue.SimpleQueue, "put", "get", n),
+                n,
+                Target(1 / 1.5, "within 1.5x of its time"),
+            ),
             Contender("collections.deque", put_get(collections.deque, "append", "popleft", n), n),
         ],
         "deque is not a thread-safe blocking queue; it is the floor for a Python call pair.",
@@ -100,19 +141,36 @@ def bench_put_get(n: int) -> Benchmark:
 # ----- producer thread -> consumer thread -----------------------------------
 
 
-def threaded(make: Callable[[], Any], n: int, batch: int = 0) -> Setup:
+def threaded(make: Callable[[], Any], n: int, batch: int = 0, lists: bool = False) -> Setup:
+    """``n`` items from a producer thread to a consumer thread: one by one,
+    in ``put_many``/``get_many`` batches of ``batch``, or (``lists``) as
+    lists of ``batch`` items, one ``put``/``get`` per list."""
+    assert not batch or n % batch == 0, "n must be a multiple of batch"
+
     def setup() -> Callable[[], None]:
         def run() -> None:
             q = make()
-            if batch:
-                assert n % batch == 0, "n must be a multiple of batch"
+            if lists:
+                items = list(range(batch))
+
+                def consume() -> None:
+                    g = q.get
+                    left = n
+                    while left:
+                        left -= len(g())
+
+                def produce() -> None:
+                    p = q.put
+                    for _ in range(n // batch):
+                        p(items)
+
+            elif batch:
+                items = list(range(batch))
 
                 def consume() -> None:
                     left = n
                     while left:
                         left -= len(q.get_many(batch))
-
-                items = list(range(batch))
 
                 def produce() -> None:
                     for _ in range(n // batch):
@@ -141,23 +199,51 @@ def threaded(make: Callable[[], Any], n: int, batch: int = 0) -> Setup:
 
 
 def bench_threads(n: int) -> Benchmark:
-    n -= n % 64  # whole batches for the put_many/get_many contender
+    ours = threaded(lambda: ringstat.Queue(1024), n)
     return Benchmark(
-        "producer thread -> consumer thread, maxsize=1024",
+        "producer thread -> consumer thread, one item per call",
         [
-            Contender("ringstat.Queue", threaded(lambda: ringstat.Queue(1024), n), n),
-            Contender("queue.Queue", threaded(lambda: queue.Queue(1024), n), n),
+            Contender("ringstat.Queue(1024)", ours, n),
+            Contender("ringstat.Queue(1024) (A/A)", ours, n),
             Contender(
-                "ringstat.Queue put_many/get_many(64)",
-                threaded(lambda: ringstat.Queue(1024), n, batch=64),
+                "queue.Queue(1024) (pure Python)",
+                threaded(lambda: queue.Queue(1024), n),
+                n,
+                Target(10.0, ">= 10x faster"),
+            ),
+            Contender("queue.SimpleQueue (C, unbounded)", threaded(queue.SimpleQueue, n), n),
+            Contender("ringstat.Queue() unbounded", threaded(ringstat.Queue, n), n),
+            Contender("queue.Queue() unbounded (pure Python)", threaded(queue.Queue, n), n),
+        ],
+        "Per item, thread start and join included; swings widely with vCPU placement: trust "
+        "ratios only. The unbounded rows and SimpleQueue never make the producer wait.",
+    )
+
+
+def bench_threads_batched(n: int, batch: int = 64) -> Benchmark:
+    ours = threaded(lambda: ringstat.Queue(1024), n, batch=batch)
+    return Benchmark(
+        f"producer thread -> consumer thread, batches of {batch} (per item)",
+        [
+            Contender(f"ringstat.Queue(1024) put_many/get_many({batch})", ours, n),
+            Contender(f"ringstat.Queue(1024) put_many/get_many({batch}) (A/A)", ours, n),
+            Contender(
+                f"queue.Queue({1024 // batch}) of lists of {batch} (pure Python)",
+                threaded(lambda: queue.Queue(1024 // batch), n, batch=batch, lists=True),
                 n,
             ),
-            Contender("ringstat.Queue() unbounded", threaded(ringstat.Queue, n), n),
-            Contender("queue.Queue() unbounded", threaded(queue.Queue, n), n),
-            Contender("queue.SimpleQueue", threaded(queue.SimpleQueue, n), n),
+            Contender(
+                f"queue.SimpleQueue of lists of {batch} (C, unbounded)",
+                threaded(queue.SimpleQueue, n, batch=batch, lists=True),
+                n,
+            ),
+            Contender(
+                "ringstat.Queue(1024), one item per call",
+                threaded(lambda: ringstat.Queue(1024), n),
+                n,
+            ),
         ],
-        "Includes thread start/join; swings widely with vCPU placement: trust ratios only. "
-        "The unbounded rows and SimpleQueue never make the producer wait.",
+        f"queue.Queue({1024 // batch}) holds at most 1024 items, as ringstat.Queue(1024) does.",
     )
 
 
@@ -175,6 +261,13 @@ def batch_setup(make: Callable[[], Any], size: int, rounds: int, kind: str) -> S
                 for _ in range(rounds):
                     q.put_many(items)
                     q.get_many(size)
+
+        elif kind == "list":
+
+            def run() -> None:
+                for _ in range(rounds):
+                    q.put(items)
+                    q.get()
 
         elif kind == "deque":
 
@@ -202,22 +295,36 @@ def batch_setup(make: Callable[[], Any], size: int, rounds: int, kind: str) -> S
 
 def bench_batch(rounds: int, size: int = 256) -> Benchmark:
     ops = rounds * size
+    ours = batch_setup(lambda: ringstat.Queue(size), size, rounds, "many")
     return Benchmark(
-        f"batch of {size}: put all, get all (per item)",
+        f"batch of {size}: put all, get all, one thread (per item)",
         [
-            Contender(
-                "ringstat put_many/get_many",
-                batch_setup(lambda: ringstat.Queue(size), size, rounds, "many"),
-                ops,
-            ),
+            Contender("ringstat put_many/get_many", ours, ops),
+            Contender("ringstat put_many/get_many (A/A)", ours, ops),
             Contender(
                 "ringstat put/get loop",
                 batch_setup(lambda: ringstat.Queue(size), size, rounds, "loop"),
                 ops,
+                Target(3.0, ">= 3x cheaper"),
             ),
             Contender(
-                "queue.Queue put/get loop",
+                "queue.Queue put/get loop (pure Python)",
                 batch_setup(lambda: queue.Queue(size), size, rounds, "loop"),
+                ops,
+            ),
+            Contender(
+                "queue.SimpleQueue put/get loop (C)",
+                batch_setup(queue.SimpleQueue, size, rounds, "loop"),
+                ops,
+            ),
+            Contender(
+                f"queue.Queue carrying one list of {size} (pure Python)",
+                batch_setup(lambda: queue.Queue(1), size, rounds, "list"),
+                ops,
+            ),
+            Contender(
+                f"queue.SimpleQueue carrying one list of {size} (C)",
+                batch_setup(queue.SimpleQueue, size, rounds, "list"),
                 ops,
             ),
             Contender(
@@ -226,56 +333,23 @@ def bench_batch(rounds: int, size: int = 256) -> Benchmark:
                 ops,
             ),
         ],
-    )
-
-
-# ----- faster-fifo, for reference ---------------------------------------------
-
-
-def bench_faster_fifo(n: int) -> Benchmark | None:
-    try:
-        import faster_fifo  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-
-    def ff_setup() -> Callable[[], None]:
-        q = faster_fifo.Queue(max_size_bytes=1 << 20)
-
-        def run() -> None:
-            for i in range(n):
-                q.put_nowait(i)
-                q.get_nowait()
-
-        return run
-
-    return Benchmark(
-        "put+get pair, one process: faster-fifo reference",
-        [
-            Contender("ringstat.Queue", put_get(lambda: ringstat.Queue(1024), "put", "get", n), n),
-            Contender("faster_fifo.Queue", ff_setup, n),
-        ],
-        "faster-fifo is a multi-process queue (shared memory, pickled items).",
+        "The list rows move a reference to one list (no copy): the floor of a batch that "
+        "is handed over whole.",
     )
 
 
 # ----- statistics: Counter / Histogram ----------------------------------------
-# In bench_stats.py (which reuses this file's Benchmark, run() and table()):
-# ringstat.Counter.inc vs prometheus_client Counter.inc, ringstat
-# Histogram.record vs prometheus_client Histogram.observe and hdrhistogram
-# record_value.
+# In bench_stats.py (which reuses this file's Benchmark, run() and table()).
 
 
 def benchmarks(quick: bool) -> list[Benchmark]:
-    n = 2_000 if quick else 50_000
-    out = [
+    n = 2_048 if quick else 50_048  # whole batches of 64
+    return [
         bench_put_get(n),
         bench_threads(n * 2),
+        bench_threads_batched(n * 2),
         bench_batch(max(1, n // 256)),
     ]
-    ff = bench_faster_fifo(n)
-    if ff is not None:
-        out.append(ff)
-    return out
 
 
 # ----- running and reporting --------------------------------------------------
@@ -289,20 +363,67 @@ def run(bench: Benchmark, rounds: int, repeat: int) -> None:
             c.ns.append(best / c.ops * 1e9)
 
 
+def median_rank(n: int, confidence: float = 0.95) -> tuple[int, float]:
+    """For a distribution-free confidence interval of the median of ``n``
+    values, the order statistics ``k`` and ``n + 1 - k`` (1-based): ``k`` is
+    the largest such that the binomial(n, 1/2) tails outside them hold at
+    most ``1 - confidence``. Returns ``k`` and the interval's coverage. Below
+    6 values no such ``k`` exists: ``k = 1``, the full range, with lower
+    coverage (75 % for 3 values)."""
+    k, tail = 0, 0.0  # tail: P(Binomial(n, 1/2) <= k - 1)
+    while k < n // 2:
+        nxt = tail + comb(n, k) / 2**n
+        if 2 * nxt > 1 - confidence:
+            break
+        tail, k = nxt, k + 1
+    if k == 0:
+        return 1, 1 - 2 / 2**n
+    return k, 1 - 2 * tail
+
+
+def median_interval(values: list[float]) -> tuple[float, float]:
+    """The median's confidence interval (see :func:`median_rank`)."""
+    xs = sorted(values)
+    k, _ = median_rank(len(xs))
+    return xs[k - 1], xs[len(xs) - k]
+
+
+def interval_note(rounds: int) -> str:
+    k, coverage = median_rank(rounds)
+    return (
+        f"Median ratio intervals: rounds {k} and {rounds + 1 - k} of {rounds} in order, "
+        f"{coverage:.1%} coverage."
+    )
+
+
+def verdict(target: Target | None, lo: float, hi: float) -> str:
+    if target is None:
+        return ""
+    if lo >= target.min_ratio:
+        return f"{target.text} ✅"
+    if hi < target.min_ratio:
+        return f"{target.text} ❌"
+    return f"{target.text}: undecided (the interval spans it)"
+
+
 def table(bench: Benchmark) -> str:
     base = bench.contenders[0]
     lines = [
         f"### {bench.title}",
         "",
-        f"| contender | ns/op (median) | x {base.name} (median ratio) | ratio spread |",
-        "|---|---:|---:|---:|",
+        f"| contender | ns/op (median) | time / {base.name}'s: median (CI) | min-max | target |",
+        "|---|---:|---|---|---|",
     ]
     for c in bench.contenders:
+        if c is base:
+            lines.append(f"| {c.name} | {statistics.median(c.ns):.1f} | 1 | | |")
+            continue
         ratios = [ns / b for ns, b in zip(c.ns, base.ns)]
-        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        lo, hi = median_interval(ratios)
         lines.append(
             f"| {c.name} | {statistics.median(c.ns):.1f} | "
-            f"{statistics.median(ratios):.2f} | {spread} |"
+            f"{statistics.median(ratios):.2f} ({lo:.2f}-{hi:.2f}) | "
+            f"{min(ratios):.2f}-{max(ratios):.2f} | {verdict(c.target, lo, hi)} |"
         )
     if bench.note:
         lines += ["", bench.note]
@@ -325,10 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{rounds} interleaved rounds, best of {repeat} timeit repeats per round"
         + (", --quick (numbers not meaningful)" if args.quick else "")
     )
-    try:
-        import faster_fifo  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
-    except ImportError:
-        print("\nfaster-fifo not installed: its reference row is skipped.")
+    print(interval_note(rounds))
     for bench in benchmarks(args.quick):
         run(bench, rounds, repeat)
         print()

@@ -47,8 +47,9 @@ def parser() -> argparse.ArgumentParser:
         description=(
             "Python threads simulate users registering, logging in and logging out; "
             "a ringstat.Pipeline folds the events into live statistics on native "
-            "worker threads. A live view refreshes twice a second (in place on a "
-            "terminal, one line per refresh otherwise); a summary follows. "
+            "worker threads. A live view refreshes twice a second (a table redrawn "
+            "in place on a terminal when rich is installed: pip install "
+            "'ringstat[demo]'; one line per refresh otherwise); a summary follows. "
             "Session timestamps run on a simulated clock (1 s = 10 min) so the "
             "online-time percentiles are meaningful in a short run. Ctrl-C stops "
             "early with a summary (exit status 130)."
@@ -64,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
         "--rate",
         type=_non_negative_float,
         default=0.0,
-        help="target events per second over all threads (default 0: as fast as possible)",
+        help="target logins per second over all threads, as the summary's logins/s "
+        "counts them (default 0: as fast as possible)",
     )
     demo.add_argument(
         "--workers", type=_positive_int, default=2, help="pipeline worker threads (default 2)"

@@ -345,12 +345,13 @@ class _HistogramValues(TypedDict):
 
     count: int
     sum: float
-    min: int | None
-    max: int | None
+    min: float | None
+    max: float | None
     rejected: int
-    percentiles: dict[str, int | None]
+    percentiles: dict[str, float | None]
     """``{"p50": v, "p99.9": v}``: the key is ``"p"`` + the percentile asked
-    for, the value ``None`` while the histogram is empty."""
+    for, the value ``None`` while the histogram is empty. Values (and ``min``,
+    ``max``) are ints for a histogram without a unit, floats with one."""
 
 @final
 class Histogram:
@@ -364,10 +365,14 @@ class Histogram:
     ``ceil(q / 100 * count)`` values are ``<= v``). ``count``, ``min`` and
     ``max`` are exact; ``sum`` and ``mean`` hold the same relative error.
 
-    **Units**: values are ints in your unit. A ``float`` is rounded to the
-    nearest int (halves away from zero), so record durations in a unit fine
-    enough for your precision: ``h.record(seconds * 1e6)`` for microseconds,
-    not ``h.record(seconds)`` (which would round 0.25 s to 0).
+    **Floats and units**: without a ``unit`` values are ints, and a float with
+    a fraction raises ``ValueError`` rather than being rounded. With one
+    (``Histogram(60, unit=1e-6)``: seconds up to a minute, kept to the
+    microsecond) values are floats, counted in ticks of ``unit``, and every
+    value read back (``min``, ``max``, percentiles) is a float within
+    ``max(relative_error * value, unit / 2)`` of the exact one: full relative
+    precision from ``2**m * unit`` up (about ``10**significant_digits``
+    ticks), half a tick below.
 
     **Bad values** (above ``max_value``, negative, NaN, infinite) raise
     ``ValueError``, are not recorded, and are counted in ``rejected``.
@@ -382,17 +387,27 @@ class Histogram:
     (250, 3, 980)
     """
 
-    def __new__(cls, max_value: int, significant_digits: int = 3) -> Histogram:
-        """An empty histogram for values ``0..=max_value`` (``max_value >= 1``)
-        keeping ``significant_digits`` (``0..=5``) decimal digits."""
+    def __new__(
+        cls,
+        max_value: float,
+        significant_digits: int = 3,
+        *,
+        unit: float | None = None,
+    ) -> Histogram:
+        """An empty histogram for values ``0..=max_value`` keeping
+        ``significant_digits`` (``0..=5``) decimal digits. Without ``unit``,
+        of ints (``max_value`` an int ``>= 1``); with one (finite, above 0), of
+        floats in ticks of ``unit`` (``max_value / unit`` ticks, at least 1 and
+        below ``2**64``). Memory grows with ``log2(max_value / unit)``."""
 
     def record(self, value: SupportsFloat | SupportsIndex) -> None:
-        """Record one value: an int in ``0..=max_value``, or a float rounded to
-        the nearest int.
+        """Record one value: an int in ``0..=max_value``, or a float (a whole
+        number unless the histogram has a ``unit``).
 
         Raises ``TypeError`` for anything but a real number (``bool``
-        included) and ``ValueError`` for a value out of range or NaN (which is
-        then counted in :attr:`rejected`).
+        included) and ``ValueError`` for a value out of range, negative, NaN,
+        or with a fraction when there is no unit (which is then counted in
+        :attr:`rejected`).
         """
 
     def observe(self, value: SupportsFloat | SupportsIndex) -> None:
@@ -407,12 +422,16 @@ class Histogram:
         cannot hold fractions of a second: ``time()`` then raises
         ``ValueError``."""
 
-    def record_n(self, value: SupportsIndex, count: SupportsIndex) -> None:
-        """Record ``count`` occurrences of the int ``value`` (``TypeError`` for a
-        float: round it first). An out-of-range value adds ``count`` to
-        :attr:`rejected`. Counts saturate instead of wrapping: a bucket stops at
-        ``2**64 - 1 - 2**52`` and :attr:`count` at ``2**64 - 1`` (past that,
-        counts are lower bounds and percentiles approximate)."""
+    def record_n(self, value: SupportsFloat | SupportsIndex, count: SupportsIndex) -> None:
+        """Record ``count`` occurrences of ``value``: an int (``TypeError`` for a
+        float) or, with a ``unit``, any real number. An out-of-range value adds
+        ``count`` to :attr:`rejected`. Counts saturate instead of wrapping: a
+        bucket stops at ``2**64 - 1 - 2**52`` and :attr:`count` at ``2**64 - 1``
+        (past that, counts are lower bounds and percentiles approximate)."""
+
+    @property
+    def unit(self) -> float | None:
+        """The value of one tick, ``None`` for a histogram of ints."""
 
     @property
     def count(self) -> int:
@@ -423,12 +442,14 @@ class Histogram:
         """Sum of the values recorded (within :attr:`relative_error`)."""
 
     @property
-    def min(self) -> int | None:
-        """Smallest value recorded (exact), ``None`` while empty."""
+    def min(self) -> float | None:
+        """Smallest value recorded (exact; to the tick with a ``unit``),
+        ``None`` while empty."""
 
     @property
-    def max(self) -> int | None:
-        """Largest value recorded (exact), ``None`` while empty."""
+    def max(self) -> float | None:
+        """Largest value recorded (exact; to the tick with a ``unit``),
+        ``None`` while empty."""
 
     @property
     def mean(self) -> float | None:
@@ -439,8 +460,8 @@ class Histogram:
         """Values refused by :meth:`record` (out of range, negative, NaN)."""
 
     @property
-    def max_value(self) -> int:
-        """The highest value that can be recorded."""
+    def max_value(self) -> float:
+        """The highest value that can be recorded (an int without a unit)."""
 
     @property
     def significant_digits(self) -> int:
@@ -451,22 +472,23 @@ class Histogram:
         """The documented relative error bound ``2**-(m+1)``, at most
         ``10**-significant_digits / 2``."""
 
-    def percentile(self, q: float) -> int | None:
+    def percentile(self, q: float) -> float | None:
         """The ``q``-th percentile, ``q`` in ``[0, 100]`` as in
         :func:`numpy.percentile` (``percentile(99)`` is p99); ``None`` while
         empty. Raises ``ValueError`` for ``q`` out of range or NaN."""
 
-    def percentiles(self, qs: Iterable[float]) -> list[int | None]:
+    def percentiles(self, qs: Iterable[float]) -> list[float | None]:
         """Several percentiles (each in ``[0, 100]``) from one snapshot, in the
         order asked."""
 
     def merge(self, other: Histogram) -> None:
         """Add every value recorded in ``other`` to this histogram. Raises
-        ``ValueError`` unless both have the same ``max_value`` and
-        ``significant_digits``."""
+        ``ValueError`` unless both have the same ``max_value``,
+        ``significant_digits`` and ``unit``."""
 
-    def buckets(self) -> list[tuple[int, int, int]]:
-        """Non-empty buckets as ``(lowest, highest, count)``, in value order."""
+    def buckets(self) -> list[tuple[float, float, int]]:
+        """Non-empty buckets as ``(lowest, highest, count)``, in value order
+        (with a ``unit``: the values of the lowest and highest tick)."""
 
     def snapshot(self, percentiles: Iterable[float] | None = None) -> _HistogramValues:
         """count, sum, min, max, rejected and ``percentiles`` (default 50, 90,

@@ -7,6 +7,10 @@ total logins and registrations, logins per second over the last minute,
 users online now, distinct users, online-time percentiles, events ingested
 per second and drops. A summary follows at the end (or on Ctrl-C).
 
+On a terminal the view is drawn with ``rich`` (``pip install "ringstat[demo]"``)
+and refreshed in place; without rich, or when stdout is not a terminal, each
+refresh prints one short line.
+
 Time is simulated for sessions only: login and logout events carry
 timestamps on a clock that runs :data:`SPEEDUP` times faster than real time
 (one real second is ten simulated minutes), so the online-time percentiles
@@ -35,8 +39,8 @@ MEDIAN_ONLINE = 600.0
 ONLINE_SIGMA = 1.0
 REGISTER_SHARE = 0.1
 """Share of logins that are a new user registering first."""
-CHUNK = 256
-"""Events a thread sends between checks of the clock (single-event mode)."""
+CHUNK = 64
+"""Logins a thread simulates between checks of the clock (single-event mode)."""
 BATCH = 2048
 """Logins a thread simulates per batch (``--batch``)."""
 
@@ -48,7 +52,8 @@ class Options:
     seconds: float = 10.0
     threads: int = 4
     rate: float = 0.0
-    """Target events per second over all threads; 0: as fast as possible."""
+    """Target logins per second over all threads (what the summary's
+    ``logins/s`` reports); 0: as fast as possible."""
     batch: bool = False
     live: bool = True
     json: bool = False
@@ -66,10 +71,14 @@ class Metrics:
     logins_rate: ringstat.RateHandle
     online: ringstat.SessionsHandle
     users: ringstat.DistinctHandle
+    born: float
+    """``time.monotonic()`` just before the rate was created (its age)."""
 
     @classmethod
     def resolve(cls, pipeline: ringstat.Pipeline) -> Metrics:
+        born = time.monotonic()
         return cls(
+            born=born,
             pipeline=pipeline,
             registrations=pipeline.counter("registrations"),
             logins=pipeline.counter("logins"),
@@ -81,18 +90,27 @@ class Metrics:
 
 @dataclass
 class Pacer:
-    """Sleeps so a thread sends about ``per_second`` events (0: no limit)."""
+    """Waits so a thread simulates about ``per_second`` logins (0: no limit)."""
 
     per_second: float
+    stop: threading.Event
     started: float = field(default_factory=time.monotonic)
-    sent: int = 0
+    done: int = 0
 
-    def account(self, n: int) -> None:
-        self.sent += n
+    def chunk(self, most: int) -> int:
+        """Logins to simulate before the next :meth:`account`: ``most``, or
+        about a twentieth of a second's worth when paced (no long bursts)."""
+        if self.per_second <= 0:
+            return most
+        return max(1, min(most, int(self.per_second / 20)))
+
+    def account(self, logins: int) -> None:
+        """Counts ``logins`` and waits until they are due (or until stop)."""
+        self.done += logins
         if self.per_second > 0:
-            ahead = self.sent / self.per_second - (time.monotonic() - self.started)
+            ahead = self.done / self.per_second - (time.monotonic() - self.started)
             if ahead > 0:
-                time.sleep(min(ahead, 0.5))
+                self.stop.wait(ahead)
 
 
 def _sim_now(t0: float) -> float:
@@ -109,31 +127,28 @@ def simulate_events(
     next_user = 0
     offline: list[int] = []
     pending: list[tuple[float, int]] = []  # (logout time, user), a heap
-    pacer = Pacer(opts.rate / opts.threads)
+    pacer = Pacer(opts.rate / opts.threads, stop)
     mu = math.log(MEDIAN_ONLINE)
+    n = pacer.chunk(CHUNK)
     while not stop.is_set():
         now = _sim_now(t0)
-        sent = 0
-        for _ in range(CHUNK // 4):
+        for _ in range(n):
             if offline and rng.random() >= REGISTER_SHARE:
                 user = offline.pop(rng.randrange(len(offline)))
             else:
                 user = base + next_user
                 next_user += 1
                 m.registrations.inc()
-                sent += 1
             m.logins.inc()
             m.logins_rate.mark()
             m.users.seen(user)
             m.online.start(user, now)
-            sent += 4
             heapq.heappush(pending, (now + rng.lognormvariate(mu, ONLINE_SIGMA), user))
         while pending and pending[0][0] <= now:
             at, user = heapq.heappop(pending)
             m.online.end(user, at)
             offline.append(user)
-            sent += 1
-        pacer.account(sent)
+        pacer.account(n)
 
 
 def simulate_batches(
@@ -148,12 +163,13 @@ def simulate_batches(
     offline = np.empty(0, dtype=np.uint64)
     pending_at = np.empty(0, dtype=np.float64)
     pending_user = np.empty(0, dtype=np.uint64)
-    pacer = Pacer(opts.rate / opts.threads)
+    pacer = Pacer(opts.rate / opts.threads, stop)
     mu = math.log(MEDIAN_ONLINE)
+    batch = pacer.chunk(BATCH)
     while not stop.is_set():
         now = _sim_now(t0)
-        n_back = min(int(BATCH * (1 - REGISTER_SHARE)), len(offline))
-        n_new = BATCH - n_back
+        n_back = min(int(batch * (1 - REGISTER_SHARE)), len(offline))
+        n_new = batch - n_back
         new_users = np.arange(base + next_user, base + next_user + n_new, dtype=np.uint64)
         next_user += n_new
         back = offline[:n_back]
@@ -174,15 +190,30 @@ def simulate_batches(
             offline = np.concatenate([offline, pending_user[due]])
             pending_at = pending_at[~due]
             pending_user = pending_user[~due]
-        pacer.account(3 + 2 * len(users) + int(due.sum()))
+        pacer.account(len(users))
 
 
 # ----- reading the numbers ---------------------------------------------------
 
 
+def per_second(rate: dict[str, Any], age: float) -> float:
+    """Events per second over the rate's window, from its snapshot values.
+
+    Before the window has filled, the events so far are divided by the time
+    since the rate was created (``age``, seconds): the rate itself never
+    divides by less than one bucket (1 s), so during the first second its
+    ``per_second`` equals the count.
+    """
+    window = float(rate.get("window", 60.0))
+    if 0 < age < window:
+        return float(rate.get("in_window", 0)) / age
+    return float(rate.get("per_second", 0.0))
+
+
 def read(m: Metrics) -> dict[str, Any]:
     """The demo's numbers now, as plain data."""
     snap = m.pipeline.registry.snapshot()
+    age = time.monotonic() - m.born
     by_name: dict[str, dict[str, Any]] = {}
     for metric in snap["metrics"]:
         if not metric["labels"]:
@@ -193,7 +224,7 @@ def read(m: Metrics) -> dict[str, Any]:
     return {
         "registrations": by_name.get("registrations", {}).get("value", 0),
         "logins": by_name.get("logins", {}).get("value", 0),
-        "logins_per_second": by_name.get("logins_rate", {}).get("per_second", 0.0),
+        "logins_per_second": per_second(by_name.get("logins_rate", {}), age),
         "online_now": by_name.get("online_open", {}).get("value", 0),
         "distinct_users": round(m.users.count),
         "sessions_completed": by_name.get("online_completed_total", {}).get("value", 0),
@@ -216,41 +247,76 @@ def _minutes(ms: int | None) -> str:
     return "-" if ms is None else f"{ms / 60_000:.1f} min"
 
 
-def render(v: dict[str, Any], elapsed: float, ingest_per_s: float) -> list[str]:
-    """The live view's lines."""
+def rows(v: dict[str, Any], ingest_per_s: float) -> list[tuple[str, str, str]]:
+    """The live view's rows: (what, value, note)."""
     q = v["online_time_ms"]
     ev = v["events"]
     return [
-        f"ringstat demo  {elapsed:5.1f} s",
-        f"  logins total           {v['logins']:>14,}",
-        f"  registrations total    {v['registrations']:>14,}",
-        f"  logins/s (last minute) {v['logins_per_second']:>14,.0f}",
-        f"  users online now       {v['online_now']:>14,}",
-        f"  distinct users         {v['distinct_users']:>14,}   (HyperLogLog, ~1.6 % error)",
-        f"  online time p50/p90/p99  {_minutes(q['p50'])} / {_minutes(q['p90'])} / "
-        f"{_minutes(q['p99'])}  (simulated)",
-        f"  events ingested/s      {ingest_per_s:>14,.0f}",
-        f"  events applied         {ev['applied']:>14,}   dropped {ev['dropped']:,}",
+        ("logins total", f"{v['logins']:,}", ""),
+        ("registrations total", f"{v['registrations']:,}", ""),
+        ("logins/s (last minute)", f"{v['logins_per_second']:,.0f}", ""),
+        ("users online now", f"{v['online_now']:,}", ""),
+        ("distinct users", f"{v['distinct_users']:,}", "HyperLogLog, ~1.6 % error"),
+        (
+            "online time p50/p90/p99",
+            f"{_minutes(q['p50'])} / {_minutes(q['p90'])} / {_minutes(q['p99'])}",
+            "simulated",
+        ),
+        ("events ingested/s", f"{ingest_per_s:,.0f}", ""),
+        ("events applied", f"{ev['applied']:,}", f"dropped {ev['dropped']:,}"),
     ]
 
 
+def line(v: dict[str, Any], elapsed: float, ingest_per_s: float) -> str:
+    """One refresh as one short line (stdout is not a terminal, or no rich)."""
+    q = v["online_time_ms"]
+    p50 = "-" if q["p50"] is None else f"{q['p50'] / 60_000:.1f}"
+    p99 = "-" if q["p99"] is None else f"{q['p99'] / 60_000:.1f}"
+    return (
+        f"[{elapsed:5.1f} s] logins {v['logins']:,}  logins/s {v['logins_per_second']:,.0f}"
+        f"  online {v['online_now']:,}  users {v['distinct_users']:,}"
+        f"  online p50/p99 {p50}/{p99} min  events/s {ingest_per_s:,.0f}"
+        f"  dropped {v['events']['dropped']:,}"
+    )
+
+
 class LiveView:
-    """Redraws in place with ANSI escapes on a terminal; plain lines otherwise."""
+    """The live view: a ``rich`` table refreshed in place when ``out`` is a
+    terminal and rich is installed; one :func:`line` per refresh otherwise."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
-        self.tty = out.isatty()
-        self.drawn = 0
+        self.live: Any = None
+        if not out.isatty():
+            return
+        try:
+            from rich.console import Console
+            from rich.live import Live
+        except ImportError:
+            return
+        self.live = Live(console=Console(file=out), auto_refresh=False, transient=False)
+        self.live.start()
 
-    def show(self, lines: list[str]) -> None:
-        if self.tty:
-            if self.drawn:
-                self.out.write(f"\x1b[{self.drawn}F\x1b[J")
-            self.out.write("\n".join(lines) + "\n")
-            self.drawn = len(lines)
-        else:
-            self.out.write(" | ".join(s.strip() for s in lines) + "\n")
-        self.out.flush()
+    def show(self, v: dict[str, Any], elapsed: float, ingest_per_s: float) -> None:
+        if self.live is None:
+            self.out.write(line(v, elapsed, ingest_per_s) + "\n")
+            self.out.flush()
+            return
+        from rich.table import Table
+
+        table = Table(title=f"ringstat demo  {elapsed:5.1f} s", title_justify="left")
+        table.add_column("metric")
+        table.add_column("value", justify="right", min_width=14)
+        table.add_column("", style="dim")
+        for row in rows(v, ingest_per_s):
+            table.add_row(*row)
+        self.live.update(table, refresh=True)
+
+    def close(self) -> None:
+        """Stops redrawing; the last table stays on the screen."""
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
 
 def summary(v: dict[str, Any], elapsed: float, opts: Options, interrupted: bool) -> list[str]:
@@ -313,10 +379,12 @@ def run(opts: Options, out: TextIO = sys.stdout) -> int:
                 applied = v["events"]["applied"]
                 rate = (applied - last_applied) / max(now - last_t, 1e-9)
                 last_applied, last_t = applied, now
-                view.show(render(v, now - t0, rate))
+                view.show(v, now - t0, rate)
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if view is not None:
+            view.close()
         stop.set()
         for t in threads:
             t.join()

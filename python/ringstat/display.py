@@ -162,7 +162,7 @@ def registry_html(registry: Registry) -> str:
 
 
 def _bucket_bars(
-    buckets: Sequence[tuple[int, int, int]], width: int = 320, height: int = 48
+    buckets: Sequence[tuple[float, float, int]], width: int = 320, height: int = 48
 ) -> str:
     """An inline SVG bar chart of a histogram's buckets (at most 40 bars,
     neighbouring buckets merged), bar heights relative to the tallest."""

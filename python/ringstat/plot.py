@@ -1,7 +1,7 @@
 """matplotlib plots of histograms and recorded time series.
 
-- :func:`plot_histogram`: a histogram's distribution (its buckets) with a
-  marker at each percentile;
+- :func:`plot_histogram`: a histogram's distribution (a density drawn from
+  its buckets) with a marker at each percentile;
 - :func:`plot_recorder`: one metric's fields (``per_second``, ``p99``...)
   over time, from a :class:`ringstat.Recorder` or its tidy DataFrame.
 
@@ -12,6 +12,7 @@ matplotlib and pandas are imported only when a function is called
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -46,24 +47,36 @@ def plot_histogram(
     unit: str = "",
     log_x: bool | None = None,
 ) -> Axes:
-    """Draw the distribution of ``hist``, one bar per non-empty bucket (its
-    value range as the width, its count as the height), with a dashed
-    vertical line and a legend entry at each of ``percentiles``.
+    """Draw the distribution of ``hist`` as a density, one bar per non-empty
+    bucket (its value range as the width), with a dashed vertical line and
+    a legend entry at each of ``percentiles``.
+
+    A bar's height is the bucket's count divided by its width: per unit of
+    value on a linear axis, per decade (unit of ``log10`` value) on a log
+    axis, so the bars' areas are the counts as drawn. Buckets widen as
+    values grow (the width doubles at each power of two past the exact
+    range); plotting raw counts would show steps there that are not in the
+    data.
 
     ``log_x`` (default: when max/min spans more than two decades) puts the
-    values on a log scale, which suits latencies. ``unit`` labels the x
-    axis. Returns the axes.
+    values on a log scale, which suits latencies; there a bucket starting
+    at 0 is drawn from 0.5. ``unit`` labels the x axis. Returns the axes.
     """
     ax = _axes(ax)
     buckets = hist.buckets()
     if buckets:
-        lows = [lo for lo, _, _ in buckets]
-        widths = [hi - lo + 1 for lo, hi, _ in buckets]
-        counts = [c for _, _, c in buckets]
-        ax.bar(lows, counts, width=widths, align="edge", color="#4c72b0", alpha=0.8)
-        lo_v, hi_v = max(lows[0], 1), buckets[-1][1] + 1
+        # A bucket holds the integers lo..=hi: the value range [lo, hi + 1).
+        lo_v, hi_v = max(buckets[0][0], 1), buckets[-1][1] + 1
         if log_x is None:
             log_x = hi_v / lo_v > 100
+        if log_x:
+            lows = [max(lo, 0.5) for lo, _, _ in buckets]
+            heights = [c / math.log10((hi + 1) / low) for low, (_, hi, c) in zip(lows, buckets)]
+        else:
+            lows = [float(lo) for lo, _, _ in buckets]
+            heights = [c / (hi + 1 - lo) for lo, hi, c in buckets]
+        widths = [hi + 1 - low for low, (_, hi, _) in zip(lows, buckets)]
+        ax.bar(lows, heights, width=widths, align="edge", color="#4c72b0", alpha=0.8)
         if log_x:
             ax.set_xscale("log")
         values = hist.percentiles(percentiles)
@@ -76,7 +89,10 @@ def plot_histogram(
     else:
         ax.text(0.5, 0.5, "no values yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(f"value ({unit})" if unit else "value")
-    ax.set_ylabel("count")
+    if log_x:
+        ax.set_ylabel("count per decade")
+    else:
+        ax.set_ylabel(f"count per {unit}" if unit else "count per unit of value")
     ax.set_title(title if title is not None else f"{hist.count:,} values")
     return ax
 
@@ -124,9 +140,23 @@ def plot_recorder(
     ax.set_ylabel(fields[0] if len(fields) == 1 else "value")
     ax.set_title(title if title is not None else metric)
     ax.legend(loc="best", fontsize="small")
+    _time_axis(ax)
+    return ax
+
+
+def _time_axis(ax: Axes) -> None:
+    """Label the x axis as clock times (``14:02:05``, ``14:02:05.5``), the
+    date and year once in the offset; matplotlib's concise default labels
+    sub-minute ticks with seconds alone (``02.0``, ``02.5``)."""
     import matplotlib.dates as mdates
 
     locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call,unused-ignore]
+    # Tick levels: years, months, days, hours, minutes, seconds and below.
+    formatter = mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call,unused-ignore]
+        locator,
+        formats=["%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S.%f"],
+        zero_formats=["", "%Y", "%b", "%b-%d", "%H:%M", "%H:%M:%S.%f"],
+        offset_formats=["", "%Y", "%Y-%b", "%Y-%b-%d", "%Y-%b-%d", "%Y-%b-%d"],
+    )
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call,unused-ignore]
-    return ax
+    ax.xaxis.set_major_formatter(formatter)

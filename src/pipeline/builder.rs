@@ -1,6 +1,12 @@
 //! [`PipelineBuilder`]: configuration and start-up of a [`Pipeline`].
 
+use std::time::Duration;
+
+use super::shared::{lock, Own, Shared, Table};
 use super::*;
+use crate::queue::Queue;
+use crate::stats::{Clock, SystemClock};
+use crate::sync::{Condvar, StdArc};
 
 /// Configures and starts a [`Pipeline`]; from [`Pipeline::builder`].
 #[derive(Debug, Clone)]
@@ -241,7 +247,12 @@ impl PipelineBuilder {
             match crate::sync::spawn_named(name, move || worker::run(&s, i)) {
                 Ok(h) => lock(&pipeline.handles).push(h),
                 Err(e) => {
-                    // Dropping the pipeline closes and joins those started.
+                    // The workers never started count as exited, so closing
+                    // waits only for those started; dropping the pipeline
+                    // closes and joins them.
+                    for j in i..workers {
+                        shared.flush_done(j, u64::MAX);
+                    }
                     return Err(PipelineError::Spawn {
                         message: e.to_string(),
                     });

@@ -14,6 +14,11 @@ pub(crate) enum Kind {
     Distinct,
 }
 
+impl Kind {
+    /// The number of kinds (`kind as usize` is below it).
+    pub(crate) const COUNT: usize = 6;
+}
+
 /// What an [`Event`] does to its metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

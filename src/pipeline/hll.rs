@@ -1,5 +1,6 @@
 //! HyperLogLog distinct counting: a plain [`HyperLogLog`], the register
-//! words a pipeline worker publishes for lock-free readers, and the hash.
+//! words a pipeline worker publishes for lock-free readers (keys are mixed
+//! by `hash.rs`).
 //!
 //! # Error
 //!
@@ -14,24 +15,13 @@
 //! splitmix64 finalizer, so the error holds for any set of distinct keys
 //! (consecutive ids included).
 
+use super::hash::mix64;
 use crate::sync::{AtomicU64, Ordering};
 
 /// The smallest precision accepted.
 pub const MIN_PRECISION: u8 = 4;
 /// The largest precision accepted.
 pub const MAX_PRECISION: u8 = 16;
-
-/// The splitmix64 output function applied to `x + golden ratio`: a
-/// bijection on `u64` with full avalanche, so 0 and consecutive keys hash
-/// far apart.
-#[inline]
-#[must_use]
-pub(crate) fn mix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// `(register index, register value)` for a key hash: the top `p` bits pick
 /// the register; the value is 1 + the number of leading zeros of the other
@@ -341,12 +331,6 @@ impl Registers {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mix_is_spread() {
-        assert_ne!(mix64(0), 0);
-        assert_ne!(mix64(0), mix64(1));
-    }
 
     #[test]
     fn register_values() {

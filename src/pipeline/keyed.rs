@@ -7,13 +7,13 @@
 //! histograms) are the lock-free `stats` types.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::hash;
 use super::hll::{self, Registers};
 use super::PipelineError;
 use crate::stats::{Counter, Gauge, Histogram, HistogramConfig, Registry};
-use crate::sync::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering, StdArc};
 
 /// How a session tracker records durations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,14 +61,14 @@ pub(crate) struct SessionsShared {
     pub(crate) config: SessionsConfig,
     /// The most open sessions one worker keeps (`usize::MAX`: no limit).
     per_worker: usize,
-    pub(crate) evicted: Arc<Counter>,
-    pub(crate) open: Arc<Gauge>,
-    pub(crate) started: Arc<Counter>,
-    pub(crate) completed: Arc<Counter>,
-    pub(crate) durations: Arc<Histogram>,
-    pub(crate) end_without_start: Arc<Counter>,
-    pub(crate) double_start: Arc<Counter>,
-    pub(crate) negative_duration: Arc<Counter>,
+    pub(crate) evicted: StdArc<Counter>,
+    pub(crate) open: StdArc<Gauge>,
+    pub(crate) started: StdArc<Counter>,
+    pub(crate) completed: StdArc<Counter>,
+    pub(crate) durations: StdArc<Histogram>,
+    pub(crate) end_without_start: StdArc<Counter>,
+    pub(crate) double_start: StdArc<Counter>,
+    pub(crate) negative_duration: StdArc<Counter>,
 }
 
 impl SessionsShared {
@@ -290,7 +290,7 @@ impl DistinctShared {
 
     /// Worker `w` (the only caller for its part) records `key` at `ts`.
     pub(crate) fn insert(&self, w: usize, key: u64, ts: u64) {
-        let hash = hll::mix64(key);
+        let hash = hash::mix64(key);
         let part = &self.parts[w];
         part.all.insert(hash);
         let interval = ts / self.tick;

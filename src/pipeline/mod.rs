@@ -1,4 +1,4 @@
-//! The event pipeline: typed events -> per-worker [`Queue`]s -> native
+//! The event pipeline: typed events -> per-worker [`Queue`](crate::queue::Queue)s -> native
 //! worker threads -> the [`Registry`]'s live statistics.
 //!
 //! A producer resolves each metric once to a small `Copy` handle
@@ -24,7 +24,9 @@
 //! - **flush**: [`Pipeline::flush`] returns once every event whose `send`
 //!   returned before `flush` was called is applied (or counted as dropped
 //!   by the overwrite policy). It does not wait for sends that are still in
-//!   progress. Concurrent flushes are served one after the other.
+//!   progress. Concurrent flushes each wait for their own marker.
+//!   [`Pipeline::flush_until`] and [`Flush::wait_until`] give up at a
+//!   deadline; a flush resumed with `wait_until` keeps its guarantee.
 //! - **close**: [`Pipeline::close`] (and dropping the pipeline) stops
 //!   accepting events, lets the workers drain everything already queued,
 //!   and joins them. A send that races with close either is applied or fails
@@ -91,32 +93,30 @@
 mod builder;
 mod error;
 mod event;
+mod hash;
 mod hll;
 mod keyed;
 mod resolve;
 mod sender;
+mod shared;
 mod worker;
 
-use std::collections::HashMap;
-// `std::sync::Arc` for metric handles and the clock: reference counting
-// only, and `Arc<dyn Clock>` needs unsized coercion, which loom's lacks.
-use std::sync::Arc as StdArc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use builder::PipelineBuilder;
 pub use error::{PipelineError, SendError};
 pub use event::{CounterId, DistinctId, Event, GaugeId, HistogramId, Op, RateId, SessionsId};
+pub use hash::hash_key;
 pub use hll::{HyperLogLog, MAX_PRECISION, MIN_PRECISION};
 pub use keyed::{DistinctConfig, SessionsConfig};
 pub use sender::Sender;
 
-use crate::queue::{Closed, PushError, Queue};
-use crate::stats::{
-    Clock, Counter, Gauge, Histogram, HistogramConfig, Rate, RateConfig, Registry, SystemClock,
-};
-use crate::sync::{thread, thread_index, Arc, Condvar, Mutex, MutexGuard};
-use event::Kind;
+use crate::queue::Closed;
+use crate::stats::{HistogramConfig, RateConfig, Registry};
+use crate::sync::{thread, Arc, Mutex, StdArc};
+pub(crate) use event::Kind;
 use keyed::{DistinctShared, SessionsShared};
+use shared::{lock, Shared, Target};
 
 /// What a send does when its worker's queue is full. Chosen at construction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -137,313 +137,6 @@ pub const DEFAULT_CAPACITY: usize = 65_536;
 /// The default batch a worker drains at once.
 pub const DEFAULT_BATCH_SIZE: usize = 256;
 
-/// Seed mixed into keys for routing, so the worker choice and the
-/// HyperLogLog register choice use unrelated hash bits.
-const ROUTE_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-/// A resolved metric, as kept in the pipeline's table.
-#[derive(Clone)]
-enum Target {
-    Counter(StdArc<Counter>),
-    Gauge(StdArc<Gauge>),
-    Histogram(StdArc<Histogram>),
-    Rate(StdArc<Rate>),
-    Sessions(StdArc<SessionsShared>),
-    /// The sketch, and the `{name}_distinct` / `{name}_distinct_window`
-    /// gauges that mirror its estimates.
-    Distinct(StdArc<DistinctShared>, StdArc<Gauge>, StdArc<Gauge>),
-}
-
-/// Every metric the pipeline resolved; index = handle index. Append-only.
-#[derive(Default)]
-struct Table {
-    targets: Vec<Target>,
-    by_name: HashMap<(Kind, String), u32>,
-}
-
-/// The pipeline's own metrics.
-struct Own {
-    received: StdArc<Counter>,
-    applied: StdArc<Counter>,
-    applied_rate: StdArc<Rate>,
-    dropped: StdArc<Counter>,
-    rejected: StdArc<Counter>,
-    depth: StdArc<Gauge>,
-}
-
-/// State shared by the pipeline, its senders and its workers.
-struct Shared {
-    /// One queue per worker; worker `i` is the only consumer of `queues[i]`.
-    queues: Box<[Queue<Event>]>,
-    policy: Backpressure,
-    batch_size: usize,
-    /// How often worker 0 refreshes the distinct gauges, and the longest an
-    /// idle worker sleeps before refreshing the depth gauge.
-    refresh: Duration,
-    registry: Registry,
-    clock: StdArc<dyn Clock>,
-    own: Own,
-    /// Taken to resolve a metric, and by a worker the first time it meets a
-    /// new metric index; never per event.
-    table: Mutex<Table>,
-    /// The last flush ticket handed out; held for a whole flush, so flush
-    /// markers enter every queue in ticket order, one flush at a time.
-    flush_serial: Mutex<u64>,
-    /// `done[i]`: the highest ticket worker `i` has answered (`u64::MAX` once
-    /// it exited). Changed and waited on under this lock only.
-    flush_progress: Mutex<Vec<u64>>,
-    flush_cv: Condvar,
-    /// The id of the process that built the pipeline (and runs its workers).
-    pid: u32,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Poisoning: every critical section here leaves its data consistent.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    fn lock_table(&self) -> MutexGuard<'_, Table> {
-        lock(&self.table)
-    }
-
-    /// Records that worker `i` answered flush `ticket` and wakes flushers.
-    fn flush_done(&self, i: usize, ticket: u64) {
-        let mut done = lock(&self.flush_progress);
-        if done[i] < ticket {
-            done[i] = ticket;
-        }
-        drop(done);
-        self.flush_cv.notify_all();
-    }
-
-    #[inline]
-    fn route(&self, ev: &Event) -> usize {
-        let n = self.queues.len();
-        if n == 1 {
-            0
-        } else if ev.op.is_keyed() || ev.key != 0 {
-            (hll::mix64(ev.key ^ ROUTE_SEED) % n as u64) as usize
-        } else {
-            thread_index() % n
-        }
-    }
-
-    /// An event displaced by `force_push` from queue `i`.
-    fn displaced(&self, i: usize, old: Event) {
-        if old.op == Op::Flush {
-            // Everything older than the marker was displaced before it: the
-            // flush is answered for this queue.
-            self.flush_done(i, old.value);
-        } else {
-            self.own.dropped.inc();
-        }
-    }
-
-    /// Sends `ev`; under `Block`, waits for room until `deadline` (`None`:
-    /// forever) and then fails with `Full`, neither sent nor counted.
-    fn send_until(&self, ev: Event, deadline: Option<Instant>) -> Result<(), SendError> {
-        let i = self.route(&ev);
-        let q = &self.queues[i];
-        match self.policy {
-            Backpressure::Block => match q.push_until(ev, deadline) {
-                Ok(()) => {}
-                Err(PushError::Full(ev)) => return Err(SendError::Full(ev)),
-                Err(PushError::Closed(ev)) => return Err(SendError::Closed(ev)),
-            },
-            Backpressure::DropNewest => match q.try_push(ev) {
-                Ok(()) => {}
-                Err(PushError::Full(ev)) => {
-                    self.own.received.inc();
-                    self.own.dropped.inc();
-                    return Err(SendError::Dropped(ev));
-                }
-                Err(PushError::Closed(ev)) => return Err(SendError::Closed(ev)),
-            },
-            Backpressure::OverwriteOldest => match q.force_push(ev) {
-                Ok(None) => {}
-                Ok(Some(old)) => self.displaced(i, old),
-                Err(e) => return Err(SendError::Closed(e.into_inner())),
-            },
-        }
-        self.own.received.inc();
-        Ok(())
-    }
-
-    /// Sends `run` (all routed to worker `i`); returns how many events were
-    /// dropped. The events not sent (on `Closed`, or under `Block` when
-    /// `deadline` passed first) stay in `run`.
-    fn send_run(
-        &self,
-        i: usize,
-        run: &mut Vec<Event>,
-        deadline: Option<Instant>,
-    ) -> Result<u64, Closed> {
-        let q = &self.queues[i];
-        let before = run.len() as u64;
-        match self.policy {
-            Backpressure::Block => {
-                let r = q.push_batch_until(run, deadline);
-                self.own.received.add(before - run.len() as u64);
-                r.map(|_| 0)
-            }
-            Backpressure::DropNewest => {
-                q.try_push_batch(run)?;
-                let dropped = run.len() as u64;
-                run.clear();
-                self.own.received.add(before);
-                self.own.dropped.add(dropped);
-                Ok(dropped)
-            }
-            Backpressure::OverwriteOldest => {
-                let mut dropped = 0;
-                let mut sent = 0;
-                let mut result = Ok(());
-                for &ev in run.iter() {
-                    match q.force_push(ev) {
-                        Ok(None) => {}
-                        Ok(Some(old)) => {
-                            dropped += u64::from(old.op != Op::Flush);
-                            self.displaced(i, old);
-                        }
-                        Err(_) => {
-                            result = Err(Closed);
-                            break;
-                        }
-                    }
-                    sent += 1;
-                }
-                run.drain(..sent);
-                self.own.received.add(sent as u64);
-                result.map(|()| dropped)
-            }
-        }
-    }
-
-    /// Sends `events`, each worker's share as one run; the events not sent
-    /// (see [`send_run`](Self::send_run)) stay in `events`.
-    fn send_batch(
-        &self,
-        events: &mut Vec<Event>,
-        scratch: &mut Vec<Vec<Event>>,
-        deadline: Option<Instant>,
-    ) -> Result<u64, Closed> {
-        let n = self.queues.len();
-        if n == 1 {
-            return self.send_run(0, events, deadline);
-        }
-        scratch.resize_with(n, Vec::new);
-        for ev in events.drain(..) {
-            scratch[self.route(&ev)].push(ev);
-        }
-        let mut dropped = 0;
-        let mut closed = false;
-        for (i, run) in scratch.iter_mut().enumerate() {
-            if !closed {
-                match self.send_run(i, run, deadline) {
-                    Ok(d) => dropped += d,
-                    Err(Closed) => closed = true,
-                }
-            }
-            events.append(run);
-        }
-        if closed {
-            Err(Closed)
-        } else {
-            Ok(dropped)
-        }
-    }
-
-    /// Total events waiting in the queues (each queue read at one instant).
-    fn depth(&self) -> usize {
-        self.queues.iter().map(Queue::len).sum()
-    }
-
-    fn refresh_depth(&self) {
-        self.own.depth.set(self.depth() as i64);
-    }
-
-    fn refresh_distinct_gauges(&self) {
-        let distinct: Vec<_> = self
-            .lock_table()
-            .targets
-            .iter()
-            .filter_map(|t| match t {
-                Target::Distinct(d, all, win) => {
-                    Some((StdArc::clone(d), StdArc::clone(all), StdArc::clone(win)))
-                }
-                _ => None,
-            })
-            .collect();
-        if distinct.is_empty() {
-            return;
-        }
-        let now = self.clock.now_nanos();
-        for (d, all, win) in distinct {
-            all.set(d.count().round() as i64);
-            win.set(d.count_in_window(now).round() as i64);
-        }
-    }
-
-    /// `true` in a child process forked after the pipeline was built: its
-    /// worker threads exist only in the parent.
-    fn forked(&self) -> bool {
-        std::process::id() != self.pid
-    }
-
-    fn flush(&self) {
-        if self.forked() {
-            return; // no worker here would ever answer
-        }
-        let mut serial = lock(&self.flush_serial);
-        *serial += 1;
-        let ticket = *serial;
-        for q in self.queues.iter() {
-            // A marker is never dropped by the policy: it waits for room. If
-            // the queue is closed, its worker answers every ticket on exit.
-            let _ = q.push(Event::flush_marker(ticket));
-        }
-        let mut done = lock(&self.flush_progress);
-        while done.iter().any(|&d| d < ticket) {
-            done = self
-                .flush_cv
-                .wait(done)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-        drop(done);
-        drop(serial);
-        self.refresh_depth();
-        self.refresh_distinct_gauges();
-    }
-
-    fn resolve(
-        &self,
-        kind: Kind,
-        name: &str,
-        make: impl FnOnce() -> Result<Target, PipelineError>,
-        same: impl FnOnce(&Target) -> bool,
-    ) -> Result<u32, PipelineError> {
-        let mut table = self.lock_table();
-        if let Some(&id) = table.by_name.get(&(kind, name.to_owned())) {
-            return if same(&table.targets[id as usize]) {
-                Ok(id)
-            } else {
-                Err(PipelineError::ConfigMismatch {
-                    name: name.to_owned(),
-                })
-            };
-        }
-        let id = u32::try_from(table.targets.len())
-            .ok()
-            .filter(|&id| id < u32::MAX)
-            .ok_or(PipelineError::TooManyMetrics)?;
-        let target = make()?;
-        table.targets.push(target);
-        table.by_name.insert((kind, name.to_owned()), id);
-        Ok(id)
-    }
-}
-
 /// Counts of a pipeline's own metrics at one moment (each read separately).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PipelineStats {
@@ -457,6 +150,46 @@ pub struct PipelineStats {
     pub rejected: u64,
     /// Events waiting in the queues now.
     pub queue_depth: u64,
+}
+
+/// A flush in progress ([`Pipeline::start_flush`]): waited for in steps
+/// with [`wait_until`](Flush::wait_until), so a caller can check for
+/// cancellation between steps without losing the flush's guarantee.
+#[must_use = "a flush is only waited for by `wait_until`"]
+pub struct Flush<'a> {
+    shared: &'a Shared,
+    ticket: u64,
+    /// Queues `..pushed` hold this flush's marker.
+    pushed: usize,
+}
+
+impl core::fmt::Debug for Flush<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Flush")
+            .field("ticket", &self.ticket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Flush<'_> {
+    /// Waits for the flush at most until `deadline` (`None`: as long as it
+    /// takes); `true` once every event whose send returned before
+    /// [`start_flush`](Pipeline::start_flush) is applied (or counted as
+    /// displaced), the gauges refreshed. After `true`, later calls return
+    /// `true` at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = ringstat::pipeline::Pipeline::new(&ringstat::Registry::new())?;
+    /// let mut flush = p.start_flush();
+    /// assert!(flush.wait_until(None));
+    /// # Ok::<(), ringstat::pipeline::PipelineError>(())
+    /// ```
+    pub fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
+        self.shared
+            .flush_until(self.ticket, &mut self.pushed, deadline)
+    }
 }
 
 /// The event pipeline: bounded per-worker queues drained by worker threads
@@ -688,8 +421,9 @@ impl Pipeline {
     /// refreshes the depth and distinct gauges. Sends still in progress are
     /// not waited for. After [`close`](Pipeline::close), returns at once.
     ///
-    /// Flushes are served one at a time. A flush enqueues a marker in every
-    /// worker's queue, waiting for room if needed (never dropping it).
+    /// Concurrent flushes proceed side by side. A flush enqueues a marker
+    /// in every worker's queue, waiting for room if needed (never dropping
+    /// it).
     ///
     /// # Examples
     ///
@@ -703,7 +437,56 @@ impl Pipeline {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&self) {
-        self.shared.flush();
+        self.start_flush().wait_until(None);
+    }
+
+    /// As [`flush`](Pipeline::flush), giving up at `deadline` (`None`:
+    /// never): `true` if the flush completed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let reg = ringstat::Registry::new();
+    /// let p = Pipeline::new(&reg)?;
+    /// p.send(Event::count(p.counter("c")?))?;
+    /// if p.flush_until(Some(Instant::now() + Duration::from_secs(10))) {
+    ///     assert_eq!(reg.counter("c", &[])?.get(), 1);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn flush_until(&self, deadline: Option<Instant>) -> bool {
+        self.start_flush().wait_until(deadline)
+    }
+
+    /// Starts a flush that can be waited for in steps
+    /// ([`Flush::wait_until`]), each with its own deadline: it covers the
+    /// events whose send returned before this call, however late it is
+    /// waited for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let reg = ringstat::Registry::new();
+    /// let p = Pipeline::new(&reg)?;
+    /// p.send(Event::count(p.counter("c")?))?;
+    /// let mut flush = p.start_flush();
+    /// while !flush.wait_until(Some(Instant::now() + Duration::from_millis(50))) {
+    ///     // check for cancellation here
+    /// }
+    /// assert_eq!(reg.counter("c", &[])?.get(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_flush(&self) -> Flush<'_> {
+        Flush {
+            shared: &self.shared,
+            ticket: self.shared.flush_ticket(),
+            pushed: 0,
+        }
     }
 
     /// Closes the pipeline: later sends fail with [`SendError::Closed`], the
@@ -727,6 +510,28 @@ impl Pipeline {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&self) {
+        let _ = self.close_until(None);
+    }
+
+    /// As [`close`](Pipeline::close), giving up at `deadline` (`None`:
+    /// never): `true` once every worker has exited. The pipeline is closed
+    /// either way (the workers go on draining); call again to wait more.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use ringstat::pipeline::{Event, Pipeline};
+    /// let reg = ringstat::Registry::new();
+    /// let p = Pipeline::new(&reg)?;
+    /// p.send(Event::count(p.counter("c")?))?;
+    /// while !p.close_until(Some(Instant::now() + Duration::from_millis(50))) {}
+    /// assert_eq!(reg.counter("c", &[])?.get(), 1);
+    /// assert!(p.is_closed());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn close_until(&self, deadline: Option<Instant>) -> bool {
         for q in self.shared.queues.iter() {
             q.close();
         }
@@ -736,7 +541,12 @@ impl Pipeline {
             if let Ok(mut handles) = self.handles.try_lock() {
                 handles.drain(..).for_each(core::mem::forget);
             }
-            return;
+            return true;
+        }
+        // Every worker marks its exit (even by a panic) before it ends, so
+        // the joins below do not wait beyond the deadline.
+        if !self.shared.wait_answered(u64::MAX, deadline) {
+            return false;
         }
         let mut handles = lock(&self.handles);
         for h in handles.drain(..) {
@@ -747,6 +557,7 @@ impl Pipeline {
         drop(handles);
         self.shared.refresh_depth();
         self.shared.refresh_distinct_gauges();
+        true
     }
 
     /// `true` in a child process forked (`fork(2)`) after this pipeline was

@@ -1,6 +1,7 @@
 //! Resolving metric names to the small typed handles events carry.
 
 use super::*;
+use crate::stats::Histogram;
 
 impl Pipeline {
     /// Resolves the registry counter `name` (created on first use).
@@ -301,5 +302,28 @@ impl Pipeline {
                 |t| matches!(t, Target::Distinct(d, ..) if d.config == config),
             )
             .map(DistinctId)
+    }
+
+    /// The index `name` of `kind` was resolved to, if it was: one brief
+    /// lock and no allocation (the Python binding's by-name methods look
+    /// their metric up here on every call).
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) fn resolved(&self, kind: Kind, name: &str) -> Option<u32> {
+        self.shared.lock_table().find(kind, name)
+    }
+
+    /// The histogram `name` resolved before, with the registry histogram
+    /// it records into (its configuration bounds the values).
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) fn resolved_histogram(
+        &self,
+        name: &str,
+    ) -> Option<(HistogramId, StdArc<Histogram>)> {
+        let table = self.shared.lock_table();
+        let id = table.find(Kind::Histogram, name)?;
+        match &table.targets[id as usize] {
+            Target::Histogram(h) => Some((HistogramId(id), StdArc::clone(h))),
+            _ => None,
+        }
     }
 }

@@ -1,22 +1,21 @@
 //! The worker loop: drain one queue in batches, apply each event without a
 //! lock, answer flush markers, exit when the queue is closed and drained.
 
-use std::sync::Arc;
-
 use super::event::{Event, Op};
 use super::keyed::{DistinctShared, SessionsLocal, SessionsShared};
-use super::{Shared, Target};
+use super::shared::{Shared, Target};
 use crate::stats::{Counter, Gauge, Histogram, Rate};
+use crate::sync::StdArc;
 
 /// A worker's view of one metric: the shared aggregate plus, for sessions,
 /// the open sessions of the keys routed to this worker.
 enum Local {
-    Counter(Arc<Counter>),
-    Gauge(Arc<Gauge>),
-    Histogram(Arc<Histogram>),
-    Rate(Arc<Rate>),
-    Sessions(Arc<SessionsShared>, SessionsLocal),
-    Distinct(Arc<DistinctShared>),
+    Counter(StdArc<Counter>),
+    Gauge(StdArc<Gauge>),
+    Histogram(StdArc<Histogram>),
+    Rate(StdArc<Rate>),
+    Sessions(StdArc<SessionsShared>, SessionsLocal),
+    Distinct(StdArc<DistinctShared>),
 }
 
 /// Marks the worker done for every flush (and wakes flushers) when it exits,
@@ -145,12 +144,12 @@ fn refresh_table(shared: &Shared, local: &mut Vec<Local>) {
     let table = shared.lock_table();
     for t in &table.targets[local.len()..] {
         local.push(match t {
-            Target::Counter(c) => Local::Counter(Arc::clone(c)),
-            Target::Gauge(g) => Local::Gauge(Arc::clone(g)),
-            Target::Histogram(h) => Local::Histogram(Arc::clone(h)),
-            Target::Rate(r) => Local::Rate(Arc::clone(r)),
-            Target::Sessions(s) => Local::Sessions(Arc::clone(s), SessionsLocal::default()),
-            Target::Distinct(d, ..) => Local::Distinct(Arc::clone(d)),
+            Target::Counter(c) => Local::Counter(StdArc::clone(c)),
+            Target::Gauge(g) => Local::Gauge(StdArc::clone(g)),
+            Target::Histogram(h) => Local::Histogram(StdArc::clone(h)),
+            Target::Rate(r) => Local::Rate(StdArc::clone(r)),
+            Target::Sessions(s) => Local::Sessions(StdArc::clone(s), SessionsLocal::default()),
+            Target::Distinct(d, ..) => Local::Distinct(StdArc::clone(d)),
         });
     }
 }

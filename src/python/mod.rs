@@ -21,6 +21,7 @@ mod pipeline;
 mod queue;
 mod recorder;
 mod stats;
+mod wait;
 
 use pyo3::prelude::*;
 

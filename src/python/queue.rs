@@ -21,7 +21,7 @@
 //! visit). Skipping the visit is safe: the collector then only sees fewer
 //! references and collects nothing it should not.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -34,10 +34,6 @@ use super::errors::{
 };
 use crate::queue::{Closed, PopError, PushError, Queue, UnboundedQueue};
 use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
-
-/// The longest a blocked call stays detached before it re-attaches to run
-/// `py.check_signals()` (so Ctrl-C interrupts it).
-const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
 /// Items `put_many` takes from its iterable at a time: the memory it holds
 /// stays bounded whatever the iterable (even an endless one).
@@ -208,33 +204,17 @@ pub(crate) struct PyQueue {
 }
 
 impl PyQueue {
-    /// Runs `attempt(until)` detached from the interpreter, in slices of at
-    /// most [`SIGNAL_SLICE`], until it returns `Some` or `deadline` (`None`:
-    /// never) passes; between slices it re-attaches and checks for signals.
+    /// Runs `attempt(until)` detached from the interpreter in signal slices
+    /// ([`in_counted_slices`](super::wait::in_counted_slices), counted in
+    /// `detached`), until it returns `Some` or `deadline` (`None`: never)
+    /// passes.
     fn blocking<R: Send>(
         &self,
         py: Python<'_>,
         deadline: Option<Instant>,
-        mut attempt: impl FnMut(Instant) -> Option<R> + Send,
+        attempt: impl FnMut(Instant) -> Option<R> + Send,
     ) -> PyResult<Option<R>> {
-        loop {
-            let slice_end = Instant::now() + SIGNAL_SLICE;
-            let (until, last) = match deadline {
-                Some(d) if d <= slice_end => (d, true),
-                _ => (slice_end, false),
-            };
-            // Relaxed: only ever read while attached (the GIL orders it).
-            self.detached.fetch_add(1, Ordering::Relaxed);
-            let done = py.detach(|| attempt(until));
-            self.detached.fetch_sub(1, Ordering::Relaxed);
-            if let Some(done) = done {
-                return Ok(Some(done));
-            }
-            if last {
-                return Ok(None);
-            }
-            py.check_signals()?;
-        }
+        super::wait::in_counted_slices(py, deadline, &self.detached, attempt)
     }
 
     /// Marks `n` items as done (they were counted by a put that failed, or
@@ -632,26 +612,27 @@ impl PyQueue {
 
     /// Blocks until every item put has been marked done by `task_done()`.
     fn join(&self, py: Python<'_>) -> PyResult<()> {
-        loop {
-            // Acquire: pairs with the Release decrement in `task_done`.
-            if self.unfinished.load(Ordering::Acquire) == 0 {
-                return Ok(());
-            }
-            py.detach(|| {
-                let guard = self.join_lock.lock().unwrap_or_else(|e| e.into_inner());
-                // Re-checked under the lock: a `task_done` that reaches 0
-                // after this load must take the lock to notify, which it gets
-                // only once we sleep.
-                if self.unfinished.load(Ordering::Acquire) != 0 {
-                    drop(
-                        self.all_done
-                            .wait_timeout(guard, SIGNAL_SLICE)
-                            .unwrap_or_else(|e| e.into_inner()),
-                    );
-                }
-            });
-            py.check_signals()?;
+        // Acquire: pairs with the Release decrement in `task_done`.
+        if self.unfinished.load(Ordering::Acquire) == 0 {
+            return Ok(());
         }
+        let step = |until: Instant| {
+            let guard = self.join_lock.lock().unwrap_or_else(|e| e.into_inner());
+            // Re-checked under the lock: a `task_done` that reaches 0 after
+            // the last load must take the lock to notify, which it gets only
+            // once we sleep.
+            if self.unfinished.load(Ordering::Acquire) != 0 {
+                let left = until.saturating_duration_since(Instant::now());
+                drop(
+                    self.all_done
+                        .wait_timeout(guard, left)
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+            }
+            // Acquire: as above.
+            (self.unfinished.load(Ordering::Acquire) == 0).then_some(())
+        };
+        super::wait::in_slices(py, None, step, || Ok(())).map(drop)
     }
 
     /// Shuts the queue down: `put` raises `ShutDown`; `get` drains what is

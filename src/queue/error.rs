@@ -67,15 +67,9 @@ impl<T> fmt::Display for PushError<T> {
 impl<T> std::error::Error for PushError<T> {}
 
 /// A pop that returned nothing.
-// `repr(usize)`: with a one-byte error, `Result<u64, PopError>` put the
-// error's byte at offset 1 and the item at offset 8, a layout that is
-// returned through memory: `try_pop`'s out-of-line slow path wrote it to
-// the stack, and an inlined `pop` copied it byte by byte before testing it
-// (a dozen extra loads and stores per item). Word-sized, the error sits
-// where the item does and the result comes back in two registers. Filling
-// a 65536-slot ring and draining it on one thread: 10.7 → 8.3-8.6 ns per
-// item (`ArrayQueue`: 8.7-8.8 ns); 1 producer / 1 consumer, capacities
-// 1024 and 65536: 1.09-1.16x the code before in four sets of 12-20 rounds.
+// `repr(usize)`: with a one-byte error, `Result<u64, PopError>` is returned
+// through memory and copied byte by byte by an inlined `pop`; word-sized, the
+// error sits where the item does and the result comes back in two registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(usize)]
 pub enum PopError {

@@ -76,8 +76,8 @@ use std::time::{Duration, Instant};
 use core::cell::Cell;
 
 use crate::sync::{
-    current_cpu, seqcst_pair_fence, thread, AtomicU64, AtomicUsize, Backoff, Condvar, Mutex,
-    MutexGuard, Ordering,
+    current_cpu, seqcst_pair_fence, spin_loop, thread, AtomicU64, AtomicUsize, Backoff, Condvar,
+    Mutex, MutexGuard, Ordering,
 };
 
 /// The longest a parked waiter sleeps before it re-checks by itself.
@@ -106,19 +106,15 @@ const YIELDS_BEFORE_PARK: u32 = 64;
 
 /// How long, per blocking call, a waiter spins in place of yielding or
 /// parking while a thread of the *other* side is waking up (see
-/// [`Spinner::defer`]). Measured on this project's 2-vCPU VM with a CPU hog
-/// beside the consumer, all 22 wake-ups recorded took under 200 µs from the
-/// notifier's call to the woken thread's return, 20 of them 10-100 µs. Past
-/// this bound the partner is probably queued behind us on our own CPU,
-/// where spinning only delays it, so the waiter yields instead.
+/// [`Spinner::defer`]): longer than a typical wake-up on a shared VM. Past
+/// it the partner is probably queued behind us on our own CPU, where
+/// spinning only delays it, so the waiter yields instead.
 const MAX_DEFER: Duration = Duration::from_micros(200);
 
 /// How long, per blocking call, a waiter keeps from parking while a thread
 /// of the other side is waking up: after [`MAX_DEFER`] of spinning, it yields
-/// until this bound. On a virtual machine whose host is busy, waking a thread
-/// whose vCPU went idle can take milliseconds: in runs where both sides took
-/// turns parking, single blocking calls lasted 0.8-3.7 ms (see
-/// [`Spinner::defer`]). The bound keeps a waiter from burning more than that
+/// until this bound. On a busy VM, waking a thread whose vCPU went idle can
+/// take milliseconds; the bound keeps a waiter from burning more than that
 /// for a partner that is slower still.
 const MAX_DEFER_YIELDING: Duration = Duration::from_millis(2);
 
@@ -162,14 +158,9 @@ impl Spinner {
     /// spinning only delays it, and this waiter yields at once (see
     /// [`should_park`](Self::should_park) and [`defer`](Self::defer)).
     ///
-    /// Measured (scratch harness, this code and the code before in one
-    /// binary, 1 producer and 1 consumer, capacity 1024, 20 rotating rounds,
-    /// medians of the per-round ratios): both pinned to one vCPU, single
-    /// items 1.50x and batches of 64 2.10x; pinned to two vCPUs 1.01x and
-    /// 0.97x (noise); unpinned, where the scheduler puts both on one vCPU in
-    /// some rounds only, 1.03x and 1.27x. A stale record costs little either
-    /// way: a waiter that yields with nothing else to run is back in under a
-    /// microsecond, and one that spins behaves as before.
+    /// A stale record costs little either way: a waiter that yields with
+    /// nothing else to run is back in under a microsecond, and one that
+    /// spins behaves as if there were no record.
     pub(crate) fn meet(&self, ours: &Waiters, partners: &Waiters) {
         if self.partner_here.get().is_some() {
             return;
@@ -220,33 +211,13 @@ impl Spinner {
     /// [`MAX_DEFER_YIELDING`]; returns `false` (take the normal step)
     /// otherwise.
     ///
-    /// Without it, the two sides fall into taking turns: the consumer wakes
-    /// the parked producer, drains the ring while the producer is still
-    /// waking, then yields, and a yield on a CPU shared with another busy
-    /// thread hands that thread a whole time slice (milliseconds); or it
-    /// parks, and the producer wakes it in turn. Measured (scratch harness,
-    /// producer and consumer pinned to the two vCPUs, a busy loop sharing
-    /// the consumer's, capacity 1024, medians): single items 0.9 M items/s
-    /// before and 57.5 M after, batches of 64 1.2 M and 142.9 M, against
-    /// 15.0 M for `ArrayQueue` with a snooze loop.
-    ///
-    /// Parking while the partner wakes also feeds itself where waking a
-    /// thread is slow. On a VM, a thread that parks lets its vCPU go idle,
-    /// and a busy host can take milliseconds to run that vCPU again when the
-    /// thread is woken. With 200 µs of spinning and then the normal yields
-    /// and park, the two sides fell into parking in turn: each woke the
-    /// other, ran out of work while the other's vCPU was still coming back,
-    /// and parked, paying a slow wake-up for every ring of items. Scratch
-    /// counters on this project's VM caught runs of 10^6 items in batches
-    /// of 64 with 20-260 parks per side and single calls of 0.8-3.7 ms,
-    /// moving 9-60 M items/s where the same code moves 250-450 M items/s
-    /// without parking. Yielding instead keeps the waiter's vCPU running,
-    /// so the partner finds it awake and the cycle does not start. Against
-    /// the same code with the 200 µs bound alone (capacity 1024, about
-    /// 13,400 runs each, alternated), runs with 20 or more parks went from
-    /// 213 to 77 with the threads pinned to the two vCPUs and from 226 to 69
-    /// unpinned, and the geometric mean of the throughput from 290.5 to
-    /// 290.6 and from 232.9 to 241.7 M items/s (BENCHMARKS.md, "What moved").
+    /// Without it, the two sides take turns: the consumer wakes the parked
+    /// producer, drains the ring while the producer is still waking, then
+    /// yields (on a CPU shared with a busy thread, that hands over a whole
+    /// time slice) or parks, and the producer wakes it in turn. Yielding
+    /// rather than parking also keeps the waiter's vCPU running, so a
+    /// partner on a VM finds it awake instead of paying a slow wake-up for
+    /// every ring of items.
     ///
     /// Not when the partner waits on our CPU (see [`meet`](Self::meet)):
     /// then the woken thread is probably queued behind us.
@@ -267,7 +238,7 @@ impl Spinner {
             return true;
         }
         for _ in 0..DEFER_SPINS {
-            core::hint::spin_loop();
+            spin_loop();
         }
         true
     }
@@ -498,9 +469,8 @@ impl<T> super::UnboundedQueue<T> {
 
 #[cfg(all(test, not(ringstat_loom)))]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
+    use crate::sync::Arc;
 
     #[test]
     fn a_woken_waiter_stops_counting_as_waking_when_it_returns() {

@@ -38,6 +38,32 @@ pub enum StatsError {
     },
     /// NaN was passed where a value was expected.
     NotANumber,
+    /// A histogram's unit must be finite and above 0.
+    InvalidUnit {
+        /// The rejected unit.
+        unit: f64,
+    },
+    /// A float that is negative, infinite or above the highest trackable
+    /// value of a histogram with a unit (both in the histogram's value units).
+    UnitValueOutOfRange {
+        /// The rejected value.
+        value: f64,
+        /// The histogram's highest trackable value.
+        max: f64,
+    },
+    /// A float with a fractional part given to a histogram without a unit,
+    /// which would have to round it to an integer.
+    FractionalValue {
+        /// The rejected value.
+        value: f64,
+    },
+    /// Two histograms with different units cannot be merged.
+    IncompatibleUnits {
+        /// The unit of the histogram merged into (`None`: integers).
+        left: Option<f64>,
+        /// The unit of the histogram merged from.
+        right: Option<f64>,
+    },
     /// A quantile outside `[0.0, 1.0]`, or NaN.
     InvalidQuantile {
         /// The rejected quantile.
@@ -175,6 +201,21 @@ impl fmt::Display for StatsError {
                 "value {value} is outside the histogram's range 0..={max}"
             ),
             Self::NotANumber => write!(f, "value is NaN"),
+            Self::InvalidUnit { unit } => {
+                write!(f, "histogram unit must be finite and above 0, got {unit}")
+            }
+            Self::UnitValueOutOfRange { value, max } => {
+                write!(f, "value {value} is outside the histogram's range 0..={max}")
+            }
+            Self::FractionalValue { value } => write!(
+                f,
+                "value {value} is not a whole number and this histogram has no unit, so it would be rounded: \
+                 create the histogram with a unit (unit=1e-6 keeps microseconds) to record fractions"
+            ),
+            Self::IncompatibleUnits { left, right } => write!(
+                f,
+                "cannot merge a histogram with unit {right:?} into one with unit {left:?}"
+            ),
             Self::InvalidQuantile { q } => {
                 write!(f, "quantile must be in [0.0, 1.0], got {q}")
             }

@@ -3,9 +3,10 @@
 
 use core::fmt;
 
+use super::hist_front::{Cells, Fronts};
 use super::snapshot_hist::HistogramSnapshot;
 use super::{saturating_add, StatsError};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{default_shard_count, AtomicU64, Ordering};
 
 /// The two numbers that fix a histogram's bucket layout.
 ///
@@ -79,8 +80,69 @@ impl Layout {
     }
 }
 
-/// A log-linear histogram in the HDR style: record `u64` values lock-free
-/// from many threads, read count, sum, min, max, mean and percentiles live.
+/// Converts values to ticks and back for a unit. When the unit is the
+/// reciprocal of an integer (`1e-3`, `1e-6`, ...), by multiplying and
+/// dividing by that integer, each correctly rounded, so `0.0125` seconds is
+/// exactly 12 500 microsecond ticks and back (`0.0125 / 1e-6` is not).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Scale {
+    /// The declared unit, `None` for integers (then a unit of 1).
+    declared: Option<f64>,
+    unit: f64,
+    /// `1 / unit` rounded, when that is an integer to within `1e-9`
+    /// (relative); 0 otherwise.
+    per_unit: f64,
+}
+
+impl Scale {
+    fn new(declared: Option<f64>) -> Self {
+        let unit = declared.unwrap_or(1.0);
+        let inv = (1.0 / unit).round();
+        let per_unit = if inv >= 1.0 && (inv * unit - 1.0).abs() <= 1e-9 {
+            inv
+        } else {
+            0.0
+        };
+        Self {
+            declared,
+            unit,
+            per_unit,
+        }
+    }
+
+    /// The declared unit.
+    pub(crate) fn unit(self) -> Option<f64> {
+        self.declared
+    }
+
+    /// `v` in ticks, unrounded.
+    #[inline]
+    fn ticks(self, v: f64) -> f64 {
+        if self.per_unit != 0.0 {
+            v * self.per_unit
+        } else {
+            v / self.unit
+        }
+    }
+
+    /// The value of `t` ticks.
+    pub(crate) fn value(self, t: u64) -> f64 {
+        self.value_of_f64(t as f64)
+    }
+
+    /// The value of `t` ticks given as a float (a sum of ticks).
+    pub(crate) fn value_of_f64(self, t: f64) -> f64 {
+        if self.per_unit != 0.0 {
+            t / self.per_unit
+        } else {
+            t * self.unit
+        }
+    }
+}
+
+/// A log-linear histogram in the HDR style: record `u64` values (or `f64`
+/// values in a declared unit) lock-free from many threads, read count, sum,
+/// min, max, mean and percentiles live.
 ///
 /// # Layout and error bound
 ///
@@ -105,8 +167,23 @@ impl Layout {
 /// [`HistogramSnapshot::sum`]). Once counts saturate they are lower bounds,
 /// and percentiles over them lose their error bound.
 ///
+/// # Floats and units
+///
+/// A histogram built by [`with_unit`](Histogram::with_unit) counts integer
+/// *ticks* of `unit` (`unit = 1e-6` for microseconds of a duration in
+/// seconds): the integer API (`record`, `quantile`, `min`, ...) speaks ticks,
+/// and [`record_f64`](Histogram::record_f64) and the `*_value` getters speak
+/// values (`ticks * unit`). A float `v` is counted in tick `round(v / unit)`
+/// when that is below `2^(m+1)`, else in `floor(v / unit)` (the tick whose
+/// bucket holds `v / unit` itself), so a value-unit percentile is within
+/// **`max(exact * 2^-(m+1), unit / 2)`** of the exact one: relative error
+/// from `2^m` ticks up, half a tick below. Floats are never rounded beyond
+/// that; [`record_value`](Histogram::record_value) refuses a fraction in a
+/// histogram without a unit instead of rounding it to an integer.
+///
 /// Memory: 8 bytes per bucket, about `2^m * (log2(max) - m + 2)` buckets
-/// (3 digits up to `10^12`: 31 744 buckets, 248 KiB).
+/// (3 digits up to `10^12`: 31 744 buckets, 248 KiB), once for the shared
+/// cells and once more for each thread that records (see below).
 ///
 /// # Bad values
 ///
@@ -118,9 +195,13 @@ impl Layout {
 ///
 /// # Concurrency
 ///
-/// Recording is one `fetch_add` on the value's bucket, preceded by min/max
-/// updates (an RMW only when the value is a new extreme). A
-/// [`snapshot`](Histogram::snapshot) taken while writers run is internally
+/// Each recording thread gets its own *front*, a copy of the buckets that
+/// only it writes, so recording is a plain load and store with no locked
+/// instruction; up to [`fronts`](Histogram::fronts) threads get one (the
+/// first to record through each slot, picked by a per-thread index), the
+/// others `fetch_add` into the shared cells. Readers sum the shared cells
+/// and every front. A [`snapshot`](Histogram::snapshot) taken while writers
+/// run is internally
 /// consistent: its count is exactly the sum of its buckets, its sum and
 /// percentiles are derived from those same buckets, and every counted value
 /// lies within its `[min, max]`. Records in flight may be missing from it.
@@ -144,13 +225,13 @@ impl Layout {
 pub struct Histogram {
     config: HistogramConfig,
     layout: Layout,
-    /// One count per bucket, `layout.index(config.max) + 1` of them. Written
-    /// with Release by `record`/`merge` after min/max are updated.
-    counts: Box<[AtomicU64]>,
-    /// Smallest value recorded; `u64::MAX` while empty. Only decreases.
-    min: AtomicU64,
-    /// Largest value recorded; 0 while empty. Only increases.
-    max: AtomicU64,
+    /// The unit, and conversions between values and ticks (see [`Scale`]).
+    scale: Scale,
+    /// `layout.index(config.max) + 1` buckets that any thread adds to:
+    /// merges, and threads without a front of their own.
+    shared: Cells,
+    /// Per-thread buckets, each written by one thread only.
+    fronts: Fronts,
     /// Values refused by `record*` (out of range, negative, NaN).
     rejected: AtomicU64,
 }
@@ -208,11 +289,91 @@ impl Histogram {
         Ok(Self {
             config,
             layout,
-            counts: (0..len).map(|_| AtomicU64::new(0)).collect(),
-            min: AtomicU64::new(u64::MAX),
-            max: AtomicU64::new(0),
+            scale: Scale::new(None),
+            shared: Cells::new(len),
+            fronts: Fronts::new(default_shard_count(), len),
             rejected: AtomicU64::new(0),
         })
+    }
+
+    /// An empty histogram of ticks of `unit` (`config.max` is in ticks):
+    /// [`record_f64`](Histogram::record_f64) takes values in the unit's
+    /// scale, and the `*_value` getters return them (see the type docs).
+    ///
+    /// # Errors
+    ///
+    /// As [`Histogram::new`], and [`StatsError::InvalidUnit`] if `unit` is
+    /// not finite and above 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// // Seconds, kept to the microsecond, up to one minute.
+    /// let cfg = HistogramConfig { max: 60_000_000, significant_digits: 3 };
+    /// let latency = Histogram::with_unit(cfg, 1e-6)?;
+    /// latency.record_f64(0.0125)?;
+    /// assert_eq!(latency.quantile(0.5)?, Some(12_500)); // ticks
+    /// assert_eq!(latency.value_quantile(0.5)?, Some(0.0125)); // seconds
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn with_unit(config: HistogramConfig, unit: f64) -> Result<Self, StatsError> {
+        if !(unit.is_finite() && unit > 0.0) {
+            return Err(StatsError::InvalidUnit { unit });
+        }
+        Ok(Self {
+            scale: Scale::new(Some(unit)),
+            ..Self::with_config(config)?
+        })
+    }
+
+    /// The value of one tick, `None` for a histogram built without a unit
+    /// (whose ticks are the integer values themselves).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// assert_eq!(Histogram::new(100, 2)?.unit(), None);
+    /// let cfg = HistogramConfig { max: 100, significant_digits: 2 };
+    /// assert_eq!(Histogram::with_unit(cfg, 0.5)?.unit(), Some(0.5));
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn unit(&self) -> Option<f64> {
+        self.scale.unit()
+    }
+
+    /// The value of `ticks` ticks in the histogram's unit (`ticks` itself
+    /// without a unit), as the `*_value` getters report it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// let cfg = HistogramConfig { max: 60_000_000, significant_digits: 3 };
+    /// assert_eq!(Histogram::with_unit(cfg, 1e-6)?.tick_value(12_500), 0.0125);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn tick_value(&self, ticks: u64) -> f64 {
+        self.scale.value(ticks)
+    }
+
+    /// How many threads can have a front of their own (see the type docs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ringstat::stats::Histogram::new(100, 2)?.fronts().is_power_of_two());
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn fronts(&self) -> usize {
+        self.fronts.slots()
     }
 
     /// The configuration this histogram was built with.
@@ -281,39 +442,33 @@ impl Histogram {
     /// ```
     #[inline]
     pub fn record_n(&self, v: u64, n: u64) -> Result<(), StatsError> {
-        let Some(bucket) = self.counts.get(self.layout.index(v)) else {
-            return Err(self.reject_int(v, n));
-        };
         if v > self.config.max {
-            // The last bucket may reach past `max`.
             return Err(self.reject_int(v, n));
         }
         if n == 0 {
             return Ok(());
         }
-        // Relaxed loads: min only falls and max only rises, so a value that
-        // is not a new extreme against a loaded value never will be.
-        if v < self.min.load(Ordering::Relaxed) {
-            self.min.fetch_min(v, Ordering::Relaxed);
+        let i = self.layout.index(v);
+        // SAFETY: `v <= max` and the index is monotone in `v`, so
+        // `i <= layout.index(max)`, below the bucket count of the fronts.
+        if !unsafe { self.fronts.add(i, v, n) } {
+            self.shared.add_shared(i, v, n);
         }
-        if v > self.max.load(Ordering::Relaxed) {
-            self.max.fetch_max(v, Ordering::Relaxed);
-        }
-        // Release: pairs with the Acquire bucket loads in `snapshot`, so a
-        // snapshot that counts this value also sees the min/max above.
-        saturating_add(bucket, n, Ordering::Release);
         Ok(())
     }
 
-    /// Records a float, rounded to the nearest integer (halves away from
-    /// zero); for callers whose values are `f64` (seconds from Python, say).
+    /// Records a float in the histogram's unit (1 without one): counted in
+    /// tick `round(v / unit)` below `2^(m+1)` ticks, else `floor(v / unit)`
+    /// (see the type docs). Without a unit this rounds fractions to an
+    /// integer; [`record_value`](Histogram::record_value) refuses them.
     ///
     /// # Errors
     ///
     /// [`StatsError::NotANumber`] for NaN; [`StatsError::FloatOutOfRange`]
-    /// for negative values, infinities and values that round above
-    /// `config().max`. Nothing is recorded and
-    /// [`rejected`](Histogram::rejected) grows by one. `-0.0` records 0.
+    /// (no unit) or [`StatsError::UnitValueOutOfRange`] (with a unit) for negative
+    /// values, infinities and values above the highest tick. Nothing is
+    /// recorded and [`rejected`](Histogram::rejected) grows by one. `-0.0`
+    /// records 0.
     ///
     /// # Examples
     ///
@@ -322,24 +477,107 @@ impl Histogram {
     /// h.record_f64(2.6)?;
     /// assert_eq!(h.min(), Some(3));
     /// assert!(h.record_f64(-1.0).is_err());
+    /// assert!(h.record_f64(-0.4).is_err());
     /// assert!(h.record_f64(f64::NAN).is_err());
     /// # Ok::<(), ringstat::stats::StatsError>(())
     /// ```
     pub fn record_f64(&self, v: f64) -> Result<(), StatsError> {
+        self.record_f64_n(v, 1)
+    }
+
+    /// Records `n` occurrences of a float (see
+    /// [`record_f64`](Histogram::record_f64)).
+    ///
+    /// # Errors
+    ///
+    /// As `record_f64`; [`rejected`](Histogram::rejected) grows by `n`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// let cfg = HistogramConfig { max: 1000, significant_digits: 2 };
+    /// let h = Histogram::with_unit(cfg, 0.5)?;
+    /// h.record_f64_n(1.5, 3)?;
+    /// assert_eq!((h.count(), h.sum()), (3, 4.5));
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn record_f64_n(&self, v: f64, n: u64) -> Result<(), StatsError> {
         if v.is_nan() {
-            saturating_add(&self.rejected, 1, Ordering::Relaxed);
+            saturating_add(&self.rejected, n, Ordering::Relaxed);
             return Err(StatsError::NotANumber);
         }
-        let r = v.round();
-        // 2^64 as f64: anything at or above does not fit a u64.
-        if !(0.0..18_446_744_073_709_551_616.0).contains(&r) || (r as u64) > self.config.max {
+        match self.ticks(v) {
+            Some(t) => self.record_n(t, n),
+            None => {
+                saturating_add(&self.rejected, n, Ordering::Relaxed);
+                Err(self.float_range_err(v))
+            }
+        }
+    }
+
+    /// As [`record_f64`](Histogram::record_f64), but a histogram without a
+    /// unit refuses a fraction instead of rounding it, so no value is ever
+    /// counted farther from itself than the stated precision.
+    ///
+    /// # Errors
+    ///
+    /// As `record_f64`, and [`StatsError::FractionalValue`] for a fraction
+    /// in a histogram without a unit (counted in
+    /// [`rejected`](Histogram::rejected)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = ringstat::stats::Histogram::new(100, 2)?;
+    /// h.record_value(12.0)?;
+    /// assert!(h.record_value(12.5).is_err());
+    /// assert_eq!((h.count(), h.rejected()), (1, 1));
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn record_value(&self, v: f64) -> Result<(), StatsError> {
+        // Out-of-range values (NaN included) get `record_f64`'s error.
+        let in_range = (0.0..=self.config.max as f64).contains(&v);
+        if self.scale.unit().is_none() && in_range && v.fract() != 0.0 {
             saturating_add(&self.rejected, 1, Ordering::Relaxed);
-            return Err(StatsError::FloatOutOfRange {
+            return Err(StatsError::FractionalValue { value: v });
+        }
+        self.record_f64(v)
+    }
+
+    /// The tick of value `v` (see the type docs), `None` if it is negative,
+    /// infinite, NaN or above the highest tick.
+    fn ticks(&self, v: f64) -> Option<u64> {
+        let t = self.scale.ticks(v);
+        // Below 2^(m+1) ticks buckets are one tick wide: the nearest tick.
+        // Above, buckets are whole ticks wide: the tick in `t`'s bucket; and
+        // just below, where the nearest tick would be the first wide bucket,
+        // the tick below (within `t * 2^-(m+1)` there).
+        let exact_below = (2u64 << self.layout.magnitude) as f64;
+        let r = t.round();
+        let r = if r < exact_below { r } else { t.floor() };
+        // 2^64 as f64: anything at or above does not fit a u64. `-0.0`
+        // passes (it is not below 0), other negatives do not.
+        if !(0.0..18_446_744_073_709_551_616.0).contains(&r) || v < 0.0 {
+            return None;
+        }
+        let r = r as u64;
+        (r <= self.config.max).then_some(r)
+    }
+
+    #[cold]
+    fn float_range_err(&self, v: f64) -> StatsError {
+        match self.scale.unit() {
+            Some(_) => StatsError::UnitValueOutOfRange {
+                value: v,
+                max: self.scale.value(self.config.max),
+            },
+            None => StatsError::FloatOutOfRange {
                 value: v,
                 max: self.config.max,
-            });
+            },
         }
-        self.record_n(r as u64, 1)
     }
 
     #[cold]
@@ -380,17 +618,35 @@ impl Histogram {
     /// ```
     #[must_use]
     pub fn snapshot(&self) -> HistogramSnapshot {
-        // Acquire: pairs with the Release `fetch_add` in `record_n`/`merge`:
-        // min/max of every value counted here are visible below.
-        let counts: Vec<u64> = self
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Acquire))
-            .collect();
-        let min = self.min.load(Ordering::Relaxed);
-        let max = self.max.load(Ordering::Relaxed);
+        // Every count first (Acquire, in `add_counts_to`), then min/max: the
+        // min/max of every value counted are visible to the loads below.
+        let mut counts = vec![0u64; self.shared.counts.len()];
+        self.shared.add_counts_to(&mut counts);
+        self.fronts.for_each(|f| f.add_counts_to(&mut counts));
+        let (min, max) = self.min_max();
         let rejected = self.rejected.load(Ordering::Relaxed);
-        HistogramSnapshot::new(self.config, self.layout, counts, min, max, rejected)
+        HistogramSnapshot::new(
+            self.config,
+            self.layout,
+            self.scale,
+            counts,
+            min,
+            max,
+            rejected,
+        )
+    }
+
+    /// Smallest and largest value over the shared cells and every front
+    /// (`u64::MAX` and 0 while empty). Relaxed: callers that need them to
+    /// cover some counts load those counts first with Acquire.
+    fn min_max(&self) -> (u64, u64) {
+        let mut min = self.shared.min.load(Ordering::Relaxed);
+        let mut max = self.shared.max.load(Ordering::Relaxed);
+        self.fronts.for_each(|f| {
+            min = min.min(f.min.load(Ordering::Relaxed));
+            max = max.max(f.max.load(Ordering::Relaxed));
+        });
+        (min, max)
     }
 
     /// Number of values recorded (exact; sums the buckets, saturating at
@@ -406,13 +662,17 @@ impl Histogram {
     /// ```
     #[must_use]
     pub fn count(&self) -> u64 {
-        self.counts
-            .iter()
-            .fold(0u64, |a, c| a.saturating_add(c.load(Ordering::Relaxed)))
+        // Bucket by bucket, so each stops at the saturation point as in a
+        // snapshot.
+        let mut counts = vec![0u64; self.shared.counts.len()];
+        self.shared.add_counts_to(&mut counts);
+        self.fronts.for_each(|f| f.add_counts_to(&mut counts));
+        counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
     }
 
     /// Sum of the values recorded, from bucket midpoints (exact below
-    /// `2^(m+1)`, otherwise within the relative error bound).
+    /// `2^(m+1)`, otherwise within the relative error bound), in value units
+    /// (ticks times the unit, if any).
     ///
     /// # Examples
     ///
@@ -444,7 +704,7 @@ impl Histogram {
         // Read directly, without the copy of every bucket a snapshot makes.
         // Relaxed: the value alone is reported (a record in flight may show
         // here before its count does, as in any two separate reads).
-        let min = self.min.load(Ordering::Relaxed);
+        let (min, _) = self.min_max();
         if min != u64::MAX {
             return Some(min);
         }
@@ -465,7 +725,7 @@ impl Histogram {
     #[must_use]
     pub fn max(&self) -> Option<u64> {
         // Read directly, as in `min`. Relaxed: as there.
-        let max = self.max.load(Ordering::Relaxed);
+        let (_, max) = self.min_max();
         if max != 0 {
             return Some(max);
         }
@@ -546,6 +806,28 @@ impl Histogram {
         self.snapshot().quantiles(qs)
     }
 
+    /// The `q`-quantile in value units (ticks times the unit, if any): for
+    /// floats recorded by [`record_f64`](Histogram::record_f64).
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::InvalidQuantile`] if `q` is NaN or outside `[0, 1]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// let cfg = HistogramConfig { max: 1000, significant_digits: 2 };
+    /// let h = Histogram::with_unit(cfg, 0.25)?;
+    /// h.record_f64(1.75)?;
+    /// assert_eq!(h.value_quantile(1.0)?, Some(1.75));
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn value_quantile(&self, q: f64) -> Result<Option<f64>, StatsError> {
+        self.snapshot().value_quantile(q)
+    }
+
     /// Adds every value recorded in `other` to `self`, bucket by bucket (from
     /// a snapshot of `other`). Afterwards `self` holds exactly what recording
     /// both value streams into one histogram would give.
@@ -596,14 +878,21 @@ impl Histogram {
                 right: (oc.max, oc.significant_digits),
             });
         }
+        if other.unit() != self.scale.unit() {
+            return Err(StatsError::IncompatibleUnits {
+                left: self.scale.unit(),
+                right: other.unit(),
+            });
+        }
         if let (Some(lo), Some(hi)) = (other.min(), other.max()) {
-            self.min.fetch_min(lo, Ordering::Relaxed);
-            self.max.fetch_max(hi, Ordering::Relaxed);
+            self.shared.min.fetch_min(lo, Ordering::Relaxed);
+            self.shared.max.fetch_max(hi, Ordering::Relaxed);
         }
         saturating_add(&self.rejected, other.rejected(), Ordering::Relaxed);
-        for (cell, &n) in self.counts.iter().zip(other.counts()) {
+        for (cell, &n) in self.shared.counts.iter().zip(other.counts()) {
             if n != 0 {
-                // Release: as in `record_n`, after the min/max update above.
+                // Release: pairs with the Acquire loads of a snapshot, after
+                // the min/max update above (as in `Cells::add_shared`).
                 saturating_add(cell, n, Ordering::Release);
             }
         }
@@ -616,6 +905,7 @@ impl fmt::Debug for Histogram {
         let s = self.snapshot();
         f.debug_struct("Histogram")
             .field("config", &self.config)
+            .field("unit", &self.scale.unit())
             .field("count", &s.count())
             .field("min", &s.min())
             .field("max", &s.max())

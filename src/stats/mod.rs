@@ -9,8 +9,10 @@
 //!   since the last reset (users online).
 //! - [`Histogram`]: log-linear HDR-style buckets over `0..=max` with a
 //!   documented relative error `2^-(m+1) <= 10^-digits / 2`; count, sum,
-//!   min, max, mean, quantiles, merge; [`HistogramSnapshot`] is its
-//!   plain-data copy and [`HistogramConfig`] its layout.
+//!   min, max, mean, quantiles, merge; floats in a declared unit
+//!   ([`Histogram::with_unit`]); per-thread fronts, so a record takes no
+//!   locked instruction; [`HistogramSnapshot`] is its plain-data copy and
+//!   [`HistogramConfig`] its layout.
 //! - [`Rate`]: events per second over a sliding window (default 60 x 1 s)
 //!   that rotates lazily, sharded like a counter; [`RateConfig`] is its
 //!   window, and the [`Clock`] is injectable ([`SystemClock`],
@@ -49,21 +51,24 @@ use core::fmt;
 
 use crate::sync::{AtomicU64, Ordering};
 
+mod clock;
 mod counter;
 mod error;
 mod exposition;
 mod gauge;
+mod hist_front;
 mod histogram;
 mod rate;
 mod recorder;
 mod registry;
 mod snapshot_hist;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use counter::Counter;
 pub use error::StatsError;
 pub use gauge::Gauge;
 pub use histogram::{Histogram, HistogramConfig};
-pub use rate::{Clock, ManualClock, Rate, RateConfig, SystemClock};
+pub use rate::{Rate, RateConfig};
 pub use recorder::{Recorder, RecorderConfig, RecorderError};
 pub use registry::{MetricSnapshot, MetricValue, Registry, Snapshot, DEFAULT_QUANTILES};
 pub use snapshot_hist::{quantile_rank, HistogramSnapshot};

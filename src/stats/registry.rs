@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 // `std::sync::Arc` for handles: reference counting only, never modeled by
 // loom, and the same public type in every build.
-use std::sync::Arc;
+use crate::sync::StdArc as Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::exposition::{

@@ -1,7 +1,7 @@
 //! [`HistogramSnapshot`]: a plain-data copy of a [`Histogram`](super::Histogram)
 //! and the quantile arithmetic.
 
-use super::histogram::{HistogramConfig, Layout};
+use super::histogram::{HistogramConfig, Layout, Scale};
 use super::StatsError;
 
 /// A plain-data copy of a histogram: bucket counts plus exact min/max.
@@ -24,6 +24,8 @@ use super::StatsError;
 pub struct HistogramSnapshot {
     config: HistogramConfig,
     layout: Layout,
+    /// The unit (`None` without one) and its tick conversions.
+    scale: Scale,
     /// Dense bucket counts, as laid out by `layout`.
     counts: Vec<u64>,
     count: u64,
@@ -38,6 +40,7 @@ impl HistogramSnapshot {
     pub(crate) fn new(
         config: HistogramConfig,
         layout: Layout,
+        scale: Scale,
         counts: Vec<u64>,
         min: u64,
         max: u64,
@@ -47,6 +50,7 @@ impl HistogramSnapshot {
         Self {
             config,
             layout,
+            scale,
             counts,
             count,
             min,
@@ -71,6 +75,62 @@ impl HistogramSnapshot {
     #[must_use]
     pub fn config(&self) -> HistogramConfig {
         self.config
+    }
+
+    /// The unit of the histogram it was taken from (`None`: integers).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = ringstat::stats::Histogram::new(1000, 2)?;
+    /// assert_eq!(h.snapshot().unit(), None);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn unit(&self) -> Option<f64> {
+        self.scale.unit()
+    }
+
+    /// Ticks to value units.
+    fn value(&self, ticks: u64) -> f64 {
+        self.scale.value(ticks)
+    }
+
+    /// Smallest value in value units (ticks times the unit), `None` when
+    /// empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// let cfg = HistogramConfig { max: 1000, significant_digits: 2 };
+    /// let h = Histogram::with_unit(cfg, 0.5)?;
+    /// h.record_f64(1.5)?;
+    /// assert_eq!(h.snapshot().min_value(), Some(1.5));
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn min_value(&self) -> Option<f64> {
+        self.min().map(|t| self.value(t))
+    }
+
+    /// Largest value in value units, `None` when empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// let cfg = HistogramConfig { max: 1000, significant_digits: 2 };
+    /// let h = Histogram::with_unit(cfg, 0.5)?;
+    /// h.record_f64(2.0)?;
+    /// assert_eq!(h.snapshot().max_value(), Some(2.0));
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn max_value(&self) -> Option<f64> {
+        self.max().map(|t| self.value(t))
     }
 
     /// Number of values counted (the sum of the buckets).
@@ -140,7 +200,8 @@ impl HistogramSnapshot {
     }
 
     /// Sum of the counted values, each taken as its bucket's reported value
-    /// (exact below `2^(m+1)`, otherwise within the relative error bound).
+    /// (exact below `2^(m+1)`, otherwise within the relative error bound),
+    /// in value units (ticks times the unit, if any).
     /// Summed exactly in 128 bits and rounded once; past `2^128` (only with
     /// saturated counts of huge values) summed in `f64` instead, never
     /// wrapping.
@@ -163,14 +224,15 @@ impl HistogramSnapshot {
                 .map(|(i, &c)| (c, self.value_of(i)))
         };
         // `c * v < 2^128` for 64-bit factors; only the sum can overflow.
-        terms()
+        let ticks = terms()
             .try_fold(0u128, |acc, (c, v)| {
                 acc.checked_add(u128::from(c) * u128::from(v))
             })
             .map_or_else(
                 || terms().map(|(c, v)| c as f64 * v as f64).sum(),
                 |total| total as f64,
-            )
+            );
+        self.scale.value_of_f64(ticks)
     }
 
     /// `sum() / count()`, `None` when empty.
@@ -229,6 +291,50 @@ impl HistogramSnapshot {
     /// ```
     pub fn quantile(&self, q: f64) -> Result<Option<u64>, StatsError> {
         Ok(self.quantiles(&[q])?.pop().flatten())
+    }
+
+    /// The `q`-quantile in value units (ticks times the unit, if any),
+    /// `None` when empty.
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::InvalidQuantile`] if `q` is NaN or outside `[0, 1]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// let cfg = HistogramConfig { max: 1000, significant_digits: 2 };
+    /// let h = Histogram::with_unit(cfg, 0.5)?;
+    /// h.record_f64(2.5)?;
+    /// assert_eq!(h.snapshot().value_quantile(0.5)?, Some(2.5));
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn value_quantile(&self, q: f64) -> Result<Option<f64>, StatsError> {
+        Ok(self.value_quantiles(&[q])?.pop().flatten())
+    }
+
+    /// Several quantiles in value units, in the order asked.
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::InvalidQuantile`] for the first bad `q`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = ringstat::stats::Histogram::new(1000, 2)?;
+    /// h.record(4)?;
+    /// assert_eq!(h.snapshot().value_quantiles(&[0.5])?, vec![Some(4.0)]);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn value_quantiles(&self, qs: &[f64]) -> Result<Vec<Option<f64>>, StatsError> {
+        Ok(self
+            .quantiles(qs)?
+            .into_iter()
+            .map(|t| t.map(|t| self.value(t)))
+            .collect())
     }
 
     /// Several quantiles in one pass over the buckets, in the order asked.

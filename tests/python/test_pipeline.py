@@ -190,6 +190,28 @@ def test_config_mismatch_is_a_value_error(pipe: Pipeline) -> None:
         pipe.distinct("u", precision=14)
 
 
+def test_by_name_methods_reuse_the_configuration_a_name_was_resolved_with(
+    pipe: Pipeline,
+) -> None:
+    pipe.rate("r", window=10.0, buckets=5)
+    pipe.sessions("s", max_duration=60.0)
+    pipe.distinct("u", precision=10)
+    with pytest.raises(ValueError, match=r"pipeline\.histogram"):
+        pipe.observe("h", 1)
+    pipe.histogram("h", max_value=100)
+    # None of these re-resolves with the default configuration (which would
+    # be a mismatch): they find the metric as resolved.
+    pipe.mark("r", 2)
+    pipe.session_start("s", "alice", ts=1.0)
+    pipe.session_end("s", "alice", ts=3.0)
+    pipe.seen("u", "alice")
+    pipe.observe("h", 7)
+    pipe.flush()
+    assert pipe.distinct_count("u") == pytest.approx(1.0, abs=0.1)
+    assert pipe.stats()["applied"] == 5
+    assert pipe.rate("r").name == "r"
+
+
 @pytest.mark.parametrize(
     ("call", "exc", "match"),
     [

@@ -233,21 +233,27 @@ def test_histogram_smoke() -> None:
     )
 
 
-def test_histogram_floats_round_half_away_from_zero() -> None:
+def test_histogram_without_unit_refuses_fractions() -> None:
+    # Was: 2.5 was silently recorded as 3 (and 12.5 as 13, the README's example).
     h = Histogram(100, significant_digits=2)
-    h.record(2.5)
-    h.record(2.4)
+    h.record(2.0)
     h.record(-0.0)
-    h.record(99.5)  # rounds to 100 == max_value: accepted
-    assert h.buckets() == [(0, 0, 1), (2, 2, 1), (3, 3, 1), (100, 100, 1)]
+    h.record(100.0)
+    for v in (2.5, 2.4, 99.5):
+        with pytest.raises(ValueError, match=r"^value .* is not a whole number.*unit"):
+            h.record(v)
+    assert h.buckets() == [(0, 0, 1), (2, 2, 1), (100, 100, 1)]
+    assert h.rejected == 3
 
 
 def test_histogram_number_like_values() -> None:
     h = Histogram(100)
     h.record(Index(7))
-    h.record(Fraction(15, 2))  # __float__: 7.5 -> 8
-    h.record(Decimal("9.4"))  # __float__: 9
+    h.record(Fraction(16, 2))  # __float__: 8.0
+    h.record(Decimal("9"))  # __float__: 9.0
     assert h.buckets() == [(7, 7, 1), (8, 8, 1), (9, 9, 1)]
+    with pytest.raises(ValueError, match="not a whole number"):
+        h.record(Fraction(15, 2))
 
 
 @pytest.mark.parametrize(
@@ -291,7 +297,7 @@ def test_histogram_record_n() -> None:
         h.record_n(101, 5)
     assert h.rejected == 5
     with pytest.raises(TypeError, match=r"^value must be an int for record_n"):
-        h.record_n(7.0, 1)  # type: ignore[arg-type]
+        h.record_n(7.0, 1)  # without a unit: ints only
     with pytest.raises(TypeError, match=r"^count must be an int"):
         h.record_n(7, 1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^count out of range"):

@@ -36,17 +36,15 @@
 //! are the first `exc.sent` elements; a close racing a batch may leave,
 //! with several workers, any `exc.sent` of the last chunk's events sent.
 
-use std::time::Instant;
-
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyIterator, PyList, PyTuple, PyType};
 
 use super::super::errors::{shown, type_name};
+use super::super::wait::in_slices;
 use super::args::{
     check_fork, check_fork_cached, closed_err, key_arg, seconds_to_nanos, ts_range_err,
 };
-use super::SIGNAL_SLICE;
 use crate::pipeline::{Event, Pipeline};
 
 /// Elements converted, and events built and sent, at a time (256 KiB of
@@ -516,19 +514,15 @@ fn send_events(
     events: &mut Vec<Event>,
     sent: &mut u64,
 ) -> PyResult<()> {
-    loop {
+    let step = |until| {
         let before = events.len();
-        let until = Instant::now() + SIGNAL_SLICE;
-        let r = py.detach(|| p.send_batch_until(events, Some(until)));
+        let r = p.send_batch_until(events, Some(until));
         *sent += (before - events.len()) as u64;
-        if r.is_err() {
-            return Err(closed_err());
-        }
-        if events.is_empty() {
-            return Ok(());
-        }
-        check_fork(p)?;
-        py.check_signals()?;
+        (r.is_err() || events.is_empty()).then_some(r)
+    };
+    match in_slices(py, None, step, || check_fork(p))? {
+        Some(Err(_)) => Err(closed_err()),
+        _ => Ok(()),
     }
 }
 

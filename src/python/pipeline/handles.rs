@@ -5,7 +5,7 @@
 //! Handles keep the pipeline alive (an `Arc`); after `pipeline.close()`
 //! their sends raise `PipelineClosed`.
 
-use std::sync::Arc;
+use crate::sync::StdArc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -86,12 +86,12 @@ macro_rules! handle_eq {
     ($ty:ident) => {
         impl PartialEq for $ty {
             fn eq(&self, other: &Self) -> bool {
-                Arc::ptr_eq(&self.pipeline, &other.pipeline) && self.id == other.id
+                StdArc::ptr_eq(&self.pipeline, &other.pipeline) && self.id == other.id
             }
         }
         impl std::hash::Hash for $ty {
             fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                Arc::as_ptr(&self.pipeline).hash(state);
+                StdArc::as_ptr(&self.pipeline).hash(state);
                 self.id.index().hash(state);
             }
         }
@@ -107,7 +107,7 @@ macro_rules! handle_eq {
     module = "ringstat._ringstat"
 )]
 pub(crate) struct PyCounterHandle {
-    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) pipeline: StdArc<Pipeline>,
     pub(super) id: CounterId,
     pub(super) name: String,
 }
@@ -148,7 +148,7 @@ impl PyCounterHandle {
 /// A pipeline gauge resolved once: `set(v)`, `add(n)`.
 #[pyclass(frozen, eq, hash, name = "GaugeHandle", module = "ringstat._ringstat")]
 pub(crate) struct PyGaugeHandle {
-    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) pipeline: StdArc<Pipeline>,
     pub(super) id: GaugeId,
     pub(super) name: String,
 }
@@ -199,11 +199,11 @@ impl PyGaugeHandle {
     module = "ringstat._ringstat"
 )]
 pub(crate) struct PyHistogramHandle {
-    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) pipeline: StdArc<Pipeline>,
     pub(super) id: HistogramId,
     pub(super) name: String,
     /// The registry histogram, to count values refused before sending.
-    pub(super) histogram: Arc<Histogram>,
+    pub(super) histogram: StdArc<Histogram>,
 }
 handle_eq!(PyHistogramHandle);
 
@@ -245,7 +245,7 @@ impl PyHistogramHandle {
 /// A pipeline rate resolved once: `mark(n=1)`.
 #[pyclass(frozen, eq, hash, name = "RateHandle", module = "ringstat._ringstat")]
 pub(crate) struct PyRateHandle {
-    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) pipeline: StdArc<Pipeline>,
     pub(super) id: RateId,
     pub(super) name: String,
 }
@@ -284,7 +284,7 @@ impl PyRateHandle {
     module = "ringstat._ringstat"
 )]
 pub(crate) struct PySessionsHandle {
-    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) pipeline: StdArc<Pipeline>,
     pub(super) id: SessionsId,
     pub(super) name: String,
 }
@@ -356,7 +356,7 @@ impl PySessionsHandle {
     module = "ringstat._ringstat"
 )]
 pub(crate) struct PyDistinctHandle {
-    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) pipeline: StdArc<Pipeline>,
     pub(super) id: DistinctId,
     pub(super) name: String,
 }

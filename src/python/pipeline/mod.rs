@@ -19,11 +19,8 @@ mod batch;
 mod handles;
 mod resolve;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyTuple};
 
 use self::args::{count_arg, key_arg, name_arg, pipeline_err, send, small_int, ts_arg, window_arg};
@@ -31,16 +28,14 @@ use self::handles::{
     observe_value, PyCounterHandle, PyDistinctHandle, PyGaugeHandle, PyHistogramHandle,
     PyRateHandle, PySessionsHandle,
 };
-use self::resolve::{backpressure_arg, backpressure_name, wait_detached, Ids};
+use self::resolve::{backpressure_arg, backpressure_name};
 use super::errors::type_name;
 use super::stats::{clock_of, i64_arg, u64_arg, PyRegistry};
 use crate::pipeline::{DistinctConfig, Event, Pipeline, SessionsConfig};
 use crate::stats::{HistogramConfig, RateConfig};
+use crate::sync::StdArc;
 
 pub(crate) use args::PipelineClosed;
-
-/// How often a detached `flush()`/`close()` wakes to check for signals.
-const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
 /// Adds the pipeline classes and `PipelineClosed` to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -59,11 +54,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// threads into a `Registry`.
 #[pyclass(frozen, name = "Pipeline", module = "ringstat._ringstat")]
 pub(crate) struct PyPipeline {
-    inner: Arc<Pipeline>,
+    inner: StdArc<Pipeline>,
     registry: Py<PyRegistry>,
-    /// Names resolved so far, so the string methods (`count("logins")`)
-    /// reuse the id (and the configuration) of an earlier resolution.
-    names: Mutex<HashMap<String, Ids>>,
 }
 
 #[pymethods]
@@ -135,9 +127,8 @@ impl PyPipeline {
         }
         let inner = b.build().map_err(pipeline_err)?;
         Ok(Self {
-            inner: Arc::new(inner),
+            inner: StdArc::new(inner),
             registry,
-            names: Mutex::new(HashMap::new()),
         })
     }
 
@@ -179,22 +170,25 @@ impl PyPipeline {
     // ----- resolving -------------------------------------------------------
 
     /// The counter `name`, resolved once for the hot path.
-    fn counter(&self, #[pyo3(from_py_with = name_arg)] name: String) -> PyResult<PyCounterHandle> {
-        let id = self.counter_id(name.clone())?;
+    fn counter(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
+    ) -> PyResult<PyCounterHandle> {
+        let id = self.counter_id(&name)?;
         Ok(PyCounterHandle {
-            pipeline: Arc::clone(&self.inner),
+            pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
     /// The gauge `name`, resolved once.
-    fn gauge(&self, #[pyo3(from_py_with = name_arg)] name: String) -> PyResult<PyGaugeHandle> {
-        let id = self.gauge_id(name.clone())?;
+    fn gauge(&self, #[pyo3(from_py_with = name_arg)] name: PyBackedStr) -> PyResult<PyGaugeHandle> {
+        let id = self.gauge_id(&name)?;
         Ok(PyGaugeHandle {
-            pipeline: Arc::clone(&self.inner),
+            pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
@@ -205,7 +199,7 @@ impl PyPipeline {
     )]
     fn histogram(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         max_value: &Bound<'_, PyAny>,
         significant_digits: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyHistogramHandle> {
@@ -224,13 +218,10 @@ impl PyPipeline {
             .registry()
             .histogram(&name, &[], config)
             .map_err(super::stats::stats_err)?;
-        self.remember(name.clone(), |i| {
-            i.histogram = Some((id, Arc::clone(&histogram)));
-        });
         Ok(PyHistogramHandle {
-            pipeline: Arc::clone(&self.inner),
+            pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
             histogram,
         })
     }
@@ -243,7 +234,7 @@ impl PyPipeline {
     )]
     fn rate(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         window: Option<&Bound<'_, PyAny>>,
         buckets: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRateHandle> {
@@ -256,11 +247,11 @@ impl PyPipeline {
         } else {
             None
         };
-        let id = self.rate_id(name.clone(), config)?;
+        let id = self.rate_id(&name, config)?;
         Ok(PyRateHandle {
-            pipeline: Arc::clone(&self.inner),
+            pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
@@ -272,7 +263,7 @@ impl PyPipeline {
     )]
     fn sessions(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         max_duration: Option<&Bound<'_, PyAny>>,
         significant_digits: Option<&Bound<'_, PyAny>>,
         max_sessions: Option<&Bound<'_, PyAny>>,
@@ -302,11 +293,11 @@ impl PyPipeline {
             } else {
                 None
             };
-        let id = self.sessions_id(name.clone(), config)?;
+        let id = self.sessions_id(&name, config)?;
         Ok(PySessionsHandle {
-            pipeline: Arc::clone(&self.inner),
+            pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
@@ -317,7 +308,7 @@ impl PyPipeline {
     )]
     fn distinct(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         precision: Option<&Bound<'_, PyAny>>,
         window: Option<&Bound<'_, PyAny>>,
         buckets: Option<&Bound<'_, PyAny>>,
@@ -335,11 +326,11 @@ impl PyPipeline {
         } else {
             None
         };
-        let id = self.distinct_id(name.clone(), config)?;
+        let id = self.distinct_id(&name, config)?;
         Ok(PyDistinctHandle {
-            pipeline: Arc::clone(&self.inner),
+            pipeline: StdArc::clone(&self.inner),
             id,
-            name,
+            name: name.to_string(),
         })
     }
 
@@ -349,38 +340,38 @@ impl PyPipeline {
     #[pyo3(signature = (name, n = None), text_signature = "($self, name, n=1)")]
     fn count(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         n: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let n = n.map_or(Ok(1), |n| u64_arg(n, "n"))?;
-        send(&self.inner, Event::add(self.counter_id(name)?, n))
+        send(&self.inner, Event::add(self.counter_id(&name)?, n))
     }
 
     /// Sets the gauge `name` to `value`.
     fn set(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let v = i64_arg(value, "value")?;
-        send(&self.inner, Event::set(self.gauge_id(name)?, v))
+        send(&self.inner, Event::set(self.gauge_id(&name)?, v))
     }
 
     /// Adds `n` (may be negative) to the gauge `name`.
     fn gauge_add(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         n: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let n = i64_arg(n, "n")?;
-        send(&self.inner, Event::gauge_add(self.gauge_id(name)?, n))
+        send(&self.inner, Event::gauge_add(self.gauge_id(&name)?, n))
     }
 
     /// Records `value` in the histogram `name` (resolved before with
     /// `histogram(name, max_value=...)`).
     fn observe(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let (id, h) = self.histogram_id(&name)?;
@@ -392,23 +383,23 @@ impl PyPipeline {
     #[pyo3(signature = (name, n = None), text_signature = "($self, name, n=1)")]
     fn mark(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         n: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let n = n.map_or(Ok(1), |n| u64_arg(n, "n"))?;
-        send(&self.inner, Event::mark(self.rate_id(name, None)?, n))
+        send(&self.inner, Event::mark(self.rate_id(&name, None)?, n))
     }
 
     /// Opens a session of the tracker `name` for `key` at `ts`.
     #[pyo3(signature = (name, key, ts = None))]
     fn session_start(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         key: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let (key, ts) = (key_arg(key)?, ts_arg(ts)?);
-        let id = self.sessions_id(name, None)?;
+        let id = self.sessions_id(&name, None)?;
         send(&self.inner, Event::start(id, key).at(ts))
     }
 
@@ -416,12 +407,12 @@ impl PyPipeline {
     #[pyo3(signature = (name, key, ts = None))]
     fn session_end(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         key: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let (key, ts) = (key_arg(key)?, ts_arg(ts)?);
-        let id = self.sessions_id(name, None)?;
+        let id = self.sessions_id(&name, None)?;
         send(&self.inner, Event::end(id, key).at(ts))
     }
 
@@ -429,12 +420,12 @@ impl PyPipeline {
     #[pyo3(signature = (name, key, ts = None))]
     fn seen(
         &self,
-        #[pyo3(from_py_with = name_arg)] name: String,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
         key: &Bound<'_, PyAny>,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let (key, ts) = (key_arg(key)?, ts_arg(ts)?);
-        let id = self.distinct_id(name, None)?;
+        let id = self.distinct_id(&name, None)?;
         send(&self.inner, Event::seen(id, key).at(ts))
     }
 
@@ -445,13 +436,13 @@ impl PyPipeline {
         if self.inner.is_closed() {
             return Ok(());
         }
-        wait_detached(py, &self.inner, "flush", Pipeline::flush)
+        self.flush_detached(py)
     }
 
     /// Stops accepting events, applies every event already queued, and
     /// stops the workers. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        wait_detached(py, &self.inner, "close", Pipeline::close)
+        self.close_detached(py)
     }
 
     /// The pipeline's own counts.
@@ -467,13 +458,18 @@ impl PyPipeline {
     }
 
     /// Estimated distinct keys the counter `name` has seen.
-    fn distinct_count(&self, #[pyo3(from_py_with = name_arg)] name: String) -> PyResult<f64> {
-        Ok(self.inner.distinct_count(self.distinct_id(name, None)?))
+    fn distinct_count(&self, #[pyo3(from_py_with = name_arg)] name: PyBackedStr) -> PyResult<f64> {
+        Ok(self.inner.distinct_count(self.distinct_id(&name, None)?))
     }
 
     /// Estimated distinct keys seen in the counter's sliding window.
-    fn distinct_in_window(&self, #[pyo3(from_py_with = name_arg)] name: String) -> PyResult<f64> {
-        Ok(self.inner.distinct_in_window(self.distinct_id(name, None)?))
+    fn distinct_in_window(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: PyBackedStr,
+    ) -> PyResult<f64> {
+        Ok(self
+            .inner
+            .distinct_in_window(self.distinct_id(&name, None)?))
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {

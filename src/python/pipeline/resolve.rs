@@ -1,32 +1,21 @@
-//! Resolving names to typed ids (with the cache the string methods use),
-//! the `backpressure` argument, and detached waits.
-
-use std::collections::HashMap;
-use std::sync::{mpsc, Arc, MutexGuard, PoisonError};
+//! Resolving names to typed ids for the by-name methods (through the
+//! core's allocation-free lookup), the `backpressure` argument, and the
+//! detached waits of `flush()` and `close()`.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use super::super::errors::type_name;
+use super::super::wait::in_slices;
 use super::args::{check_fork, pipeline_err};
-use super::{PyPipeline, SIGNAL_SLICE};
+use super::PyPipeline;
 use crate::pipeline::{
-    Backpressure, CounterId, DistinctConfig, DistinctId, GaugeId, HistogramId, Pipeline, RateId,
-    SessionsConfig, SessionsId,
+    Backpressure, CounterId, DistinctConfig, DistinctId, GaugeId, HistogramId, Kind, Pipeline,
+    PipelineError, RateId, SessionsConfig, SessionsId,
 };
 use crate::stats::{Histogram, RateConfig};
-
-/// The ids resolved for one name, by kind (the string methods' cache).
-#[derive(Default, Clone)]
-pub(super) struct Ids {
-    pub(super) counter: Option<CounterId>,
-    pub(super) gauge: Option<GaugeId>,
-    pub(super) histogram: Option<(HistogramId, Arc<Histogram>)>,
-    pub(super) rate: Option<RateId>,
-    pub(super) sessions: Option<SessionsId>,
-    pub(super) distinct: Option<DistinctId>,
-}
+use crate::sync::StdArc;
 
 pub(super) fn backpressure_arg(value: &Bound<'_, PyAny>) -> PyResult<Backpressure> {
     let s = value.cast::<PyString>().map_err(|_| {
@@ -53,120 +42,85 @@ pub(super) fn backpressure_name(b: Backpressure) -> &'static str {
     }
 }
 
-/// Runs `work` on a helper thread and waits for it detached, waking every
-/// [`SIGNAL_SLICE`] to check for signals (so Ctrl-C interrupts the wait;
-/// the work itself then completes in the background).
-pub(super) fn wait_detached(
-    py: Python<'_>,
-    p: &Arc<Pipeline>,
-    what: &str,
-    work: fn(&Pipeline),
-) -> PyResult<()> {
-    check_fork(p)?;
-    let (tx, rx) = mpsc::channel::<()>();
-    let p = Arc::clone(p);
-    std::thread::Builder::new()
-        .name(format!("ringstat-{what}"))
-        .spawn(move || {
-            work(&p);
-            let _ = tx.send(());
-        })
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot {what}: {e}")))?;
-    let mut rx = rx;
-    loop {
-        let (got, back) = py.detach(move || (rx.recv_timeout(SIGNAL_SLICE), rx));
-        rx = back;
-        match got {
-            Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
-            // Done (or the helper panicked, which Rust reported on stderr).
-            _ => return Ok(()),
-        }
-    }
-}
-
 impl PyPipeline {
-    fn names(&self) -> MutexGuard<'_, HashMap<String, Ids>> {
-        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    /// `flush()`: waits detached in signal slices for a flush begun now (a
+    /// Ctrl-C abandons the wait; the markers are answered anyway).
+    pub(super) fn flush_detached(&self, py: Python<'_>) -> PyResult<()> {
+        check_fork(&self.inner)?;
+        let mut flush = self.inner.start_flush();
+        let step = |until| flush.wait_until(Some(until)).then_some(());
+        in_slices(py, None, step, || check_fork(&self.inner)).map(drop)
     }
 
-    fn cached<T>(&self, name: &str, pick: impl Fn(&Ids) -> Option<T>) -> Option<T> {
-        self.names().get(name).and_then(pick)
+    /// `close()`: closes, then waits detached in signal slices for the
+    /// workers to drain and exit (after a Ctrl-C they go on draining).
+    pub(super) fn close_detached(&self, py: Python<'_>) -> PyResult<()> {
+        check_fork(&self.inner)?;
+        let step = |until| self.inner.close_until(Some(until)).then_some(());
+        in_slices(py, None, step, || check_fork(&self.inner)).map(drop)
     }
 
-    pub(super) fn remember(&self, name: String, set: impl FnOnce(&mut Ids)) {
-        set(self.names().entry(name).or_default());
-    }
-
-    pub(super) fn counter_id(&self, name: String) -> PyResult<CounterId> {
-        if let Some(id) = self.cached(&name, |i| i.counter) {
-            return Ok(id);
-        }
-        let id = self.inner.counter(&name).map_err(pipeline_err)?;
-        self.remember(name, |i| i.counter = Some(id));
-        Ok(id)
-    }
-
-    pub(super) fn gauge_id(&self, name: String) -> PyResult<GaugeId> {
-        if let Some(id) = self.cached(&name, |i| i.gauge) {
-            return Ok(id);
-        }
-        let id = self.inner.gauge(&name).map_err(pipeline_err)?;
-        self.remember(name, |i| i.gauge = Some(id));
-        Ok(id)
-    }
-
-    pub(super) fn rate_id(&self, name: String, config: Option<RateConfig>) -> PyResult<RateId> {
+    /// The id of `name`: with `config`, resolved with it (an error if
+    /// `name` has another); without, as resolved before whatever its
+    /// configuration, else resolved with the default one.
+    fn id_of<C: Default, T>(
+        &self,
+        kind: Kind,
+        name: &str,
+        config: Option<C>,
+        wrap: fn(u32) -> T,
+        resolve: fn(&Pipeline, &str, C) -> Result<T, PipelineError>,
+    ) -> PyResult<T> {
         if config.is_none() {
-            if let Some(id) = self.cached(&name, |i| i.rate) {
-                return Ok(id);
+            if let Some(index) = self.inner.resolved(kind, name) {
+                return Ok(wrap(index));
             }
         }
-        let id = self
-            .inner
-            .rate_with(&name, config.unwrap_or_default())
-            .map_err(pipeline_err)?;
-        self.remember(name, |i| i.rate = Some(id));
-        Ok(id)
+        resolve(&self.inner, name, config.unwrap_or_default()).map_err(pipeline_err)
+    }
+
+    pub(super) fn counter_id(&self, name: &str) -> PyResult<CounterId> {
+        self.inner.counter(name).map_err(pipeline_err)
+    }
+
+    pub(super) fn gauge_id(&self, name: &str) -> PyResult<GaugeId> {
+        self.inner.gauge(name).map_err(pipeline_err)
+    }
+
+    pub(super) fn rate_id(&self, name: &str, config: Option<RateConfig>) -> PyResult<RateId> {
+        self.id_of(Kind::Rate, name, config, RateId, Pipeline::rate_with)
     }
 
     pub(super) fn sessions_id(
         &self,
-        name: String,
+        name: &str,
         config: Option<SessionsConfig>,
     ) -> PyResult<SessionsId> {
-        if config.is_none() {
-            if let Some(id) = self.cached(&name, |i| i.sessions) {
-                return Ok(id);
-            }
-        }
-        let id = self
-            .inner
-            .sessions_with(&name, config.unwrap_or_default())
-            .map_err(pipeline_err)?;
-        self.remember(name, |i| i.sessions = Some(id));
-        Ok(id)
+        self.id_of(
+            Kind::Sessions,
+            name,
+            config,
+            SessionsId,
+            Pipeline::sessions_with,
+        )
     }
 
     pub(super) fn distinct_id(
         &self,
-        name: String,
+        name: &str,
         config: Option<DistinctConfig>,
     ) -> PyResult<DistinctId> {
-        if config.is_none() {
-            if let Some(id) = self.cached(&name, |i| i.distinct) {
-                return Ok(id);
-            }
-        }
-        let id = self
-            .inner
-            .distinct_with(&name, config.unwrap_or_default())
-            .map_err(pipeline_err)?;
-        self.remember(name, |i| i.distinct = Some(id));
-        Ok(id)
+        self.id_of(
+            Kind::Distinct,
+            name,
+            config,
+            DistinctId,
+            Pipeline::distinct_with,
+        )
     }
 
-    pub(super) fn histogram_id(&self, name: &str) -> PyResult<(HistogramId, Arc<Histogram>)> {
-        self.cached(name, |i| i.histogram.clone()).ok_or_else(|| {
+    pub(super) fn histogram_id(&self, name: &str) -> PyResult<(HistogramId, StdArc<Histogram>)> {
+        self.inner.resolved_histogram(name).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "histogram {name:?} is not resolved in this pipeline: call \
                  pipeline.histogram({name:?}, max_value=...) first"

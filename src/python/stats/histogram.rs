@@ -5,13 +5,14 @@ use std::sync::Arc;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
+use pyo3::IntoPyObjectExt;
 
 use super::super::errors::{int_arg, type_name};
 use super::{
     f64_arg, histogram_dict, percentile_to_quantile, percentiles_arg, percentiles_or_default,
     stats_err, u64_arg,
 };
-use crate::stats::Histogram;
+use crate::stats::{Histogram, HistogramConfig, StatsError};
 
 /// A log-linear (HDR-style) histogram of ints in `0..=max_value`, recorded
 /// lock-free from many threads, with count, sum, min, max, mean and
@@ -19,9 +20,11 @@ use crate::stats::Histogram;
 ///
 /// Percentiles are within `relative_error` (at most
 /// `10**-significant_digits / 2`) of the exact nearest-rank percentile.
-/// Values are ints in your unit (microseconds, say); a float is rounded to
-/// the nearest int (halves away from zero). Out-of-range values raise
-/// `ValueError`, are not recorded, and are counted in `rejected`.
+/// Without a `unit` values are ints (a float with a fraction raises
+/// `ValueError`); with one (`unit=1e-6` for seconds kept to the microsecond)
+/// they are floats, kept within `max(relative_error * value, unit / 2)`.
+/// Out-of-range values raise `ValueError`, are not recorded, and are counted
+/// in `rejected`.
 #[pyclass(frozen, eq, hash, name = "Histogram", module = "ringstat._ringstat")]
 pub(crate) struct PyHistogram {
     pub(super) inner: Arc<Histogram>,
@@ -56,7 +59,7 @@ pub(super) fn digits_arg(value: &Bound<'_, PyAny>) -> PyResult<u8> {
 impl PyHistogram {
     /// `record` of anything but a `float` or an int in `0..2**64`.
     #[cold]
-    fn record_other(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn record_other(&self, value: &Bound<'_, PyAny>, n: u64) -> PyResult<()> {
         if value.is_instance_of::<PyBool>() {
             return Err(record_type_err(value));
         }
@@ -68,14 +71,44 @@ impl PyHistogram {
                 Err(_) if value.lt(0)? => f64::NEG_INFINITY,
                 Err(_) => f64::INFINITY,
             };
-            return self.inner.record_f64(v).map_err(stats_err);
+            return self.record_float(v, n);
         }
         match value.extract::<f64>() {
-            Ok(v) => self.inner.record_f64(v).map_err(stats_err),
+            Ok(v) => self.record_float(v, n),
             Err(_) => Err(record_type_err(value)),
         }
     }
+
+    /// Records `n` floats: within the unit if there is one, else (only from
+    /// `record`, `n = 1`) a whole number (a fraction raises, not rounds).
+    fn record_float(&self, v: f64, n: u64) -> PyResult<()> {
+        match self.inner.unit() {
+            Some(_) => self.inner.record_f64_n(v, n),
+            None => self.inner.record_value(v),
+        }
+        .map_err(stats_err)
+    }
+
+    /// A tick count as a Python number in value units: an int without a
+    /// unit, a float with one.
+    fn value<'py>(&self, py: Python<'py>, ticks: u64) -> PyResult<Bound<'py, PyAny>> {
+        match self.inner.unit() {
+            None => ticks.into_bound_py_any(py),
+            Some(_) => self.inner.tick_value(ticks).into_bound_py_any(py),
+        }
+    }
+
+    fn opt_value<'py>(
+        &self,
+        py: Python<'py>,
+        ticks: Option<u64>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        ticks.map(|t| self.value(py, t)).transpose()
+    }
 }
+
+/// `(lowest, highest, count)` of one bucket, as `buckets()` returns it.
+type Bucket<'py> = (Bound<'py, PyAny>, Bound<'py, PyAny>, u64);
 
 #[cold]
 fn record_type_err(value: &Bound<'_, PyAny>) -> PyErr {
@@ -88,43 +121,81 @@ fn record_type_err(value: &Bound<'_, PyAny>) -> PyErr {
 #[pymethods]
 impl PyHistogram {
     /// An empty histogram for values `0..=max_value` (at least 1) with
-    /// `significant_digits` (`0..=5`) decimal digits of precision.
+    /// `significant_digits` (`0..=5`) decimal digits of precision; with a
+    /// `unit`, of floats kept to that unit (`max_value / unit` ticks).
     #[new]
-    #[pyo3(signature = (max_value, significant_digits = 3))]
+    #[pyo3(signature = (max_value, significant_digits = 3, *, unit = None))]
     fn new(
-        #[pyo3(from_py_with = max_value_arg)] max_value: u64,
+        max_value: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = digits_arg)] significant_digits: u8,
+        unit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let inner = Histogram::new(max_value, significant_digits).map_err(stats_err)?;
+        let inner = match unit {
+            None => Histogram::new(max_value_arg(max_value)?, significant_digits),
+            Some(unit) => {
+                let unit = f64_arg(unit, "unit")?;
+                if !(unit.is_finite() && unit > 0.0) {
+                    return Err(stats_err(StatsError::InvalidUnit { unit }));
+                }
+                let max = f64_arg(max_value, "max_value")?;
+                // 2^64 as f64: the tick count must fit a u64.
+                let ticks = (max / unit).round();
+                if !(1.0..18_446_744_073_709_551_616.0).contains(&ticks) {
+                    return Err(PyValueError::new_err(format!(
+                        "max_value / unit must be in 1..2**64 ticks, got {max} / {unit}"
+                    )));
+                }
+                let config = HistogramConfig {
+                    max: ticks as u64,
+                    significant_digits,
+                };
+                Histogram::with_unit(config, unit)
+            }
+        }
+        .map_err(stats_err)?;
         Ok(Self {
             inner: Arc::new(inner),
         })
     }
 
-    /// Records one value: an int in `0..=max_value`, or a float rounded to
-    /// the nearest int.
+    /// Records one value: an int in `0..=max_value`, or a float (a whole
+    /// number unless the histogram has a unit).
     fn record(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         if let Ok(f) = value.cast::<PyFloat>() {
-            return self.inner.record_f64(f.value()).map_err(stats_err);
+            return self.inner.record_value(f.value()).map_err(stats_err);
         }
         if !value.is_instance_of::<PyBool>() {
             if let Ok(v) = value.extract::<u64>() {
-                return self.inner.record(v).map_err(stats_err);
+                return match self.inner.unit() {
+                    None => self.inner.record(v),
+                    Some(_) => self.inner.record_f64(v as f64),
+                }
+                .map_err(stats_err);
             }
         }
-        self.record_other(value)
+        self.record_other(value, 1)
     }
 
-    /// Records `count` occurrences of one int value.
+    /// Records `count` occurrences of one value: an int, or with a unit
+    /// any real number (as `record`).
     fn record_n(&self, value: &Bound<'_, PyAny>, count: &Bound<'_, PyAny>) -> PyResult<()> {
         let n = u64_arg(count, "count")?;
+        if self.inner.unit().is_some() {
+            return self.record_other(value, n);
+        }
         if value.is_instance_of::<PyFloat>() {
             return Err(pyo3::exceptions::PyTypeError::new_err(
-                "value must be an int for record_n (round a float first, or record() it)",
+                "value must be an int for record_n on a histogram without a unit",
             ));
         }
         let v = u64_arg(value, "value")?;
         self.inner.record_n(v, n).map_err(stats_err)
+    }
+
+    /// The value of one tick, `None` for a histogram of ints.
+    #[getter]
+    fn unit(&self) -> Option<f64> {
+        self.inner.unit()
     }
 
     /// Number of values recorded.
@@ -141,14 +212,14 @@ impl PyHistogram {
 
     /// Smallest value recorded, `None` while empty.
     #[getter]
-    fn min(&self) -> Option<u64> {
-        self.inner.min()
+    fn min<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.opt_value(py, self.inner.min())
     }
 
     /// Largest value recorded, `None` while empty.
     #[getter]
-    fn max(&self) -> Option<u64> {
-        self.inner.max()
+    fn max<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.opt_value(py, self.inner.max())
     }
 
     /// Mean of the values recorded, `None` while empty.
@@ -165,8 +236,8 @@ impl PyHistogram {
 
     /// The highest value that can be recorded.
     #[getter]
-    fn max_value(&self) -> u64 {
-        self.inner.config().max
+    fn max_value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.value(py, self.inner.config().max)
     }
 
     /// Decimal significant digits kept.
@@ -182,15 +253,25 @@ impl PyHistogram {
     }
 
     /// The `q`-th percentile, `q` in `[0, 100]`; `None` while empty.
-    fn percentile(&self, q: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+    fn percentile<'py>(
+        &self,
+        py: Python<'py>,
+        q: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let q = percentile_to_quantile(f64_arg(q, "q")?, "q")?;
-        self.inner.quantile(q).map_err(stats_err)
+        let t = self.inner.quantile(q).map_err(stats_err)?;
+        self.opt_value(py, t)
     }
 
     /// Several percentiles (each in `[0, 100]`) from one snapshot, in order.
-    fn percentiles(&self, qs: &Bound<'_, PyAny>) -> PyResult<Vec<Option<u64>>> {
+    fn percentiles<'py>(
+        &self,
+        py: Python<'py>,
+        qs: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
         let (_, qs) = percentiles_arg(qs, "qs")?;
-        self.inner.quantiles(&qs).map_err(stats_err)
+        let ts = self.inner.quantiles(&qs).map_err(stats_err)?;
+        ts.into_iter().map(|t| self.opt_value(py, t)).collect()
     }
 
     /// Adds every value recorded in `other` (same `max_value` and
@@ -205,9 +286,14 @@ impl PyHistogram {
         self.inner.merge(&other.get().inner).map_err(stats_err)
     }
 
-    /// Non-empty buckets as `(lowest, highest, count)` tuples, in value order.
-    fn buckets(&self) -> Vec<(u64, u64, u64)> {
-        self.inner.snapshot().buckets().collect()
+    /// Non-empty buckets as `(lowest, highest, count)` tuples, in value
+    /// order (with a unit: the values of the lowest and highest tick).
+    fn buckets<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bucket<'py>>> {
+        self.inner
+            .snapshot()
+            .buckets()
+            .map(|(lo, hi, c)| Ok((self.value(py, lo)?, self.value(py, hi)?, c)))
+            .collect()
     }
 
     /// count, sum, min, max, rejected and the `percentiles` (each in
@@ -221,12 +307,16 @@ impl PyHistogram {
         let (ps, qs) = percentiles_or_default(percentiles)?;
         let s = self.inner.snapshot();
         let values = s.quantiles(&qs).map_err(stats_err)?;
+        let values = values
+            .into_iter()
+            .map(|t| self.opt_value(py, t))
+            .collect::<PyResult<Vec<_>>>()?;
         histogram_dict(
             py,
             s.count(),
             s.sum(),
-            s.min(),
-            s.max(),
+            self.opt_value(py, s.min())?,
+            self.opt_value(py, s.max())?,
             s.rejected(),
             ps.into_iter().zip(values),
         )

@@ -305,14 +305,14 @@ pub(super) fn percentile_key(p: f64) -> String {
 
 /// The values of a histogram as a dict: `count`, `sum`, `min`, `max`,
 /// `rejected` and `percentiles` (`{"p50": v, ...}`, `None` when empty).
-pub(super) fn histogram_dict<'py>(
+pub(super) fn histogram_dict<'py, V: IntoPyObject<'py>>(
     py: Python<'py>,
     count: u64,
     sum: f64,
-    min: Option<u64>,
-    max: Option<u64>,
+    min: Option<V>,
+    max: Option<V>,
     rejected: u64,
-    percentiles: impl Iterator<Item = (f64, Option<u64>)>,
+    percentiles: impl Iterator<Item = (f64, Option<V>)>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("count", count)?;
