@@ -617,6 +617,7 @@ fn registry_snapshot_is_plain_sorted_data() {
             max,
             rejected,
             quantiles,
+            unit: None,
         } => {
             assert_eq!(
                 (*count, *sum, *min, *max, *rejected),

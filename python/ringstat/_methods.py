@@ -287,12 +287,13 @@ def _wrap_histogram(native: Callable[..., Any]) -> Callable[..., Any]:
         name: str,
         labels: Mapping[str, str] | None = None,
         *,
-        max_value: int,
+        max_value: float,
         significant_digits: int = 3,
+        unit: float | None = None,
         help: str | None = None,
         labelnames: Iterable[str] | None = None,
     ) -> Any:
-        config = {"max_value": max_value, "significant_digits": significant_digits}
+        config = {"max_value": max_value, "significant_digits": significant_digits, "unit": unit}
         if labelnames is None:
             return native(self, name, labels, help=help, **config)
         _labels_given(labels)

@@ -703,8 +703,9 @@ class Registry:
         name: str,
         labels: Mapping[str, str] | None = None,
         *,
-        max_value: int,
+        max_value: float,
         significant_digits: int = 3,
+        unit: float | None = None,
         help: str | None = None,
         labelnames: None = None,
     ) -> Histogram: ...
@@ -714,13 +715,16 @@ class Registry:
         name: str,
         labels: None = None,
         *,
-        max_value: int,
+        max_value: float,
         significant_digits: int = 3,
+        unit: float | None = None,
         help: str | None = None,
         labelnames: Iterable[str],
     ) -> Family[Histogram]:
         """The histogram ``name{labels}``, created empty on first use (see
-        :class:`Histogram`; ``help`` and ``labelnames`` as for :meth:`counter`)."""
+        :class:`Histogram`: with a ``unit``, of floats kept to it and
+        ``max_value`` in its values; ``help`` and ``labelnames`` as for
+        :meth:`counter`)."""
 
     @overload
     def rate(

@@ -3,6 +3,7 @@
 
 use core::fmt::Write as _;
 
+use super::histogram::tick_value;
 use super::registry::{MetricValue, Snapshot};
 use super::{MetricKind, StatsError};
 
@@ -233,6 +234,7 @@ impl Snapshot {
                     count,
                     sum,
                     quantiles,
+                    unit,
                     ..
                 } => {
                     for (k, (q, v)) in quantiles.iter().enumerate() {
@@ -241,7 +243,11 @@ impl Snapshot {
                         }
                         // `+ 0.0` writes -0.0 as "0".
                         let q = float(*q + 0.0);
-                        let v = v.map_or_else(|| "NaN".to_owned(), |v| v.to_string());
+                        let v = match (v, unit) {
+                            (None, _) => "NaN".to_owned(),
+                            (Some(v), None) => v.to_string(),
+                            (Some(v), Some(_)) => float(tick_value(*unit, *v)),
+                        };
                         line(&mut out, &sample, &m.labels, Some(("quantile", &q)), &v);
                     }
                     line(

@@ -80,6 +80,12 @@ impl Layout {
     }
 }
 
+/// The value of `ticks` ticks of `unit` (`ticks` itself without a unit), as
+/// [`Histogram::tick_value`] gives it: for readers of plain snapshot data.
+pub(crate) fn tick_value(unit: Option<f64>, ticks: u64) -> f64 {
+    Scale::new(unit).value(ticks)
+}
+
 /// Converts values to ticks and back for a unit. When the unit is the
 /// reciprocal of an integer (`1e-3`, `1e-6`, ...), by multiplying and
 /// dividing by that integer, each correctly rounded, so `0.0125` seconds is

@@ -58,6 +58,8 @@ mod exposition;
 mod gauge;
 mod hist_front;
 mod histogram;
+#[cfg(feature = "python")]
+pub(crate) use histogram::tick_value;
 mod rate;
 mod recorder;
 mod registry;

@@ -272,9 +272,54 @@ impl Registry {
         labels: &[(&str, &str)],
         config: HistogramConfig,
     ) -> Result<Arc<Histogram>, StatsError> {
-        let wanted = format!("{config:?}");
+        self.histogram_in(name, labels, config, None)
+    }
+
+    /// The histogram `name{labels}` of floats kept to `unit` (see
+    /// [`Histogram::with_unit`]; `config.max` counts ticks of `unit`),
+    /// created empty on first use.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::histogram`], with the errors of [`Histogram::with_unit`];
+    /// [`StatsError::ConfigMismatch`] if it exists with another unit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{HistogramConfig, Registry};
+    ///
+    /// let reg = Registry::new();
+    /// let cfg = HistogramConfig { max: 60_000_000, significant_digits: 3 };
+    /// let h = reg.histogram_with_unit("latency_seconds", &[], cfg, 1e-6)?;
+    /// h.record_value(0.0125)?;
+    /// assert_eq!(h.value_quantile(0.5)?, Some(0.0125));
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn histogram_with_unit(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        config: HistogramConfig,
+        unit: f64,
+    ) -> Result<Arc<Histogram>, StatsError> {
+        self.histogram_in(name, labels, config, Some(unit))
+    }
+
+    fn histogram_in(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        config: HistogramConfig,
+        unit: Option<f64>,
+    ) -> Result<Arc<Histogram>, StatsError> {
+        let wanted = histogram_config_text(config, unit);
         let m = self.get_or_create(name, labels, MetricKind::Histogram, Some(&wanted), || {
-            Ok(Metric::Histogram(Arc::new(Histogram::with_config(config)?)))
+            let h = match unit {
+                None => Histogram::with_config(config)?,
+                Some(unit) => Histogram::with_unit(config, unit)?,
+            };
+            Ok(Metric::Histogram(Arc::new(h)))
         })?;
         match m {
             Metric::Histogram(h) => Ok(h),
@@ -521,9 +566,17 @@ impl core::fmt::Debug for Registry {
 
 fn config_text(m: &Metric) -> String {
     match m {
-        Metric::Histogram(h) => format!("{:?}", h.config()),
+        Metric::Histogram(h) => histogram_config_text(h.config(), h.unit()),
         Metric::Rate(r) => format!("{:?}", r.config()),
         Metric::Counter(_) | Metric::Gauge(_) => String::new(),
+    }
+}
+
+/// A histogram's configuration as compared on lookup: the unit is part of it.
+fn histogram_config_text(config: HistogramConfig, unit: Option<f64>) -> String {
+    match unit {
+        None => format!("{config:?}"),
+        Some(unit) => format!("{config:?} in units of {unit:?}"),
     }
 }
 
@@ -545,6 +598,7 @@ fn read(m: &Metric, quantiles: &[f64]) -> MetricValue {
                 max: s.max(),
                 rejected: s.rejected(),
                 quantiles: quantiles.iter().copied().zip(values).collect(),
+                unit: s.unit(),
             }
         }
         Metric::Rate(r) => MetricValue::Rate {
@@ -630,6 +684,9 @@ pub enum MetricValue {
         rejected: u64,
         /// `(q, value)` for each requested quantile; `None` when empty.
         quantiles: Vec<(f64, Option<u64>)>,
+        /// The declared unit: `min`, `max` and the quantiles count ticks of
+        /// it ([`Histogram::tick_value`]), `sum` is in the unit's values.
+        unit: Option<f64>,
     },
     /// A [`Rate`].
     Rate {

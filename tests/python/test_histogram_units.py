@@ -146,3 +146,38 @@ def test_percentiles_within_the_stated_error(values: list[float], digits: int, u
         assert got is not None
         bound = max(exact * h.relative_error, unit / 2)
         assert abs(got - exact) <= bound * (1 + 1e-9) + 1e-15, (p, got, exact, bound)
+
+
+def test_registry_histogram_with_a_unit_reads_back_in_values() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ringstat import Registry
+
+    reg = Registry()
+    lat = reg.histogram("latency_seconds", max_value=60, unit=1e-6, help="Latency.")
+    lat.record(0.0125)
+    lat.record(0.25)
+    # The same name, config and unit: the same series; another unit is refused.
+    assert reg.histogram("latency_seconds", max_value=60, unit=1e-6) == lat
+    with pytest.raises(ValueError, match="config"):
+        reg.histogram("latency_seconds", max_value=60_000_000)
+    with pytest.raises(ValueError):
+        reg.histogram("bad_unit_seconds", max_value=1, unit=-1.0)
+    snap = reg.snapshot()
+    h = next(m for m in snap["metrics"] if m["name"] == "latency_seconds")["values"]
+    assert (h["min"], h["max"], h["count"]) == (0.0125, 0.25, 2)
+    assert h["sum"] == pytest.approx(0.2625, rel=lat.relative_error)
+    assert h["percentiles"]["p50"] == pytest.approx(0.0125, rel=lat.relative_error)
+    # The exposition shows seconds, not microsecond ticks.
+    [fam] = [
+        f
+        for f in text_string_to_metric_families(reg.to_prometheus())
+        if f.name == "latency_seconds"
+    ]
+    quantiles = {s.labels["quantile"]: s.value for s in fam.samples if "quantile" in s.labels}
+    assert quantiles["0.5"] == pytest.approx(0.0125, rel=lat.relative_error)
+    assert quantiles["0.99"] == pytest.approx(0.25, rel=lat.relative_error)
+    # Families pass the unit on to each child.
+    fam_h = reg.histogram("req_seconds", max_value=10, unit=1e-3, labelnames=["path"])
+    fam_h.labels("/").record(0.5)
+    assert fam_h.labels(path="/").max == 0.5

@@ -118,6 +118,39 @@ fn record_type_err(value: &Bound<'_, PyAny>) -> PyErr {
     ))
 }
 
+/// The configuration and unit from `max_value`, `significant_digits` and
+/// `unit` as Python passes them: with a unit, `max_value` is in its values.
+pub(super) fn histogram_config(
+    max_value: &Bound<'_, PyAny>,
+    significant_digits: u8,
+    unit: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(HistogramConfig, Option<f64>)> {
+    let Some(unit) = unit else {
+        let config = HistogramConfig {
+            max: max_value_arg(max_value)?,
+            significant_digits,
+        };
+        return Ok((config, None));
+    };
+    let unit = f64_arg(unit, "unit")?;
+    if !(unit.is_finite() && unit > 0.0) {
+        return Err(stats_err(StatsError::InvalidUnit { unit }));
+    }
+    let max = f64_arg(max_value, "max_value")?;
+    // 2^64 as f64: the tick count must fit a u64.
+    let ticks = (max / unit).round();
+    if !(1.0..18_446_744_073_709_551_616.0).contains(&ticks) {
+        return Err(PyValueError::new_err(format!(
+            "max_value / unit must be in 1..2**64 ticks, got {max} / {unit}"
+        )));
+    }
+    let config = HistogramConfig {
+        max: ticks as u64,
+        significant_digits,
+    };
+    Ok((config, Some(unit)))
+}
+
 #[pymethods]
 impl PyHistogram {
     /// An empty histogram for values `0..=max_value` (at least 1) with
@@ -130,27 +163,9 @@ impl PyHistogram {
         #[pyo3(from_py_with = digits_arg)] significant_digits: u8,
         unit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let inner = match unit {
-            None => Histogram::new(max_value_arg(max_value)?, significant_digits),
-            Some(unit) => {
-                let unit = f64_arg(unit, "unit")?;
-                if !(unit.is_finite() && unit > 0.0) {
-                    return Err(stats_err(StatsError::InvalidUnit { unit }));
-                }
-                let max = f64_arg(max_value, "max_value")?;
-                // 2^64 as f64: the tick count must fit a u64.
-                let ticks = (max / unit).round();
-                if !(1.0..18_446_744_073_709_551_616.0).contains(&ticks) {
-                    return Err(PyValueError::new_err(format!(
-                        "max_value / unit must be in 1..2**64 ticks, got {max} / {unit}"
-                    )));
-                }
-                let config = HistogramConfig {
-                    max: ticks as u64,
-                    significant_digits,
-                };
-                Histogram::with_unit(config, unit)
-            }
+        let inner = match histogram_config(max_value, significant_digits, unit)? {
+            (config, None) => Histogram::with_config(config),
+            (config, Some(unit)) => Histogram::with_unit(config, unit),
         }
         .map_err(stats_err)?;
         Ok(Self {

@@ -8,10 +8,10 @@ use pyo3::types::{PyDict, PyList};
 
 use super::super::errors::int_arg;
 use super::counter::{PyCounter, PyGauge};
-use super::histogram::{digits_arg, max_value_arg, PyHistogram};
+use super::histogram::{digits_arg, histogram_config, PyHistogram};
 use super::rate::{buckets_arg, clock_of, window_arg, PyRate};
 use super::{histogram_dict, labels_arg, percentiles_or_default, stats_err, str_arg};
-use crate::stats::{HistogramConfig, MetricValue, RateConfig, Registry, Snapshot};
+use crate::stats::{tick_value, MetricValue, RateConfig, Registry, Snapshot};
 
 /// Named metrics with optional labels, created on first use. Every call
 /// with the same name and labels returns a handle to the same metric
@@ -126,26 +126,28 @@ impl PyRegistry {
         Ok(PyGauge { inner })
     }
 
-    /// The histogram `name{labels}`, created empty on first use.
-    #[pyo3(signature = (name, labels = None, *, max_value, significant_digits = 3, help = None))]
+    /// The histogram `name{labels}`, created empty on first use; with a
+    /// `unit`, of floats kept to that unit (as `Histogram(..., unit=)`).
+    #[pyo3(signature = (name, labels = None, *, max_value, significant_digits = 3, unit = None, help = None))]
+    #[allow(clippy::too_many_arguments)]
     fn histogram(
         &self,
         #[pyo3(from_py_with = name_arg)] name: String,
         labels: Option<&Bound<'_, PyAny>>,
-        #[pyo3(from_py_with = max_value_arg)] max_value: u64,
+        max_value: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = digits_arg)] significant_digits: u8,
+        unit: Option<&Bound<'_, PyAny>>,
         help: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyHistogram> {
         let labels = labels_arg(labels)?;
+        let (config, unit) = histogram_config(max_value, significant_digits, unit)?;
         self.describe(&name, help)?;
-        let config = HistogramConfig {
-            max: max_value,
-            significant_digits,
-        };
-        let inner = self
-            .inner
-            .histogram(&name, &borrow(&labels), config)
-            .map_err(stats_err)?;
+        let labels = borrow(&labels);
+        let inner = match unit {
+            None => self.inner.histogram(&name, &labels, config),
+            Some(unit) => self.inner.histogram_with_unit(&name, &labels, config, unit),
+        }
+        .map_err(stats_err)?;
         Ok(PyHistogram { inner })
     }
 
@@ -239,9 +241,33 @@ pub(crate) fn snapshot_dict<'py>(
                 max,
                 rejected,
                 quantiles,
+                unit,
             } => {
-                let pairs = ps.iter().copied().zip(quantiles.iter().map(|&(_, v)| v));
-                let h = histogram_dict(py, *count, *sum, *min, *max, *rejected, pairs)?;
+                let ticks = quantiles.iter().map(|&(_, v)| v);
+                let h = match unit {
+                    None => histogram_dict(
+                        py,
+                        *count,
+                        *sum,
+                        *min,
+                        *max,
+                        *rejected,
+                        ps.iter().copied().zip(ticks),
+                    )?,
+                    // A unit's histogram reads back in its values, as `Histogram`'s getters do.
+                    Some(_) => {
+                        let value = |t: Option<u64>| t.map(|t| tick_value(*unit, t));
+                        histogram_dict(
+                            py,
+                            *count,
+                            *sum,
+                            value(*min),
+                            value(*max),
+                            *rejected,
+                            ps.iter().copied().zip(ticks.map(value)),
+                        )?
+                    }
+                };
                 values.update(h.as_mapping())?;
             }
             MetricValue::Rate {
