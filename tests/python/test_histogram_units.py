@@ -161,7 +161,7 @@ def test_registry_histogram_with_a_unit_reads_back_in_values() -> None:
     assert reg.histogram("latency_seconds", max_value=60, unit=1e-6) == lat
     with pytest.raises(ValueError, match="config"):
         reg.histogram("latency_seconds", max_value=60_000_000)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unit must be finite and above 0"):
         reg.histogram("bad_unit_seconds", max_value=1, unit=-1.0)
     snap = reg.snapshot()
     h = next(m for m in snap["metrics"] if m["name"] == "latency_seconds")["values"]
