@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import pytest
@@ -12,3 +13,11 @@ HAS_STDLIB_SHUTDOWN = sys.version_info >= (3, 13)
 needs_stdlib_shutdown = pytest.mark.skipif(
     not HAS_STDLIB_SHUTDOWN, reason="queue.Queue.shutdown() needs Python 3.13+"
 )
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell
+    runs background jobs with SIGINT ignored, and Python keeps an ignored
+    SIGINT ignored, so give the child the default disposition, as a terminal
+    does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

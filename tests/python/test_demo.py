@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import ringstat.demo
+from conftest import default_sigint
 
 try:
     import numpy  # noqa: F401
@@ -192,23 +193,24 @@ def test_demo_bad_arguments() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT with os.kill (POSIX)")
 def test_demo_sigint_stops_with_a_summary() -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "ringstat", "demo", "--seconds", "600"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # the first live line: running
-        assert first.startswith("["), first
-        time.sleep(0.3)
-        os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        preexec_fn=default_sigint,  # noqa: PLW1509
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()  # the first live line: running
+            assert first.startswith("["), first
+            time.sleep(0.3)
+            os.kill(proc.pid, signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 130, err
     assert "ringstat demo summary" in out
     assert "interrupted" in out

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from conftest import default_sigint
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT with os.kill (POSIX)")
 
 SETUP = {
@@ -60,6 +62,7 @@ def test_sigint_interrupts_blocked_call(op: str) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # noqa: PLW1509
     )
     try:
         assert proc.stdout is not None
