@@ -259,6 +259,26 @@ def _labels_given(labels: Mapping[str, str] | None) -> None:
         raise TypeError("give labels (one series) or labelnames (a family), not both")
 
 
+def _series_or_family(
+    reg: _ringstat.Registry,
+    native: Callable[..., Any],
+    name: str,
+    *,
+    labels: Mapping[str, str] | None,
+    help: str | None,
+    labelnames: Iterable[str] | None,
+    config: dict[str, Any],
+) -> Any:
+    """One series (``labels``), or with ``labelnames`` a :class:`Family` whose
+    children are created by ``native`` with the same configuration."""
+    if labelnames is None:
+        return native(reg, name, labels, help=help, **config)
+    _labels_given(labels)
+    if help is not None:
+        reg.describe(name, help)
+    return Family(name, labelnames, lambda lab: native(reg, name, lab, **config))
+
+
 def _wrap_simple(native: Callable[..., Any]) -> Callable[..., Any]:
     """``Registry.counter``/``gauge`` with ``labelnames=``."""
 
@@ -270,12 +290,9 @@ def _wrap_simple(native: Callable[..., Any]) -> Callable[..., Any]:
         help: str | None = None,
         labelnames: Iterable[str] | None = None,
     ) -> Any:
-        if labelnames is None:
-            return native(self, name, labels, help=help)
-        _labels_given(labels)
-        if help is not None:
-            self.describe(name, help)
-        return Family(name, labelnames, lambda lab: native(self, name, lab))
+        return _series_or_family(
+            self, native, name, labels=labels, help=help, labelnames=labelnames, config={}
+        )
 
     method._native = native  # type: ignore[attr-defined]
     return method
@@ -294,12 +311,9 @@ def _wrap_histogram(native: Callable[..., Any]) -> Callable[..., Any]:
         labelnames: Iterable[str] | None = None,
     ) -> Any:
         config = {"max_value": max_value, "significant_digits": significant_digits, "unit": unit}
-        if labelnames is None:
-            return native(self, name, labels, help=help, **config)
-        _labels_given(labels)
-        if help is not None:
-            self.describe(name, help)
-        return Family(name, labelnames, lambda lab: native(self, name, lab, **config))
+        return _series_or_family(
+            self, native, name, labels=labels, help=help, labelnames=labelnames, config=config
+        )
 
     histogram._native = native  # type: ignore[attr-defined]
     return histogram
@@ -317,12 +331,9 @@ def _wrap_rate(native: Callable[..., Any]) -> Callable[..., Any]:
         labelnames: Iterable[str] | None = None,
     ) -> Any:
         config = {"window": window, "buckets": buckets}
-        if labelnames is None:
-            return native(self, name, labels, help=help, **config)
-        _labels_given(labels)
-        if help is not None:
-            self.describe(name, help)
-        return Family(name, labelnames, lambda lab: native(self, name, lab, **config))
+        return _series_or_family(
+            self, native, name, labels=labels, help=help, labelnames=labelnames, config=config
+        )
 
     rate._native = native  # type: ignore[attr-defined]
     return rate
