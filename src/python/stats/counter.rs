@@ -1,6 +1,6 @@
 //! `ringstat.Counter` and `ringstat.Gauge`.
 
-use std::sync::Arc;
+use crate::sync::StdArc as Arc;
 
 use core::ffi::CStr;
 

@@ -1,6 +1,6 @@
 //! `ringstat.Histogram`.
 
-use std::sync::Arc;
+use crate::sync::StdArc as Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;

@@ -22,13 +22,13 @@ macro_rules! same_metric_eq {
     ($ty:ident) => {
         impl PartialEq for $ty {
             fn eq(&self, other: &Self) -> bool {
-                std::sync::Arc::ptr_eq(&self.inner, &other.inner)
+                crate::sync::StdArc::ptr_eq(&self.inner, &other.inner)
             }
         }
 
         impl std::hash::Hash for $ty {
             fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                std::sync::Arc::as_ptr(&self.inner).hash(state);
+                crate::sync::StdArc::as_ptr(&self.inner).hash(state);
             }
         }
     };

@@ -1,6 +1,6 @@
 //! `ringstat.Rate` and `ringstat.ManualClock`.
 
-use std::sync::Arc;
+use crate::sync::StdArc as Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
