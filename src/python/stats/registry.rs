@@ -50,12 +50,18 @@ impl PyRegistry {
         }
     }
 
+    /// Reads the metrics detached from the interpreter: a registry of many
+    /// histograms takes milliseconds, which other threads (an event loop
+    /// awaiting a scrape rendered in a worker) should not wait out.
     fn take_snapshot(
         &self,
+        py: Python<'_>,
         percentiles: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(Snapshot, Vec<f64>)> {
         let (ps, qs) = percentiles_or_default(percentiles)?;
-        let snap = self.inner.snapshot_with_quantiles(&qs).map_err(stats_err)?;
+        let snap = py
+            .detach(|| self.inner.snapshot_with_quantiles(&qs))
+            .map_err(stats_err)?;
         Ok((snap, ps))
     }
 }
@@ -193,14 +199,20 @@ impl PyRegistry {
         py: Python<'py>,
         percentiles: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (snap, ps) = self.take_snapshot(percentiles)?;
+        let (snap, ps) = self.take_snapshot(py, percentiles)?;
         snapshot_dict(py, &snap, &ps)
     }
 
     /// Every metric in the Prometheus text exposition format 0.0.4.
+    /// Snapshot and text are both made detached from the interpreter.
     #[pyo3(signature = (percentiles = None))]
-    fn to_prometheus(&self, percentiles: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
-        Ok(self.take_snapshot(percentiles)?.0.to_prometheus())
+    fn to_prometheus(
+        &self,
+        py: Python<'_>,
+        percentiles: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let (snap, _) = self.take_snapshot(py, percentiles)?;
+        Ok(py.detach(|| snap.to_prometheus()))
     }
 
     fn __repr__(&self) -> String {
