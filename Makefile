@@ -34,7 +34,7 @@ help: ## list the targets
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) .ci/extras.py test bench notebook demo | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
+	$(VPY) .ci/extras.py test bench notebook demo web | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
 	touch $@
 
 .PHONY: venv
@@ -126,7 +126,7 @@ test-py-versions: ## the same abi3 wheel under the oldest and newest other CPyth
 	  v=$$($$py -c 'import sys; print("%d%d" % sys.version_info[:2])'); \
 	  echo "== CPython $$v"; \
 	  $$py -m venv --clear $(VENV)-$$v; \
-	  $(VENV)-$$v/bin/python -m pip install --quiet "$$(echo $(PY_TARGET)/wheels/*.whl)[test]"; \
+	  $(VENV)-$$v/bin/python -m pip install --quiet "$$(echo $(PY_TARGET)/wheels/*.whl)[test,web]"; \
 	  $(VENV)-$$v/bin/python -m pytest -q -p no:cacheprovider tests/python; \
 	done
 

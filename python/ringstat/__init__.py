@@ -22,6 +22,11 @@ registry on a native background thread into a bounded time series.
 Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
 ``ringstat.frames`` (pandas/polars DataFrames), ``ringstat.display`` (HTML),
 ``ringstat.plot`` (matplotlib) and ``ringstat.jupyter.live``.
+
+Web services (imported on demand): ``ringstat.asgi`` (``MetricsApp`` serving
+``/metrics``, ``MetricsMiddleware`` counting requests), ``ringstat.wsgi``
+(``MetricsApp``) and ``ringstat.prometheus`` (``RingstatCollector``, a
+registry inside ``prometheus_client``'s).
 """
 
 from queue import Empty, Full
