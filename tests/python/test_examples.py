@@ -19,6 +19,7 @@ EXAMPLES = ROOT / "examples"
 # How each Python example is run in the test (short arguments), and what it needs.
 RUNS: dict[str, tuple[list[str], list[str]]] = {
     "web_service.py": (["--self-test"], []),
+    "fastapi_service.py": (["--self-test"], ["fastapi", "uvicorn", "httpx"]),
     "producer_consumer.py": (["--items", "20000", "--producers", "2", "--consumers", "3"], []),
     "stats_to_pandas.py": (["--seconds", "0.5", "--csv", "stats.csv"], ["pandas"]),
 }
@@ -60,6 +61,22 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
         assert 'events_total{kind="logout"} 80' in out, out
         assert "users_online 20" in out, out
         assert re.search(r"^request_us_count 280$", out, re.MULTILINE), out
+    elif name == "fastapi_service.py":
+        # 4 clients x 25 users: each registers, logs in and is looked up, 4 in 5
+        # log out; one logout of a stranger is refused. /metrics is not counted.
+        for line in (
+            'http_requests_total{method="POST",route="/login",status="200"} 100',
+            'http_requests_total{method="POST",route="/logout",status="200"} 80',
+            'http_requests_total{method="POST",route="/logout",status="409"} 1',
+            'http_requests_total{method="GET",route="/users/{user}",status="200"} 100',
+            'http_request_duration_seconds_count{method="POST",route="/register"} 100',
+            "http_requests_in_progress 0",
+            'user_events_total{kind="logout"} 80',
+            "users_online 20",
+            "session_seconds_count 80",
+        ):
+            assert re.search(f"^{re.escape(line)}$", out, re.MULTILINE), line
+        assert "/metrics" not in out
     elif name == "producer_consumer.py":
         assert "moved 40,000 items" in out, out
         assert "every item arrived exactly once" in out, out

@@ -40,6 +40,10 @@ def optional_needs(code: str) -> list[str]:
         needs.append("matplotlib")
     if "numpy" in code:
         needs.append("numpy")
+    if "fastapi" in code:
+        needs += ["fastapi", "httpx"]
+    if "flask" in code:
+        needs.append("flask")
     return needs
 
 

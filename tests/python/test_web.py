@@ -41,6 +41,7 @@ from ringstat.prometheus import RingstatCollector
 from ringstat.wsgi import MetricsApp as WSGIMetricsApp
 
 HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE.parents[1] / "examples"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -491,3 +492,42 @@ def test_collector_in_the_default_registry_next_to_prometheus_client_metrics() -
     finally:
         REGISTRY.unregister(collector)
         REGISTRY.unregister(own)
+
+
+# ----- the example, as a user runs it ------------------------------------------
+
+
+def test_fastapi_example_under_uvicorn(tmp_path: Path) -> None:
+    def uvicorn(fd: int) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "--fd", str(fd), "--log-level", "warning",
+                "--app-dir", str(EXAMPLES), "fastapi_service:app"]  # fmt: skip
+
+    with (
+        serve(uvicorn, tmp_path, tmp_path / "uvicorn.log") as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        for user in ("ann", "bob", "cy"):
+            assert client.post("/register", params={"user": user}).status_code == 200
+            assert client.post("/login", params={"user": user}).status_code == 200
+        assert client.post("/logout", params={"user": "bob"}).status_code == 200
+        assert client.post("/logout", params={"user": "bob"}).status_code == 409
+        assert client.get("/users/ann").json() == {"online": True}
+        assert client.get("/missing").status_code == 404
+        got = samples(client.get("/metrics").text)
+
+    def requests(method: str, route: str, status: int) -> float:
+        labels = (("method", method), ("route", route), ("status", str(status)))
+        return got[("http_requests_total", labels)]
+
+    assert requests("POST", "/login", 200) == 3
+    assert requests("POST", "/logout", 200) == 1
+    assert requests("POST", "/logout", 409) == 1
+    assert requests("GET", "/users/{user}", 200) == 1
+    assert requests("GET", "unmatched", 404) == 1
+    post_login = (("method", "POST"), ("route", "/login"))
+    assert got[("http_request_duration_seconds_count", post_login)] == 3
+    assert got[("http_requests_in_progress", ())] == 0
+    assert got[("user_events_total", (("kind", "login"),))] == 3
+    assert got[("users_online", ())] == 2
+    assert got[("session_seconds_count", ())] == 1
+    assert got[("logins_rate", ())] > 0
