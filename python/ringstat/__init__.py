@@ -25,8 +25,9 @@ Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
 
 Web services (imported on demand): ``ringstat.asgi`` (``MetricsApp`` serving
 ``/metrics``, ``MetricsMiddleware`` counting requests), ``ringstat.wsgi``
-(``MetricsApp``) and ``ringstat.prometheus`` (``RingstatCollector``, a
-registry inside ``prometheus_client``'s).
+(``MetricsApp``), ``ringstat.exposition`` (their formats: the hook for
+OpenMetrics) and ``ringstat.prometheus`` (``RingstatCollector``, a registry
+inside ``prometheus_client``'s).
 """
 
 from queue import Empty, Full

@@ -29,7 +29,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 
-from ringstat._http import (
+from ringstat._ringstat import Registry
+from ringstat.exposition import (
     FORMATS,
     Exposable,
     Format,
@@ -39,7 +40,6 @@ from ringstat._http import (
     refuse,
     respond,
 )
-from ringstat._ringstat import Registry
 
 __all__ = ["MetricsApp", "MetricsMiddleware"]
 
@@ -93,7 +93,7 @@ class MetricsApp:
     (``app.mount("/metrics", MetricsApp(registry))``); a trailing slash is
     ignored. ``percentiles`` are passed to
     ``to_prometheus`` (default: the registry's). ``formats`` are the
-    exposition formats offered to ``Accept`` (see :mod:`ringstat._http`;
+    exposition formats offered to ``Accept`` (see :mod:`ringstat.exposition`;
     today only the text format 0.0.4). ``app``, if given, receives every
     request that is not for ``path`` (and lifespan and websocket events)
     instead of a 404.

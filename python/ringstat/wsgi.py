@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ringstat._http import FORMATS, Exposable, Format, matches, not_found, refuse, respond
+from ringstat.exposition import FORMATS, Exposable, Format, matches, not_found, refuse, respond
 
 __all__ = ["MetricsApp"]
 

@@ -35,8 +35,8 @@ from starlette.routing import Mount, Route
 
 import ringstat
 from conftest import serve
-from ringstat._http import FORMATS, PROMETHEUS_TEXT, Format, negotiate, wants_gzip
 from ringstat.asgi import MetricsApp, MetricsMiddleware
+from ringstat.exposition import FORMATS, PROMETHEUS_TEXT, Format, negotiate, wants_gzip
 from ringstat.prometheus import RingstatCollector
 from ringstat.wsgi import MetricsApp as WSGIMetricsApp
 

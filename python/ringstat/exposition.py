@@ -1,11 +1,14 @@
-"""What the ASGI and WSGI metrics apps share: path matching, format
-negotiation, gzip and the response for one request, independent of the
-server interface.
+"""Exposition formats for the metrics apps (:mod:`ringstat.asgi`,
+:mod:`ringstat.wsgi`), and what those apps share: path matching, format
+negotiation, gzip and the reply to one request, independent of the server
+interface.
 
 A format is a :class:`Format` (media type, ``Content-Type``, renderer);
-:data:`FORMATS` holds the ones served, in preference order. Today that is the
-Prometheus text format 0.0.4 only; when ``Registry.to_prometheus`` can write
-OpenMetrics, a second entry (``application/openmetrics-text``) is all it takes.
+:data:`FORMATS` holds the ones served by default, in preference order, and
+the apps' ``formats=`` takes another list. Today that is the Prometheus text
+format 0.0.4 only; once ``Registry.to_prometheus`` writes OpenMetrics, an
+entry for ``application/openmetrics-text`` is all the apps need to offer it
+to scrapers that ask for it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ __all__ = [
     "Exposable",
     "Format",
     "Response",
+    "matches",
     "negotiate",
+    "not_found",
+    "refuse",
     "respond",
     "wants_gzip",
 ]
