@@ -171,6 +171,8 @@ class MetricsMiddleware:
     make new series; a request no route matched is ``route="unmatched"``.
     Methods other than the standard seven count as ``method="other"``. A
     request that raises counts as status 500 (the exception propagates).
+    Recording never fails a request: past the registry's ``max_series`` new
+    series are not recorded, nor are durations above ``max_seconds``.
     Paths in ``exclude`` (``/metrics``, say) are not recorded. Lifespan and
     websocket events pass through untouched.
     """
@@ -226,7 +228,10 @@ class MetricsMiddleware:
             self.in_progress.dec()
             method = scope["method"] if scope["method"] in _METHODS else "other"
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.requests.labels(method, route, str(status)).inc()
-            # Above max_seconds: not recorded, counted in the histogram's `rejected`.
+            # Recording never fails the request: a registry at its max_series
+            # raises SeriesLimitError, a duration above max_seconds ValueError
+            # (counted in the histogram's `rejected`), both ValueErrors.
+            with contextlib.suppress(ValueError):
+                self.requests.labels(method, route, str(status)).inc()
             with contextlib.suppress(ValueError):
                 self.duration.labels(method, route).record(seconds)

@@ -436,6 +436,32 @@ def test_middleware_passes_lifespan_and_counts_in_progress() -> None:
     )
 
 
+def test_middleware_never_fails_a_request_for_its_metrics() -> None:
+    # Room for the middleware's three families' first series only: later
+    # routes and statuses hit max_series; durations above max_seconds are
+    # rejected. The requests are answered all the same.
+    registry = ringstat.Registry(max_series=3)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = MetricsMiddleware(app, registry, max_seconds=1e-6)
+
+    async def main() -> list[int]:
+        async with asgi_client(middleware) as client:
+            return [(await client.request(m, "/")).status_code for m in ("GET", "POST", "PUT")]
+
+    assert asyncio.run(main()) == [200, 200, 200]
+    assert registry.series == 3
+    got = samples(registry.to_prometheus())
+    assert got[("http_requests_in_progress", ())] == 0
+    assert (
+        got[("http_requests_total", (("method", "GET"), ("route", "unmatched"), ("status", "200")))]
+        == 1
+    )
+
+
 # ----- prometheus_client interop ----------------------------------------------
 
 
