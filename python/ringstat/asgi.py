@@ -3,9 +3,12 @@
 :class:`MetricsApp` answers ``GET``/``HEAD /metrics`` with the registry in the
 Prometheus text format (gzipped when the client accepts it; 404 for another
 path, 405 for another method). Standalone (``uvicorn module:metrics``), as a
-route (``app.add_route("/metrics", MetricsApp(registry))`` in FastAPI or
-Starlette), or in front of an app (``MetricsApp(registry, app=fastapi_app)``
-answers ``/metrics`` and hands every other request to ``app``). The registry
+route of FastAPI or Starlette (``app.routes.append(Route("/metrics",
+MetricsApp(registry)))``; ``app.add_route`` works too but its type hints
+want a request handler), mounted (``app.mount("/metrics",
+MetricsApp(registry))``, which redirects ``/metrics`` to ``/metrics/``), or
+in front of an app (``MetricsApp(registry, app=fastapi_app)`` answers
+``/metrics`` and hands every other request to ``app``). The registry
 is rendered on a worker thread: ``Registry.to_prometheus()`` releases the
 GIL, so the event loop keeps serving while a large registry is rendered.
 
@@ -14,8 +17,8 @@ status, times them into a float histogram (seconds) and tracks the requests
 in progress::
 
     app = FastAPI()
-    app.add_middleware(MetricsMiddleware, registry=registry)
-    app.add_route("/metrics", MetricsApp(registry))
+    app.add_middleware(MetricsMiddleware, registry=registry, exclude=["/metrics"])
+    app.routes.append(Route("/metrics", MetricsApp(registry)))
 
 Only the standard library is needed; any object with ``to_prometheus()``
 can be served.
