@@ -1,0 +1,51 @@
+"""The documentation site's code runs as written: every ``python`` block of
+``docs/**/*.md`` as a script in a subprocess, as the README's are. Rust code
+stays out of the pages (they include the README's Rust blocks, which
+``cargo test --doc`` runs), and every part of README.md a page includes is
+still marked there. ``make docs`` builds the site itself (warnings as errors)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from codeblocks import ROOT, block_id, blocks, run_python_block
+
+PAGES = sorted((ROOT / "docs").rglob("*.md"))
+PYTHON = [(page, code) for page in PAGES for code in blocks(page, "python")]
+INCLUDE = re.compile(r'include-markdown "([^"]+)"(?:\s+start="([^"]+)"\s+end="([^"]+)")?')
+
+
+def _id(page: Path, code: str) -> str:
+    return f"{page.relative_to(ROOT / 'docs')}:{block_id(code)}"
+
+
+def test_the_guides_have_code() -> None:
+    # A guide shows its task in code that runs (here), not only in prose.
+    with_code = {page.name for page, _ in PYTHON if page.parent.name == "guides"}
+    guides = {p.name for p in (ROOT / "docs" / "guides").glob("*.md")}
+    assert guides - with_code == set(), "guides without a python block"
+
+
+@pytest.mark.parametrize("code", [c for _, c in PYTHON], ids=[_id(p, c) for p, c in PYTHON])
+def test_docs_python_block_runs(code: str, tmp_path: Path) -> None:
+    run_python_block(code, tmp_path)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT / "docs")) for p in PAGES])
+def test_page_has_no_rust_block_of_its_own(page: Path) -> None:
+    assert not blocks(page, "rust"), "put Rust examples in README.md or rustdoc (doctests)"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT / "docs")) for p in PAGES])
+def test_included_sections_are_marked_once(page: Path) -> None:
+    for path, start, end in INCLUDE.findall(page.read_text()):
+        source = (page.parent / path).resolve()
+        assert source.is_file(), path
+        text = source.read_text()
+        if start:
+            assert text.count(start) == 1, f"{start} in {path}"
+            assert text.count(end) == 1, f"{end} in {path}"
+            assert text.index(start) < text.index(end), f"{start}..{end} in {path}"
