@@ -88,7 +88,7 @@ def markdown(
         if line.lstrip().startswith(">>>"):
             indent = line[: len(line) - len(line.lstrip())]
             block, i = _fence(lines, i, "pycon", indent)
-            out += block
+            out += ["", *block, ""]  # a fence needs blank lines around it
         elif line.rstrip().endswith("::") and i + 1 < len(lines):
             # "Layout::" then an indented literal block after a blank line.
             out.append(line.rstrip()[:-1])

@@ -6,6 +6,7 @@ still marked there. ``make docs`` builds the site itself (warnings as errors).""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -49,3 +50,32 @@ def test_included_sections_are_marked_once(page: Path) -> None:
             assert text.count(start) == 1, f"{start} in {path}"
             assert text.count(end) == 1, f"{end} in {path}"
             assert text.index(start) < text.index(end), f"{start}..{end} in {path}"
+
+
+def test_docstrings_become_markdown() -> None:
+    # The API reference's griffe extension (docs/hooks/griffe_rst.py) on a
+    # Sphinx-style docstring: roles, a doctest and a literal block.
+    pytest.importorskip("griffe", reason='the docs extra: pip install ".[docs]"')
+    spec = importlib.util.spec_from_file_location("griffe_rst", ROOT / "docs/hooks/griffe_rst.py")
+    assert spec is not None
+    assert spec.loader is not None
+    rst = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rst)
+    text = (
+        "Like :class:`queue.Queue`, see :meth:`~Registry.snapshot`.\n"
+        "\n"
+        ">>> q = Queue()\n"
+        ">>> q.qsize()\n"
+        "0\n"
+        "\n"
+        "Layout::\n"
+        "\n"
+        "    {'a': 1}\n"
+        "\n"
+        "End."
+    )
+    assert rst.markdown(text) == (
+        "Like `queue.Queue`, see `Registry.snapshot`.\n"
+        "\n\n```pycon\n>>> q = Queue()\n>>> q.qsize()\n0\n```\n\n\n"
+        "Layout:\n\n```text\n{'a': 1}\n```\n\n\nEnd."
+    )
