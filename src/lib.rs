@@ -28,6 +28,9 @@ pub mod pipeline;
 pub mod queue;
 pub mod stats;
 
+#[cfg(feature = "serve")]
+pub mod serve;
+
 #[cfg(feature = "python")]
 mod python;
 

@@ -242,6 +242,7 @@ pub(crate) fn snapshot_dict<'py>(
                 rejected,
                 quantiles,
                 unit,
+                ..
             } => {
                 let ticks = quantiles.iter().map(|&(_, v)| v);
                 let h = match unit {
