@@ -56,8 +56,10 @@ test: lint test-rust test-loom test-py test-py-versions bench-smoke ## every tes
 lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python), rustdoc, ruff
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features serve -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python --lib -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python,serve --lib -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve
 	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples
 	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples
 
@@ -80,13 +82,15 @@ NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test dea
 test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
 	if $(HAVE_NEXTEST); then \
 	  cargo nextest run; \
+	  cargo nextest run --features serve --lib --test serve; \
 	  cargo nextest run --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
 	  cargo test --tests; \
+	  cargo test --features serve --lib --test serve; \
 	  cargo test --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
 	fi
-	cargo test --doc
+	cargo test --doc --features serve
 
 .PHONY: test-loom
 test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
@@ -108,8 +112,10 @@ miri: ## the queue's unit, proptest and stress tests under Miri (needs nightly +
 # The terminal UI is tested in a real terminal (tmux); install it where missing.
 APT_GET = $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
 .PHONY: tools
-tools: ## system packages the tests use (tmux), from apt where missing
+tools: ## system packages the tests use (tmux, prometheus), from apt where missing
 	@command -v tmux >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq tmux; }
+	@# The scrape test starts its own Prometheus on loopback (the package's service is not used).
+	@command -v prometheus >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends prometheus; }
 
 test-py: develop tools ## pytest, mypy stubtest, mypy
 	$(VPY) -m pytest
@@ -137,6 +143,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 	$(VPY) benches/python/bench_queue.py --quick
 	$(VPY) benches/python/bench_stats.py --quick
 	$(VPY) benches/python/bench_pipeline.py --quick
+	$(VPY) benches/python/bench_scrape.py --quick
 
 .PHONY: bench
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
@@ -146,6 +153,7 @@ bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	$(VPY) benches/python/bench_queue.py
 	$(VPY) benches/python/bench_stats.py
 	$(VPY) benches/python/bench_pipeline.py
+	$(VPY) benches/python/bench_scrape.py
 
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs
