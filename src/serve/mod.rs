@@ -162,6 +162,9 @@ pub struct Server {
     addr: SocketAddr,
     stop: Arc<Notify>,
     thread: Option<JoinHandle<()>>,
+    /// The process that started the thread: a forked child has no such
+    /// thread, and must not join it.
+    pid: u32,
 }
 
 impl Server {
@@ -171,7 +174,8 @@ impl Server {
     ///
     /// [`ServeError::Io`] if the address cannot be bound (in use, not
     /// local) or the thread cannot start; [`ServeError::Config`] for a path
-    /// not starting with `/`, zero timeouts or connections.
+    /// not starting with `/`, timeouts not in (0, 1 day], `max_connections`
+    /// not in `1..=2^20`, `max_request_bytes` below 8192.
     pub fn start(source: impl Source, config: ServeConfig) -> Result<Self, ServeError> {
         check(&config)?;
         let listener = TcpListener::bind(config.addr)?;
@@ -191,6 +195,7 @@ impl Server {
             addr,
             stop,
             thread: Some(thread),
+            pid: std::process::id(),
         })
     }
 
@@ -200,13 +205,21 @@ impl Server {
         self.addr
     }
 
-    /// Stops serving and joins the thread; also done on drop.
+    /// Stops serving and joins the thread; also done on drop. In a child
+    /// forked after the start, which has no server thread, it only forgets
+    /// the handle (the parent's server keeps running).
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
         if let Some(t) = self.thread.take() {
+            if std::process::id() != self.pid {
+                // A forked child: the thread (and its runtime) exist only in
+                // the parent; its copy of the handle is left alone.
+                std::mem::forget(t);
+                return;
+            }
             // A stored permit: the accept loop sees it even if not waiting yet.
             self.stop.notify_one();
             let _ = t.join();
@@ -234,11 +247,16 @@ fn check(c: &ServeConfig) -> Result<(), ServeError> {
     if !c.path.starts_with('/') {
         return bad("path must start with '/'");
     }
-    if c.read_timeout.is_zero() || c.connection_lifetime.is_zero() {
-        return bad("timeouts must be above zero");
+    let day = Duration::from_secs(86_400);
+    let in_range = |d: Duration| !d.is_zero() && d <= day;
+    if !in_range(c.read_timeout) {
+        return bad("read_timeout must be above zero and at most a day");
     }
-    if c.max_connections == 0 || c.max_connections > Semaphore::MAX_PERMITS {
-        return bad("max_connections must be at least 1");
+    if !in_range(c.connection_lifetime) {
+        return bad("connection_lifetime must be above zero and at most a day");
+    }
+    if c.max_connections == 0 || c.max_connections > 1 << 20 {
+        return bad("max_connections must be in 1..=1048576");
     }
     if c.max_request_bytes < 8192 {
         return bad("max_request_bytes must be at least 8192");

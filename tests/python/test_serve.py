@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -188,8 +189,13 @@ def test_bad_arguments() -> None:
         reg.serve(port=-1)
     with pytest.raises(TypeError, match="host"):
         reg.serve(host=1)  # type: ignore[arg-type]
-    with pytest.raises(OSError, match="address"):
+    # Never looked up: an IP address or "localhost" only.
+    with pytest.raises(ValueError, match="host must be an IP address"):
         reg.serve(host="no-such-host.invalid")
+    with reg.serve(host="localhost") as server:
+        assert server.host == "127.0.0.1"
+    with pytest.raises(ValueError, match="read_timeout"):
+        reg.serve(read_timeout=2**63)
     with pytest.raises(ValueError, match="path"):
         reg.serve(path="metrics")
     with pytest.raises(ValueError, match="read_timeout"):
@@ -244,6 +250,31 @@ def test_stop_is_idempotent_and_unregisters() -> None:
     assert "stopped" in repr(server)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_can_stop_its_copy() -> None:
+    """A child forked after serve() has no server thread: stop() there must
+    not join one (or hang), and the parent's server keeps serving."""
+    server = registry().serve()
+    try:
+        with warnings.catch_warnings():
+            # 3.12+ warns about fork() in a process with threads.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                server.stop()
+                code = 0 if not server.running else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert server.running
+        assert fetch(server.url)[0] == 200
+    finally:
+        server.stop()
 
 
 def test_a_server_left_running_stops_at_exit(tmp_path: Path) -> None:

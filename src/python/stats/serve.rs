@@ -2,7 +2,7 @@
 //! [`crate::serve`] for Python. The server thread renders from the Rust
 //! registry and never takes the GIL.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -48,16 +48,26 @@ fn pair_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<(String, String)> 
     ))
 }
 
-/// The address `host:port` names (the first one it resolves to).
+/// The address `host:port`: `host` an IP address or `"localhost"` (never
+/// looked up: binding needs no name service).
 fn addr_arg(host: &Bound<'_, PyAny>, port: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
     let host = str_arg(host, "host")?;
     let port = int_arg(port, "port", 0)?;
     let port = u16::try_from(port)
         .map_err(|_| PyValueError::new_err(format!("port must be in 0..=65535, got {port}")))?;
-    let mut addrs = (host.as_str(), port).to_socket_addrs()?;
-    addrs
-        .next()
-        .ok_or_else(|| PyValueError::new_err(format!("host {host:?} resolves to no address")))
+    let ip = if host == "localhost" {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .map_err(|_| {
+                PyValueError::new_err(format!(
+                    "host must be an IP address (\"127.0.0.1\", \"::1\", \"0.0.0.0\") or \"localhost\", got {host:?}"
+                ))
+            })?
+    };
+    Ok(SocketAddr::new(ip, port))
 }
 
 /// Starts a server for `reg` (the body of `Registry.serve`).
