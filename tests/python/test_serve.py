@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import mmap
 import os
 import socket
 import subprocess
@@ -299,47 +300,50 @@ def test_a_server_left_running_stops_at_exit(tmp_path: Path) -> None:
 
 
 CLIENT = """
-import json, sys, os, time, urllib.request
-url, go, done, out, n = sys.argv[1:6]
-deadline = time.monotonic() + 60
-while not os.path.exists(go):
-    if time.monotonic() > deadline:
-        sys.exit("the spinner never started")
-    time.sleep(0.001)
-results = []
-for _ in range(int(n)):
-    with urllib.request.urlopen(url, timeout=30) as r:
-        results.append([r.status, b'logins_total{region="eu"} 7' in r.read()])
-with open(out, "w") as f:
-    json.dump(results, f)
-os.rename(out, done)
+import json, mmap, sys, time, urllib.request
+url, flag, out, n = sys.argv[1:5]
+with open(flag, "r+b") as f, mmap.mmap(f.fileno(), 2) as mm:
+    deadline = time.monotonic() + 60
+    while not mm[0]:  # the spinner is running
+        if time.monotonic() > deadline:
+            sys.exit("the spinner never started")
+        time.sleep(0.001)
+    results = []
+    for _ in range(int(n)):
+        with urllib.request.urlopen(url, timeout=30) as r:
+            results.append([r.status, b'logins_total{region="eu"} 7' in r.read()])
+    with open(out, "w") as o:
+        json.dump(results, o)
+    mm[1] = 1  # done
 """
 
 
 def test_scrapes_complete_while_a_python_thread_holds_the_gil(tmp_path: Path) -> None:
-    """Order, not time: the client (another process) starts only once the
-    spinner runs, the spinner stops only once the client is done, and the
-    spinner holds the GIL throughout (pure-Python loop, switch interval
-    raised so no other thread takes the GIL from it)."""
+    """Order, not time: the client (another process) starts scraping only
+    once the spinner runs, and the spinner stops only once the client is
+    done. The spinner holds the GIL throughout: a pure-Python loop whose
+    checks (a byte of a shared mmap, the monotonic clock) never release it,
+    with the switch interval raised past its deadline so no other thread can
+    take the GIL from it. A server that needed the GIL would answer no
+    scrape until the spinner gave up."""
     reg = registry()
-    go, done, out = tmp_path / "go", tmp_path / "done", tmp_path / "out"
+    flag, out = tmp_path / "flag", tmp_path / "out"
+    flag.write_bytes(b"\0\0")
     n = 20
-    with reg.serve() as server:
+    with reg.serve() as server, open(flag, "r+b") as f, mmap.mmap(f.fileno(), 2) as mm:
         client = subprocess.Popen(
-            [sys.executable, "-c", CLIENT, server.url, str(go), str(done), str(out), str(n)]
+            [sys.executable, "-c", CLIENT, server.url, str(flag), str(out), str(n)]
         )
         spun = {"iterations": 0, "saw_done": False}
 
         def spin() -> None:
-            # Pure Python until the client's results exist; bounded by a
-            # deadline so a broken server fails the test instead of hanging it.
-            go.touch()
-            deadline = time.monotonic() + 90
+            mm[0] = 1  # go
+            deadline = time.monotonic() + 60
             i = 0
             while True:
                 i += 1
                 if i % 1000 == 0:
-                    if os.path.exists(done):
+                    if mm[1]:
                         spun["saw_done"] = True
                         break
                     if time.monotonic() > deadline:
@@ -347,7 +351,7 @@ def test_scrapes_complete_while_a_python_thread_holds_the_gil(tmp_path: Path) ->
             spun["iterations"] = i
 
         old = sys.getswitchinterval()
-        sys.setswitchinterval(60.0)
+        sys.setswitchinterval(1000.0)
         try:
             spinner = threading.Thread(target=spin)
             spinner.start()
@@ -357,4 +361,4 @@ def test_scrapes_complete_while_a_python_thread_holds_the_gil(tmp_path: Path) ->
         assert client.wait(timeout=60) == 0
     assert spun["saw_done"], "the client did not finish while the spinner ran"
     assert spun["iterations"] > 0
-    assert json.loads(done.read_text()) == [[200, True]] * n
+    assert json.loads(out.read_text()) == [[200, True]] * n
