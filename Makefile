@@ -53,11 +53,10 @@ test: lint test-rust test-loom test-py test-py-versions bench-smoke ## every tes
 	@echo "make test: all green"
 
 .PHONY: lint
-lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python), rustdoc, ruff
+lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python; with serve), rustdoc, ruff
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	@# With `serve` (a superset of the default build's code); the Python build has it on.
 	cargo clippy --all-targets --features serve -- -D warnings
-	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python --lib -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python,serve --lib -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve
 	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples

@@ -827,14 +827,17 @@ class Registry:
         the GIL, so scrapes answer while Python is busy. ``GET``/``HEAD`` of
         ``path`` only (404 elsewhere, 405 other methods); Prometheus text 0.0.4
         or OpenMetrics 1.0 by the ``Accept`` header, gzip when accepted.
-        Binds ``host`` (loopback by default; ``"0.0.0.0"`` exposes it) and
-        ``port`` (0: a free one, see :attr:`MetricsServer.port`). A client gets
+        Binds ``host``, an IP address or ``"localhost"`` (never looked up;
+        loopback by default, ``"0.0.0.0"`` exposes it) and ``port`` (0: a free
+        one, see :attr:`MetricsServer.port`). A client gets
         ``read_timeout`` seconds to send its request head; at most
         ``max_connections`` at once. ``basic_auth=(user, password)``, or
         ``basic_auth_sha256=(user, sha256 hex digest of the password)``,
         requires those credentials (401 otherwise); for TLS, put a reverse
         proxy in front. Runs until :meth:`MetricsServer.stop`, the end of a
-        ``with`` block, or interpreter exit. ``OSError`` if the address cannot
+        ``with`` block, or interpreter exit (the server is kept alive until
+        then, referenced or not; a child forked after ``serve()`` does not
+        serve, and its ``stop()`` leaves the parent's server running). ``OSError`` if the address cannot
         be bound, ``ValueError``/``TypeError`` for bad arguments."""
 
     def to_pandas(self, percentiles: Iterable[float] | None = None) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::io::Write as _;
+use std::pin::pin;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -10,16 +11,18 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::{ServeConfig, Source};
+use super::{first, ServeConfig, Source};
 use crate::stats::Format;
 use crate::sync::StdArc as Arc;
 
-/// Serves one connection until the client closes it, a timeout, or the
-/// connection's lifetime ends.
+/// Serves one connection until the client closes it, a timeout, the
+/// connection's lifetime ends, or `stop` changes (then a request in flight
+/// is answered and the connection closed).
 pub(super) async fn connection(
     stream: tokio::net::TcpStream,
     source: Arc<dyn Source>,
     config: Arc<ServeConfig>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let lifetime = config.connection_lifetime;
@@ -33,8 +36,18 @@ pub(super) async fn connection(
         let (source, config) = (Arc::clone(&source), Arc::clone(&config));
         async move { Ok::<_, Infallible>(respond(&req, &*source, &config)) }
     });
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    let _ = tokio::time::timeout(lifetime, conn).await;
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let serve = async {
+        let stopped = async {
+            // A dropped sender is a stop too.
+            let _ = stop.wait_for(|&s| s).await;
+        };
+        if first(conn.as_mut(), stopped).await.is_none() {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    };
+    let _ = tokio::time::timeout(lifetime, serve).await;
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

@@ -156,8 +156,8 @@ impl From<std::io::Error> for ServeError {
 }
 
 /// A running scrape endpoint. [`stop`](Server::stop) (or dropping it)
-/// closes the listener, lets scrapes in flight finish (up to a second) and
-/// joins the thread.
+/// closes the listener and idle connections, lets scrapes in flight finish
+/// (up to a second) and joins the thread.
 pub struct Server {
     addr: SocketAddr,
     stop: Arc<Notify>,
@@ -277,7 +277,8 @@ async fn first<A: Future>(a: A, b: impl Future<Output = ()>) -> Option<A::Output
 }
 
 /// The accept loop: until `stop`, each connection a task holding one of
-/// `max_connections` permits; then up to a second for those in flight.
+/// `max_connections` permits; then every connection is told to close (idle
+/// ones at once) and those with a request in flight get up to a second.
 async fn run(
     listener: TcpListener,
     source: Arc<dyn Source>,
@@ -289,6 +290,8 @@ async fn run(
     };
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let config = Arc::new(config);
+    // Tells every connection to finish its request in flight and close.
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
     loop {
         let Some(accepted) = first(listener.accept(), stop.notified()).await else {
             break;
@@ -303,12 +306,14 @@ async fn run(
             continue;
         };
         let (source, config) = (Arc::clone(&source), Arc::clone(&config));
+        let closing = closing_rx.clone();
         tokio::spawn(async move {
-            http::connection(stream, source, config).await;
+            http::connection(stream, source, config, closing).await;
             drop(permit);
         });
     }
     drop(listener);
+    let _ = closing.send(true);
     let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(1), permits.acquire_many(all)).await;
 }

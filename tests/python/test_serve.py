@@ -282,18 +282,23 @@ def test_a_server_left_running_stops_at_exit(tmp_path: Path) -> None:
     # The interpreter exits normally with a server never stopped.
     code = textwrap.dedent(
         """
-        import ringstat, urllib.request
+        import atexit, ringstat, urllib.request
         reg = ringstat.Registry()
         reg.counter("c").inc()
+        # Registered before serve(): atexit runs it after the server's stop.
+        atexit.register(lambda: print("running at exit:", s.running))
         s = reg.serve()
-        assert urllib.request.urlopen(s.url, timeout=30).status == 200
+        with urllib.request.urlopen(s.url, timeout=30) as r:
+            assert r.status == 200
         print(s.port)
         """
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    port = int(out.stdout)
+    port_line, at_exit = out.stdout.splitlines()
+    assert at_exit == "running at exit: False"
+    port = int(port_line)
     assert out.stderr == ""
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
