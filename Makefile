@@ -34,7 +34,7 @@ help: ## list the targets
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) .ci/extras.py test bench notebook demo | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
+	$(VPY) .ci/extras.py test bench notebook demo docs | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
 	touch $@
 
 .PHONY: venv
@@ -49,7 +49,7 @@ demo: develop ## the main job: build, install and run the demo
 	$(VPY) -m ringstat demo
 
 .PHONY: test
-test: lint test-rust test-loom test-py test-py-versions bench-smoke ## every test (CI)
+test: lint test-rust test-loom test-py test-py-versions bench-smoke docs ## every test (CI)
 	@echo "make test: all green"
 
 .PHONY: lint
@@ -59,8 +59,8 @@ lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python; wi
 	cargo clippy --all-targets --features serve -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python,serve --lib -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve
-	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples
-	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples
+	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples docs/hooks
+	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples docs/hooks
 
 # Only src/sync.rs names std's atomics, Arc and spin hints (comments aside),
 # so a loom build swaps them all.
@@ -135,6 +135,22 @@ test-py-versions: ## the same abi3 wheel under the oldest and newest other CPyth
 	  $(VENV)-$$v/bin/python -m pytest -q -p no:cacheprovider tests/python; \
 	done
 
+# The documentation site (mkdocs.yml, docs/): MkDocs with warnings as errors,
+# the Python API from the stubs, rustdoc copied in as site/rustdoc/ (the same
+# RUSTDOCFLAGS as `lint`, so its build is reused). The pages' Python blocks
+# run in test-py (tests/python/test_docs.py). No --quiet: it hides the
+# warnings, and then --strict has none to fail on.
+DOCS_ENV := NO_MKDOCS_2_WARNING=1 RUSTDOCFLAGS="-D warnings"
+.PHONY: docs
+docs: venv ## build the documentation site into site/ (warnings are errors)
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve
+	$(DOCS_ENV) $(VENV)/bin/mkdocs build --strict
+
+.PHONY: docs-serve
+docs-serve: venv ## serve the documentation site at http://127.0.0.1:8000, rebuilt on each edit
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve
+	$(DOCS_ENV) $(VENV)/bin/mkdocs serve
+
 .PHONY: bench-smoke
 bench-smoke: develop ## run every benchmark once, briefly (checks they work; no numbers)
 	cargo bench --bench queue --bench stats -- --test
@@ -157,4 +173,4 @@ bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs
 	cargo clean
-	rm -rf $(VENV) $(VENV)-* python/ringstat/*.so
+	rm -rf $(VENV) $(VENV)-* python/ringstat/*.so site

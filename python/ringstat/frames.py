@@ -133,7 +133,8 @@ def histogram_frame(hist: Histogram, backend: Literal["pandas"] = "pandas") -> p
 def histogram_frame(hist: Histogram, backend: Literal["polars"]) -> pl.DataFrame: ...
 def histogram_frame(hist: Histogram, backend: Backend = "pandas") -> pd.DataFrame | pl.DataFrame:
     """A histogram's non-empty buckets, in value order: ``low`` and ``high``
-    (the bucket's inclusive value range), ``count``, ``fraction`` (of all
+    (the bucket's inclusive value range: ints, or floats for a histogram
+    with a ``unit``), ``count``, ``fraction`` (of all
     values) and ``cumulative`` (fraction of values ``<= high``)."""
     buckets = hist.buckets()
     total = sum(c for _, _, c in buckets)
@@ -158,10 +159,12 @@ def histogram_frame(hist: Histogram, backend: Backend = "pandas") -> pd.DataFram
     _need_pandas()
     import pandas as pd
 
+    # A histogram with a unit holds floats (its bounds are fractions).
+    bound = "uint64" if hist.unit is None else "float64"
     frame: pd.DataFrame = pd.DataFrame(
         {
-            "low": pd.Series(data["low"], dtype="uint64"),
-            "high": pd.Series(data["high"], dtype="uint64"),
+            "low": pd.Series(data["low"], dtype=bound),
+            "high": pd.Series(data["high"], dtype=bound),
             "count": pd.Series(data["count"], dtype="uint64"),
             "fraction": pd.Series(data["fraction"], dtype="float64"),
             "cumulative": pd.Series(data["cumulative"], dtype="float64"),

@@ -211,6 +211,18 @@ def test_histogram_to_pandas() -> None:
     assert len(Histogram(10).to_pandas()) == 0
 
 
+def test_histogram_with_unit_to_pandas() -> None:
+    pytest.importorskip("pandas", reason=EXTRAS_HINT)
+    h = Histogram(60, unit=1e-6)
+    h.record(0.0125)
+    h.record(0.5)
+    df = h.to_pandas()
+    assert df["low"].dtype == "float64"
+    assert df["count"].tolist() == [1, 1]
+    for value, (low, high) in zip((0.0125, 0.5), zip(df["low"], df["high"])):
+        assert low <= value <= high
+
+
 def test_recorder_to_pandas_is_tidy() -> None:
     pytest.importorskip("pandas", reason=EXTRAS_HINT)
     reg = _registry()
