@@ -53,11 +53,12 @@ test: lint test-rust test-loom test-py test-py-versions bench-smoke docs ## ever
 	@echo "make test: all green"
 
 .PHONY: lint
-lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python), rustdoc, ruff
+lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python; with serve), rustdoc, ruff
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
-	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python --lib -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+	@# With `serve` (a superset of the default build's code); the Python build has it on.
+	cargo clippy --all-targets --features serve -- -D warnings
+	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python,serve --lib -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve
 	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples docs/hooks
 	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples docs/hooks
 
@@ -80,13 +81,15 @@ NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test dea
 test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
 	if $(HAVE_NEXTEST); then \
 	  cargo nextest run; \
+	  cargo nextest run --features serve --lib --test serve; \
 	  cargo nextest run --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
 	  cargo test --tests; \
+	  cargo test --features serve --lib --test serve; \
 	  cargo test --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
 	fi
-	cargo test --doc
+	cargo test --doc --features serve
 
 .PHONY: test-loom
 test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
@@ -108,8 +111,10 @@ miri: ## the queue's unit, proptest and stress tests under Miri (needs nightly +
 # The terminal UI is tested in a real terminal (tmux); install it where missing.
 APT_GET = $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
 .PHONY: tools
-tools: ## system packages the tests use (tmux), from apt where missing
+tools: ## system packages the tests use (tmux, prometheus), from apt where missing
 	@command -v tmux >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq tmux; }
+	@# The scrape test starts its own Prometheus on loopback (the package's service is not used).
+	@command -v prometheus >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends prometheus; }
 
 test-py: develop tools ## pytest, mypy stubtest, mypy
 	$(VPY) -m pytest
@@ -138,12 +143,12 @@ test-py-versions: ## the same abi3 wheel under the oldest and newest other CPyth
 DOCS_ENV := NO_MKDOCS_2_WARNING=1 RUSTDOCFLAGS="-D warnings"
 .PHONY: docs
 docs: venv ## build the documentation site into site/ (warnings are errors)
-	$(DOCS_ENV) cargo doc --no-deps --quiet
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve
 	$(DOCS_ENV) $(VENV)/bin/mkdocs build --strict
 
 .PHONY: docs-serve
 docs-serve: venv ## serve the documentation site at http://127.0.0.1:8000, rebuilt on each edit
-	$(DOCS_ENV) cargo doc --no-deps --quiet
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve
 	$(DOCS_ENV) $(VENV)/bin/mkdocs serve
 
 .PHONY: bench-smoke
@@ -154,6 +159,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 	$(VPY) benches/python/bench_stats.py --quick
 	$(VPY) benches/python/bench_pipeline.py --quick
 	$(VPY) benches/python/bench_web.py --quick
+	$(VPY) benches/python/bench_scrape.py --quick
 
 .PHONY: bench
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
@@ -164,6 +170,7 @@ bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	$(VPY) benches/python/bench_stats.py
 	$(VPY) benches/python/bench_pipeline.py
 	$(VPY) benches/python/bench_web.py
+	$(VPY) benches/python/bench_scrape.py
 
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs

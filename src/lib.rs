@@ -7,6 +7,8 @@
 //!   iterators that pop ([`iter`](Queue::iter) until closed and drained).
 //! - [`stats`]: counters, gauges, histograms, sliding-window rates and a
 //!   registry that many threads update while anyone reads them live.
+//! - `serve` (cargo feature `serve`, off by default): an HTTP scrape
+//!   endpoint on a native thread serving a registry's exposition.
 //!
 //! # Examples
 //!
@@ -27,6 +29,9 @@ mod sync;
 pub mod pipeline;
 pub mod queue;
 pub mod stats;
+
+#[cfg(feature = "serve")]
+pub mod serve;
 
 #[cfg(feature = "python")]
 mod python;

@@ -618,6 +618,7 @@ fn registry_snapshot_is_plain_sorted_data() {
             rejected,
             quantiles,
             unit: None,
+            buckets: None,
         } => {
             assert_eq!(
                 (*count, *sum, *min, *max, *rejected),

@@ -11,7 +11,9 @@ Live statistics that many threads update at native speed while anyone reads
 them: ``Counter`` (sharded, monotonic), ``Gauge`` (with min/max),
 ``Histogram`` (log-linear, percentiles on numpy's 0-100 scale), ``Rate``
 (events per second over a sliding window), and ``Registry`` (get-or-create by
-name and labels, ``snapshot()`` as plain dicts, ``to_prometheus()``).
+name and labels, ``snapshot()`` as plain dicts, ``to_prometheus()``,
+``to_openmetrics()``, and ``serve()``: a scrape endpoint on a native thread
+that never takes the GIL, returning a ``MetricsServer``).
 What a ``prometheus_client`` user types works too: ``inc(amount)``,
 ``dec(amount)``, ``Gauge.track_inprogress()``, ``Histogram.time()`` and
 ``observe``, ``Counter.count_exceptions()``, ``help=`` (``# HELP`` lines)
@@ -42,6 +44,7 @@ from ringstat._ringstat import (
     Histogram,
     HistogramHandle,
     ManualClock,
+    MetricsServer,
     Pipeline,
     PipelineClosed,
     Queue,
@@ -70,6 +73,7 @@ __all__ = [
     "Histogram",
     "HistogramHandle",
     "ManualClock",
+    "MetricsServer",
     "Pipeline",
     "PipelineClosed",
     "Queue",

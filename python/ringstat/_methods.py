@@ -309,8 +309,18 @@ def _wrap_histogram(native: Callable[..., Any]) -> Callable[..., Any]:
         unit: float | None = None,
         help: str | None = None,
         labelnames: Iterable[str] | None = None,
+        buckets: Iterable[float] | None = None,
     ) -> Any:
-        config = {"max_value": max_value, "significant_digits": significant_digits, "unit": unit}
+        if buckets is not None and labelnames is not None:
+            # Bounds belong to the family: set them before any child exists.
+            self.set_buckets(name, buckets)
+            buckets = None
+        config = {
+            "max_value": max_value,
+            "significant_digits": significant_digits,
+            "unit": unit,
+            "buckets": buckets,
+        }
         return _series_or_family(
             self, native, name, labels=labels, help=help, labelnames=labelnames, config=config
         )

@@ -33,6 +33,7 @@ __all__ = [
     "Histogram",
     "HistogramHandle",
     "ManualClock",
+    "MetricsServer",
     "Pipeline",
     "PipelineClosed",
     "Queue",
@@ -708,6 +709,7 @@ class Registry:
         unit: float | None = None,
         help: str | None = None,
         labelnames: None = None,
+        buckets: Iterable[float] | None = None,
     ) -> Histogram: ...
     @overload
     def histogram(
@@ -720,11 +722,14 @@ class Registry:
         unit: float | None = None,
         help: str | None = None,
         labelnames: Iterable[str],
+        buckets: Iterable[float] | None = None,
     ) -> Family[Histogram]:
         """The histogram ``name{labels}``, created empty on first use (see
         :class:`Histogram`: with a ``unit``, of floats kept to it and
         ``max_value`` in its values; ``help`` and ``labelnames`` as for
-        :meth:`counter`)."""
+        :meth:`counter`). With ``buckets`` (bounds in the histogram's values),
+        the family is exposed with classic buckets (see :meth:`set_buckets`);
+        without, as a summary."""
 
     @overload
     def rate(
@@ -785,12 +790,106 @@ class Registry:
         ``_sum`` and ``_count``. Label values are escaped (``\\``, ``\"``,
         ``\n``), so the text parses and round-trips."""
 
+    def set_buckets(self, name: str, buckets: Iterable[float]) -> None:
+        """Expose the histogram family ``name`` (all its label sets) with
+        classic buckets: type ``histogram``, a cumulative
+        ``<name>_bucket{le="b"}`` per bound ``b`` (in the histogram's values)
+        and ``le="+Inf"``, ``_sum`` and ``_count``, which Prometheus can sum
+        across instances and give to ``histogram_quantile``. Without it (the
+        default) a histogram is a summary of quantiles. The counts come from
+        the histogram's log-linear buckets at each scrape: a value above a
+        bound by less than the histogram's relative error may count under it;
+        values exactly at a bound always do. ``ValueError`` unless ``buckets``
+        is a non-empty, strictly increasing list of finite numbers (a last
+        ``inf`` is dropped), if ``name`` is another kind, or already has other
+        bounds."""
+
+    def to_openmetrics(self, percentiles: Iterable[float] | None = None) -> str:
+        """Every metric as OpenMetrics 1.0 text: the samples of
+        :meth:`to_prometheus`, a counter's family named without ``_total``
+        (typed ``unknown`` under its own name beside a gauge of that name),
+        ending with ``# EOF``."""
+
+    def serve(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        path: str = "/metrics",
+        percentiles: Iterable[float] | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        basic_auth_sha256: tuple[str, str] | None = None,
+        read_timeout: float = 5.0,
+        max_connections: int = 64,
+        gzip: bool = True,
+    ) -> MetricsServer:
+        """Serve this registry over HTTP from a native thread that never takes
+        the GIL, so scrapes answer while Python is busy. ``GET``/``HEAD`` of
+        ``path`` only (404 elsewhere, 405 other methods); Prometheus text 0.0.4
+        or OpenMetrics 1.0 by the ``Accept`` header, gzip when accepted.
+        Binds ``host``, an IP address or ``"localhost"`` (never looked up;
+        loopback by default, ``"0.0.0.0"`` exposes it) and ``port`` (0: a free
+        one, see :attr:`MetricsServer.port`). A client gets
+        ``read_timeout`` seconds to send its request head; at most
+        ``max_connections`` at once. ``basic_auth=(user, password)``, or
+        ``basic_auth_sha256=(user, sha256 hex digest of the password)``,
+        requires those credentials (401 otherwise); for TLS, put a reverse
+        proxy in front. Runs until :meth:`MetricsServer.stop`, the end of a
+        ``with`` block, or interpreter exit (the server is kept alive until
+        then, referenced or not; a child forked after ``serve()`` does not
+        serve, and its ``stop()`` leaves the parent's server running). ``OSError`` if the address cannot
+        be bound, ``ValueError``/``TypeError`` for bad arguments."""
+
     def to_pandas(self, percentiles: Iterable[float] | None = None) -> pd.DataFrame:
         """``snapshot(percentiles).to_pandas()``: one row per metric and
         labels, percentiles as columns (see :func:`ringstat.frames.snapshot_frame`)."""
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: a fresh snapshot as a table."""
+
+@final
+class MetricsServer:
+    """A running scrape endpoint, from :meth:`Registry.serve`; a context
+    manager that stops it on exit.
+
+    >>> reg = Registry()
+    >>> with reg.serve() as server:
+    ...     server.url.startswith("http://127.0.0.1:")
+    True
+    """
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one chosen for port 0)."""
+
+    @property
+    def host(self) -> str:
+        """The address it listens on."""
+
+    @property
+    def path(self) -> str:
+        """The path served."""
+
+    @property
+    def url(self) -> str:
+        """``http://host:port/path``."""
+
+    @property
+    def running(self) -> bool:
+        """``True`` until :meth:`stop`."""
+
+    def stop(self) -> None:
+        """Stop serving and join the server thread (scrapes in flight finish,
+        for up to a second). Idempotent."""
+
+    def __enter__(self) -> MetricsServer: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> bool: ...
 
 class SeriesLimitError(ValueError):
     """Raised when a :class:`Registry` created with ``max_series`` already

@@ -5,10 +5,9 @@ interface.
 
 A format is a :class:`Format` (media type, ``Content-Type``, renderer);
 :data:`FORMATS` holds the ones served by default, in preference order, and
-the apps' ``formats=`` takes another list. Today that is the Prometheus text
-format 0.0.4 only; once ``Registry.to_prometheus`` writes OpenMetrics, an
-entry for ``application/openmetrics-text`` is all the apps need to offer it
-to scrapers that ask for it.
+the apps' ``formats=`` takes another list: the Prometheus text format 0.0.4
+(the default) and OpenMetrics 1.0 for scrapers that prefer it (Prometheus
+does), offered only when the registry has ``to_openmetrics()``.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Protocol
 
 __all__ = [
     "FORMATS",
+    "OPENMETRICS",
     "PROMETHEUS_TEXT",
     "Exposable",
     "Format",
@@ -44,11 +44,18 @@ class Exposable(Protocol):
 class Format:
     """An exposition format: ``media_type`` is matched against ``Accept``,
     ``content_type`` is sent back, ``render(registry, percentiles)`` writes
-    the body (``percentiles`` is ``None`` for the registry's defaults)."""
+    the body (``percentiles`` is ``None`` for the registry's defaults);
+    ``requires`` names a registry method without which the format is not
+    offered (empty: always offered)."""
 
     media_type: str
     content_type: str
     render: Callable[[Exposable, Sequence[float] | None], str]
+    requires: str = ""
+
+    def offered_by(self, registry: object) -> bool:
+        """Whether ``registry`` can render this format."""
+        return not self.requires or callable(getattr(registry, self.requires, None))
 
 
 def _render_text(registry: Exposable, percentiles: Sequence[float] | None) -> str:
@@ -62,7 +69,21 @@ def _render_text(registry: Exposable, percentiles: Sequence[float] | None) -> st
 PROMETHEUS_TEXT = Format("text/plain", "text/plain; version=0.0.4; charset=utf-8", _render_text)
 """The Prometheus text exposition format 0.0.4 (what ``to_prometheus`` writes)."""
 
-FORMATS: tuple[Format, ...] = (PROMETHEUS_TEXT,)
+
+def _render_openmetrics(registry: Exposable, percentiles: Sequence[float] | None) -> str:
+    render = registry.to_openmetrics  # type: ignore[attr-defined]
+    return render() if percentiles is None else render(percentiles)  # type: ignore[no-any-return]
+
+
+OPENMETRICS = Format(
+    "application/openmetrics-text",
+    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    _render_openmetrics,
+    requires="to_openmetrics",
+)
+"""OpenMetrics 1.0 (what ``Registry.to_openmetrics`` writes)."""
+
+FORMATS: tuple[Format, ...] = (PROMETHEUS_TEXT, OPENMETRICS)
 """The formats served by default, the first one preferred on a tie and sent
 when ``Accept`` names none of them."""
 
@@ -179,8 +200,10 @@ def respond(
 ) -> Response:
     """The reply to a ``GET`` or ``HEAD`` of the metrics path: the registry
     rendered in the negotiated format, gzipped when accepted (``Vary`` says
-    the body depends on both headers)."""
-    fmt = negotiate(accept, formats)
+    the body depends on both headers). A format the registry cannot render
+    (:attr:`Format.requires`) is not offered."""
+    offered = [f for f in formats if f.offered_by(registry)] or list(formats[:1])
+    fmt = negotiate(accept, offered)
     body = fmt.render(registry, percentiles).encode()
     headers = [("Content-Type", fmt.content_type), ("Vary", "Accept, Accept-Encoding")]
     if wants_gzip(accept_encoding):

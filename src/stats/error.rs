@@ -173,6 +173,16 @@ pub enum StatsError {
         /// The requested configuration, as text.
         requested: String,
     },
+    /// Classic bucket bounds of a histogram family
+    /// ([`Registry::set_buckets`](super::Registry::set_buckets)) that are
+    /// not a non-empty, strictly increasing list of finite numbers (a last
+    /// `+Inf` is allowed and dropped: it is always exposed).
+    InvalidBuckets {
+        /// The metric name.
+        metric: String,
+        /// The rejected bounds.
+        buckets: Vec<f64>,
+    },
     /// A registry created with a series limit
     /// ([`Registry::with_limit`](super::Registry::with_limit)) is full: the
     /// new series is not created; existing ones keep working.
@@ -254,6 +264,11 @@ impl fmt::Display for StatsError {
             Self::InvalidHelp { metric, help } => write!(
                 f,
                 "invalid help {help:?} for metric {metric:?}: NUL, \\r and Unicode line separators other than \\n are not allowed"
+            ),
+            Self::InvalidBuckets { metric, buckets } => write!(
+                f,
+                "invalid buckets {buckets:?} for histogram {metric:?}: need at least one finite bound, \
+                 strictly increasing (a last +Inf is allowed)"
             ),
             Self::TooManySeries { name, limit } => write!(
                 f,

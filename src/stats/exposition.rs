@@ -1,7 +1,8 @@
-//! Name validation and the Prometheus text exposition format (0.0.4) for
-//! [`Snapshot`].
+//! Name validation and the text exposition formats for [`Snapshot`]:
+//! Prometheus 0.0.4 and OpenMetrics 1.0.
 
 use core::fmt::Write as _;
+use std::collections::HashSet;
 
 use super::histogram::tick_value;
 use super::registry::{MetricValue, Snapshot};
@@ -94,7 +95,8 @@ fn counter_name(name: &str) -> String {
     }
 }
 
-/// Every Prometheus metric name a family of `kind` called `name` exposes.
+/// Every sample name a family of `kind` called `name` may expose (a
+/// histogram given buckets also `name_bucket`).
 pub(crate) fn exposed_names(name: &str, kind: MetricKind) -> Vec<String> {
     match kind {
         MetricKind::Counter => vec![counter_name(name)],
@@ -103,6 +105,7 @@ pub(crate) fn exposed_names(name: &str, kind: MetricKind) -> Vec<String> {
             name.to_owned(),
             format!("{name}_sum"),
             format!("{name}_count"),
+            format!("{name}_bucket"),
         ],
     }
 }
@@ -119,10 +122,12 @@ fn escape_label_value(v: &str, out: &mut String) {
     }
 }
 
-/// Escapes `\` and newline in a help text, as the text format requires.
-fn escape_help(v: &str, out: &mut String) {
+/// Escapes `\` and newline in a help text, as the text format requires
+/// (and `"` for OpenMetrics).
+fn escape_help(v: &str, om: bool, out: &mut String) {
     for c in v.chars() {
         match c {
+            '"' if om => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             c => out.push(c),
@@ -164,6 +169,39 @@ fn float(v: f64) -> String {
     }
 }
 
+/// Content type of [`Snapshot::to_prometheus`].
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of [`Snapshot::to_openmetrics`].
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The two text formats a [`Snapshot`] renders to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// The Prometheus text exposition format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` of a body in this format.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::Format;
+    /// assert!(Format::OpenMetrics.content_type().starts_with("application/openmetrics-text"));
+    /// ```
+    #[must_use]
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Prometheus => PROMETHEUS_CONTENT_TYPE,
+            Self::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
+
 impl Snapshot {
     /// Renders the snapshot in the Prometheus text exposition format,
     /// version 0.0.4 (`Content-Type: text/plain; version=0.0.4`).
@@ -176,10 +214,13 @@ impl Snapshot {
     ///   already ends in `_total`);
     /// - gauge `x`: type `gauge`, the current value (min/max are only in the
     ///   snapshot data);
-    /// - histogram `x`: type `summary`, `x{quantile="q"}` per snapshot quantile
-    ///   (`NaN` when empty, as Prometheus clients do; a quantile repeated in
-    ///   the snapshot is written once), `x_sum`, `x_count`; rejected values
-    ///   are only in the snapshot data;
+    /// - histogram `x` (the default): type `summary`, `x{quantile="q"}` per
+    ///   snapshot quantile (`NaN` when empty, as Prometheus clients do; a
+    ///   quantile repeated in the snapshot is written once), `x_sum`,
+    ///   `x_count`; rejected values are only in the snapshot data;
+    /// - histogram `x` given classic buckets ([`Registry::set_buckets`](super::Registry::set_buckets)):
+    ///   type `histogram`, cumulative `x_bucket{le="b"}` per bound and
+    ///   `le="+Inf"`, `x_sum`, `x_count`;
     /// - rate `x`: type `gauge`, events per second over its window.
     ///
     /// Label values are escaped (`\\`, `\"`, `\n`); names and values were
@@ -199,8 +240,63 @@ impl Snapshot {
     /// ```
     #[must_use]
     pub fn to_prometheus(&self) -> String {
+        self.render(Format::Prometheus)
+    }
+
+    /// Renders the snapshot as OpenMetrics 1.0 text
+    /// (`Content-Type: application/openmetrics-text; version=1.0.0`).
+    ///
+    /// The samples are those of [`to_prometheus`](Snapshot::to_prometheus);
+    /// the differences are the format's: a counter's family is named
+    /// without `_total` (its sample keeps it; a counter `x_total` beside a
+    /// gauge, rate or histogram `x` is typed `unknown` under the name
+    /// `x_total` instead, as one text cannot hold two families `x`),
+    /// `# HELP` also escapes `"`, and the text ends with `# EOF`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reg = ringstat::stats::Registry::new();
+    /// reg.counter("logins", &[])?.inc();
+    /// assert_eq!(
+    ///     reg.snapshot().to_openmetrics(),
+    ///     "# TYPE logins counter\nlogins_total 1\n# EOF\n"
+    /// );
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn to_openmetrics(&self) -> String {
+        self.render(Format::OpenMetrics)
+    }
+
+    /// Renders the snapshot in `format` (see [`to_prometheus`](Snapshot::to_prometheus)
+    /// and [`to_openmetrics`](Snapshot::to_openmetrics)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Format, Registry};
+    ///
+    /// let snap = Registry::new().snapshot();
+    /// assert_eq!(snap.render(Format::OpenMetrics), "# EOF\n");
+    /// assert_eq!(snap.render(Format::Prometheus), "");
+    /// ```
+    #[must_use]
+    pub fn render(&self, format: Format) -> String {
+        let om = format == Format::OpenMetrics;
         let mut out = String::new();
         let mut family: Option<&str> = None;
+        // OpenMetrics names a counter `x_total`'s family `x`; where a gauge
+        // is called `x` too, the counter is typed `unknown` under its own name.
+        let others: HashSet<&str> = if om {
+            self.metrics
+                .iter()
+                .filter(|m| m.kind() != MetricKind::Counter)
+                .map(|m| m.name.as_str())
+                .collect()
+        } else {
+            HashSet::new()
+        };
         for m in &self.metrics {
             let name = m.name.as_str();
             let kind = m.kind();
@@ -210,17 +306,28 @@ impl Snapshot {
             };
             if family != Some(name) {
                 family = Some(name);
-                let ty = match kind {
-                    MetricKind::Counter => "counter",
-                    MetricKind::Gauge | MetricKind::Rate => "gauge",
-                    MetricKind::Histogram => "summary",
+                let base = sample.strip_suffix("_total").unwrap_or(name);
+                let clash = om && kind == MetricKind::Counter && others.contains(base);
+                let ty = match &m.value {
+                    MetricValue::Counter(_) if clash => "unknown",
+                    MetricValue::Counter(_) => "counter",
+                    MetricValue::Gauge { .. } | MetricValue::Rate { .. } => "gauge",
+                    MetricValue::Histogram { buckets: None, .. } => "summary",
+                    MetricValue::Histogram {
+                        buckets: Some(_), ..
+                    } => "histogram",
+                };
+                // OpenMetrics names a counter's family without `_total`.
+                let fam = match kind {
+                    MetricKind::Counter if om && !clash => base,
+                    _ => sample.as_str(),
                 };
                 if let Some(help) = &m.help {
-                    let _ = write!(out, "# HELP {sample} ");
-                    escape_help(help, &mut out);
+                    let _ = write!(out, "# HELP {fam} ");
+                    escape_help(help, om, &mut out);
                     out.push('\n');
                 }
-                let _ = writeln!(out, "# TYPE {sample} {ty}");
+                let _ = writeln!(out, "# TYPE {fam} {ty}");
             }
             match &m.value {
                 MetricValue::Counter(v) => line(&mut out, &sample, &m.labels, None, &v.to_string()),
@@ -235,20 +342,37 @@ impl Snapshot {
                     sum,
                     quantiles,
                     unit,
+                    buckets,
                     ..
                 } => {
-                    for (k, (q, v)) in quantiles.iter().enumerate() {
-                        if quantiles[..k].iter().any(|(p, _)| p == q) {
-                            continue;
+                    if let Some(buckets) = buckets {
+                        let bucket = format!("{name}_bucket");
+                        for (le, c) in buckets {
+                            let le = float(*le);
+                            line(
+                                &mut out,
+                                &bucket,
+                                &m.labels,
+                                Some(("le", &le)),
+                                &c.to_string(),
+                            );
                         }
-                        // `+ 0.0` writes -0.0 as "0".
-                        let q = float(*q + 0.0);
-                        let v = match (v, unit) {
-                            (None, _) => "NaN".to_owned(),
-                            (Some(v), None) => v.to_string(),
-                            (Some(v), Some(_)) => float(tick_value(*unit, *v)),
-                        };
-                        line(&mut out, &sample, &m.labels, Some(("quantile", &q)), &v);
+                        let c = count.to_string();
+                        line(&mut out, &bucket, &m.labels, Some(("le", "+Inf")), &c);
+                    } else {
+                        for (k, (q, v)) in quantiles.iter().enumerate() {
+                            if quantiles[..k].iter().any(|(p, _)| p == q) {
+                                continue;
+                            }
+                            // `+ 0.0` writes -0.0 as "0".
+                            let q = float(*q + 0.0);
+                            let v = match (v, unit) {
+                                (None, _) => "NaN".to_owned(),
+                                (Some(v), None) => v.to_string(),
+                                (Some(v), Some(_)) => float(tick_value(*unit, *v)),
+                            };
+                            line(&mut out, &sample, &m.labels, Some(("quantile", &q)), &v);
+                        }
                     }
                     line(
                         &mut out,
@@ -266,6 +390,9 @@ impl Snapshot {
                     );
                 }
             }
+        }
+        if om {
+            out.push_str("# EOF\n");
         }
         out
     }

@@ -20,7 +20,9 @@
 //! - [`Registry`]: get-or-create by name and labels, returning `Arc`
 //!   handles; [`Snapshot`] / [`MetricSnapshot`] / [`MetricValue`] are plain
 //!   data with a timestamp, and [`Snapshot::to_prometheus`] renders the
-//!   Prometheus text format 0.0.4.
+//!   Prometheus text format 0.0.4, [`Snapshot::to_openmetrics`] OpenMetrics
+//!   1.0 ([`Format`]); histograms as summaries or, given bounds
+//!   ([`Registry::set_buckets`]), classic buckets.
 //! - [`StatsError`]: every error, naming the bad argument or value;
 //!   [`MetricKind`] names the four kinds.
 //!
@@ -68,6 +70,7 @@ mod snapshot_hist;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use counter::Counter;
 pub use error::StatsError;
+pub use exposition::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 pub use gauge::Gauge;
 pub use histogram::{Histogram, HistogramConfig};
 pub use rate::{Rate, RateConfig};

@@ -40,6 +40,9 @@ struct Inner {
     series: BTreeMap<Key, Metric>,
     /// Help text of a family (by name), set by [`Registry::describe`].
     help: HashMap<String, Arc<str>>,
+    /// Classic bucket bounds of a histogram family, set by
+    /// [`Registry::set_buckets`]: exposed as `_bucket{le=...}`.
+    buckets: HashMap<String, Arc<[f64]>>,
 }
 
 struct Shared {
@@ -390,6 +393,13 @@ impl Registry {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if kind != MetricKind::Histogram && inner.buckets.contains_key(name) {
+            return Err(StatsError::KindMismatch {
+                name: name.to_owned(),
+                existing: MetricKind::Histogram,
+                requested: kind,
+            });
+        }
         match inner.families.get(name) {
             Some(&existing) if existing != kind => {
                 return Err(StatsError::KindMismatch {
@@ -484,6 +494,87 @@ impl Registry {
         }
     }
 
+    /// Exposes the histogram family `name` (all its label sets) with classic
+    /// buckets: cumulative `name_bucket{le="b"}` samples at each bound `b`
+    /// (value units, as the histogram records them) and `le="+Inf"`, type
+    /// `histogram`, which Prometheus can sum across instances and feed to
+    /// `histogram_quantile`. Without it a histogram is exposed as a summary
+    /// (type `summary`, `quantile` samples): the default. The counts are
+    /// derived from the log-linear buckets at each snapshot (see
+    /// [`HistogramSnapshot::cumulative_counts`](super::HistogramSnapshot::cumulative_counts)),
+    /// so recording costs the same either way.
+    ///
+    /// The family need not exist yet; setting the same bounds again does
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::InvalidMetricName`], [`StatsError::InvalidBuckets`]
+    /// unless `bounds` is a non-empty, strictly increasing list of finite
+    /// numbers (a last `+Inf` is dropped), [`StatsError::KindMismatch`] if
+    /// `name` is another kind, [`StatsError::ConfigMismatch`] if it already
+    /// has other bounds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{HistogramConfig, Registry};
+    ///
+    /// let reg = Registry::new();
+    /// reg.set_buckets("latency_seconds", &[0.01, 0.1, 1.0])?;
+    /// let cfg = HistogramConfig { max: 60_000_000, significant_digits: 3 };
+    /// reg.histogram_with_unit("latency_seconds", &[], cfg, 1e-6)?.record_f64(0.05)?;
+    /// let text = reg.snapshot().to_prometheus();
+    /// assert!(text.contains("latency_seconds_bucket{le=\"0.1\"} 1\n"));
+    /// assert!(text.contains("latency_seconds_bucket{le=\"+Inf\"} 1\n"));
+    /// assert!(reg.set_buckets("latency_seconds", &[0.5]).is_err());
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn set_buckets(&self, name: &str, bounds: &[f64]) -> Result<(), StatsError> {
+        validate_metric_name(name)?;
+        let mut b = bounds;
+        if let [rest @ .., last] = b {
+            if *last == f64::INFINITY {
+                b = rest;
+            }
+        }
+        let increasing = b.windows(2).all(|w| w[0] < w[1]);
+        if b.is_empty() || !increasing || b.iter().any(|v| !v.is_finite()) {
+            return Err(StatsError::InvalidBuckets {
+                metric: name.to_owned(),
+                buckets: bounds.to_vec(),
+            });
+        }
+        // `-0.0` and `0.0` are one bound: keep `0.0` so it prints as "0".
+        let b: Vec<f64> = b.iter().map(|v| v + 0.0).collect();
+        let mut inner = self
+            .shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(&existing) = inner.families.get(name) {
+            if existing != MetricKind::Histogram {
+                return Err(StatsError::KindMismatch {
+                    name: name.to_owned(),
+                    existing,
+                    requested: MetricKind::Histogram,
+                });
+            }
+        }
+        match inner.buckets.get(name) {
+            Some(existing) if **existing == *b => Ok(()),
+            Some(existing) => Err(StatsError::ConfigMismatch {
+                name: name.to_owned(),
+                existing: format!("buckets {existing:?}"),
+                requested: format!("buckets {b:?}"),
+            }),
+            None => {
+                inner.buckets.insert(name.to_owned(), Arc::from(b));
+                Ok(())
+            }
+        }
+    }
+
     /// Every metric's current values, sorted by name then labels, with
     /// [`DEFAULT_QUANTILES`] for histograms. Each metric is read lock-free
     /// while writers run (see each type for what one read guarantees); the
@@ -521,7 +612,8 @@ impl Registry {
         if let Some(&q) = quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
             return Err(StatsError::InvalidQuantile { q });
         }
-        let series: Vec<(Key, Metric, Option<Arc<str>>)> = {
+        type Listed = (Key, Metric, Option<Arc<str>>, Option<Arc<[f64]>>);
+        let series: Vec<Listed> = {
             let inner = self
                 .shared
                 .inner
@@ -530,7 +622,10 @@ impl Registry {
             inner
                 .series
                 .iter()
-                .map(|(k, m)| (k.clone(), m.clone(), inner.help.get(&k.0).cloned()))
+                .map(|(k, m)| {
+                    let help = inner.help.get(&k.0).cloned();
+                    (k.clone(), m.clone(), help, inner.buckets.get(&k.0).cloned())
+                })
                 .collect()
         };
         let timestamp_ms = SystemTime::now()
@@ -538,11 +633,11 @@ impl Registry {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let metrics = series
             .into_iter()
-            .map(|((name, labels), m, help)| MetricSnapshot {
+            .map(|((name, labels), m, help, buckets)| MetricSnapshot {
                 name,
                 labels,
                 help,
-                value: read(&m, quantiles),
+                value: read(&m, quantiles, buckets.as_deref()),
             })
             .collect();
         Ok(Snapshot {
@@ -580,7 +675,7 @@ fn histogram_config_text(config: HistogramConfig, unit: Option<f64>) -> String {
     }
 }
 
-fn read(m: &Metric, quantiles: &[f64]) -> MetricValue {
+fn read(m: &Metric, quantiles: &[f64], buckets: Option<&[f64]>) -> MetricValue {
     match m {
         Metric::Counter(c) => MetricValue::Counter(c.get()),
         Metric::Gauge(g) => MetricValue::Gauge {
@@ -599,6 +694,10 @@ fn read(m: &Metric, quantiles: &[f64]) -> MetricValue {
                 rejected: s.rejected(),
                 quantiles: quantiles.iter().copied().zip(values).collect(),
                 unit: s.unit(),
+                buckets: buckets.map(|b| {
+                    let counts = s.cumulative_counts(b);
+                    b.iter().copied().zip(counts).collect()
+                }),
             }
         }
         Metric::Rate(r) => MetricValue::Rate {
@@ -687,6 +786,10 @@ pub enum MetricValue {
         /// The declared unit: `min`, `max` and the quantiles count ticks of
         /// it ([`Histogram::tick_value`]), `sum` is in the unit's values.
         unit: Option<f64>,
+        /// `(bound, values <= bound)` for each classic bucket bound the
+        /// family was given ([`Registry::set_buckets`]), ascending, without
+        /// `+Inf` (that count is `count`); `None`: exposed as a summary.
+        buckets: Option<Vec<(f64, u64)>>,
     },
     /// A [`Rate`].
     Rate {

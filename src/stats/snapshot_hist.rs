@@ -273,6 +273,52 @@ impl HistogramSnapshot {
             })
     }
 
+    /// Cumulative counts at each of `bounds` (value units, ascending): the
+    /// `i`-th is the number of values `<= bounds[i]`, as Prometheus' classic
+    /// `_bucket{le=...}` samples want them.
+    ///
+    /// A bucket of the log-linear layout counts under a bound when its
+    /// lowest value is at or below the bound, so a value above a bound by
+    /// less than the histogram's relative error (or half a tick) may count
+    /// under it; values recorded exactly at a bound always do. Unsorted
+    /// bounds give counts that are not cumulative.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{Histogram, HistogramConfig};
+    ///
+    /// let cfg = HistogramConfig { max: 10_000_000, significant_digits: 3 };
+    /// let h = Histogram::with_unit(cfg, 1e-6)?;
+    /// for v in [0.004, 0.005, 0.02, 1.5] {
+    ///     h.record_f64(v)?;
+    /// }
+    /// assert_eq!(h.snapshot().cumulative_counts(&[0.005, 0.1, 1.0]), vec![2, 3, 3]);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    #[must_use]
+    pub fn cumulative_counts(&self, bounds: &[f64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds.len());
+        let mut buckets = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &c)| c != 0)
+            .peekable();
+        let mut below = 0u64;
+        for &bound in bounds {
+            while let Some(&(i, &c)) = buckets.peek() {
+                if self.value(self.layout.bucket(i).0) > bound {
+                    break;
+                }
+                below = below.saturating_add(c);
+                buckets.next();
+            }
+            out.push(below);
+        }
+        out
+    }
+
     /// The `q`-quantile, `None` when empty (see
     /// [`Histogram`](super::Histogram) for the definition and error bound).
     ///

@@ -918,6 +918,9 @@ def _domains() -> dict[str, Domain]:
             st.one_of(int_bad, g(6, 255, 256)),
         ),
         "Queue.__class_getitem__.key": (g(int, str, (int, str)), BAD),
+        # Registry.serve binds loopback only (no name is ever looked up).
+        "Registry.serve.host": (g("127.0.0.1", "::1", "localhost"), BAD),
+        "Registry.serve.port": (g(0), st.one_of(g(-1, 65536, 2**64), BAD)),
         "SessionsHandle.start_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
         "SessionsHandle.end_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
         "DistinctHandle.seen_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
@@ -1190,6 +1193,8 @@ FACTORIES: dict[str, Callable[[Ctx], Any]] = {
         clock=ctx.draw(st.one_of(st.none(), st.just("manual")), "clock") and ctx.make("ManualClock")
     ),
     "Recorder": _recorder,
+    # Loopback, a free port; stopped at teardown.
+    "MetricsServer": lambda ctx: ctx.make("Registry").serve(),
     "Pipeline": _pipeline,
     "CounterHandle": _handle("counter"),
     "GaugeHandle": _handle("gauge"),
@@ -1265,7 +1270,8 @@ def teardown(ctx: Ctx) -> None:
     checked like any call), then drops every object."""
     for obj in ctx.objects:
         for method in ("close", "stop"):
-            if isinstance(obj, (ringstat.Pipeline, ringstat.Recorder)) and hasattr(obj, method):
+            stoppable = (ringstat.Pipeline, ringstat.Recorder, ringstat.MetricsServer)
+            if isinstance(obj, stoppable) and hasattr(obj, method):
                 label = f"{type(obj).__name__}.{method}() [teardown]"
                 ctx.journal(label)
                 invoke(ctx, label, getattr(obj, method))

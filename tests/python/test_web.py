@@ -36,7 +36,7 @@ from starlette.routing import Mount, Route
 import ringstat
 from conftest import serve
 from ringstat.asgi import MetricsApp, MetricsMiddleware
-from ringstat.exposition import FORMATS, PROMETHEUS_TEXT, Format, negotiate, wants_gzip
+from ringstat.exposition import FORMATS, OPENMETRICS, PROMETHEUS_TEXT, Format, negotiate, wants_gzip
 from ringstat.prometheus import RingstatCollector
 from ringstat.wsgi import MetricsApp as WSGIMetricsApp
 
@@ -88,7 +88,7 @@ def check_scrapes(base: str) -> None:
         assert gzip.decompress(body).decode() == plain.text
         assert int(r.headers["content-length"]) == len(body)
 
-        # Prometheus' own Accept header gets the text format.
+        # Prometheus' own Accept header gets OpenMetrics (ends with # EOF).
         prom = client.get(
             "/metrics",
             headers={
@@ -96,7 +96,9 @@ def check_scrapes(base: str) -> None:
                 "text/plain;version=0.0.4;q=0.4,*/*;q=0.1"
             },
         )
-        assert prom.headers["content-type"] == CONTENT_TYPE
+        assert prom.headers["content-type"] == OPENMETRICS.content_type
+        assert prom.text.endswith("# EOF\n")
+        assert prom.headers["vary"] == "Accept, Accept-Encoding"
 
         head = client.head("/metrics", headers={"Accept-Encoding": "identity"})
         assert head.status_code == 200
@@ -238,7 +240,7 @@ def test_negotiation_and_gzip_headers() -> None:
     assert negotiate("application/openmetrics-text;q=bad, text/plain;q=0.1", both) is (
         PROMETHEUS_TEXT
     )
-    assert FORMATS == (PROMETHEUS_TEXT,)
+    assert FORMATS == (PROMETHEUS_TEXT, OPENMETRICS)
     for header, want in [
         (None, False),
         ("", False),
@@ -255,23 +257,34 @@ def test_negotiation_and_gzip_headers() -> None:
 
 
 def test_another_format_is_served_by_negotiation() -> None:
-    # The hook for OpenMetrics: a Format in `formats` is chosen by Accept.
+    # A Format in `formats` is chosen by Accept; OpenMetrics is offered only
+    # to a registry that can render it.
     registry = ringstat.Registry()
     registry.counter("c").inc()
-    om = Format(
-        "application/openmetrics-text",
-        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        lambda r, p: r.to_prometheus() + "# EOF\n",
-    )
-    app = MetricsApp(registry, formats=(PROMETHEUS_TEXT, om))
+    as_json = Format("application/json", "application/json", lambda r, p: '{"c": 1}')
+    app = MetricsApp(registry, formats=(PROMETHEUS_TEXT, as_json))
+
+    class TextOnly:
+        def to_prometheus(self) -> str:
+            return "# TYPE x counter\nx_total 1\n"
+
+    prometheus = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;q=0.4"
 
     async def main() -> None:
         async with asgi_client(app) as client:
-            r = await client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
-            assert r.headers["content-type"].startswith("application/openmetrics-text")
-            assert r.text.endswith("# EOF\n")
+            r = await client.get("/metrics", headers={"Accept": "application/json"})
+            assert r.headers["content-type"] == "application/json"
+            assert r.json() == {"c": 1}
             r = await client.get("/metrics")
             assert r.headers["content-type"] == CONTENT_TYPE
+        async with asgi_client(MetricsApp(registry)) as client:
+            r = await client.get("/metrics", headers={"Accept": prometheus})
+            assert r.headers["content-type"] == OPENMETRICS.content_type
+            assert r.text == registry.to_openmetrics()
+        async with asgi_client(MetricsApp(TextOnly())) as client:
+            r = await client.get("/metrics", headers={"Accept": prometheus})
+            assert r.headers["content-type"] == CONTENT_TYPE
+            assert r.text == TextOnly().to_prometheus()
 
     asyncio.run(main())
 

@@ -38,6 +38,8 @@ mod counter;
 mod histogram;
 mod rate;
 mod registry;
+#[cfg(feature = "serve")]
+mod serve;
 
 use std::time::Duration;
 
@@ -68,6 +70,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rate::PyRate>()?;
     m.add_class::<rate::PyManualClock>()?;
     m.add_class::<registry::PyRegistry>()?;
+    #[cfg(feature = "serve")]
+    m.add_class::<serve::PyMetricsServer>()?;
     counter::add_amount_methods(m.py())
 }
 

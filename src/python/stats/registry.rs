@@ -27,6 +27,22 @@ fn name_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
     str_arg(value, "name")
 }
 
+/// Extracts classic bucket bounds: an iterable of real numbers (not str).
+fn bounds_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
+    let err = || {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "buckets must be an iterable of numbers, not {}",
+            super::super::errors::type_name(value)
+        ))
+    };
+    if value.is_instance_of::<pyo3::types::PyString>() {
+        return Err(err());
+    }
+    let iter = value.try_iter().map_err(|_| err())?;
+    iter.map(|v| super::f64_arg(&v?, "buckets"))
+        .collect::<PyResult<Vec<f64>>>()
+}
+
 /// `(name, value)` label pairs borrowed as the Rust API takes them.
 fn borrow(labels: &[(String, String)]) -> Vec<(&str, &str)> {
     labels
@@ -133,8 +149,9 @@ impl PyRegistry {
     }
 
     /// The histogram `name{labels}`, created empty on first use; with a
-    /// `unit`, of floats kept to that unit (as `Histogram(..., unit=)`).
-    #[pyo3(signature = (name, labels = None, *, max_value, significant_digits = 3, unit = None, help = None))]
+    /// `unit`, of floats kept to that unit (as `Histogram(..., unit=)`);
+    /// with `buckets`, exposed with those classic bucket bounds.
+    #[pyo3(signature = (name, labels = None, *, max_value, significant_digits = 3, unit = None, help = None, buckets = None))]
     #[allow(clippy::too_many_arguments)]
     fn histogram(
         &self,
@@ -144,10 +161,18 @@ impl PyRegistry {
         #[pyo3(from_py_with = digits_arg)] significant_digits: u8,
         unit: Option<&Bound<'_, PyAny>>,
         help: Option<&Bound<'_, PyAny>>,
+        buckets: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyHistogram> {
         let labels = labels_arg(labels)?;
         let (config, unit) = histogram_config(max_value, significant_digits, unit)?;
+        let bounds = match buckets.filter(|b| !b.is_none()) {
+            Some(b) => Some(bounds_arg(b)?),
+            None => None,
+        };
         self.describe(&name, help)?;
+        if let Some(b) = bounds {
+            self.inner.set_buckets(&name, &b).map_err(stats_err)?;
+        }
         let labels = borrow(&labels);
         let inner = match unit {
             None => self.inner.histogram(&name, &labels, config),
@@ -191,6 +216,17 @@ impl PyRegistry {
             .map_err(stats_err)
     }
 
+    /// Exposes the histogram family `name` with classic bucket bounds
+    /// (`_bucket{le=...}`) instead of quantiles.
+    fn set_buckets(
+        &self,
+        #[pyo3(from_py_with = name_arg)] name: String,
+        buckets: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let b = bounds_arg(buckets)?;
+        self.inner.set_buckets(&name, &b).map_err(stats_err)
+    }
+
     /// Every metric's current values as plain dicts and lists (see the
     /// stubs for the layout); the package wraps the dict in its `Snapshot`.
     #[pyo3(signature = (percentiles = None))]
@@ -213,6 +249,62 @@ impl PyRegistry {
     ) -> PyResult<String> {
         let (snap, _) = self.take_snapshot(py, percentiles)?;
         Ok(py.detach(|| snap.to_prometheus()))
+    }
+
+    /// Every metric as OpenMetrics 1.0 text, made detached like
+    /// `to_prometheus`.
+    #[pyo3(signature = (percentiles = None))]
+    fn to_openmetrics(
+        &self,
+        py: Python<'_>,
+        percentiles: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let (snap, _) = self.take_snapshot(py, percentiles)?;
+        Ok(py.detach(|| snap.to_openmetrics()))
+    }
+
+    /// Serves the registry's exposition over HTTP from a native thread.
+    #[cfg(feature = "serve")]
+    #[pyo3(signature = (
+        port = None, host = None, *, path = None, percentiles = None, basic_auth = None,
+        basic_auth_sha256 = None, read_timeout = None, max_connections = None, gzip = true
+    ), text_signature = "($self, port=0, host='127.0.0.1', *, path='/metrics', percentiles=None, \
+        basic_auth=None, basic_auth_sha256=None, read_timeout=5.0, max_connections=64, gzip=True)")]
+    #[allow(clippy::too_many_arguments)]
+    fn serve<'py>(
+        &self,
+        py: Python<'py>,
+        port: Option<&Bound<'py, PyAny>>,
+        host: Option<&Bound<'py, PyAny>>,
+        path: Option<&Bound<'py, PyAny>>,
+        percentiles: Option<&Bound<'py, PyAny>>,
+        basic_auth: Option<&Bound<'py, PyAny>>,
+        basic_auth_sha256: Option<&Bound<'py, PyAny>>,
+        read_timeout: Option<&Bound<'py, PyAny>>,
+        max_connections: Option<&Bound<'py, PyAny>>,
+        gzip: bool,
+    ) -> PyResult<Py<super::serve::PyMetricsServer>> {
+        let or = |v: Option<&Bound<'py, PyAny>>, d: Bound<'py, PyAny>| {
+            v.filter(|v| !v.is_none()).cloned().unwrap_or(d)
+        };
+        let port = or(port, 0u16.into_pyobject(py)?.into_any());
+        let host = or(host, "127.0.0.1".into_pyobject(py)?.into_any());
+        let path = or(path, "/metrics".into_pyobject(py)?.into_any());
+        let read_timeout = or(read_timeout, 5.0f64.into_pyobject(py)?.into_any());
+        let max_connections = or(max_connections, 64u32.into_pyobject(py)?.into_any());
+        super::serve::start(
+            py,
+            &self.inner,
+            &port,
+            &host,
+            &path,
+            percentiles,
+            basic_auth,
+            basic_auth_sha256,
+            &read_timeout,
+            &max_connections,
+            gzip,
+        )
     }
 
     fn __repr__(&self) -> String {
@@ -254,6 +346,7 @@ pub(crate) fn snapshot_dict<'py>(
                 rejected,
                 quantiles,
                 unit,
+                ..
             } => {
                 let ticks = quantiles.iter().map(|&(_, v)| v);
                 let h = match unit {
