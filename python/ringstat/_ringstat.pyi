@@ -19,10 +19,12 @@ import pandas as pd
 import polars as pl
 
 from ringstat._methods import ExceptionCounter, InProgress, Timer
+from ringstat.aio import AsyncQueue
 from ringstat.family import Family
 from ringstat.snapshot import Snapshot
 
 _T = TypeVar("_T")
+_D = TypeVar("_D")
 
 __all__ = [
     "Counter",
@@ -43,6 +45,7 @@ __all__ = [
     "SeriesLimitError",
     "SessionsHandle",
     "ShutDown",
+    "_LoopWaker",
     "__version__",
 ]
 
@@ -198,6 +201,30 @@ class Queue(Generic[_T]):
 
     def __len__(self) -> int:
         """``qsize()``."""
+
+    def async_view(self) -> AsyncQueue[_T]:
+        """An :class:`ringstat.AsyncQueue` over this queue (the
+        :class:`asyncio.Queue` interface, for coroutines on any event loop),
+        sharing its items with the threads that use this one."""
+
+    # For ringstat.aio (private): never wait, never raise Empty/Full.
+    def _try_get(self, default: _D) -> _T | _D: ...
+    def _try_put(self, item: _T) -> bool: ...
+    def _try_get_many(self, max_items: int) -> list[_T]: ...
+    def _wait(self, put: bool, waker: _LoopWaker) -> int: ...
+    def _unwait_get(self, token: int) -> bool: ...
+    def _unwait_put(self, token: int) -> bool: ...
+    def _wait_join(self, waker: _LoopWaker) -> int: ...
+    def _unwait_join(self, token: int) -> None: ...
+
+@final
+class _LoopWaker:
+    """One event loop's native wake-up channel (see :mod:`ringstat.aio`)."""
+
+    def __new__(cls) -> _LoopWaker: ...
+    def fileno(self) -> int: ...
+    def take_fired(self) -> list[int]: ...
+    def fire(self, token: int) -> None: ...
 
 # ----- statistics -------------------------------------------------------------
 #
