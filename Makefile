@@ -80,11 +80,11 @@ NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test dea
 test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
 	if $(HAVE_NEXTEST); then \
 	  cargo nextest run; \
-	  cargo nextest run --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
+	  cargo nextest run --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
 	  cargo test --tests; \
-	  cargo test --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
+	  cargo test --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop; \
 	fi
 	cargo test --doc
 
@@ -137,6 +137,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 	$(VPY) benches/python/bench_queue.py --quick
 	$(VPY) benches/python/bench_stats.py --quick
 	$(VPY) benches/python/bench_pipeline.py --quick
+	$(VPY) benches/python/bench_asyncio.py --quick
 
 .PHONY: bench
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
