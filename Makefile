@@ -147,6 +147,7 @@ bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	$(VPY) benches/python/bench_queue.py
 	$(VPY) benches/python/bench_stats.py
 	$(VPY) benches/python/bench_pipeline.py
+	$(VPY) benches/python/bench_asyncio.py
 
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs
