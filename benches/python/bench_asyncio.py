@@ -40,9 +40,9 @@ def optional(module: str) -> Any | None:
         return None
 
 
-uvloop = optional("uvloop")
-janus = optional("janus")
-culsans = optional("culsans")
+uvloop: Any = optional("uvloop")
+janus: Any = optional("janus")
+culsans: Any = optional("culsans")
 
 MAXSIZE = 64
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]

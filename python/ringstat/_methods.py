@@ -354,6 +354,12 @@ def _queue_async_view(self: _ringstat.Queue[Any]) -> Any:
     return AsyncQueue(queue=self)
 
 
+def _recorder_stream(self: _ringstat.Recorder) -> Any:
+    from ringstat.aio import stream
+
+    return stream(self)
+
+
 def attach() -> None:
     """Set the Python methods on the native classes (idempotent)."""
     r = _ringstat
@@ -383,4 +389,5 @@ def attach() -> None:
         native = _native(r.Recorder, name)
         _set(r.Recorder, name, _wrap_samples(native), native)
     _set(r.Recorder, "to_pandas", _recorder_to_pandas)
+    _set(r.Recorder, "stream", _recorder_stream)
     _set(r.Recorder, "to_polars", _recorder_to_polars)

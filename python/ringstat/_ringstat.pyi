@@ -1,7 +1,7 @@
 """Native core of the ``ringstat`` package (built from ``src/python/`` by maturin)."""
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import GenericAlias, TracebackType
 from typing import (
     Any,
@@ -906,6 +906,17 @@ class Recorder:
     def to_polars(self) -> pl.DataFrame:
         """As :meth:`to_pandas`, as a polars DataFrame (needs polars)."""
 
+    def stream(self) -> AsyncIterator[Snapshot]:
+        """``async for sample in recorder.stream()``: each sample taken from now
+        on, as the sampling thread takes it (woken natively, no polling), until
+        the recorder stops. A slow reader skips the samples dropped from the
+        series (over ``capacity``) or drained meanwhile."""
+
+    # For ringstat.aio (private).
+    def _taken(self) -> int: ...
+    def _samples_since(self, seen: int) -> tuple[list[dict[str, Any]], int]: ...
+    def _wait_sample(self, seen: int, waker: _LoopWaker) -> int: ...
+    def _unwait_sample(self, token: int) -> bool: ...
     def __len__(self) -> int:
         """The number of samples kept."""
 

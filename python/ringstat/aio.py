@@ -21,9 +21,10 @@ import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-from ringstat._ringstat import Queue, ShutDown, _LoopWaker
+from ringstat._ringstat import Queue, Recorder, ShutDown, _LoopWaker
+from ringstat.snapshot import Snapshot
 
-__all__ = ["AsyncQueue", "QueueShutDown"]
+__all__ = ["AsyncQueue", "QueueShutDown", "stream"]
 
 _T = TypeVar("_T")
 
@@ -325,3 +326,24 @@ class AsyncQueue(Generic[_T]):
             return await self.get()
         except ShutDown:
             raise StopAsyncIteration from None
+
+
+async def stream(recorder: Recorder) -> AsyncIterator[Snapshot]:
+    """``recorder.stream()``: yields each sample the recorder takes from now
+    on, as its native thread takes it (the thread wakes the loop; nothing
+    polls), and ends once the recorder is stopped and every sample taken
+    before the stop was yielded. A reader slower than the interval gets the
+    samples still kept, oldest first: those dropped (over ``capacity``) or
+    drained meanwhile are skipped."""
+    seen = recorder._taken()
+    loop, hub = _hub()
+    while True:
+        token = recorder._wait_sample(seen, hub.native)
+        if token:
+            if not recorder.running:
+                recorder._unwait_sample(token)
+                return
+            await _await_token(loop, hub, token, recorder._unwait_sample)
+        samples, seen = recorder._samples_since(seen)
+        for s in samples:
+            yield Snapshot(s)

@@ -550,3 +550,27 @@ def test_the_slow_callback_check_sees_a_blocked_loop(kind: str) -> None:
     finally:
         logger.removeHandler(log)
     assert len(log.slow) == 1, log.slow
+
+
+def test_a_recorder_streams_its_samples_to_a_task(run: Run[None]) -> None:
+    # The sampling thread wakes the task for each sample; a stop from
+    # another thread ends the stream after the samples taken before it.
+    async def main() -> None:
+        reg = ringstat.Registry()
+        logins = reg.counter("logins")
+        rec = ringstat.Recorder(reg, interval=0.01)
+        rec.start()
+        got = []
+        async for sample in rec.stream():
+            got.append(sample)
+            logins.inc()
+            if len(got) == 3:
+                await asyncio.to_thread(rec.stop)
+        assert len(got) >= 3
+        assert all(isinstance(s, ringstat.snapshot.Snapshot) for s in got)
+        values = [s["metrics"][0]["values"]["value"] for s in got]
+        assert values == sorted(values), "samples come oldest first"
+        # A stopped recorder's stream ends at once.
+        assert [s async for s in rec.stream()] == []
+
+    run(main)
