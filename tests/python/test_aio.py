@@ -345,7 +345,7 @@ def test_cancelled_gets_lose_no_item(run: Run[None]) -> None:
     # Many gets wait and are cancelled (directly, by wait_for and by timeout)
     # while threads and tasks push: every item pushed is got exactly once,
     # by a get that returned, or is still in the queue.
-    n_thread, n_task = 1000, 1000
+    n_thread, n_task = 600, 600
 
     async def main() -> None:
         q: AsyncQueue[int] = AsyncQueue()
@@ -386,7 +386,7 @@ def test_cancelled_gets_lose_no_item(run: Run[None]) -> None:
 
         t = threading.Thread(target=produce)
         t.start()
-        consumers = [asyncio.create_task(impatient(k)) for k in range(15)]
+        consumers = [asyncio.create_task(impatient(k)) for k in range(9)]
         await produce_async()
         await asyncio.to_thread(t.join)
         q.shutdown()
