@@ -21,6 +21,10 @@ and ``labelnames=`` families with ``labels(...)`` (:mod:`ringstat.family`).
 ``ManualClock`` makes rates deterministic in tests. ``Recorder`` samples a
 registry on a native background thread into a bounded time series.
 
+``AsyncQueue`` (:mod:`ringstat.aio`) gives a queue the :class:`asyncio.Queue`
+interface for coroutines on any event loop, woken natively; threads keep
+using the same queue.
+
 Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
 ``ringstat.frames`` (pandas/polars DataFrames), ``ringstat.display`` (HTML),
 ``ringstat.plot`` (matplotlib) and ``ringstat.jupyter.live``.
@@ -57,12 +61,14 @@ from ringstat._ringstat import (
     ShutDown,
     __version__,
 )
+from ringstat.aio import AsyncQueue
 
 # The Python methods of the native classes (to_pandas, time(), labelnames
 # families...): the native module imports nothing from this package.
 _attach()
 
 __all__ = [
+    "AsyncQueue",
     "Counter",
     "CounterHandle",
     "DistinctHandle",

@@ -358,9 +358,22 @@ def _set(cls: type, name: str, fn: Callable[..., Any], doc_from: Any = None) -> 
     setattr(cls, name, fn)
 
 
+def _queue_async_view(self: _ringstat.Queue[Any]) -> Any:
+    from ringstat.aio import AsyncQueue
+
+    return AsyncQueue(queue=self)
+
+
+def _recorder_stream(self: _ringstat.Recorder) -> Any:
+    from ringstat.aio import stream
+
+    return stream(self)
+
+
 def attach() -> None:
     """Set the Python methods on the native classes (idempotent)."""
     r = _ringstat
+    _set(r.Queue, "async_view", _queue_async_view)
     _set(r.Counter, "count_exceptions", _counter_count_exceptions)
     _set(r.Gauge, "track_inprogress", _gauge_track_inprogress)
     # `observe` is `record` itself (prometheus_client's name): no extra call.
@@ -386,4 +399,5 @@ def attach() -> None:
         native = _native(r.Recorder, name)
         _set(r.Recorder, name, _wrap_samples(native), native)
     _set(r.Recorder, "to_pandas", _recorder_to_pandas)
+    _set(r.Recorder, "stream", _recorder_stream)
     _set(r.Recorder, "to_polars", _recorder_to_polars)

@@ -1,7 +1,7 @@
 """Native core of the ``ringstat`` package (built from ``src/python/`` by maturin)."""
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import GenericAlias, TracebackType
 from typing import (
     Any,
@@ -19,10 +19,12 @@ import pandas as pd
 import polars as pl
 
 from ringstat._methods import ExceptionCounter, InProgress, Timer
+from ringstat.aio import AsyncQueue
 from ringstat.family import Family
 from ringstat.snapshot import Snapshot
 
 _T = TypeVar("_T")
+_D = TypeVar("_D")
 
 __all__ = [
     "Counter",
@@ -44,6 +46,7 @@ __all__ = [
     "SeriesLimitError",
     "SessionsHandle",
     "ShutDown",
+    "_LoopWaker",
     "__version__",
 ]
 
@@ -199,6 +202,30 @@ class Queue(Generic[_T]):
 
     def __len__(self) -> int:
         """``qsize()``."""
+
+    def async_view(self) -> AsyncQueue[_T]:
+        """An :class:`ringstat.AsyncQueue` over this queue (the
+        :class:`asyncio.Queue` interface, for coroutines on any event loop),
+        sharing its items with the threads that use this one."""
+
+    # For ringstat.aio (private): never wait, never raise Empty/Full.
+    def _try_get(self, default: _D) -> _T | _D: ...
+    def _try_put(self, item: _T) -> bool: ...
+    def _try_get_many(self, max_items: int) -> list[_T]: ...
+    def _wait(self, put: bool, waker: _LoopWaker) -> int: ...
+    def _unwait_get(self, token: int) -> bool: ...
+    def _unwait_put(self, token: int) -> bool: ...
+    def _wait_join(self, waker: _LoopWaker) -> int: ...
+    def _unwait_join(self, token: int) -> None: ...
+
+@final
+class _LoopWaker:
+    """One event loop's native wake-up channel (see :mod:`ringstat.aio`)."""
+
+    def __new__(cls) -> _LoopWaker: ...
+    def fileno(self) -> int: ...
+    def take_fired(self) -> list[int]: ...
+    def fire(self, token: int) -> None: ...
 
 # ----- statistics -------------------------------------------------------------
 #
@@ -978,6 +1005,17 @@ class Recorder:
     def to_polars(self) -> pl.DataFrame:
         """As :meth:`to_pandas`, as a polars DataFrame (needs polars)."""
 
+    def stream(self) -> AsyncIterator[Snapshot]:
+        """``async for sample in recorder.stream()``: each sample taken from now
+        on, as the sampling thread takes it (woken natively, no polling), until
+        the recorder stops. A slow reader skips the samples dropped from the
+        series (over ``capacity``) or drained meanwhile."""
+
+    # For ringstat.aio (private).
+    def _taken(self) -> int: ...
+    def _samples_since(self, seen: int) -> tuple[list[dict[str, Any]], int]: ...
+    def _wait_sample(self, seen: int, waker: _LoopWaker) -> int: ...
+    def _unwait_sample(self, token: int) -> bool: ...
     def __len__(self) -> int:
         """The number of samples kept."""
 

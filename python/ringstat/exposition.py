@@ -201,7 +201,7 @@ def respond(
     """The reply to a ``GET`` or ``HEAD`` of the metrics path: the registry
     rendered in the negotiated format, gzipped when accepted (``Vary`` says
     the body depends on both headers). A format the registry cannot render
-    (:attr:`Format.requires`) is not offered."""
+    (``Format.requires``) is not offered."""
     offered = [f for f in formats if f.offered_by(registry)] or list(formats[:1])
     fmt = negotiate(accept, offered)
     body = fmt.render(registry, percentiles).encode()

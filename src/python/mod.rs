@@ -16,6 +16,8 @@ macro_rules! assert_python_alignment {
     };
 }
 
+#[cfg(unix)]
+mod aio;
 mod errors;
 mod pipeline;
 mod queue;
@@ -33,6 +35,8 @@ fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("ShutDown", errors::init(py)?)?;
     m.add_class::<queue::PyQueue>()?;
+    #[cfg(unix)]
+    m.add_class::<aio::PyLoopWaker>()?;
     stats::register(m)?;
     pipeline::register(m)?;
     m.add_class::<recorder::PyRecorder>()?;

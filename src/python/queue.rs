@@ -21,6 +21,7 @@
 //! visit). Skipping the visit is safe: the collector then only sees fewer
 //! references and collects nothing it should not.
 
+use std::task::Waker;
 use std::time::Instant;
 
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
@@ -158,6 +159,32 @@ impl Store {
         }
     }
 
+    /// Registers `waker` to be woken once a pop may succeed; `false` if one
+    /// may now (see `crate::queue`'s task waits).
+    fn register_pop_waker(&self, key: u64, waker: &Waker) -> bool {
+        match self {
+            Self::Ring(q) => q.register_pop_waker(key, waker),
+            Self::List(q) => q.register_pop_waker(key, waker),
+        }
+    }
+
+    /// As `register_pop_waker`, for room; the list always has room.
+    fn register_push_waker(&self, key: u64, waker: &Waker) -> bool {
+        match self {
+            Self::Ring(q) => q.register_push_waker(key, waker),
+            Self::List(_) => false,
+        }
+    }
+
+    fn deregister_waker(&self, put: bool, key: u64) -> bool {
+        match (self, put) {
+            (Self::Ring(q), false) => q.deregister_pop_waker(key),
+            (Self::Ring(q), true) => q.deregister_push_waker(key),
+            (Self::List(q), false) => q.deregister_pop_waker(key),
+            (Self::List(_), true) => false,
+        }
+    }
+
     /// Free slots right now (a snapshot); `usize::MAX` for the list.
     fn room(&self) -> usize {
         match self {
@@ -198,7 +225,9 @@ pub(crate) struct PyQueue {
     detached: AtomicUsize,
     /// Held by `join()` while it checks `unfinished` and goes to sleep on
     /// `all_done`; taken by whoever drops `unfinished` to 0 before notifying.
-    join_lock: Mutex<()>,
+    /// Holds the wakers of async `join()`s (token, waker), woken and removed
+    /// at the same time.
+    join_lock: Mutex<Vec<(u64, Waker)>>,
     /// Signalled when `unfinished` reaches 0 (and on `shutdown(immediate=True)`).
     all_done: Condvar,
 }
@@ -237,9 +266,15 @@ impl PyQueue {
 
     fn wake_joiners(&self) {
         // Taking the lock orders this after a `join()` that saw a non-zero
-        // count: it holds the lock until it sleeps on `all_done`.
-        let _guard = self.join_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // count: it holds the lock until it sleeps on `all_done` (an async
+        // one: until its waker is in the list).
+        let mut guard = self.join_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let wakers = std::mem::take(&mut *guard);
         self.all_done.notify_all();
+        drop(guard);
+        for (_, waker) in wakers {
+            waker.wake();
+        }
     }
 
     /// `put`: counts the item as unfinished, then pushes it.
@@ -403,7 +438,7 @@ impl PyQueue {
             maxsize,
             unfinished: AtomicUsize::new(0),
             detached: AtomicUsize::new(0),
-            join_lock: Mutex::new(()),
+            join_lock: Mutex::new(Vec::new()),
             all_done: Condvar::new(),
         })
     }
@@ -574,6 +609,99 @@ impl PyQueue {
             Some(Err(Closed)) => Err(shut_down(py)),
             None => Err(empty(py)),
         }
+    }
+
+    // ----- for `ringstat.aio` (private): never wait, never raise Empty/Full --
+
+    /// `get_nowait()`, returning `default` instead of raising `Empty`.
+    fn _try_get(&self, py: Python<'_>, default: Item) -> PyResult<Item> {
+        match self.inner.try_pop() {
+            Ok(item) => Ok(item),
+            Err(PopError::Closed) => Err(shut_down(py)),
+            Err(PopError::Empty) => Ok(default),
+        }
+    }
+
+    /// `put_nowait(item)`, returning `False` instead of raising `Full`.
+    fn _try_put(&self, py: Python<'_>, item: Item) -> PyResult<bool> {
+        // Relaxed: as in `put_one`.
+        self.unfinished.fetch_add(1, Ordering::Relaxed);
+        match self.inner.try_push(item) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.forget_tasks(1);
+                match e {
+                    PushError::Full(_item) => Ok(false),
+                    PushError::Closed(_item) => Err(shut_down(py)),
+                }
+            }
+        }
+    }
+
+    /// `get_many(max_items, block=False)`, returning `[]` instead of raising
+    /// `Empty`.
+    fn _try_get_many<'py>(
+        &self,
+        py: Python<'py>,
+        max_items: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let max = int_arg(max_items, "max_items", 1)?;
+        let mut out = Vec::new();
+        match self.inner.try_pop_batch(&mut out, max) {
+            Err(Closed) => Err(shut_down(py)),
+            Ok(_) => PyList::new(py, out),
+        }
+    }
+
+    /// Registers a task of the loop behind `waker` to be woken once a `get`
+    /// (`put=False`) or a `put` (`put=True`) may succeed; returns its token,
+    /// or 0 (nothing registered) if one may now.
+    #[cfg(unix)]
+    fn _wait(&self, put: bool, waker: &super::aio::PyLoopWaker) -> u64 {
+        let token = super::aio::next_token();
+        let w = waker.waker(token);
+        let registered = if put {
+            self.inner.register_push_waker(token, &w)
+        } else {
+            self.inner.register_pop_waker(token, &w)
+        };
+        if registered {
+            token
+        } else {
+            0
+        }
+    }
+
+    /// Removes the registration `token` of a waiting get; `False` if it
+    /// fired.
+    fn _unwait_get(&self, token: u64) -> bool {
+        self.inner.deregister_waker(false, token)
+    }
+
+    /// Removes the registration `token` of a waiting put; `False` if it
+    /// fired.
+    fn _unwait_put(&self, token: u64) -> bool {
+        self.inner.deregister_waker(true, token)
+    }
+
+    /// Registers a task to be woken once every task is done (`join()`);
+    /// returns its token, or 0 if that is already the case.
+    #[cfg(unix)]
+    fn _wait_join(&self, waker: &super::aio::PyLoopWaker) -> u64 {
+        let mut guard = self.join_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Acquire: as in `join`; under the lock, as `wake_joiners` takes it.
+        if self.unfinished.load(Ordering::Acquire) == 0 {
+            return 0;
+        }
+        let token = super::aio::next_token();
+        guard.push((token, waker.waker(token)));
+        token
+    }
+
+    /// Removes the registration `token` of `_wait_join`.
+    fn _unwait_join(&self, token: u64) {
+        let mut guard = self.join_lock.lock().unwrap_or_else(|e| e.into_inner());
+        guard.retain(|(t, _)| *t != token);
     }
 
     /// The number of items in the queue (a snapshot).

@@ -128,6 +128,45 @@ impl PyRecorder {
         self.inner.clear();
     }
 
+    // ----- for `ringstat.aio` (private) --------------------------------------
+
+    /// The sequence number of the newest sample (0: none yet).
+    fn _taken(&self) -> u64 {
+        self.inner.taken()
+    }
+
+    /// The samples kept that are newer than `seen`, and the newest sequence
+    /// number.
+    fn _samples_since<'py>(
+        &self,
+        py: Python<'py>,
+        seen: u64,
+    ) -> PyResult<(Bound<'py, PyList>, u64)> {
+        let (samples, newest) = py.detach(|| self.inner.samples_since(seen));
+        Ok((self.to_list(py, &samples)?, newest))
+    }
+
+    /// Registers a task of the loop behind `waker` to be woken by the next
+    /// sample or a stop; returns its token, or 0 if a sample newer than
+    /// `seen` is there.
+    #[cfg(unix)]
+    fn _wait_sample(&self, seen: u64, waker: &super::aio::PyLoopWaker) -> u64 {
+        let token = super::aio::next_token();
+        if self
+            .inner
+            .register_sample_waker(token, seen, &waker.waker(token))
+        {
+            token
+        } else {
+            0
+        }
+    }
+
+    /// Removes the registration `token` of `_wait_sample`.
+    fn _unwait_sample(&self, token: u64) -> bool {
+        self.inner.deregister_sample_waker(token)
+    }
+
     /// Seconds between samples.
     #[getter]
     fn interval(&self) -> f64 {

@@ -30,6 +30,7 @@ mod blocking;
 mod error;
 mod iter;
 mod release;
+mod task;
 mod unbounded;
 mod wait;
 

@@ -354,7 +354,7 @@ impl<T> UnboundedQueue<T> {
 
     /// What a parked consumer checks after registering: an item or the close
     /// mark (the second half of the pair in the module docs).
-    fn ready(&self) -> bool {
+    pub(super) fn ready(&self) -> bool {
         // SeqCst: pairs with the `fetch_sub(SeqCst)` in `leave` and the
         // `fetch_or(SeqCst)` in `close` (store-buffering with the waiter
         // count, see the module docs).

@@ -71,6 +71,7 @@
 //!   model alone checks the orderings; the stress tests on a weak-memory
 //!   target (AArch64) would check the build too.
 
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use core::cell::Cell;
@@ -244,8 +245,22 @@ impl Spinner {
     }
 }
 
+/// What `Waiters::lock` guards.
+#[derive(Debug, Default)]
+struct Parked {
+    /// The wake-up epoch, bumped by every notifier that wakes the sleepers. A
+    /// thread that finds it changed when it wakes was deregistered by that
+    /// notifier; otherwise (its slice ran out) it deregisters itself.
+    epoch: u64,
+    /// Tasks registered to be woken (async waiters), with the key their
+    /// owner chose; each also counts one in `Waiters::count`, like a parked
+    /// thread. `wake_all` takes them all; an owner that gives up first
+    /// removes its own (`Waiters::deregister`).
+    wakers: Vec<(u64, Waker)>,
+}
+
 /// One side's sleepers (consumers waiting for items, or producers waiting for
-/// room).
+/// room): parked threads, and registered [`Waker`]s of async tasks.
 #[derive(Debug)]
 pub(crate) struct Waiters {
     /// The CPU on which a thread of this side last began a blocking wait,
@@ -264,10 +279,9 @@ pub(crate) struct Waiters {
     /// and take `lock`). Changed only under `lock`; read without it by the
     /// other side's waiters as a hint (see [`Spinner::defer`]).
     waking: AtomicUsize,
-    /// The wake-up epoch, bumped by every notifier that wakes the sleepers. A
-    /// waiter that finds it changed when it wakes was deregistered by that
-    /// notifier; otherwise (its slice ran out) it deregisters itself.
-    lock: Mutex<u64>,
+    /// The wake-up epoch and the registered [`Waker`]s (see
+    /// [`Parked`]).
+    lock: Mutex<Parked>,
     cond: Condvar,
     /// Parks that ran out their slice while the caller could already go on
     /// and no notifier came (see [`park`](Self::park)); counted only when
@@ -281,7 +295,7 @@ impl Waiters {
             last_cpu: AtomicUsize::new(0),
             count: AtomicUsize::new(0),
             waking: AtomicUsize::new(0),
-            lock: Mutex::new(0),
+            lock: Mutex::new(Parked::default()),
             cond: Condvar::new(),
             missed: AtomicU64::new(0),
         }
@@ -300,21 +314,26 @@ impl Waiters {
         }
     }
 
-    /// Wakes every parked waiter. Called by the claimer that cleared the
-    /// index's `wait_bit`, once its items are published, and by `notify`.
+    /// Wakes every parked waiter and registered [`Waker`]. Called by the
+    /// claimer that cleared the index's `wait_bit`, once its items are
+    /// published, and by `notify`.
     #[cold]
     pub(crate) fn wake_all(&self) {
         // Taking the lock orders us after any waiter that registered: it
-        // holds the lock from its registration until it sleeps.
-        let mut epoch = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // holds the lock from its registration until it sleeps (a task: until
+        // its `Waker` is in the list).
+        let mut parked = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         // Relaxed load: `count` only changes under the lock we hold.
         let sleepers = self.count.load(Ordering::Relaxed);
         if sleepers == 0 {
             return; // another notifier woke them while we waited for the lock
         }
+        let wakers = core::mem::take(&mut parked.wakers);
         // Relaxed: under the lock, like every change of `waking`; its
-        // lock-free readers only take it as a hint.
-        self.waking.fetch_add(sleepers, Ordering::Relaxed);
+        // lock-free readers only take it as a hint. Tasks are not threads
+        // about to run on a CPU: not counted.
+        self.waking
+            .fetch_add(sleepers - wakers.len(), Ordering::Relaxed);
         // Deregister every sleeper at once, so the notifiers that follow take
         // the fast path while they wake up (otherwise each push or pop would
         // take this lock and make a futex call until the sleeper, which needs
@@ -322,8 +341,52 @@ impl Waiters {
         // `count` load that reads this 0 comes after a wake-up of everyone
         // registered before it.
         self.count.store(0, Ordering::SeqCst);
-        *epoch = epoch.wrapping_add(1);
+        parked.epoch = parked.epoch.wrapping_add(1);
         self.cond.notify_all();
+        drop(parked);
+        // Outside the lock: a waker may run arbitrary code (write to an
+        // eventfd, re-register).
+        for (_, waker) in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Registers `waker` (under `key`, which the caller keeps unique among
+    /// its registrations here) to be woken by the next [`wake_all`](Self::wake_all),
+    /// unless `ready()` (as for [`park`](Self::park)) finds that the caller
+    /// can make progress now. Returns whether it registered; if so, the
+    /// caller either is woken or calls [`deregister`](Self::deregister).
+    ///
+    /// The same protocol as `park`, with the list in place of the condition
+    /// variable: the task counts in `count` and is in the list before the
+    /// lock is released, so a notifier that comes after `ready()` finds it.
+    pub(crate) fn register(&self, key: u64, waker: &Waker, ready: impl Fn() -> bool) -> bool {
+        let mut parked = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // SeqCst: pairs with the `count.load(SeqCst)` in `notify`, as in `park`.
+        self.count.fetch_add(1, Ordering::SeqCst);
+        seqcst_pair_fence();
+        if ready() {
+            // Relaxed: under the lock, as in `park`.
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        parked.wakers.push((key, waker.clone()));
+        true
+    }
+
+    /// Removes the waker registered under `key`, if no notifier has taken it
+    /// yet; returns whether it was still registered. A task that stops
+    /// waiting (it gave up, or was cancelled) calls it so that it is not
+    /// counted any more.
+    pub(crate) fn deregister(&self, key: u64) -> bool {
+        let mut parked = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(at) = parked.wakers.iter().position(|(k, _)| *k == key) else {
+            return false;
+        };
+        drop(parked.wakers.swap_remove(at));
+        // Relaxed: under the lock, as in `park`.
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        true
     }
 
     /// Parks the calling thread until notified, until `deadline`, or for at
@@ -337,7 +400,7 @@ impl Waiters {
     /// [`check_missed`](Self::check_missed).
     pub(crate) fn park(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) {
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let registered_in = *guard;
+        let registered_in = guard.epoch;
         // SeqCst: pairs with the `count.load(SeqCst)` in `notify`.
         self.count.fetch_add(1, Ordering::SeqCst);
         seqcst_pair_fence();
@@ -352,12 +415,12 @@ impl Waiters {
                     .wait_timeout(guard, slice)
                     .unwrap_or_else(|e| e.into_inner());
                 guard = g;
-                if COUNT_MISSED && waited.timed_out() && *guard == registered_in {
+                if COUNT_MISSED && waited.timed_out() && guard.epoch == registered_in {
                     guard = self.check_missed(guard, registered_in, deadline, &ready);
                 }
             }
         }
-        if *guard == registered_in {
+        if guard.epoch == registered_in {
             // No notifier woke us (ready, slice over, or a spurious wake-up):
             // we are still counted. Relaxed: under the lock, like every other
             // change of `count`; a notifier that still sees the old count only
@@ -382,11 +445,11 @@ impl Waiters {
     #[cold]
     fn check_missed<'a>(
         &self,
-        mut guard: MutexGuard<'a, u64>,
+        mut guard: MutexGuard<'a, Parked>,
         registered_in: u64,
         deadline: Option<Instant>,
         ready: &impl Fn() -> bool,
-    ) -> MutexGuard<'a, u64> {
+    ) -> MutexGuard<'a, Parked> {
         let now = Instant::now();
         let grace_end = now + PARK_SLICE;
         // Only when the caller's deadline leaves a whole grace slice: a
@@ -394,7 +457,7 @@ impl Waiters {
         if deadline.is_some_and(|d| d < grace_end) || !ready() {
             return guard;
         }
-        while *guard == registered_in {
+        while guard.epoch == registered_in {
             let left = grace_end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 // Relaxed: a statistic for the tests, ordering nothing.

@@ -19,6 +19,7 @@
 
 use core::fmt;
 use std::collections::VecDeque;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::{Registry, Snapshot, DEFAULT_QUANTILES};
@@ -82,6 +83,11 @@ struct State {
     /// Set by [`Recorder::stop`]; cleared by [`Recorder::start`] before it
     /// spawns the sampler. Read by the sampler before every wait.
     stop: bool,
+    /// Samples taken since the recorder was made (the sequence number of
+    /// the newest, counting from 1).
+    taken: u64,
+    /// Tasks waiting for the next sample (or a stop), with their keys.
+    wakers: Vec<(u64, Waker)>,
 }
 
 struct Shared {
@@ -112,6 +118,12 @@ impl Shared {
             state.dropped += 1;
         }
         state.samples.push_back(snap);
+        state.taken += 1;
+        let wakers = core::mem::take(&mut state.wakers);
+        drop(state);
+        for (_, w) in wakers {
+            w.wake();
+        }
     }
 
     /// The sampler thread: a sample now, then one per interval until stopped.
@@ -228,6 +240,8 @@ impl Recorder {
                     samples: VecDeque::with_capacity(config.capacity.min(4096)),
                     dropped: 0,
                     stop: false,
+                    taken: 0,
+                    wakers: Vec::new(),
                 }),
                 config,
                 wake: Condvar::new(),
@@ -293,8 +307,14 @@ impl Recorder {
         let Some(h) = handle.take() else {
             return false;
         };
-        self.shared.lock().stop = true;
+        let mut state = self.shared.lock();
+        state.stop = true;
+        let wakers = core::mem::take(&mut state.wakers);
+        drop(state);
         self.shared.wake.notify_all();
+        for (_, w) in wakers {
+            w.wake(); // a task waiting for samples learns of the stop
+        }
         // A panic in the sampler (none is expected) already printed itself;
         // the recorder stays usable.
         let _ = h.join();
@@ -342,6 +362,76 @@ impl Recorder {
     /// ```
     pub fn drain(&self) -> Vec<Snapshot> {
         self.shared.lock().samples.drain(..).collect()
+    }
+
+    /// How many samples were taken since the recorder was made: the sequence
+    /// number of the newest (0: none yet).
+    #[must_use]
+    pub fn taken(&self) -> u64 {
+        self.shared.lock().taken
+    }
+
+    /// The samples kept whose sequence number is above `seen` (see
+    /// [`taken`](Self::taken)), oldest first, and the newest sequence
+    /// number. Samples already dropped (over capacity) or drained are not
+    /// there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ringstat::stats::{Recorder, RecorderConfig, Registry};
+    /// let rec = Recorder::new(&Registry::new(), RecorderConfig::default())?;
+    /// rec.sample_now();
+    /// let (first, seen) = rec.samples_since(0);
+    /// rec.sample_now();
+    /// let (second, newest) = rec.samples_since(seen);
+    /// assert_eq!((first.len(), second.len(), seen, newest), (1, 1, 1, 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn samples_since(&self, seen: u64) -> (Vec<Snapshot>, u64) {
+        let state = self.shared.lock();
+        let new = usize::try_from(state.taken.saturating_sub(seen)).unwrap_or(usize::MAX);
+        let skip = state.samples.len().saturating_sub(new);
+        (
+            state.samples.iter().skip(skip).cloned().collect(),
+            state.taken,
+        )
+    }
+
+    /// Registers `waker` (under `key`, unique among this recorder's
+    /// registrations) to be woken by the next sample or by
+    /// [`stop`](Self::stop); returns `false`, registering nothing, if a
+    /// sample newer than `seen` is already there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ringstat::stats::{Recorder, RecorderConfig, Registry};
+    /// use std::task::Waker;
+    /// let rec = Recorder::new(&Registry::new(), RecorderConfig::default())?;
+    /// assert!(rec.register_sample_waker(1, 0, Waker::noop()));
+    /// rec.sample_now(); // wakes it
+    /// assert!(!rec.deregister_sample_waker(1));
+    /// assert!(!rec.register_sample_waker(2, 0, Waker::noop())); // sample 1 is newer
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_sample_waker(&self, key: u64, seen: u64, waker: &Waker) -> bool {
+        let mut state = self.shared.lock();
+        if state.taken > seen {
+            return false;
+        }
+        state.wakers.push((key, waker.clone()));
+        true
+    }
+
+    /// Removes the registration `key`; `false` if a sample or a stop
+    /// already took it.
+    pub fn deregister_sample_waker(&self, key: u64) -> bool {
+        let mut state = self.shared.lock();
+        let before = state.wakers.len();
+        state.wakers.retain(|(k, _)| *k != key);
+        state.wakers.len() != before
     }
 
     /// Removes every sample (the dropped count is kept).

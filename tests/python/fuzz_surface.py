@@ -553,9 +553,17 @@ PROTOCOL = (
 )
 
 
+# Pure-Python classes over the native ones, whose methods are coroutines (a
+# call not awaited does nothing): covered by their own tests (test_aio.py).
+PYTHON_ONLY = frozenset({"AsyncQueue"})
+
+
 def public_classes() -> dict[str, type]:
-    """Every class named by ``ringstat.__all__`` or defined by ``_ringstat``."""
-    exported = {name: getattr(ringstat, name) for name in ringstat.__all__}
+    """Every class named by ``ringstat.__all__`` or defined by ``_ringstat``,
+    but ``PYTHON_ONLY``."""
+    exported = {
+        name: getattr(ringstat, name) for name in ringstat.__all__ if name not in PYTHON_ONLY
+    }
     native = {name: obj for name, obj in vars(_ringstat).items() if not name.startswith("_")}
     return {name: obj for name, obj in {**exported, **native}.items() if isinstance(obj, type)}
 

@@ -1,0 +1,349 @@
+"""asyncio access to :class:`ringstat.Queue`: :class:`AsyncQueue`, a view with
+the interface of :class:`asyncio.Queue` over a native queue that threads and
+other event loops keep using at the same time.
+
+How a waiting task is woken: each running loop gets one hub, a native
+``_LoopWaker`` whose eventfd (a pipe off Linux) the loop watches with
+``add_reader``. A task that finds the queue empty (or full) registers a
+native waker under a token with the queue and awaits a future. The push (or
+pop, or shutdown) that ends the wait, on any thread and without the GIL,
+hands the token to the hub and writes the fd; the loop's reader callback
+resolves the token's future. Nothing polls and nothing runs on a timer; a
+call never blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import weakref
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+from ringstat._ringstat import Queue, Recorder, ShutDown, _LoopWaker
+from ringstat.snapshot import Snapshot
+
+__all__ = ["AsyncQueue", "QueueShutDown", "stream"]
+
+_T = TypeVar("_T")
+
+if sys.version_info >= (3, 13):
+
+    class QueueShutDown(asyncio.QueueShutDown, ShutDown):  # type: ignore[misc]
+        """Raised by :class:`AsyncQueue` after ``shutdown()``: both
+        :class:`asyncio.QueueShutDown` and ``ringstat.ShutDown``."""
+
+else:
+    QueueShutDown = ShutDown
+
+# `_try_get`'s "nothing there" (an item may be any object, even None).
+_MISSING: Any = object()
+# Immediate retries (the queue changed while registering) before a wait
+# yields to the loop instead: a producer on another thread may have claimed a
+# slot and not yet filled it.
+_RETRIES = 2
+# Calls that completed at once, in a row, after which `get`/`put` yield to the
+# loop once: a task draining a queue that threads keep filling (or filling
+# an unbounded one) would otherwise never give other tasks a turn, since
+# awaiting a coroutine that does not suspend does not yield.
+_STREAK = 64
+
+
+class _Hub:
+    """One event loop's end of the native wake-ups: the futures of its
+    waiting tasks, by token, resolved when the native side fires them."""
+
+    __slots__ = ("__weakref__", "native", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.native = _LoopWaker()
+        self.pending: dict[int, asyncio.Future[None]] = {}
+        loop.add_reader(self.native.fileno(), self._on_fired)
+
+    def _on_fired(self) -> None:
+        pending = self.pending
+        for token in self.native.take_fired():
+            fut = pending.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+
+# Keyed weakly by the loop: the loop holds its hub (through its reader), the
+# hub holds no reference to the loop, so a loop that goes away takes its
+# hub (and its fd) with it.
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.WeakKeyDictionary()
+_hubs_lock = threading.Lock()
+
+
+def _hub() -> tuple[asyncio.AbstractEventLoop, _Hub]:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        with _hubs_lock:
+            hub = _hubs.get(loop)
+            if hub is None:
+                hub = _hubs[loop] = _Hub(loop)
+    return loop, hub
+
+
+async def _await_token(loop: asyncio.AbstractEventLoop, hub: _Hub, token: int, cancel: Any) -> None:
+    """Awaits the native wake-up of ``token``; calls ``cancel(token)`` if the
+    wait ends (cancelled, timed out) before it fired."""
+    fut = loop.create_future()
+    hub.pending[token] = fut
+    try:
+        await fut
+    finally:
+        if hub.pending.pop(token, None) is not None:
+            cancel(token)
+
+
+class AsyncQueue(Generic[_T]):
+    """The :class:`asyncio.Queue` interface over a :class:`ringstat.Queue`.
+
+    ``AsyncQueue(maxsize)`` makes a new queue; ``AsyncQueue(queue=q)`` (or
+    ``q.async_view()``) a view of ``q``. The view holds no state of its own:
+    threads keep calling ``q``'s blocking methods while tasks on any number
+    of event loops await this one, all on the same items.
+
+    ``get_nowait``/``put_nowait`` raise :class:`asyncio.QueueEmpty` and
+    :class:`asyncio.QueueFull`; after ``shutdown()``, ``put`` and a drained
+    ``get`` raise :data:`QueueShutDown` (``ringstat.ShutDown``, and also
+    :class:`asyncio.QueueShutDown` on Python 3.13+). Cancelling a waiting
+    ``get`` takes no item.
+    """
+
+    __slots__ = ("_q", "_streak")
+
+    def __init__(self, maxsize: int = 0, *, queue: Queue[_T] | None = None) -> None:
+        self._q: Queue[_T] = Queue(maxsize) if queue is None else queue
+        self._streak = 0
+
+    @property
+    def sync(self) -> Queue[_T]:
+        """The native queue: its blocking methods are for threads."""
+        return self._q
+
+    @property
+    def maxsize(self) -> int:
+        return self._q.maxsize
+
+    def qsize(self) -> int:
+        return self._q.qsize()
+
+    def empty(self) -> bool:
+        return self._q.empty()
+
+    def full(self) -> bool:
+        return self._q.full()
+
+    def __len__(self) -> int:
+        return self._q.qsize()
+
+    def __repr__(self) -> str:
+        return f"<ringstat.AsyncQueue of {self._q!r}>"
+
+    # ----- get ------------------------------------------------------------
+
+    def get_nowait(self) -> _T:
+        """Removes and returns an item; :class:`asyncio.QueueEmpty` if none."""
+        try:
+            item = self._q._try_get(_MISSING)
+        except ShutDown:
+            raise QueueShutDown from None
+        if item is _MISSING:
+            raise asyncio.QueueEmpty
+        return item
+
+    async def get(self) -> _T:
+        """Removes and returns an item, waiting for one."""
+        q = self._q
+        try:
+            # Yield first, if due: a cancellation there has taken nothing.
+            self._streak += 1
+            if self._streak >= _STREAK:
+                self._streak = 0
+                await asyncio.sleep(0)
+            item = q._try_get(_MISSING)
+            if item is not _MISSING:
+                return item
+            self._streak = 0
+            loop, hub = _hub()
+            retries = 0
+            while True:
+                token = q._wait(False, hub.native)
+                if token:
+                    retries = 0
+                    await _await_token(loop, hub, token, q._unwait_get)
+                elif retries >= _RETRIES:
+                    retries = 0
+                    await asyncio.sleep(0)
+                else:
+                    retries += 1
+                item = q._try_get(_MISSING)
+                if item is not _MISSING:
+                    return item
+        except ShutDown:
+            raise QueueShutDown from None
+
+    async def get_many(self, max_items: int) -> list[_T]:
+        """Removes and returns up to ``max_items`` items (at least one),
+        waiting for the first."""
+        q = self._q
+        try:
+            self._streak += 1
+            if self._streak >= _STREAK:
+                self._streak = 0
+                await asyncio.sleep(0)
+            items = q._try_get_many(max_items)
+            if items:
+                return items
+            self._streak = 0
+            loop, hub = _hub()
+            retries = 0
+            while True:
+                token = q._wait(False, hub.native)
+                if token:
+                    retries = 0
+                    await _await_token(loop, hub, token, q._unwait_get)
+                elif retries >= _RETRIES:
+                    retries = 0
+                    await asyncio.sleep(0)
+                else:
+                    retries += 1
+                items = q._try_get_many(max_items)
+                if items:
+                    return items
+        except ShutDown:
+            raise QueueShutDown from None
+
+    # ----- put ------------------------------------------------------------
+
+    def put_nowait(self, item: _T) -> None:
+        """Puts ``item``; :class:`asyncio.QueueFull` if there is no room."""
+        try:
+            if not self._q._try_put(item):
+                raise asyncio.QueueFull
+        except ShutDown:
+            raise QueueShutDown from None
+
+    async def put(self, item: _T) -> None:
+        """Puts ``item``, waiting for room."""
+        q = self._q
+        try:
+            self._streak += 1
+            if self._streak >= _STREAK:
+                self._streak = 0
+                await asyncio.sleep(0)
+            if q._try_put(item):
+                return
+            self._streak = 0
+            loop, hub = _hub()
+            await self._wait_room(q, loop, hub, lambda: q._try_put(item))
+        except ShutDown:
+            raise QueueShutDown from None
+
+    async def put_many(self, items: Iterable[_T]) -> int:
+        """Puts every item of ``items`` in order, waiting for room as needed;
+        returns how many were put. Cancelled, some may have been put: the
+        items of a sequence ``items[:n]`` are in (``n`` is not reported)."""
+        q = self._q
+        seq: Sequence[_T] = items if isinstance(items, Sequence) else list(items)
+        total = len(seq)
+        done = 0
+        try:
+            await asyncio.sleep(0)  # as `put`, once per batch
+            done = q.put_many(seq, block=False)
+            if done == total:
+                return done
+            loop, hub = _hub()
+
+            def attempt() -> bool:
+                nonlocal done
+                done += q.put_many(seq[done:], block=False)
+                return done == total
+
+            await self._wait_room(q, loop, hub, attempt)
+            return done
+        except ShutDown:
+            raise QueueShutDown from None
+
+    @staticmethod
+    async def _wait_room(
+        q: Queue[Any], loop: asyncio.AbstractEventLoop, hub: _Hub, attempt: Any
+    ) -> None:
+        retries = 0
+        while True:
+            token = q._wait(True, hub.native)
+            if token:
+                retries = 0
+                await _await_token(loop, hub, token, q._unwait_put)
+            elif retries >= _RETRIES:
+                retries = 0
+                await asyncio.sleep(0)
+            else:
+                retries += 1
+            if attempt():
+                return
+
+    # ----- tasks, shutdown, iteration ---------------------------------------
+
+    def task_done(self) -> None:
+        """Marks one item got from the queue as processed."""
+        self._q.task_done()
+
+    async def join(self) -> None:
+        """Waits until every item put has been marked done."""
+        q = self._q
+        loop = hub = None
+        while True:
+            if hub is None:
+                if q.unfinished_tasks == 0:
+                    return
+                loop, hub = _hub()
+            token = q._wait_join(hub.native)
+            if not token:
+                return
+            assert loop is not None
+            await _await_token(loop, hub, token, q._unwait_join)
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shuts the queue down (for threads and every loop): ``put`` raises
+        :data:`QueueShutDown`; ``get`` drains, then raises it. With
+        ``immediate=True`` the items left are discarded."""
+        self._q.shutdown(immediate)
+
+    @property
+    def is_shutdown(self) -> bool:
+        return self._q.is_shutdown
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        try:
+            return await self.get()
+        except ShutDown:
+            raise StopAsyncIteration from None
+
+
+async def stream(recorder: Recorder) -> AsyncIterator[Snapshot]:
+    """``recorder.stream()``: yields each sample the recorder takes from now
+    on, as its native thread takes it (the thread wakes the loop; nothing
+    polls), and ends once the recorder is stopped and every sample taken
+    before the stop was yielded. A reader slower than the interval gets the
+    samples still kept, oldest first: those dropped (over ``capacity``) or
+    drained meanwhile are skipped."""
+    seen = recorder._taken()
+    loop, hub = _hub()
+    while True:
+        token = recorder._wait_sample(seen, hub.native)
+        if token:
+            if not recorder.running:
+                recorder._unwait_sample(token)
+                return
+            await _await_token(loop, hub, token, recorder._unwait_sample)
+        samples, seen = recorder._samples_since(seen)
+        for s in samples:
+            yield Snapshot(s)
