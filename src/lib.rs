@@ -37,6 +37,8 @@ mod python;
 
 pub use pipeline::{Backpressure, Event, Pipeline};
 pub use queue::{PopError, PushError, Queue};
+#[cfg(target_os = "linux")]
+pub use queue::{SharedQueue, SharedQueueOptions};
 pub use stats::{Counter, Gauge, Histogram, Rate, Registry, StatsError};
 
 /// The README's Rust examples, compiled and run as doctests.

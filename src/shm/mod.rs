@@ -34,6 +34,7 @@ mod owner;
 mod region;
 
 pub use error::ShmError;
+pub(crate) use owner::fork_generation;
 pub use owner::{Liveness, Owner};
 #[cfg(not(ringstat_loom))]
 pub use region::cleanup;

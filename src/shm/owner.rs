@@ -131,6 +131,37 @@ impl Owner {
     }
 }
 
+/// A number that changes in a child process after every `fork`, so that a
+/// handle can tell it was inherited (and must register the child as a new
+/// owner) without a `getpid` system call per operation. Counted by a
+/// `pthread_atfork` child handler installed on first use. Under loom: 0.
+pub(crate) fn fork_generation() -> u64 {
+    #[cfg(not(ringstat_loom))]
+    {
+        use crate::sync::{AtomicU64, Ordering};
+        use std::sync::Once;
+        static GENERATION: AtomicU64 = AtomicU64::new(0);
+        static INSTALL: Once = Once::new();
+        extern "C" fn child() {
+            // Relaxed: the child runs one thread at this point.
+            GENERATION.fetch_add(1, Ordering::Relaxed);
+        }
+        INSTALL.call_once(|| {
+            // SAFETY: registers a handler that only bumps an atomic (async-
+            // signal-safe, as a fork child handler must be); no prepare or
+            // parent handler.
+            unsafe { libc::pthread_atfork(None, None, Some(child)) };
+        });
+        // Relaxed: read in the thread that forked (or a later one of the
+        // child, which inherits memory as of the fork).
+        GENERATION.load(Ordering::Relaxed)
+    }
+    #[cfg(ringstat_loom)]
+    {
+        0
+    }
+}
+
 struct Stat {
     zombie: bool,
     start_time: u64,
