@@ -137,6 +137,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 	$(VPY) benches/python/bench_queue.py --quick
 	$(VPY) benches/python/bench_stats.py --quick
 	$(VPY) benches/python/bench_pipeline.py --quick
+	$(VPY) benches/python/bench_shm.py --quick
 
 .PHONY: bench
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
@@ -146,6 +147,7 @@ bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	$(VPY) benches/python/bench_queue.py
 	$(VPY) benches/python/bench_stats.py
 	$(VPY) benches/python/bench_pipeline.py
+	$(VPY) benches/python/bench_shm.py
 
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs

@@ -45,6 +45,7 @@ from ringstat._ringstat import (
     Registry,
     SeriesLimitError,
     SessionsHandle,
+    SharedQueue,
     ShutDown,
     __version__,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "Registry",
     "SeriesLimitError",
     "SessionsHandle",
+    "SharedQueue",
     "ShutDown",
     "__version__",
 ]

@@ -31,7 +31,7 @@ pub enum Liveness {
 }
 
 impl Owner {
-    /// The calling process. Reads `/proc/self/stat` once per process (the
+    /// The calling process. Reads `/proc/<pid>/stat` once per process (the
     /// cache is keyed by pid, so a forked child gets its own identity).
     ///
     /// # Examples
@@ -44,21 +44,37 @@ impl Owner {
     /// assert_eq!(me.liveness(), Liveness::Alive);
     /// ```
     pub fn current() -> Owner {
-        use std::sync::OnceLock;
-        // (pid, start) of the last process that asked; a fork changes the pid.
-        static CACHE: OnceLock<std::sync::Mutex<(u32, u64)>> = OnceLock::new();
         let pid = std::process::id();
-        let cache = CACHE.get_or_init(|| std::sync::Mutex::new((0, 0)));
-        let mut guard = cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.0 != pid {
+        #[cfg(not(ringstat_loom))]
+        {
+            use crate::sync::{AtomicU32, AtomicU64, Ordering};
+            // The last process that asked (a forked child has another pid).
+            // Lock-free: a lock held by another thread at a fork would stay
+            // held forever in the child.
+            static PID: AtomicU32 = AtomicU32::new(0);
+            static START: AtomicU64 = AtomicU64::new(0);
+            // Acquire: pairs with the Release store of `PID` below, so the
+            // start time read next is the one stored for this pid.
+            if PID.load(Ordering::Acquire) == pid {
+                return Owner {
+                    pid,
+                    start_time: START.load(Ordering::Relaxed),
+                };
+            }
             let start = read_stat(pid).map_or(0, |s| s.start_time);
-            *guard = (pid, start);
+            START.store(start, Ordering::Relaxed);
+            // Release: pairs with the Acquire load above. Racing threads of
+            // one process store the same values.
+            PID.store(pid, Ordering::Release);
+            Owner {
+                pid,
+                start_time: start,
+            }
         }
-        Owner {
-            pid,
-            start_time: guard.1,
+        #[cfg(ringstat_loom)]
+        {
+            // Static loom atomics do not exist; a model has one process.
+            Owner { pid, start_time: 0 }
         }
     }
 
