@@ -264,6 +264,13 @@ impl std::error::Error for SharedPopError {}
 /// Blocking waits sleep on futex words in the region (process-shared, no
 /// mutex) with a bounded timeout, and re-check liveness when it expires.
 ///
+/// Limits: every process using a queue must see the others' pids (one pid
+/// namespace), or a live one could be taken for dead. A push that races
+/// with [`close`](Self::close) may land just after it; pops that go on
+/// until `Closed` still deliver it. Message bytes are copied in and out of
+/// memory that any process with access to the name can write: a hostile
+/// process can corrupt messages (never make a pop read out of bounds).
+///
 /// # Examples
 ///
 /// ```
@@ -854,13 +861,23 @@ impl SharedQueue {
             .me()
             .map_err(|max| SharedPushError::TooManyProcesses { max })?;
         let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
+        if timeout.is_some_and(|d| d.is_zero()) {
+            return self.push_claimed(msg, me, true);
+        }
+        // Spin, then yield, a few µs before sleeping: a consumer in another
+        // process often frees a slot that soon, and a futex sleep and wake-up
+        // cost several µs each.
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            match self.push_claimed(msg, me, true) {
+                Err(SharedPushError::Full) => backoff.snooze(),
+                r => return r,
+            }
+        }
         loop {
             match self.push_claimed(msg, me, true) {
                 Err(SharedPushError::Full) => {}
                 r => return r,
-            }
-            if timeout.is_some_and(|d| d.is_zero()) {
-                return Err(SharedPushError::Full);
             }
             let r = self.wait(me, SPACE_SEQ, PUSH_WAITERS, deadline, || {
                 match self.push_claimed(msg, me, true) {
@@ -970,13 +987,21 @@ impl SharedQueue {
             .map_err(|max| SharedPopError::TooManyProcesses { max })?;
         let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
         let mut f = Some(f);
+        if timeout.is_some_and(|d| d.is_zero()) {
+            return self.pop_claimed_opt(me, &mut f);
+        }
+        // Spin, then yield, briefly before sleeping (as in `push`).
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            match self.pop_claimed_opt(me, &mut f) {
+                Err(SharedPopError::Empty) => backoff.snooze(),
+                r => return r,
+            }
+        }
         loop {
             match self.pop_claimed_opt(me, &mut f) {
                 Err(SharedPopError::Empty) => {}
                 r => return r,
-            }
-            if timeout.is_some_and(|d| d.is_zero()) {
-                return Err(SharedPopError::Empty);
             }
             let r = self.wait(me, DATA_SEQ, POP_WAITERS, deadline, || {
                 match self.pop_claimed_opt(me, &mut f) {
