@@ -16,6 +16,7 @@ import textwrap
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,6 +78,7 @@ def test_full_empty_timeouts_and_shutdown(name: str) -> None:
     with pytest.raises(ValueError, match="timeout"):
         q.put(b"2", timeout=-1)
     assert q.get() == b"1"
+
     # timeout=None waits for as long as it takes.
     def late() -> None:
         time.sleep(0.05)
@@ -174,8 +176,10 @@ def test_multiprocessing_start_methods(name: str, method: str) -> None:
     ctx: Any = mp.get_context(method)
     q = ringstat.SharedQueue(name, maxsize=16, slot_size=32)
     procs = [ctx.Process(target=_producer, args=(q, k, 200)) for k in range(3)]
-    for p in procs:
-        p.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        for p in procs:
+            p.start()
     got = {q.get(timeout=60).decode() for _ in range(600)}
     for p in procs:
         p.join(timeout=60)
@@ -210,7 +214,9 @@ def test_prefork_workers_write(name: str) -> None:
     q = ringstat.SharedQueue(name, maxsize=8, slot_size=32)
     pids = []
     for k in range(3):
-        pid = os.fork()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
         if pid == 0:  # worker
             code = 0
             try:
