@@ -47,19 +47,27 @@ def test_put_get_bytes_like(name: str) -> None:
     assert q.qsize() == len(q) == 4
     assert [q.get() for _ in range(4)] == [b"abc", b"def", b"ghi", b""]
     assert q.empty()
+    # Too large, not a buffer: clear errors, nothing put.
+    with pytest.raises(ValueError, match="slot size"):
+        q.put(b"x" * 17, timeout=None)
+    with pytest.raises(ValueError, match="slot size"):
+        q.put(bytearray(17))
+    with pytest.raises(TypeError, match="bytes-like"):
+        q.put("text")  # type: ignore[arg-type]
+    assert q.empty()
+
+
+def test_put_numpy_arrays(name: str) -> None:
     np = pytest.importorskip("numpy")
-    a = np.arange(4, dtype=np.int32)
-    q.put(a)
+    q = ringstat.SharedQueue(name, maxsize=8, slot_size=16)
+    q.put(np.arange(4, dtype=np.int32))
     assert np.frombuffer(q.get(), dtype=np.int32).tolist() == [0, 1, 2, 3]
-    # Not contiguous, too large, not a buffer: clear errors, nothing put.
+    q.put(np.ones((2, 2), dtype=np.float32))
+    assert np.frombuffer(q.get(), dtype=np.float32).tolist() == [1.0] * 4
     with pytest.raises(ValueError, match="contiguous"):
         q.put(np.arange(8, dtype=np.int8)[::2])
     with pytest.raises(ValueError, match="slot size"):
         q.put(np.zeros(5, dtype=np.int32))
-    with pytest.raises(ValueError, match="slot size"):
-        q.put(b"x" * 17, timeout=None)
-    with pytest.raises(TypeError, match="bytes-like"):
-        q.put("text")  # type: ignore[arg-type]
     assert q.empty()
 
 
