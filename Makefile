@@ -82,12 +82,12 @@ test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups 
 	if $(HAVE_NEXTEST); then \
 	  cargo nextest run; \
 	  cargo nextest run --features serve --lib --test serve; \
-	  cargo nextest run --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop; \
+	  cargo nextest run --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
 	  cargo test --tests; \
 	  cargo test --features serve --lib --test serve; \
-	  cargo test --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop; \
+	  cargo test --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	fi
 	cargo test --doc --features serve
 
@@ -161,6 +161,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 	$(VPY) benches/python/bench_web.py --quick
 	$(VPY) benches/python/bench_scrape.py --quick
 	$(VPY) benches/python/bench_asyncio.py --quick
+	$(VPY) benches/python/bench_shm.py --quick
 
 .PHONY: bench
 bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
@@ -173,6 +174,7 @@ bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	$(VPY) benches/python/bench_web.py
 	$(VPY) benches/python/bench_scrape.py
 	$(VPY) benches/python/bench_asyncio.py
+	$(VPY) benches/python/bench_shm.py
 
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs

@@ -9,6 +9,8 @@
 //!   registry that many threads update while anyone reads them live.
 //! - `serve` (cargo feature `serve`, off by default): an HTTP scrape
 //!   endpoint on a native thread serving a registry's exposition.
+//! - [`shm`] (Linux): named shared-memory regions with a validated header
+//!   and owner liveness, the storage of the cross-process structures.
 //!
 //! # Examples
 //!
@@ -28,6 +30,8 @@ mod sync;
 
 pub mod pipeline;
 pub mod queue;
+#[cfg(target_os = "linux")]
+pub mod shm;
 pub mod stats;
 
 #[cfg(feature = "serve")]
@@ -38,6 +42,8 @@ mod python;
 
 pub use pipeline::{Backpressure, Event, Pipeline};
 pub use queue::{PopError, PushError, Queue};
+#[cfg(target_os = "linux")]
+pub use queue::{SharedQueue, SharedQueueOptions};
 pub use stats::{Counter, Gauge, Histogram, Rate, Registry, StatsError};
 
 /// The README's Rust examples, compiled and run as doctests.

@@ -58,6 +58,7 @@ from ringstat._ringstat import (
     Registry,
     SeriesLimitError,
     SessionsHandle,
+    SharedQueue,
     ShutDown,
     __version__,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "Registry",
     "SeriesLimitError",
     "SessionsHandle",
+    "SharedQueue",
     "ShutDown",
     "__version__",
 ]

@@ -7,6 +7,7 @@ here and is attached to the native classes by :func:`attach` (``ringstat``'s
 ``__init__`` calls it), so a handle a ``Registry`` returns is still exactly
 a ``ringstat.Counter`` and the stubs describe one class:
 
+- ``SharedQueue.put_obj``/``get_obj`` (pickling around ``put``/``get``);
 - ``Registry.snapshot()`` and ``Recorder.samples()``/``drain()`` wrap the
   native plain dicts in :class:`ringstat.snapshot.Snapshot`;
 - ``to_pandas``/``to_polars`` (:mod:`ringstat.frames`) and ``_repr_html_``
@@ -20,6 +21,7 @@ a ``ringstat.Counter`` and the stubs describe one class:
 from __future__ import annotations
 
 import functools
+import pickle
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from types import TracebackType
@@ -349,6 +351,22 @@ def _wrap_rate(native: Callable[..., Any]) -> Callable[..., Any]:
     return rate
 
 
+def _shared_put_obj(
+    self: _ringstat.SharedQueue, obj: object, block: bool = True, timeout: float | None = None
+) -> None:
+    """Put ``pickle.dumps(obj)`` (highest protocol); ``ValueError`` if the
+    pickle is larger than ``slot_size``."""
+    self.put(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), block, timeout)
+
+
+def _shared_get_obj(
+    self: _ringstat.SharedQueue, block: bool = True, timeout: float | None = None
+) -> Any:
+    """``pickle.loads(get(block, timeout))``: only for queues whose writers
+    you trust, as for any unpickling."""
+    return pickle.loads(self.get(block, timeout))
+
+
 def _set(cls: type, name: str, fn: Callable[..., Any], doc_from: Any = None) -> None:
     fn.__name__ = name
     fn.__qualname__ = f"{cls.__name__}.{name}"
@@ -400,4 +418,7 @@ def attach() -> None:
         _set(r.Recorder, name, _wrap_samples(native), native)
     _set(r.Recorder, "to_pandas", _recorder_to_pandas)
     _set(r.Recorder, "stream", _recorder_stream)
+    if hasattr(r, "SharedQueue"):  # Linux only
+        _set(r.SharedQueue, "put_obj", _shared_put_obj)
+        _set(r.SharedQueue, "get_obj", _shared_get_obj)
     _set(r.Recorder, "to_polars", _recorder_to_polars)

@@ -17,6 +17,7 @@ from typing import (
 
 import pandas as pd
 import polars as pl
+from typing_extensions import Buffer, Self
 
 from ringstat._methods import ExceptionCounter, InProgress, Timer
 from ringstat.aio import AsyncQueue
@@ -45,6 +46,7 @@ __all__ = [
     "Registry",
     "SeriesLimitError",
     "SessionsHandle",
+    "SharedQueue",
     "ShutDown",
     "_LoopWaker",
     "__version__",
@@ -1379,3 +1381,140 @@ class Pipeline:
         /,
     ) -> bool:
         """``close()``."""
+
+@final
+class SharedQueue:
+    """A bounded multi-producer, multi-consumer queue of byte messages in named
+    shared memory (``/dev/shm``, Linux), for processes: any process attaches by
+    name; a process killed at any point never wedges the others.
+
+    ``maxsize`` slots of ``slot_size`` bytes are fixed at creation; a larger
+    message raises ``ValueError`` (never blocks). ``put``/``get`` follow
+    :class:`queue.Queue` (``block``, ``timeout``, :class:`queue.Full`,
+    :class:`queue.Empty`, :class:`ShutDown` after :meth:`shutdown`);
+    ``timeout=None`` waits forever. Blocking calls release the GIL and stay
+    interruptible by Ctrl-C. A message that a killed process was writing or
+    reading when it died is counted in :attr:`lost`; nothing else is lost.
+
+    Pickles as a reference by name (so it passes to ``multiprocessing``
+    children under fork, spawn and forkserver) and works in forked children.
+    The name lives until :meth:`unlink` (or :meth:`cleanup`) or a reboot.
+    """
+
+    def __new__(
+        cls,
+        name: str,
+        maxsize: int = 1024,
+        slot_size: int = 1024,
+        *,
+        max_processes: int = 128,
+        mode: int = 0o600,
+    ) -> Self:
+        """Attach the queue ``name``, or create it (``maxsize`` slots of
+        ``slot_size`` bytes, ``mode`` permissions, room for ``max_processes``
+        attached processes) if there is none. An existing queue keeps its own
+        sizes. ``ValueError`` for a name that is not a valid shared-memory name
+        or a region that is not a ringstat queue."""
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        maxsize: int = 1024,
+        slot_size: int = 1024,
+        *,
+        max_processes: int = 128,
+        mode: int = 0o600,
+    ) -> Self:
+        """Create the queue ``name``; :class:`FileExistsError` if it exists."""
+
+    @classmethod
+    def attach(cls, name: str) -> Self:
+        """Attach the existing queue ``name``; :class:`FileNotFoundError` if
+        there is none."""
+
+    @staticmethod
+    def cleanup(name: str) -> bool:
+        """Remove the name ``name`` (attached handles keep working); ``False``
+        if there was none."""
+
+    def unlink(self) -> bool:
+        """Remove this queue's name (see :meth:`cleanup`)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickle as a reference: unpickling attaches by name."""
+
+    @property
+    def name(self) -> str:
+        """The queue's name."""
+
+    @property
+    def maxsize(self) -> int:
+        """The number of slots."""
+
+    @property
+    def slot_size(self) -> int:
+        """The largest message, in bytes."""
+
+    @property
+    def lost(self) -> int:
+        """Messages lost to killed processes (claimed and never finished)."""
+
+    @property
+    def is_shutdown(self) -> bool:
+        """``True`` once any process has called :meth:`shutdown`."""
+
+    def put(self, item: Buffer, block: bool = True, timeout: float | None = None) -> None:
+        """Put a message: ``bytes``, ``bytearray``, ``memoryview`` or any
+        C-contiguous buffer (a numpy array). As :meth:`queue.Queue.put`;
+        ``ValueError`` if it is larger than ``slot_size``."""
+
+    def put_nowait(self, item: Buffer) -> None:
+        """``put(item, block=False)``."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> bytes:
+        """Remove and return the oldest message, as :meth:`queue.Queue.get`."""
+
+    def get_nowait(self) -> bytes:
+        """``get(block=False)``."""
+
+    def put_obj(self, obj: object, block: bool = True, timeout: float | None = None) -> None:
+        """Put ``pickle.dumps(obj)``; ``ValueError`` if the pickle is larger
+        than ``slot_size``."""
+
+    def get_obj(self, block: bool = True, timeout: float | None = None) -> Any:
+        """``pickle.loads(get(block, timeout))`` (trust the writers, as for any
+        unpickling)."""
+
+    def put_many(
+        self, items: Iterable[Buffer], block: bool = True, timeout: float | None = None
+    ) -> int:
+        """Put the messages of ``items`` in order; return how many were put
+        (fewer only with ``block=False`` or a ``timeout``, when the queue stayed
+        full)."""
+
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None
+    ) -> list[bytes]:
+        """Remove and return up to ``max_items`` (>= 1) messages, waiting for the
+        first exactly as :meth:`get` does; the list is never empty."""
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shut the queue down for every process: ``put`` raises
+        :class:`ShutDown`; ``get`` drains what is left (``immediate`` discards
+        it) and then raises :class:`ShutDown`; blocked calls wake up."""
+
+    def sweep(self) -> int:
+        """Free the entries of dead processes (their claimed slots are counted
+        in :attr:`lost`); return how many. Blocked calls do it periodically."""
+
+    def qsize(self) -> int:
+        """The number of messages (a snapshot)."""
+
+    def empty(self) -> bool:
+        """``True`` if the queue holds no message (a snapshot)."""
+
+    def full(self) -> bool:
+        """``True`` if every slot is taken (a snapshot)."""
+
+    def __len__(self) -> int: ...

@@ -22,6 +22,8 @@ mod errors;
 mod pipeline;
 mod queue;
 mod recorder;
+#[cfg(target_os = "linux")]
+mod shm;
 mod stats;
 mod wait;
 
@@ -40,5 +42,7 @@ fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stats::register(m)?;
     pipeline::register(m)?;
     m.add_class::<recorder::PyRecorder>()?;
+    #[cfg(target_os = "linux")]
+    m.add_class::<shm::PySharedQueue>()?;
     Ok(())
 }

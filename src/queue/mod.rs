@@ -30,6 +30,8 @@ mod blocking;
 mod error;
 mod iter;
 mod release;
+#[cfg(target_os = "linux")]
+mod shared;
 mod task;
 mod unbounded;
 mod wait;
@@ -39,6 +41,11 @@ use core::mem::MaybeUninit;
 
 pub use error::{CapacityError, Closed, PopError, PushError};
 pub use iter::{IntoIter, Iter, TryIter};
+#[cfg(target_os = "linux")]
+pub use shared::{
+    SharedPopError, SharedPushError, SharedQueue, SharedQueueError, SharedQueueOptions,
+    MAX_PROCESSES, MAX_SHARED_CAPACITY, MAX_SLOT_SIZE, SHARED_QUEUE_KIND,
+};
 pub use unbounded::UnboundedQueue;
 
 use crate::sync::{fence, AtomicUsize, Backoff, CachePadded, Ordering, UnsafeCell};

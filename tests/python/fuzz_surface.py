@@ -47,9 +47,11 @@ A deep run that gets past crashes and prints every distinct failure::
 from __future__ import annotations
 
 import array
+import atexit
 import collections
 import copy
 import gc
+import glob
 import importlib
 import importlib.util
 import inspect
@@ -634,6 +636,19 @@ LABELS = st.one_of(
     g({}, {"k": "v"}, {"region": "eu", "host": "h1"}, {"k": ""}, {"k": 'a"b\\c\n'}),
 )
 SHORT_TIMEOUT = g(0, 0.0, 0.001, 0.01)
+# Shared queues: good names carry this run's prefix (removed at exit); the
+# bad ones are all invalid, so the fuzzer never creates or removes a name of
+# anyone else's in /dev/shm.
+SHM_PREFIX = f"ringstat-fuzz-{os.getpid()}-"
+SHM_NAME = g(SHM_PREFIX + "q1", SHM_PREFIX + "q2")
+BAD_SHM_NAME = g("", "/", "a/b", "a\0b", "..", "x" * 300, None, 1, b"q", Raiser())
+
+
+@atexit.register
+def _remove_shm_names() -> None:
+    if hasattr(ringstat, "SharedQueue"):
+        for path in glob.glob(f"/dev/shm/{SHM_PREFIX}*"):
+            ringstat.SharedQueue.cleanup(os.path.basename(path))
 
 
 def seq_of(
@@ -929,6 +944,19 @@ def _domains() -> dict[str, Domain]:
         # Registry.serve binds loopback only (no name is ever looked up).
         "Registry.serve.host": (g("127.0.0.1", "::1", "localhost"), BAD),
         "Registry.serve.port": (g(0), st.one_of(g(-1, 65536, 2**64), BAD)),
+        "SharedQueue.__new__.name": (SHM_NAME, BAD_SHM_NAME),
+        "SharedQueue.__new__.slot_size": (g(1, 8, 64), st.one_of(int_bad, g(0, 2**31))),
+        "SharedQueue.__new__.max_processes": (g(1, 4, 128), st.one_of(int_bad, g(0, 4097))),
+        "SharedQueue.__new__.mode": (g(0o600, 0o640), st.one_of(int_bad, g(0o1000, -1))),
+        "SharedQueue.create.name": (SHM_NAME, BAD_SHM_NAME),
+        "SharedQueue.create.slot_size": (g(1, 8, 64), st.one_of(int_bad, g(0, 2**31))),
+        "SharedQueue.create.max_processes": (g(1, 4, 128), st.one_of(int_bad, g(0, 4097))),
+        "SharedQueue.create.mode": (g(0o600, 0o640), st.one_of(int_bad, g(0o1000, -1))),
+        "SharedQueue.attach.name": (SHM_NAME, BAD_SHM_NAME),
+        "SharedQueue.put.item": (g(b"", b"x", bytearray(b"ab"), b"y" * 64), st.one_of(ITEM, BAD)),
+        "SharedQueue.put_nowait.item": (g(b"", b"x", bytearray(b"ab")), st.one_of(ITEM, BAD)),
+        "SharedQueue.put_many.items": (g([b"a", b"b"], (b"x",), [], [b""] * 9), BAD_SEQ),
+        "SharedQueue.cleanup.name": (SHM_NAME, BAD_SHM_NAME),
         "SessionsHandle.start_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
         "SessionsHandle.end_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
         "DistinctHandle.seen_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
@@ -1203,6 +1231,11 @@ FACTORIES: dict[str, Callable[[Ctx], Any]] = {
     "Recorder": _recorder,
     # Loopback, a free port; stopped at teardown.
     "MetricsServer": lambda ctx: ctx.make("Registry").serve(),
+    "SharedQueue": lambda ctx: ringstat.SharedQueue(
+        ctx.draw(SHM_NAME, "name"),
+        maxsize=ctx.draw(st.integers(1, 8), "maxsize"),
+        slot_size=ctx.draw(g(1, 8, 64), "slot_size"),
+    ),
     "Pipeline": _pipeline,
     "CounterHandle": _handle("counter"),
     "GaugeHandle": _handle("gauge"),
