@@ -7,6 +7,8 @@
 //!   iterators that pop ([`iter`](Queue::iter) until closed and drained).
 //! - [`stats`]: counters, gauges, histograms, sliding-window rates and a
 //!   registry that many threads update while anyone reads them live.
+//! - [`shm`] (Linux): named shared-memory regions with a validated header
+//!   and owner liveness, the storage of the cross-process structures.
 //!
 //! # Examples
 //!
@@ -26,6 +28,8 @@ mod sync;
 
 pub mod pipeline;
 pub mod queue;
+#[cfg(target_os = "linux")]
+pub mod shm;
 pub mod stats;
 
 #[cfg(feature = "python")]

@@ -14,7 +14,7 @@ pub(crate) use crossbeam_utils::CachePadded;
 mod imp {
     pub(crate) use core::hint::spin_loop;
     pub(crate) use std::sync::atomic::{
-        fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
     };
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use std::thread;
@@ -76,7 +76,7 @@ mod imp {
     pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::hint::spin_loop;
     pub(crate) use loom::sync::atomic::{
-        fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
     };
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread;
@@ -269,3 +269,70 @@ unsafe impl<T: MappedCell> MappedCell for CachePadded<T> {}
 // SAFETY: an array of mapped cells is mapped cells laid end to end.
 #[cfg(not(ringstat_loom))]
 unsafe impl<T: MappedCell, const N: usize> MappedCell for [T; N] {}
+
+// ---------------------------------------------------------------------------
+// Appended for `shm` (issue 20): atomics inside a mapped region, and the
+// process-shared futex the shared queue waits on.
+// ---------------------------------------------------------------------------
+
+/// Views the 8 bytes at `ptr` (in a shared mapping) as an `AtomicU64`.
+///
+/// # Safety
+///
+/// `ptr` is 8-byte aligned, valid for reads and writes for `'a`, and every
+/// access to those bytes (in any process) is atomic.
+#[cfg(not(ringstat_loom))]
+#[inline(always)]
+pub(crate) unsafe fn atomic_u64_at<'a>(ptr: *mut u64) -> &'a AtomicU64 {
+    // SAFETY: the caller's contract is `AtomicU64::from_ptr`'s.
+    unsafe { AtomicU64::from_ptr(ptr) }
+}
+
+/// Views the 4 bytes at `ptr` (in a shared mapping) as an `AtomicU32`.
+///
+/// # Safety
+///
+/// As [`atomic_u64_at`], with 4-byte alignment.
+#[cfg(not(ringstat_loom))]
+#[inline(always)]
+pub(crate) unsafe fn atomic_u32_at<'a>(ptr: *mut u32) -> &'a AtomicU32 {
+    // SAFETY: the caller's contract is `AtomicU32::from_ptr`'s.
+    unsafe { AtomicU32::from_ptr(ptr) }
+}
+
+/// Sleeps while `word` holds `expected`, until woken by [`futex_wake`] (from
+/// any process mapping the same memory), the timeout, or spuriously. The
+/// caller re-checks its condition in a loop. Process-shared (not
+/// `FUTEX_PRIVATE`), so the word may live in a shared mapping. Under loom:
+/// a yield (a spurious wake-up), so models explore the re-check loop.
+#[cfg(target_os = "linux")]
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    #[cfg(not(ringstat_loom))]
+    {
+        use rustix::thread::futex;
+        let ts = timeout.map(|d| futex::Timespec {
+            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        // EAGAIN (value changed), EINTR and ETIMEDOUT all mean "re-check".
+        let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
+    }
+    #[cfg(ringstat_loom)]
+    {
+        let _ = (word, expected, timeout);
+        loom::thread::yield_now();
+    }
+}
+
+/// Wakes up to `n` waiters of [`futex_wait`] on `word`, in any process.
+#[cfg(target_os = "linux")]
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
+    #[cfg(not(ringstat_loom))]
+    {
+        let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
+    }
+    #[cfg(ringstat_loom)]
+    {
+        let _ = (word, n);
+    }
+}
