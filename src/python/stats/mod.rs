@@ -38,6 +38,8 @@ mod counter;
 mod histogram;
 mod rate;
 mod registry;
+#[cfg(target_os = "linux")]
+mod shared;
 
 use std::time::Duration;
 
@@ -68,6 +70,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rate::PyRate>()?;
     m.add_class::<rate::PyManualClock>()?;
     m.add_class::<registry::PyRegistry>()?;
+    #[cfg(target_os = "linux")]
+    m.add_class::<shared::PySharedRegistry>()?;
     counter::add_amount_methods(m.py())
 }
 

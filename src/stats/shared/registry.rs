@@ -43,6 +43,63 @@ use crate::stats::{
 };
 use crate::sync::{AtomicI64, AtomicU64, CachePadded, Mutex, Ordering, StdArc as Arc};
 
+/// The kind of a named region holding a registry.
+const REGION_KIND: crate::shm::Kind = crate::shm::Kind::new(*b"REGY", VERSION as u32);
+
+/// A named region's payload, from its first 128-byte boundary (the
+/// payload starts 64-aligned; padded cells need 128).
+struct RegionMemory {
+    /// Keeps the mapping (`None` while the region is being initialised).
+    _region: Option<crate::shm::Region>,
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is process-wide memory, used only through atomics.
+unsafe impl Send for RegionMemory {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for RegionMemory {}
+
+impl RegionMemory {
+    /// The aligned range of `r`'s payload (not keeping `r`).
+    fn new(r: &crate::shm::Region) -> Self {
+        let total = r.payload_len();
+        let base = r.bytes_ptr(0, total);
+        let skip = base.align_offset(128).min(total);
+        Self {
+            _region: None,
+            // SAFETY: `skip <= total`: still inside (or at the end of) the
+            // payload.
+            ptr: unsafe { base.add(skip) },
+            len: total - skip,
+        }
+    }
+
+    fn owned(r: crate::shm::Region) -> Self {
+        Self {
+            _region: None,
+            ..Self::new(&r)
+        }
+        .keeping(r)
+    }
+
+    fn keeping(mut self, r: crate::shm::Region) -> Self {
+        self._region = Some(r);
+        self
+    }
+}
+
+// SAFETY: a range of the region's payload, 128-aligned, mapped while the
+// region (kept in `_region`) lives.
+unsafe impl SharedMemory for RegionMemory {
+    fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// "RSTATSHM" in ASCII, little-endian: the first word of a registry.
 const MAGIC: u64 = u64::from_le_bytes(*b"RSTATSHM");
 /// The layout version; a registry of another version is refused.
@@ -289,6 +346,8 @@ pub enum SharedError {
     Layout(String),
     /// The operating system refused (mapping memory).
     Io(std::io::Error),
+    /// The named region could not be created or attached.
+    Shm(crate::shm::ShmError),
 }
 
 impl fmt::Display for SharedError {
@@ -305,6 +364,7 @@ impl fmt::Display for SharedError {
             ),
             Self::Layout(why) => write!(f, "not a usable shared registry: {why}"),
             Self::Io(e) => write!(f, "shared memory: {e}"),
+            Self::Shm(e) => e.fmt(f),
         }
     }
 }
@@ -314,8 +374,15 @@ impl std::error::Error for SharedError {
         match self {
             Self::Stats(e) => Some(e),
             Self::Io(e) => Some(e),
+            Self::Shm(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<crate::shm::ShmError> for SharedError {
+    fn from(e: crate::shm::ShmError) -> Self {
+        Self::Shm(e)
     }
 }
 
@@ -366,6 +433,8 @@ struct Local {
 }
 
 struct Inner {
+    /// The region's name, for a registry in a named region.
+    name: Option<String>,
     /// Keeps the memory mapped (also held by every metric's cells).
     keep: Keep,
     base: NonNull<AtomicU64>,
@@ -448,6 +517,126 @@ impl SharedRegistry {
     /// misaligned, holds something else or another layout version;
     /// [`SharedError::Full`] never.
     pub fn open(memory: impl SharedMemory, options: SharedOptions) -> Result<Self, SharedError> {
+        Self::open_named(memory, options, None)
+    }
+
+    /// Creates the named region `name` (a POSIX shared-memory object,
+    /// `/dev/shm/NAME`, mode `0600`) holding a registry of `options`' sizes,
+    /// or attaches to the registry it already holds (then its sizes are the
+    /// creator's). `true` in the result if this call created it.
+    ///
+    /// The region outlives every process until [`unlink`](Self::unlink)
+    /// (or [`shm::cleanup`](crate::shm::cleanup)) removes the name, or the
+    /// machine reboots.
+    ///
+    /// # Errors
+    ///
+    /// [`SharedError::Shm`] for the region (a bad name, another kind of
+    /// region under that name, a corrupt header), [`SharedError::Layout`]
+    /// as for [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::{SharedOptions, SharedRegistry};
+    ///
+    /// let name = format!("ringstat-doc-{}", std::process::id());
+    /// let (reg, created) = SharedRegistry::create_or_attach(&name, SharedOptions::default())?;
+    /// assert!(created);
+    /// reg.counter("jobs", &[])?.add(2);
+    /// // Another process (here: another attachment) sees the same counts.
+    /// let other = SharedRegistry::attach(&name)?;
+    /// assert_eq!(other.counter("jobs", &[])?.get(), 2);
+    /// reg.unlink()?;
+    /// # Ok::<(), ringstat::stats::SharedError>(())
+    /// ```
+    pub fn create_or_attach(
+        name: &str,
+        options: SharedOptions,
+    ) -> Result<(Self, bool), SharedError> {
+        let bytes = options.bytes();
+        if bytes == usize::MAX {
+            return Err(SharedError::Layout(format!("invalid options {options:?}")));
+        }
+        let mut init_err = None;
+        let (region, created) = crate::shm::Region::create_or_attach(
+            name,
+            REGION_KIND,
+            bytes + 128,
+            &crate::shm::Options::default(),
+            |r| {
+                // Lay the registry out before the region is published, so
+                // an attacher never finds it half made.
+                let m = RegionMemory::new(r);
+                // SAFETY: `RegionMemory::new` gives a range inside the
+                // payload, 128-aligned; the payload is zeroed and ours alone
+                // until published.
+                let header =
+                    unsafe { core::slice::from_raw_parts(m.ptr.cast::<AtomicU64>(), HEADER_WORDS) };
+                if let Err(e) = Self::init_or_read(header, m.len / 8, options) {
+                    init_err = Some(e);
+                }
+            },
+        )?;
+        if let Some(e) = init_err {
+            return Err(e);
+        }
+        let name = region.name().map(str::to_owned);
+        let reg = Self::open_named(RegionMemory::owned(region), options, name)?;
+        Ok((reg, created))
+    }
+
+    /// Attaches the registry in the existing named region `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`SharedError::Shm`] if there is no such region or it holds
+    /// something else; [`SharedError::Layout`] if its registry is unusable.
+    pub fn attach(name: &str) -> Result<Self, SharedError> {
+        let region =
+            crate::shm::Region::attach(name, REGION_KIND, &crate::shm::Options::default())?;
+        let name = region.name().map(str::to_owned);
+        let memory = RegionMemory::owned(region);
+        // SAFETY: as in `create_or_attach`.
+        let magic = unsafe { &*memory.ptr.cast::<AtomicU64>() };
+        // Relaxed: only a check that the creator laid a registry out (the
+        // region's own Release/Acquire publication ordered that before
+        // our attach); `open` reads it again with Acquire.
+        if magic.load(Ordering::Relaxed) != MAGIC {
+            return Err(SharedError::Layout(format!(
+                "region {name:?} holds no registry"
+            )));
+        }
+        Self::open_named(memory, SharedOptions::default(), name)
+    }
+
+    /// The name of the region, for a registry made by
+    /// [`create_or_attach`](Self::create_or_attach) or
+    /// [`attach`](Self::attach).
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// Removes the region's name (processes attached keep using it; the
+    /// memory goes with the last of them). `Ok(false)` if the name was
+    /// already gone or the registry has none.
+    ///
+    /// # Errors
+    ///
+    /// [`SharedError::Shm`] if the system refuses.
+    pub fn unlink(&self) -> Result<bool, SharedError> {
+        match &self.inner.name {
+            Some(n) => Ok(crate::shm::cleanup(n)?),
+            None => Ok(false),
+        }
+    }
+
+    fn open_named(
+        memory: impl SharedMemory,
+        options: SharedOptions,
+        name: Option<String>,
+    ) -> Result<Self, SharedError> {
         let len = memory.len();
         let ptr = memory.as_ptr();
         if ptr.align_offset(128) != 0 {
@@ -471,6 +660,7 @@ impl SharedRegistry {
         let layout = Self::init_or_read(header, words, options)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                name,
                 keep,
                 base,
                 layout,
