@@ -16,7 +16,9 @@ What a ``prometheus_client`` user types works too: ``inc(amount)``,
 ``dec(amount)``, ``Gauge.track_inprogress()``, ``Histogram.time()`` and
 ``observe``, ``Counter.count_exceptions()``, ``help=`` (``# HELP`` lines)
 and ``labelnames=`` families with ``labels(...)`` (:mod:`ringstat.family`).
-``ManualClock`` makes rates deterministic in tests. ``Recorder`` samples a
+``SharedRegistry(name)`` holds the same metrics in named shared memory that
+many processes write and any process reads (Linux; ``python -m ringstat top
+NAME`` shows it live). ``ManualClock`` makes rates deterministic in tests. ``Recorder`` samples a
 registry on a native background thread into a bounded time series.
 
 Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
@@ -45,6 +47,7 @@ from ringstat._ringstat import (
     Registry,
     SeriesLimitError,
     SessionsHandle,
+    SharedRegistry,
     ShutDown,
     __version__,
 )
@@ -73,6 +76,7 @@ __all__ = [
     "Registry",
     "SeriesLimitError",
     "SessionsHandle",
+    "SharedRegistry",
     "ShutDown",
     "__version__",
 ]

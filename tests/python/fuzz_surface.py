@@ -47,7 +47,9 @@ A deep run that gets past crashes and prints every distinct failure::
 from __future__ import annotations
 
 import array
+import atexit
 import collections
+import contextlib
 import copy
 import gc
 import importlib
@@ -621,6 +623,16 @@ BUCKETS = st.one_of(st.integers(1, 20), g(60))
 MAX_VALUE = g(1, 2, 100, 10**6, 3_600_000_000, 2**63 - 1, 2**63, 2**64 - 1)
 PERCENT = st.one_of(g(0, 50, 90, 99, 99.9, 99.99999, 100, 0.0, 100.0, 1e-300), st.floats(0, 100))
 NAME = g("a", "b", "c", "logins", "x_y", "a:b")
+#: The one shared-memory region the fuzzer's SharedRegistry objects use.
+SHM_NAME = f"ringstat-fuzz-{os.getpid()}"
+
+
+@atexit.register
+def _remove_shm() -> None:
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        ringstat.SharedRegistry.attach(SHM_NAME).unlink()
+
+
 LABELS = st.one_of(
     st.none(),
     g({}, {"k": "v"}, {"region": "eu", "host": "h1"}, {"k": ""}, {"k": 'a"b\\c\n'}),
@@ -897,6 +909,18 @@ def _domains() -> dict[str, Domain]:
         "_exc": (st.none(), BAD),
         "_tb": (st.none(), BAD),
         # by method and parameter
+        # Shared registries: one region name per fuzzing process (removed at
+        # exit), tiny sizes; bad names must fail cleanly.
+        "SharedRegistry.__new__.name": (st.just(SHM_NAME), BAD_NAME),
+        "SharedRegistry.attach.name": (st.just(SHM_NAME), BAD_NAME),
+        "SharedRegistry.__new__.max_processes": (st.integers(1, 8), st.one_of(int_bad, g(0))),
+        "SharedRegistry.__new__.max_entries": (st.integers(1, 64), st.one_of(int_bad, g(0))),
+        "SharedRegistry.__new__.data_bytes": (g(0, 4096, 65536), int_bad),
+        "SharedRegistry.__new__.counter_shards": (st.integers(1, 8), st.one_of(int_bad, g(0))),
+        "SharedRegistry.gauge.mode": (
+            st.one_of(st.none(), g("livesum", "all", "max")),
+            g("", "average", 1, b"all"),
+        ),
         "Gauge.__new__.value": (I64, int_bad),
         "Gauge.set.value": (I64, int_bad),
         "GaugeHandle.set.value": (I64, int_bad),
@@ -1186,6 +1210,9 @@ FACTORIES: dict[str, Callable[[Ctx], Any]] = {
         and ctx.make("ManualClock"),
     ),
     "ManualClock": lambda ctx: ringstat.ManualClock(),
+    "SharedRegistry": lambda ctx: ringstat.SharedRegistry(
+        SHM_NAME, max_processes=4, max_entries=64, data_bytes=65536
+    ),
     "Registry": lambda ctx: ringstat.Registry(
         clock=ctx.draw(st.one_of(st.none(), st.just("manual")), "clock") and ctx.make("ManualClock")
     ),

@@ -581,7 +581,7 @@ impl SharedRegistry {
         if let Some(e) = init_err {
             return Err(e);
         }
-        let name = region.name().map(str::to_owned);
+        let name = Some(name.to_owned());
         let reg = Self::open_named(RegionMemory::owned(region), options, name)?;
         Ok((reg, created))
     }
@@ -595,7 +595,7 @@ impl SharedRegistry {
     pub fn attach(name: &str) -> Result<Self, SharedError> {
         let region =
             crate::shm::Region::attach(name, REGION_KIND, &crate::shm::Options::default())?;
-        let name = region.name().map(str::to_owned);
+        let name = Some(name.to_owned());
         let memory = RegionMemory::owned(region);
         // SAFETY: as in `create_or_attach`.
         let magic = unsafe { &*memory.ptr.cast::<AtomicU64>() };
