@@ -111,9 +111,11 @@ def _ringstat_inc(name: str) -> Callable[[], Callable[[], None]]:
     return make
 
 
-def _prometheus_inc(make_dir: str) -> Callable[[], Callable[[], None]]:
+def _prometheus_inc() -> Callable[[], Callable[[], None]]:
     def make() -> Callable[[], None]:
-        from prometheus_client import CollectorRegistry, Counter
+        from prometheus_client import CollectorRegistry, Counter, values
+
+        assert "MultiProcessValue" in values.ValueClass.__qualname__, values.ValueClass
 
         c = Counter("bench_incs", "increments", registry=CollectorRegistry())
         return c.inc
@@ -173,6 +175,8 @@ def _scrapes(name: str, tmp: str, dead_counts: list[int], have_prom: bool) -> No
             os.makedirs(kdir)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = kdir
             _dead_workers_prometheus(k)
+            files = len(os.listdir(kdir))
+            assert files >= k, f"{files} files for {k} dead workers: not in multiprocess mode"
             from prometheus_client import CollectorRegistry, generate_latest
             from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -205,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.quick else 5)
     n = 2_000 if args.quick else 200_000
     dead_counts = [10, 50] if args.quick else [10, 100, 1000]
-    have_prom = _optional_prometheus()
     tmp = tempfile.mkdtemp(prefix="ringstat-bench-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tmp  # read by prometheus_client at import
+    # prometheus_client picks its multiprocess values at import when this is
+    # set (and reads it again for each new file): set it before any import.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tmp
+    have_prom = _optional_prometheus()
     name = f"ringstat-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     print(
         f"# bench_shm_stats: {rounds} round(s), {WORKERS} processes x {n:,} increments"
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(rounds):
             ours.append(_increments(_ringstat_inc(name), n))
             if have_prom:
-                theirs.append(_increments(_prometheus_inc(tmp), n))
+                theirs.append(_increments(_prometheus_inc(), n))
         assert reg.counter("bench_incs").value == rounds * WORKERS * (n + 1)
         print(f"\ncounter increments/s, {WORKERS} processes")
         print(f"  ringstat.SharedRegistry  {_summary(ours)}")

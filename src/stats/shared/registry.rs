@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::directory::{Directory, Found, InsertError, DATA, ENTRY_WORDS, KEY_MAX, META};
 use super::memory::SharedMemory;
-use super::procs::{self, liveness, Procs, SlotState, PROC_WORDS};
+use super::procs::{liveness, Procs, SlotState, DEAD as DEAD_BIT, PROC_WORDS};
 use crate::stats::clock::BootClock;
 use crate::stats::exposition::{
     exposed_names, validate_help, validate_label_name, validate_label_value, validate_metric_name,
@@ -689,13 +689,17 @@ impl SharedRegistry {
             if m == MAGIC {
                 break;
             }
-            let takeover = if m == 0 {
-                false
-            } else if m & INITIALIZING != 0 && m & procs::TOKEN == m & !INITIALIZING {
+            // Zero: fresh memory, set it up. A setup in progress: wait for
+            // it, or take it over if its process died. Anything else is not
+            // ours.
+            if m != 0 {
+                if m & INITIALIZING == 0 || m & DEAD_BIT != 0 {
+                    return Err(SharedError::Layout(format!(
+                        "unknown magic {m:#018x} (not a ringstat shared registry)"
+                    )));
+                }
                 let owner = m & !INITIALIZING;
-                if owner != me && !liveness::alive(owner) {
-                    true
-                } else {
+                if owner == me || liveness::alive(owner) {
                     spins += 1;
                     if spins > 10_000_000 {
                         return Err(SharedError::Layout(
@@ -705,12 +709,7 @@ impl SharedRegistry {
                     std::thread::yield_now();
                     continue;
                 }
-            } else {
-                return Err(SharedError::Layout(format!(
-                    "unknown magic {m:#018x} (not a ringstat shared registry)"
-                )));
-            };
-            let _ = takeover;
+            }
             // Acquire: as the load above, on a takeover of a dead setup.
             if header[H_MAGIC]
                 .compare_exchange(m, INITIALIZING | me, Ordering::Acquire, Ordering::Relaxed)
