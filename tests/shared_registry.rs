@@ -223,6 +223,9 @@ fn fork_workers(n: usize, kill: bool, f: impl Fn(usize)) -> Vec<libc::pid_t> {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
+            // SAFETY: `prctl` with these arguments only sets this process's
+            // parent-death signal: a worker never outlives a failed test.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
             f(i);
             // SAFETY: writes one byte from a valid buffer to our pipe.
             unsafe {
@@ -356,4 +359,76 @@ fn churn_of_1000_workers_stays_flat() {
     assert_eq!(counter_value(&reg, "hits"), 1000);
     assert!(reg.usage().reclaimed_slots >= 990);
     assert_eq!(reg.snapshot().metrics.len(), 2);
+}
+
+/// Garbage written over a registry's words (directory, process table, data;
+/// the header is checked once at attach) never makes a snapshot or a
+/// registration panic or read out of bounds: bad entries are skipped or
+/// refused with an error.
+#[test]
+fn corrupted_words_never_panic() {
+    let opts = SharedOptions {
+        max_processes: 4,
+        max_entries: 16,
+        data_bytes: 64 << 10,
+        counter_shards: 2,
+    };
+    let cfg = HistogramConfig {
+        max: 1000,
+        significant_digits: 1,
+    };
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..1000 {
+        let (mem, reg) = open(opts);
+        reg.counter("c", &[("k", "v")]).unwrap().inc();
+        reg.gauge("g", &[]).unwrap().set(3);
+        reg.histogram("h", &[], cfg).unwrap().record(7).unwrap();
+        reg.rate(
+            "r",
+            &[],
+            RateConfig {
+                window: Duration::from_secs(1),
+                buckets: 4,
+            },
+        )
+        .unwrap()
+        .inc();
+        let words = ringstat::stats::SharedMemory::len(mem.as_ref()) / 8;
+        let base = ringstat::stats::SharedMemory::as_ptr(mem.as_ref()).cast::<u64>();
+        // Past the 16-word header (and the first 128-byte line): anywhere in
+        // the process table, directory and data, as many as a few dozen words.
+        for _ in 0..(1 + next() % 40) {
+            // Mostly the process table and the directory (words 16..848
+            // with these sizes), where the offsets and lengths live.
+            let span = if next() % 4 == 0 {
+                (opts.bytes() / 8).min(words) - 16
+            } else {
+                16 * 4 + 48 * 16
+            };
+            let at = 16 + (next() as usize) % span;
+            let value = match next() % 4 {
+                0 => next(),
+                1 => next() % 4096,
+                2 => 1,
+                _ => u64::MAX,
+            };
+            // SAFETY: `at` is inside the mapping, 8-aligned; a test writes
+            // its own registry's memory from one thread (the registry only
+            // reads it afterwards, through atomics of the same size).
+            unsafe { base.add(at).write_volatile(value) };
+        }
+        let _ = reg.snapshot().to_prometheus();
+        let _ = reg.counter("c", &[("k", "v")]).map(|c| c.inc());
+        let _ = reg.gauge("g2", &[]).map(|g| g.set(1));
+        let _ = reg.histogram("h", &[], cfg).map(|h| h.record(1));
+        let _ = reg.usage();
+        let again = SharedRegistry::open(Arc::clone(&mem), opts);
+        assert!(again.is_ok(), "round {round}: the header was not touched");
+    }
 }

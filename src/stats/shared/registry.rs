@@ -836,7 +836,11 @@ impl SharedRegistry {
                 continue;
             }
             let (off, _) = data_range(e);
-            for w in &self.data()[off + slot * 3..off + slot * 3 + 3] {
+            // A corrupt range is skipped, never indexed out of bounds.
+            let Some(cells) = self.data().get(off + slot * 3..off + slot * 3 + 3) else {
+                continue;
+            };
+            for w in cells {
                 // Relaxed: published by the Release store of the slot's
                 // token in `Procs::publish`.
                 w.store(0, Ordering::Relaxed);
@@ -849,10 +853,11 @@ impl SharedRegistry {
     fn allocate(&self, entry: &[AtomicU64], len: usize) -> Result<usize, SharedError> {
         let len = len.div_ceil(ALIGN_WORDS) * ALIGN_WORDS;
         let (off, old) = data_range(entry);
-        if old >= len {
+        let cap = self.inner.layout.data_words;
+        // A dead claimer's range, if it is big enough (and sane).
+        if old >= len && off.checked_add(len).is_some_and(|end| end <= cap) {
             return Ok(off);
         }
-        let cap = self.inner.layout.data_words;
         let next = &self.header()[H_DATA_NEXT];
         // Relaxed: the mark only hands out disjoint ranges; their contents
         // are published with the entry.
@@ -927,7 +932,11 @@ impl SharedRegistry {
     /// data range: a corrupt length never reads past it).
     fn get_bytes(&self, e: &[AtomicU64]) -> Vec<u8> {
         let (off, len) = data_range(e);
-        let n = usize::try_from(meta(e, 0)).unwrap_or(0).min(len * 8);
+        // Clamped to the range and to the data area that exists.
+        let avail = self.data().len().saturating_sub(off);
+        let n = usize::try_from(meta(e, 0))
+            .unwrap_or(0)
+            .min(len.min(avail).saturating_mul(8));
         let mut out = Vec::with_capacity(n);
         for w in self.data().get(off..off + n.div_ceil(8)).unwrap_or(&[]) {
             // Relaxed: the entry was published (Acquire in `ready`).
@@ -1019,21 +1028,31 @@ impl SharedRegistry {
 
     /// `len` cells of type `T` at data word `off`, kept alive by the
     /// registry's mapping.
-    fn cells<T: crate::sync::MappedCell>(&self, off: usize, len: usize) -> Store<T> {
-        let words = core::mem::size_of::<T>() / 8;
+    fn cells<T: crate::sync::MappedCell>(
+        &self,
+        off: usize,
+        len: usize,
+    ) -> Result<Store<T>, SharedError> {
+        let size = core::mem::size_of::<T>();
         let data = self.data();
-        assert!(
-            off + len * words <= data.len(),
-            "cells inside the data area"
-        );
-        assert_eq!(core::mem::size_of::<T>() % 8, 0);
+        let words = len
+            .checked_mul(size / 8)
+            .filter(|_| size % 8 == 0)
+            .and_then(|w| w.checked_add(off))
+            .filter(|&end| end <= data.len() && off < data.len());
+        // A range outside the data area, or misaligned, is a corrupt entry:
+        // refused, never read.
+        let bad = || SharedError::Layout(format!("corrupt data range {off}+{len}"));
+        words.ok_or_else(bad)?;
         let ptr = NonNull::from(&data[off]).cast::<T>();
-        assert_eq!(ptr.as_ptr().align_offset(core::mem::align_of::<T>()), 0);
+        if ptr.as_ptr().align_offset(core::mem::align_of::<T>()) != 0 {
+            return Err(bad());
+        }
         // SAFETY: the range is inside the data area (checked), aligned for
         // `T` (checked; data ranges start on 128-byte lines), mapped while
         // `keep` lives, and `T` is a mapped cell type (valid for any bits),
         // accessed only through `&T`.
-        unsafe { Store::mapped(ptr, len, Arc::clone(&self.inner.keep)) }
+        Ok(unsafe { Store::mapped(ptr, len, Arc::clone(&self.inner.keep)) })
     }
 
     /// Gets or creates the counter `name` with `labels`.
@@ -1069,7 +1088,7 @@ impl SharedRegistry {
             return Err(SharedError::Layout(format!("entry {i} is not a counter")));
         }
         let (off, _) = data_range(e);
-        let store = self.cells::<CachePadded<AtomicU64>>(off, self.inner.layout.shards);
+        let store = self.cells::<CachePadded<AtomicU64>>(off, self.inner.layout.shards)?;
         Ok(Metric::Counter(Arc::new(Counter::from_store_salted(
             store, slot,
         ))))
@@ -1122,7 +1141,7 @@ impl SharedRegistry {
         let slot = self.slot(&mut local)?;
         let m = self.handle(&mut local, i, |r| {
             let (off, _) = data_range(r.directory().entry(i));
-            let store = r.cells::<AtomicI64>(off + slot * 3, 3);
+            let store = r.cells::<AtomicI64>(off + slot * 3, 3)?;
             Ok(Metric::Gauge(Arc::new(Gauge::from_store(store))))
         })?;
         match m {
@@ -1217,7 +1236,7 @@ impl SharedRegistry {
         if len < CELLS_HEAD + buckets {
             return Err(SharedError::Layout(format!("entry {i}: data too short")));
         }
-        let cells = Cells::from_store(self.cells::<AtomicU64>(off, CELLS_HEAD + buckets));
+        let cells = Cells::from_store(self.cells::<AtomicU64>(off, CELLS_HEAD + buckets)?);
         Ok(Metric::Histogram(Arc::new(Histogram::from_cells(
             config, unit, cells,
         )?)))
@@ -1285,7 +1304,7 @@ impl SharedRegistry {
         if len < plan.lines * LINE_WORDS {
             return Err(SharedError::Layout(format!("entry {i}: data too short")));
         }
-        let cells = self.cells::<Line>(off, plan.lines);
+        let cells = self.cells::<Line>(off, plan.lines)?;
         let clock: Arc<dyn crate::stats::Clock> = self.inner.clock.clone();
         Ok(Metric::Rate(Arc::new(Rate::from_store(
             plan,
@@ -1407,14 +1426,15 @@ impl SharedRegistry {
                     }
                 }
                 _ => {
-                    let mut local = self.lock_local();
+                    // Fresh views, not the cached handles: a snapshot takes
+                    // no lock (it may run without the GIL while another
+                    // thread forks, and a child must not inherit a held lock).
                     let made = match meta(e, 0) {
-                        KIND_COUNTER => self.handle(&mut local, i, |r| r.counter_at(i, 0)),
-                        KIND_HISTOGRAM => self.handle(&mut local, i, |r| r.histogram_at(i)),
-                        KIND_RATE => self.handle(&mut local, i, |r| r.rate_at(i)),
+                        KIND_COUNTER => self.counter_at(i, 0),
+                        KIND_HISTOGRAM => self.histogram_at(i),
+                        KIND_RATE => self.rate_at(i),
                         _ => continue,
                     };
-                    drop(local);
                     // A corrupt entry is left out, never read out of bounds.
                     let Ok(m) = made else { continue };
                     push(&mut metrics, labels, read(&m, quantiles));
