@@ -157,6 +157,7 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 	cargo bench --bench queue_rounds -- --test
 	$(VPY) benches/python/bench_queue.py --quick
 	$(VPY) benches/python/bench_stats.py --quick
+	$(VPY) benches/python/bench_shm_stats.py --quick
 	$(VPY) benches/python/bench_pipeline.py --quick
 	$(VPY) benches/python/bench_web.py --quick
 	$(VPY) benches/python/bench_scrape.py --quick

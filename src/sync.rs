@@ -241,6 +241,36 @@ pub(crate) fn idle_deadline(d: std::time::Duration) -> Option<std::time::Instant
 }
 
 // ---------------------------------------------------------------------------
+// Appended for shared-memory metrics (issue 20): which cells may live in a
+// mapping shared between processes.
+// ---------------------------------------------------------------------------
+
+/// A cell type that may live in memory shared between processes: an atomic
+/// integer (or cache-line padding of them), the same size and alignment as
+/// its plain integer, with no destructor and every bit pattern valid, so a
+/// mapping of zeroed or foreign-written bytes can be viewed as these cells.
+/// Not implemented under loom (loom's atomics are not plain memory).
+///
+/// # Safety
+///
+/// Implement only for types with those properties.
+#[cfg(not(ringstat_loom))]
+pub(crate) unsafe trait MappedCell: Sync + Send + 'static {}
+
+// SAFETY: `AtomicU64` has the size, alignment and bit validity of `u64`.
+#[cfg(not(ringstat_loom))]
+unsafe impl MappedCell for std::sync::atomic::AtomicU64 {}
+// SAFETY: `AtomicI64` has the size, alignment and bit validity of `i64`.
+#[cfg(not(ringstat_loom))]
+unsafe impl MappedCell for std::sync::atomic::AtomicI64 {}
+// SAFETY: padding around mapped cells adds only alignment and unused bytes.
+#[cfg(not(ringstat_loom))]
+unsafe impl<T: MappedCell> MappedCell for CachePadded<T> {}
+// SAFETY: an array of mapped cells is mapped cells laid end to end.
+#[cfg(not(ringstat_loom))]
+unsafe impl<T: MappedCell, const N: usize> MappedCell for [T; N] {}
+
+// ---------------------------------------------------------------------------
 // Appended for `shm` (issue 20): atomics inside a mapped region, and the
 // process-shared futex the shared queue waits on.
 // ---------------------------------------------------------------------------

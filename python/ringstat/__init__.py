@@ -18,7 +18,9 @@ What a ``prometheus_client`` user types works too: ``inc(amount)``,
 ``dec(amount)``, ``Gauge.track_inprogress()``, ``Histogram.time()`` and
 ``observe``, ``Counter.count_exceptions()``, ``help=`` (``# HELP`` lines)
 and ``labelnames=`` families with ``labels(...)`` (:mod:`ringstat.family`).
-``ManualClock`` makes rates deterministic in tests. ``Recorder`` samples a
+``SharedRegistry(name)`` holds the same metrics in named shared memory that
+many processes write and any process reads (Linux; ``python -m ringstat top
+NAME`` shows it live). ``ManualClock`` makes rates deterministic in tests. ``Recorder`` samples a
 registry on a native background thread into a bounded time series.
 
 ``AsyncQueue`` (:mod:`ringstat.aio`) gives a queue the :class:`asyncio.Queue`
@@ -59,6 +61,7 @@ from ringstat._ringstat import (
     SeriesLimitError,
     SessionsHandle,
     SharedQueue,
+    SharedRegistry,
     ShutDown,
     __version__,
 )
@@ -91,6 +94,7 @@ __all__ = [
     "SeriesLimitError",
     "SessionsHandle",
     "SharedQueue",
+    "SharedRegistry",
     "ShutDown",
     "__version__",
 ]

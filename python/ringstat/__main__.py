@@ -1,7 +1,8 @@
 """Command line: ``python -m ringstat demo`` (the main job).
 
 Subcommands: ``demo`` runs the user-activity workload with a live view (see
-:mod:`ringstat.demo`). Room is kept for ``bench`` and ``top``.
+:mod:`ringstat.demo`); ``top NAME`` shows a shared registry live (see
+:mod:`ringstat.top`). Room is kept for ``bench``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,23 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print only the final snapshot, as JSON")
     demo.add_argument("--no-live", action="store_true", help="no live view, only the summary")
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    top = sub.add_parser(
+        "top",
+        help="show a shared registry (ringstat.SharedRegistry) live",
+        description=(
+            "Attach to the shared registry NAME and redraw a table of its series "
+            "(rich; pip install 'ringstat[demo]'). q or Ctrl-C quits. When stdout is "
+            "not a terminal, print the table once."
+        ),
+    )
+    top.add_argument("name", metavar="NAME", help="the shared registry's name")
+    top.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=1.0,
+        help="seconds between redraws (default 1, at least 0.1)",
+    )
+    top.add_argument("--once", action="store_true", help="print the table once and exit")
     return p
 
 
@@ -99,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
         )
         return run(opts)
+    if args.command == "top":
+        from ringstat.top import run as top
+
+        return top(args.name, interval=args.interval, once=args.once)
     parser().print_help()
     return 2
 

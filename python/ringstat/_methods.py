@@ -367,6 +367,78 @@ def _shared_get_obj(
     return pickle.loads(self.get(block, timeout))
 
 
+def _wrap_shared_gauge(native: Callable[..., Any]) -> Callable[..., Any]:
+    """``SharedRegistry.gauge`` with ``labelnames=`` (and its ``mode``)."""
+
+    def gauge(
+        self: Any,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        mode: str | None = None,
+        help: str | None = None,
+        labelnames: Iterable[str] | None = None,
+    ) -> Any:
+        return _series_or_family(
+            self,
+            native,
+            name,
+            labels=labels,
+            help=help,
+            labelnames=labelnames,
+            config={"mode": mode},
+        )
+
+    gauge._native = native  # type: ignore[attr-defined]
+    return gauge
+
+
+def _wrap_shared_histogram(native: Callable[..., Any]) -> Callable[..., Any]:
+    """``SharedRegistry.histogram``: as ``Registry``'s, without ``buckets=``
+    (shared histograms are exposed as summaries)."""
+
+    def histogram(
+        self: Any,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        max_value: float,
+        significant_digits: int = 3,
+        unit: float | None = None,
+        help: str | None = None,
+        labelnames: Iterable[str] | None = None,
+    ) -> Any:
+        config = {"max_value": max_value, "significant_digits": significant_digits, "unit": unit}
+        return _series_or_family(
+            self, native, name, labels=labels, help=help, labelnames=labelnames, config=config
+        )
+
+    histogram._native = native  # type: ignore[attr-defined]
+    return histogram
+
+
+def _attach_registry_methods(
+    cls: type,
+    gauge: Callable[..., Callable[..., Any]],
+    histogram: Callable[..., Callable[..., Any]],
+) -> None:
+    """The Python layer of ``Registry`` and ``SharedRegistry``: snapshots as
+    :class:`Snapshot`, ``labelnames`` families, ``to_pandas`` and Jupyter
+    display."""
+    snapshot = _native(cls, "snapshot")
+    _set(cls, "snapshot", _wrap_snapshot(snapshot), snapshot)
+    native = _native(cls, "counter")
+    _set(cls, "counter", _wrap_simple(native), native)
+    native = _native(cls, "gauge")
+    _set(cls, "gauge", gauge(native), native)
+    native = _native(cls, "histogram")
+    _set(cls, "histogram", histogram(native), native)
+    native = _native(cls, "rate")
+    _set(cls, "rate", _wrap_rate(native), native)
+    _set(cls, "to_pandas", _registry_to_pandas)
+    _set(cls, "_repr_html_", _registry_repr_html)
+
+
 def _set(cls: type, name: str, fn: Callable[..., Any], doc_from: Any = None) -> None:
     fn.__name__ = name
     fn.__qualname__ = f"{cls.__name__}.{name}"
@@ -401,17 +473,10 @@ def attach() -> None:
     _set(r.Histogram, "to_polars", _histogram_to_polars)
     _set(r.Histogram, "_repr_html_", _histogram_repr_html)
 
-    snapshot = _native(r.Registry, "snapshot")
-    _set(r.Registry, "snapshot", _wrap_snapshot(snapshot), snapshot)
-    for name in ("counter", "gauge"):
-        native = _native(r.Registry, name)
-        _set(r.Registry, name, _wrap_simple(native), native)
-    native = _native(r.Registry, "histogram")
-    _set(r.Registry, "histogram", _wrap_histogram(native), native)
-    native = _native(r.Registry, "rate")
-    _set(r.Registry, "rate", _wrap_rate(native), native)
-    _set(r.Registry, "to_pandas", _registry_to_pandas)
-    _set(r.Registry, "_repr_html_", _registry_repr_html)
+    _attach_registry_methods(r.Registry, _wrap_simple, _wrap_histogram)
+    shared = getattr(r, "SharedRegistry", None)  # Linux only
+    if shared is not None:
+        _attach_registry_methods(shared, _wrap_shared_gauge, _wrap_shared_histogram)
 
     for name in ("samples", "drain"):
         native = _native(r.Recorder, name)

@@ -47,6 +47,7 @@ __all__ = [
     "SeriesLimitError",
     "SessionsHandle",
     "SharedQueue",
+    "SharedRegistry",
     "ShutDown",
     "_LoopWaker",
     "__version__",
@@ -919,6 +920,173 @@ class MetricsServer:
         traceback: TracebackType | None,
         /,
     ) -> bool: ...
+
+@final
+class SharedRegistry:
+    """Metrics in a named shared-memory region (Linux) that many processes
+    write and any process reads: the methods of :class:`Registry`, and the
+    same handle classes. Counters, histograms and rates are shared (a dead
+    process's counts stay counted); each process has its own gauge value,
+    combined in snapshots by the gauge's ``mode``. ``SharedRegistry(name)``
+    attaches if the region exists, else creates it (mode 0600) with the given
+    sizes. Pickles as its name: a child process (multiprocessing fork, spawn
+    or forkserver) attaches to the same region. A full registry raises
+    ``MemoryError``.
+
+    >>> import os
+    >>> reg = SharedRegistry(f"ringstat-stub-{os.getpid()}")
+    >>> reg.counter("jobs").inc()
+    >>> print(reg.to_prometheus(), end="")
+    # TYPE jobs_total counter
+    jobs_total 1
+    >>> reg.unlink()
+    True
+    """
+
+    def __new__(
+        cls,
+        name: str,
+        *,
+        max_processes: int = 256,
+        max_entries: int = 1024,
+        data_bytes: int = 8388608,
+        counter_shards: int = 16,
+    ) -> SharedRegistry:
+        """Attach to the shared registry ``name`` or create it with room for
+        ``max_processes`` processes at once (default 256; slots of dead
+        processes are reused), ``max_entries`` directory entries (1024) and
+        ``data_bytes`` of metric cells (8 MiB)."""
+
+    @staticmethod
+    def attach(name: str) -> SharedRegistry:
+        """Attach to the existing shared registry ``name`` (``ValueError`` if
+        there is none)."""
+
+    @property
+    def name(self) -> str | None:
+        """The region's name."""
+
+    def unlink(self) -> bool:
+        """Remove the region's name (attached processes keep working); False
+        if it was already gone."""
+
+    def usage(self) -> dict[str, int]:
+        """Sizes and use: ``bytes``, ``entries``, ``entries_used``,
+        ``process_slots``, ``process_slots_used``, ``data_used``,
+        ``reclaimed_entries``, ``reclaimed_slots``."""
+
+    def describe(self, name: str, help: str) -> None:
+        """Set the help text of the family ``name`` (as :meth:`Registry.describe`)."""
+
+    @overload
+    def counter(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        help: str | None = None,
+        labelnames: None = None,
+    ) -> Counter: ...
+    @overload
+    def counter(
+        self,
+        name: str,
+        labels: None = None,
+        *,
+        help: str | None = None,
+        labelnames: Iterable[str],
+    ) -> Family[Counter]:
+        """The counter ``name{labels}``, shared by every process."""
+
+    @overload
+    def gauge(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        mode: str | None = None,
+        help: str | None = None,
+        labelnames: None = None,
+    ) -> Gauge: ...
+    @overload
+    def gauge(
+        self,
+        name: str,
+        labels: None = None,
+        *,
+        mode: str | None = None,
+        help: str | None = None,
+        labelnames: Iterable[str],
+    ) -> Family[Gauge]:
+        """This process's gauge ``name{labels}``; snapshots combine every
+        process's value by ``mode``: ``"livesum"`` (default), ``"sum"``,
+        ``"liveall"``/``"all"`` (one series per process, label ``pid``),
+        ``"livemax"``, ``"max"``, ``"livemin"``, ``"min"``; the ``live`` modes
+        leave out processes that died. Get it again after ``os.fork()``."""
+
+    @overload
+    def histogram(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        max_value: float,
+        significant_digits: int = 3,
+        unit: float | None = None,
+        help: str | None = None,
+        labelnames: None = None,
+    ) -> Histogram: ...
+    @overload
+    def histogram(
+        self,
+        name: str,
+        labels: None = None,
+        *,
+        max_value: float,
+        significant_digits: int = 3,
+        unit: float | None = None,
+        help: str | None = None,
+        labelnames: Iterable[str],
+    ) -> Family[Histogram]:
+        """The histogram ``name{labels}``, shared by every process."""
+
+    @overload
+    def rate(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        window: float = 60.0,
+        buckets: int = 60,
+        help: str | None = None,
+        labelnames: None = None,
+    ) -> Rate: ...
+    @overload
+    def rate(
+        self,
+        name: str,
+        labels: None = None,
+        *,
+        window: float = 60.0,
+        buckets: int = 60,
+        help: str | None = None,
+        labelnames: Iterable[str],
+    ) -> Family[Rate]:
+        """The rate ``name{labels}``, shared by every process."""
+
+    def snapshot(self, percentiles: Iterable[float] | None = None) -> Snapshot:
+        """Every process's metrics, as :meth:`Registry.snapshot`."""
+
+    def to_prometheus(self, percentiles: Iterable[float] | None = None) -> str:
+        """Every metric in the Prometheus text format, as :meth:`Registry.to_prometheus`."""
+
+    def to_pandas(self, percentiles: Iterable[float] | None = None) -> pd.DataFrame:
+        """``snapshot(percentiles).to_pandas()``."""
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a fresh snapshot as a table."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]: ...
 
 class SeriesLimitError(ValueError):
     """Raised when a :class:`Registry` created with ``max_series`` already

@@ -278,3 +278,39 @@ impl Clock for ManualClock {
         self.nanos.load(Ordering::Relaxed)
     }
 }
+
+/// `CLOCK_MONOTONIC` itself (nanoseconds since boot): the same reading in
+/// every process of the machine, for the rates of a shared registry.
+#[cfg(all(target_os = "linux", not(miri)))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BootClock {
+    /// How far the coarse clock may lag, if there is one.
+    resolution: Option<u64>,
+}
+
+#[cfg(all(target_os = "linux", not(miri)))]
+impl BootClock {
+    /// The clock.
+    pub(crate) fn new() -> Self {
+        Self {
+            resolution: coarse::resolution(),
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", not(miri)))]
+impl Clock for BootClock {
+    fn now_nanos(&self) -> u64 {
+        coarse::fine_now().unwrap_or(0)
+    }
+
+    #[inline]
+    fn now_nanos_within(&self, tolerance: u64) -> u64 {
+        if self.resolution.is_some_and(|r| r <= tolerance) {
+            if let Some(now) = coarse::now() {
+                return now;
+            }
+        }
+        self.now_nanos()
+    }
+}

@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use super::store::Store;
 use super::{saturating_add, StatsError};
 use crate::sync::{default_shard_count, thread_index, AtomicU64, CachePadded, Ordering};
 
@@ -40,10 +41,15 @@ use crate::sync::{default_shard_count, thread_index, AtomicU64, CachePadded, Ord
 /// ```
 pub struct Counter {
     /// One cell per shard; `shards.len()` is a power of two. Any thread may
-    /// add to any cell; a thread uses cell `thread_index() & mask`.
-    shards: Box<[CachePadded<AtomicU64>]>,
+    /// add to any cell; a thread uses cell `thread_index() & mask`. On the
+    /// heap, or in a shared region (a [`SharedRegistry`](super::SharedRegistry)).
+    shards: Store<CachePadded<AtomicU64>>,
     /// `shards.len() - 1`.
     mask: usize,
+    /// Mixed into the shard choice: 0 in process; in a shared region, the
+    /// process's slot, so that the main threads of different processes
+    /// (all thread index 0) add to different shards.
+    salt: usize,
 }
 
 impl Counter {
@@ -95,12 +101,21 @@ impl Counter {
     /// `shards` is at most `MAX_SHARDS`, so the power of two fits.
     fn with_valid_shards(shards: usize) -> Self {
         let n = shards.clamp(1, Self::MAX_SHARDS).next_power_of_two();
-        Self {
-            shards: (0..n)
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
-                .collect(),
-            mask: n - 1,
-        }
+        Self::from_store(Store::heap(n, |_| CachePadded::new(AtomicU64::new(0))))
+    }
+
+    /// A counter over `shards` (a power of two in length, at least 1), as
+    /// they are: a shared region's cells keep their count.
+    pub(crate) fn from_store(shards: Store<CachePadded<AtomicU64>>) -> Self {
+        debug_assert!(shards.len().is_power_of_two());
+        Self::from_store_salted(shards, 0)
+    }
+
+    /// As `from_store`, adding to shard `(thread index ^ salt) & mask`.
+    pub(crate) fn from_store_salted(shards: Store<CachePadded<AtomicU64>>, salt: usize) -> Self {
+        debug_assert!(shards.len().is_power_of_two());
+        let mask = shards.len() - 1;
+        Self { shards, mask, salt }
     }
 
     /// The number of shards.
@@ -150,7 +165,7 @@ impl Counter {
     /// access is a call to `__tls_get_addr`.
     #[inline]
     pub(crate) fn add_to_shard(&self, n: u64, hint: usize) {
-        let shard = &self.shards[hint & self.mask];
+        let shard = &self.shards[(hint ^ self.salt) & self.mask];
         // Relaxed: the count publishes no other data; readers need only the
         // per-shard modification order.
         saturating_add(shard, n, Ordering::Relaxed);

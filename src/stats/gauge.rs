@@ -2,7 +2,11 @@
 
 use core::fmt;
 
+use super::store::Store;
 use crate::sync::{AtomicI64, Ordering};
+
+/// Cells of a gauge's [`Store`]: the value, then the min and max.
+pub(crate) const GAUGE_CELLS: usize = 3;
 
 /// A signed `i64` value that goes up and down (users online), with the
 /// minimum and maximum it has held since the last
@@ -32,12 +36,9 @@ use crate::sync::{AtomicI64, Ordering};
 /// assert_eq!((online.get(), online.min(), online.max()), (2, 0, 3));
 /// ```
 pub struct Gauge {
-    /// The current value; written by `set`/`add`/`sub`.
-    value: AtomicI64,
-    /// Smallest value since the last reset; only decreases between resets.
-    min: AtomicI64,
-    /// Largest value since the last reset; only increases between resets.
-    max: AtomicI64,
+    /// `[value, min, max]`: on the heap, or one process's slot in a shared
+    /// region (a [`SharedRegistry`](super::SharedRegistry)).
+    cells: Store<AtomicI64>,
 }
 
 impl Gauge {
@@ -63,11 +64,31 @@ impl Gauge {
     /// ```
     #[must_use]
     pub fn with_value(v: i64) -> Self {
-        Self {
-            value: AtomicI64::new(v),
-            min: AtomicI64::new(v),
-            max: AtomicI64::new(v),
-        }
+        Self::from_store(Store::heap(GAUGE_CELLS, |_| AtomicI64::new(v)))
+    }
+
+    /// A gauge over `cells` (`[value, min, max]`), as they are.
+    pub(crate) fn from_store(cells: Store<AtomicI64>) -> Self {
+        assert_eq!(cells.len(), GAUGE_CELLS, "a gauge has three cells");
+        Self { cells }
+    }
+
+    #[inline(always)]
+    fn value_cell(&self) -> &AtomicI64 {
+        // SAFETY: `from_store` checked that there are three cells.
+        unsafe { self.cells.get_unchecked(0) }
+    }
+
+    #[inline(always)]
+    fn min_cell(&self) -> &AtomicI64 {
+        // SAFETY: `from_store` checked that there are three cells.
+        unsafe { self.cells.get_unchecked(1) }
+    }
+
+    #[inline(always)]
+    fn max_cell(&self) -> &AtomicI64 {
+        // SAFETY: `from_store` checked that there are three cells.
+        unsafe { self.cells.get_unchecked(2) }
     }
 
     /// Sets the value to `v`.
@@ -83,7 +104,7 @@ impl Gauge {
     pub fn set(&self, v: i64) {
         // Relaxed: `value` publishes nothing; the Release in `observe` orders
         // this store before the min/max update for `reset_min_max`.
-        self.value.store(v, Ordering::Relaxed);
+        self.value_cell().store(v, Ordering::Relaxed);
         self.observe(v);
     }
 
@@ -98,7 +119,10 @@ impl Gauge {
     #[inline]
     pub fn add(&self, d: i64) -> i64 {
         // Relaxed: as in `set`.
-        let new = self.value.fetch_add(d, Ordering::Relaxed).wrapping_add(d);
+        let new = self
+            .value_cell()
+            .fetch_add(d, Ordering::Relaxed)
+            .wrapping_add(d);
         self.observe(new);
         new
     }
@@ -115,7 +139,10 @@ impl Gauge {
     #[inline]
     pub fn sub(&self, d: i64) -> i64 {
         // Relaxed: as in `set`.
-        let new = self.value.fetch_sub(d, Ordering::Relaxed).wrapping_sub(d);
+        let new = self
+            .value_cell()
+            .fetch_sub(d, Ordering::Relaxed)
+            .wrapping_sub(d);
         self.observe(new);
         new
     }
@@ -130,7 +157,7 @@ impl Gauge {
     /// ```
     #[must_use]
     pub fn get(&self) -> i64 {
-        self.value.load(Ordering::Relaxed)
+        self.value_cell().load(Ordering::Relaxed)
     }
 
     /// The smallest value since creation or the last reset.
@@ -145,7 +172,7 @@ impl Gauge {
     /// ```
     #[must_use]
     pub fn min(&self) -> i64 {
-        self.min.load(Ordering::Relaxed)
+        self.min_cell().load(Ordering::Relaxed)
     }
 
     /// The largest value since creation or the last reset.
@@ -160,7 +187,7 @@ impl Gauge {
     /// ```
     #[must_use]
     pub fn max(&self) -> i64 {
-        self.max.load(Ordering::Relaxed)
+        self.max_cell().load(Ordering::Relaxed)
     }
 
     /// Restarts min/max tracking from the current value and returns the
@@ -180,17 +207,17 @@ impl Gauge {
     /// assert_eq!((g.min(), g.max()), (2, 2));
     /// ```
     pub fn reset_min_max(&self) -> (i64, i64) {
-        let v0 = self.value.load(Ordering::Relaxed);
+        let v0 = self.value_cell().load(Ordering::Relaxed);
         // Acquire: pairs with the Release fetch_min/fetch_max in `observe`.
         // A writer whose min/max update the swap replaced has its value
         // write happen-before the load of `value` below, so that value (or a
         // later one) is folded back in.
-        let old_min = self.min.swap(v0, Ordering::Acquire);
-        let old_max = self.max.swap(v0, Ordering::Acquire);
-        let v = self.value.load(Ordering::Relaxed);
+        let old_min = self.min_cell().swap(v0, Ordering::Acquire);
+        let old_max = self.max_cell().swap(v0, Ordering::Acquire);
+        let v = self.value_cell().load(Ordering::Relaxed);
         // Release: keeps the same pairing for a later reset.
-        self.min.fetch_min(v, Ordering::Release);
-        self.max.fetch_max(v, Ordering::Release);
+        self.min_cell().fetch_min(v, Ordering::Release);
+        self.max_cell().fetch_max(v, Ordering::Release);
         (old_min, old_max)
     }
 
@@ -201,8 +228,8 @@ impl Gauge {
         // read the min from before a racing reset's swap while the reset
         // reads the value from before this write (store buffering), and
         // the value would be missing from the new min/max.
-        self.min.fetch_min(v, Ordering::Release);
-        self.max.fetch_max(v, Ordering::Release);
+        self.min_cell().fetch_min(v, Ordering::Release);
+        self.max_cell().fetch_max(v, Ordering::Release);
     }
 }
 

@@ -3,26 +3,75 @@
 //! fronts that only their owner writes, with plain loads and stores, so the
 //! common `record` takes no locked instruction. Readers sum them all.
 
+use super::store::Store;
 use super::{saturating_add, COUNT_SATURATION};
 use crate::sync::{thread_index, AtomicPtr, AtomicU64, Ordering};
 
-/// Bucket counts with the smallest and largest value counted in them.
+/// Words of a [`Cells`] store before the bucket counts: min, max, rejected.
+pub(crate) const CELLS_HEAD: usize = 3;
+
+/// Bucket counts with the smallest and largest value counted in them, in one
+/// [`Store`] (on the heap, or in a shared region):
+/// `[min, max, rejected, count 0, count 1, ...]`.
+///
+/// - min: smallest value counted; `u64::MAX` while empty. Only decreases.
+/// - max: largest value counted; 0 while empty. Only increases.
+/// - rejected: values refused by the histogram (used in its shared cells
+///   only; a front leaves it at 0).
 pub(crate) struct Cells {
-    /// One count per bucket.
-    pub(crate) counts: Box<[AtomicU64]>,
-    /// Smallest value counted; `u64::MAX` while empty. Only decreases.
-    pub(crate) min: AtomicU64,
-    /// Largest value counted; 0 while empty. Only increases.
-    pub(crate) max: AtomicU64,
+    /// `CELLS_HEAD` words, then one count per bucket.
+    words: Store<AtomicU64>,
 }
 
 impl Cells {
+    /// Empty cells for `len` buckets on the heap.
     pub(crate) fn new(len: usize) -> Self {
-        Self {
-            counts: (0..len).map(|_| AtomicU64::new(0)).collect(),
-            min: AtomicU64::new(u64::MAX),
-            max: AtomicU64::new(0),
+        Self::from_store(Store::heap(CELLS_HEAD + len, |i| {
+            AtomicU64::new(if i == 0 { u64::MAX } else { 0 })
+        }))
+    }
+
+    /// Cells over `words` as they are (`CELLS_HEAD` words, then the counts).
+    pub(crate) fn from_store(words: Store<AtomicU64>) -> Self {
+        assert!(words.len() >= CELLS_HEAD, "cells start with three words");
+        Self { words }
+    }
+
+    /// The words of empty cells: what a new store must hold.
+    pub(crate) fn empty_word(i: usize) -> u64 {
+        if i == 0 {
+            u64::MAX
+        } else {
+            0
         }
+    }
+
+    /// One count per bucket.
+    #[inline(always)]
+    pub(crate) fn counts(&self) -> &[AtomicU64] {
+        // SAFETY: `from_store` checked `len >= CELLS_HEAD`.
+        unsafe { self.words.get_unchecked(CELLS_HEAD..) }
+    }
+
+    /// Smallest value counted.
+    #[inline(always)]
+    pub(crate) fn min(&self) -> &AtomicU64 {
+        // SAFETY: `from_store` checked `len >= CELLS_HEAD`.
+        unsafe { self.words.get_unchecked(0) }
+    }
+
+    /// Largest value counted.
+    #[inline(always)]
+    pub(crate) fn max(&self) -> &AtomicU64 {
+        // SAFETY: `from_store` checked `len >= CELLS_HEAD`.
+        unsafe { self.words.get_unchecked(1) }
+    }
+
+    /// Values the histogram refused.
+    #[inline(always)]
+    pub(crate) fn rejected(&self) -> &AtomicU64 {
+        // SAFETY: `from_store` checked `len >= CELLS_HEAD`.
+        unsafe { self.words.get_unchecked(2) }
     }
 
     /// Adds `n` values `v` to bucket `i`; any thread may call it.
@@ -30,15 +79,15 @@ impl Cells {
     pub(crate) fn add_shared(&self, i: usize, v: u64, n: u64) {
         // Relaxed loads: min only falls and max only rises, so a value that
         // is not a new extreme against a loaded value never will be.
-        if v < self.min.load(Ordering::Relaxed) {
-            self.min.fetch_min(v, Ordering::Relaxed);
+        if v < self.min().load(Ordering::Relaxed) {
+            self.min().fetch_min(v, Ordering::Relaxed);
         }
-        if v > self.max.load(Ordering::Relaxed) {
-            self.max.fetch_max(v, Ordering::Relaxed);
+        if v > self.max().load(Ordering::Relaxed) {
+            self.max().fetch_max(v, Ordering::Relaxed);
         }
         // Release: pairs with the Acquire loads in `add_counts_to`, so a
         // reader that counts this value also sees the min/max above.
-        saturating_add(&self.counts[i], n, Ordering::Release);
+        saturating_add(&self.counts()[i], n, Ordering::Release);
     }
 
     /// As `add_shared`, for the one thread that writes these cells: plain
@@ -51,14 +100,14 @@ impl Cells {
     unsafe fn add_owned(&self, i: usize, v: u64, n: u64) {
         // Relaxed: this thread is the only writer, so its own loads are
         // current; readers pick the stores up through the Release below.
-        if v < self.min.load(Ordering::Relaxed) {
-            self.min.store(v, Ordering::Relaxed);
+        if v < self.min().load(Ordering::Relaxed) {
+            self.min().store(v, Ordering::Relaxed);
         }
-        if v > self.max.load(Ordering::Relaxed) {
-            self.max.store(v, Ordering::Relaxed);
+        if v > self.max().load(Ordering::Relaxed) {
+            self.max().store(v, Ordering::Relaxed);
         }
         // SAFETY: `i` is in range (this function's contract).
-        let cell = unsafe { self.counts.get_unchecked(i) };
+        let cell = unsafe { self.counts().get_unchecked(i) };
         // The only writer keeps the cell at or below the saturation point.
         let c = cell.load(Ordering::Relaxed);
         // Release: pairs with the Acquire loads in `add_counts_to`, as in
@@ -69,7 +118,7 @@ impl Cells {
     /// Adds these counts into `out`, each bucket stopping at
     /// `COUNT_SATURATION` as one cell would.
     pub(crate) fn add_counts_to(&self, out: &mut [u64]) {
-        for (o, c) in out.iter_mut().zip(self.counts.iter()) {
+        for (o, c) in out.iter_mut().zip(self.counts().iter()) {
             // Acquire: pairs with the Release count updates above: the
             // min/max of every value counted here are visible to the
             // caller's later loads of `min`/`max`.
@@ -114,8 +163,27 @@ impl Fronts {
     }
 
     /// The number of slots (a power of two).
+    /// No fronts: `add` always returns `false`, so every record goes to
+    /// the shared cells. One slot holding a front owned by no thread keeps
+    /// `add` free of an extra branch.
+    pub(crate) fn disabled() -> Self {
+        let fronts = Self::new(1, 0);
+        let nobody = Box::into_raw(Box::new(Front {
+            owner: usize::MAX,
+            cells: Cells::new(0),
+        }));
+        // Relaxed: not shared yet; whatever shares `fronts` publishes it.
+        fronts.slots[0].store(nobody, Ordering::Relaxed);
+        fronts
+    }
+
     pub(crate) fn slots(&self) -> usize {
-        self.slots.len()
+        // `disabled` is the only one with no buckets.
+        if self.buckets == 0 {
+            0
+        } else {
+            self.slots.len()
+        }
     }
 
     /// Records `n` values `v` into bucket `i` of the calling thread's front

@@ -6,7 +6,7 @@ use core::fmt;
 use super::hist_front::{Cells, Fronts};
 use super::snapshot_hist::HistogramSnapshot;
 use super::{saturating_add, StatsError};
-use crate::sync::{default_shard_count, AtomicU64, Ordering};
+use crate::sync::{default_shard_count, Ordering};
 
 /// The two numbers that fix a histogram's bucket layout.
 ///
@@ -236,10 +236,9 @@ pub struct Histogram {
     /// `layout.index(config.max) + 1` buckets that any thread adds to:
     /// merges, and threads without a front of their own.
     shared: Cells,
-    /// Per-thread buckets, each written by one thread only.
+    /// Per-thread buckets, each written by one thread only (none in a
+    /// shared region: every process records into `shared`).
     fronts: Fronts,
-    /// Values refused by `record*` (out of range, negative, NaN).
-    rejected: AtomicU64,
 }
 
 impl Histogram {
@@ -282,6 +281,19 @@ impl Histogram {
     /// # Ok::<(), ringstat::stats::StatsError>(())
     /// ```
     pub fn with_config(config: HistogramConfig) -> Result<Self, StatsError> {
+        let len = Self::buckets_for(config)?;
+        Ok(Self {
+            config,
+            layout: Layout::new(config.significant_digits),
+            scale: Scale::new(None),
+            shared: Cells::new(len),
+            fronts: Fronts::new(default_shard_count(), len),
+        })
+    }
+
+    /// The number of buckets of a histogram with `config`, or why there is
+    /// no such histogram.
+    pub(crate) fn buckets_for(config: HistogramConfig) -> Result<usize, StatsError> {
         if config.significant_digits > 5 {
             return Err(StatsError::InvalidSignificantDigits {
                 digits: config.significant_digits,
@@ -290,15 +302,29 @@ impl Histogram {
         if config.max == 0 {
             return Err(StatsError::InvalidMaxValue { max: config.max });
         }
-        let layout = Layout::new(config.significant_digits);
-        let len = layout.index(config.max) + 1;
+        Ok(Layout::new(config.significant_digits).index(config.max) + 1)
+    }
+
+    /// A histogram over `cells` as they are (a shared region's), with no
+    /// per-thread fronts: every record goes to `cells`.
+    pub(crate) fn from_cells(
+        config: HistogramConfig,
+        unit: Option<f64>,
+        cells: Cells,
+    ) -> Result<Self, StatsError> {
+        let len = Self::buckets_for(config)?;
+        if let Some(unit) = unit {
+            if !(unit.is_finite() && unit > 0.0) {
+                return Err(StatsError::InvalidUnit { unit });
+            }
+        }
+        assert_eq!(cells.counts().len(), len, "cells sized for the config");
         Ok(Self {
             config,
-            layout,
-            scale: Scale::new(None),
-            shared: Cells::new(len),
-            fronts: Fronts::new(default_shard_count(), len),
-            rejected: AtomicU64::new(0),
+            layout: Layout::new(config.significant_digits),
+            scale: Scale::new(unit),
+            shared: cells,
+            fronts: Fronts::disabled(),
         })
     }
 
@@ -511,13 +537,13 @@ impl Histogram {
     /// ```
     pub fn record_f64_n(&self, v: f64, n: u64) -> Result<(), StatsError> {
         if v.is_nan() {
-            saturating_add(&self.rejected, n, Ordering::Relaxed);
+            saturating_add(self.shared.rejected(), n, Ordering::Relaxed);
             return Err(StatsError::NotANumber);
         }
         match self.ticks(v) {
             Some(t) => self.record_n(t, n),
             None => {
-                saturating_add(&self.rejected, n, Ordering::Relaxed);
+                saturating_add(self.shared.rejected(), n, Ordering::Relaxed);
                 Err(self.float_range_err(v))
             }
         }
@@ -546,7 +572,7 @@ impl Histogram {
         // Out-of-range values (NaN included) get `record_f64`'s error.
         let in_range = (0.0..=self.config.max as f64).contains(&v);
         if self.scale.unit().is_none() && in_range && v.fract() != 0.0 {
-            saturating_add(&self.rejected, 1, Ordering::Relaxed);
+            saturating_add(self.shared.rejected(), 1, Ordering::Relaxed);
             return Err(StatsError::FractionalValue { value: v });
         }
         self.record_f64(v)
@@ -588,7 +614,7 @@ impl Histogram {
 
     #[cold]
     fn reject_int(&self, v: u64, n: u64) -> StatsError {
-        saturating_add(&self.rejected, n, Ordering::Relaxed);
+        saturating_add(self.shared.rejected(), n, Ordering::Relaxed);
         StatsError::ValueOutOfRange {
             value: v,
             max: self.config.max,
@@ -607,7 +633,7 @@ impl Histogram {
     /// ```
     #[must_use]
     pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.shared.rejected().load(Ordering::Relaxed)
     }
 
     /// An internally consistent copy of the histogram (see the type docs).
@@ -626,11 +652,11 @@ impl Histogram {
     pub fn snapshot(&self) -> HistogramSnapshot {
         // Every count first (Acquire, in `add_counts_to`), then min/max: the
         // min/max of every value counted are visible to the loads below.
-        let mut counts = vec![0u64; self.shared.counts.len()];
+        let mut counts = vec![0u64; self.shared.counts().len()];
         self.shared.add_counts_to(&mut counts);
         self.fronts.for_each(|f| f.add_counts_to(&mut counts));
         let (min, max) = self.min_max();
-        let rejected = self.rejected.load(Ordering::Relaxed);
+        let rejected = self.shared.rejected().load(Ordering::Relaxed);
         HistogramSnapshot::new(
             self.config,
             self.layout,
@@ -646,11 +672,11 @@ impl Histogram {
     /// (`u64::MAX` and 0 while empty). Relaxed: callers that need them to
     /// cover some counts load those counts first with Acquire.
     fn min_max(&self) -> (u64, u64) {
-        let mut min = self.shared.min.load(Ordering::Relaxed);
-        let mut max = self.shared.max.load(Ordering::Relaxed);
+        let mut min = self.shared.min().load(Ordering::Relaxed);
+        let mut max = self.shared.max().load(Ordering::Relaxed);
         self.fronts.for_each(|f| {
-            min = min.min(f.min.load(Ordering::Relaxed));
-            max = max.max(f.max.load(Ordering::Relaxed));
+            min = min.min(f.min().load(Ordering::Relaxed));
+            max = max.max(f.max().load(Ordering::Relaxed));
         });
         (min, max)
     }
@@ -670,7 +696,7 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         // Bucket by bucket, so each stops at the saturation point as in a
         // snapshot.
-        let mut counts = vec![0u64; self.shared.counts.len()];
+        let mut counts = vec![0u64; self.shared.counts().len()];
         self.shared.add_counts_to(&mut counts);
         self.fronts.for_each(|f| f.add_counts_to(&mut counts));
         counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
@@ -891,11 +917,11 @@ impl Histogram {
             });
         }
         if let (Some(lo), Some(hi)) = (other.min(), other.max()) {
-            self.shared.min.fetch_min(lo, Ordering::Relaxed);
-            self.shared.max.fetch_max(hi, Ordering::Relaxed);
+            self.shared.min().fetch_min(lo, Ordering::Relaxed);
+            self.shared.max().fetch_max(hi, Ordering::Relaxed);
         }
-        saturating_add(&self.rejected, other.rejected(), Ordering::Relaxed);
-        for (cell, &n) in self.shared.counts.iter().zip(other.counts()) {
+        saturating_add(self.shared.rejected(), other.rejected(), Ordering::Relaxed);
+        for (cell, &n) in self.shared.counts().iter().zip(other.counts()) {
             if n != 0 {
                 // Release: pairs with the Acquire loads of a snapshot, after
                 // the min/max update above (as in `Cells::add_shared`).

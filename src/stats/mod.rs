@@ -53,19 +53,30 @@ use core::fmt;
 
 use crate::sync::{AtomicU64, Ordering};
 
+// Some items here serve only the shared registry (Linux, not loom or Miri).
+#[cfg_attr(any(ringstat_loom, miri, not(target_os = "linux")), allow(dead_code))]
 mod clock;
 mod counter;
 mod error;
 mod exposition;
 mod gauge;
+// Some items here serve only the shared registry (Linux, not loom or Miri).
+#[cfg_attr(any(ringstat_loom, miri, not(target_os = "linux")), allow(dead_code))]
 mod hist_front;
+// Some items here serve only the shared registry (Linux, not loom or Miri).
+#[cfg_attr(any(ringstat_loom, miri, not(target_os = "linux")), allow(dead_code))]
 mod histogram;
 #[cfg(feature = "python")]
 pub(crate) use histogram::tick_value;
 mod rate;
 mod recorder;
 mod registry;
+#[doc(hidden)]
+// Some items here serve only the shared registry (Linux, not loom or Miri).
+#[cfg_attr(any(ringstat_loom, miri, not(target_os = "linux")), allow(dead_code))]
+pub mod shared;
 mod snapshot_hist;
+mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use counter::Counter;
@@ -76,6 +87,11 @@ pub use histogram::{Histogram, HistogramConfig};
 pub use rate::{Rate, RateConfig};
 pub use recorder::{Recorder, RecorderConfig, RecorderError};
 pub use registry::{MetricSnapshot, MetricValue, Registry, Snapshot, DEFAULT_QUANTILES};
+#[cfg(all(target_os = "linux", not(ringstat_loom), not(miri)))]
+pub use shared::{
+    AnonymousMemory, GaugeMode, SharedError, SharedMemory, SharedOptions, SharedRegistry,
+    SharedUsage,
+};
 pub use snapshot_hist::{quantile_rank, HistogramSnapshot};
 
 /// Where a count cell stops growing: `u64::MAX - 2^52`. Counts saturate here

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{saturating_add, Clock, StatsError, SystemClock};
 // `StdArc`: `Arc<dyn Clock>` needs unsized coercion (see `sync`).
+use super::store::Store;
 use crate::sync::StdArc as Arc;
 use crate::sync::{default_shard_count, thread_index, AtomicU64, CachePadded, Ordering};
 
@@ -36,9 +37,9 @@ const TAG_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
 const FAST_ADD_MAX: u64 = 1 << 20;
 
 /// Words per padded line of a rate's cells.
-const LINE_WORDS: usize = 16;
+pub(crate) const LINE_WORDS: usize = 16;
 /// A cache line (or two, where the hardware prefetches pairs) of words.
-type Line = CachePadded<[AtomicU64; LINE_WORDS]>;
+pub(crate) type Line = CachePadded<[AtomicU64; LINE_WORDS]>;
 /// The most shards a default rate gets.
 const MAX_DEFAULT_SHARDS: usize = 16;
 /// A default rate takes fewer shards rather than hold more slots than this
@@ -133,7 +134,7 @@ pub struct Rate {
     /// `(lap tag, count)`) in words `0..buckets` of its lines and its total
     /// (every event counted through it) in word `buckets`. Any thread may
     /// write any cell; a thread uses shard `thread_index() & mask`.
-    cells: Box<[Line]>,
+    cells: Store<Line>,
     /// Lines per shard: `buckets + 1` words, rounded up.
     stride: usize,
     /// Number of shards minus one (a power of two minus one).
@@ -246,53 +247,35 @@ impl Rate {
         clock: Arc<dyn Clock>,
         shards: usize,
     ) -> Result<Self, StatsError> {
-        let bad = StatsError::InvalidWindow { window, buckets };
-        let window_nanos = u64::try_from(window.as_nanos()).map_err(|_| bad.clone())?;
-        let n = u64::try_from(buckets).map_err(|_| bad.clone())?;
-        if n == 0 || window_nanos / n < 1_000_000 {
-            return Err(bad);
-        }
-        if shards > Self::MAX_SHARDS {
-            return Err(StatsError::InvalidShards {
-                shards,
-                max: Self::MAX_SHARDS,
-            });
-        }
-        let shards = shards.max(1).next_power_of_two();
-        if buckets.saturating_mul(shards) > Self::MAX_SLOTS {
-            return Err(StatsError::TooManyBuckets {
-                buckets,
-                shards,
-                max: Self::MAX_SLOTS,
-            });
-        }
-        let tick_nanos = window_nanos / n;
+        let plan = RatePlan::new(window, buckets, shards)?;
         let created = clock.now_nanos();
-        // Tag every slot one lap before the first: always older than any lap
-        // an increment computes, and with count 0 it adds nothing anyway.
-        let first_lap = created / tick_nanos / n;
-        let init = pack(first_lap.wrapping_sub(1) & TAG_MASK, 0);
-        let stride = (buckets + 1).div_ceil(LINE_WORDS);
-        let lines = shards.checked_mul(stride).ok_or_else(|| bad.clone())?;
-        let cells = (0..lines)
-            .map(|line| {
-                CachePadded::new(core::array::from_fn(|k| {
-                    // The total starts at 0; slots (and unused words) at
-                    // the old lap.
-                    let word = (line % stride) * LINE_WORDS + k;
-                    AtomicU64::new(if word == buckets { 0 } else { init })
-                }))
-            })
-            .collect();
-        Ok(Self {
-            config: RateConfig { window, buckets },
+        let cells = Store::heap(plan.lines, |line| {
+            CachePadded::new(core::array::from_fn(|k| {
+                AtomicU64::new(plan.initial_word(created, line * LINE_WORDS + k))
+            }))
+        });
+        Ok(Self::from_store(plan, clock, created, cells))
+    }
+
+    /// A rate laid out by `plan` over `cells` (`plan.lines` lines, each
+    /// word as [`RatePlan::initial_word`] made it, or updated since), made
+    /// at clock reading `created`.
+    pub(crate) fn from_store(
+        plan: RatePlan,
+        clock: Arc<dyn Clock>,
+        created: u64,
+        cells: Store<Line>,
+    ) -> Self {
+        assert_eq!(cells.len(), plan.lines, "cells sized by the plan");
+        Self {
+            config: plan.config,
             clock,
-            tick_nanos,
+            tick_nanos: plan.tick_nanos,
             cells,
-            stride,
-            mask: shards - 1,
+            stride: plan.stride,
+            mask: plan.shards - 1,
             created,
-        })
+        }
     }
 
     /// The number of shards.
@@ -474,6 +457,73 @@ impl Rate {
             .min(now.saturating_sub(self.created))
             .max(self.tick_nanos);
         (count, covered)
+    }
+}
+
+/// The layout of a [`Rate`]'s cells, checked: what a shared region
+/// allocates before it makes the rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RatePlan {
+    /// The window.
+    pub(crate) config: RateConfig,
+    /// `window / buckets` in nanoseconds, at least 1 ms.
+    tick_nanos: u64,
+    /// Lines per shard.
+    stride: usize,
+    /// Shards, a power of two.
+    pub(crate) shards: usize,
+    /// Lines in all.
+    pub(crate) lines: usize,
+}
+
+impl RatePlan {
+    /// The layout of a rate over `window` in `buckets` with `shards` shards
+    /// (rounded up to a power of two), or why there is none.
+    pub(crate) fn new(window: Duration, buckets: usize, shards: usize) -> Result<Self, StatsError> {
+        let bad = StatsError::InvalidWindow { window, buckets };
+        let window_nanos = u64::try_from(window.as_nanos()).map_err(|_| bad.clone())?;
+        let n = u64::try_from(buckets).map_err(|_| bad.clone())?;
+        if n == 0 || window_nanos / n < 1_000_000 {
+            return Err(bad);
+        }
+        if shards > Rate::MAX_SHARDS {
+            return Err(StatsError::InvalidShards {
+                shards,
+                max: Rate::MAX_SHARDS,
+            });
+        }
+        let shards = shards.max(1).next_power_of_two();
+        if buckets.saturating_mul(shards) > Rate::MAX_SLOTS {
+            return Err(StatsError::TooManyBuckets {
+                buckets,
+                shards,
+                max: Rate::MAX_SLOTS,
+            });
+        }
+        let stride = (buckets + 1).div_ceil(LINE_WORDS);
+        let lines = shards.checked_mul(stride).ok_or(bad)?;
+        Ok(Self {
+            config: RateConfig { window, buckets },
+            tick_nanos: window_nanos / n,
+            stride,
+            shards,
+            lines,
+        })
+    }
+
+    /// The initial value of word `w` (counting all lines' words in order)
+    /// of a rate made at clock reading `created`: each shard's total
+    /// starts at 0; its slots (and unused words) are tagged one lap before
+    /// the first, always older than any lap an increment computes, and with
+    /// count 0 they add nothing anyway.
+    pub(crate) fn initial_word(&self, created: u64, w: usize) -> u64 {
+        let first_lap = created / self.tick_nanos / self.config.buckets as u64;
+        let word = w % (self.stride * LINE_WORDS);
+        if word == self.config.buckets {
+            0
+        } else {
+            pack(first_lap.wrapping_sub(1) & TAG_MASK, 0)
+        }
     }
 }
 

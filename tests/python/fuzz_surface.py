@@ -49,6 +49,7 @@ from __future__ import annotations
 import array
 import atexit
 import collections
+import contextlib
 import copy
 import gc
 import glob
@@ -631,6 +632,16 @@ BUCKETS = st.one_of(st.integers(1, 20), g(60))
 MAX_VALUE = g(1, 2, 100, 10**6, 3_600_000_000, 2**63 - 1, 2**63, 2**64 - 1)
 PERCENT = st.one_of(g(0, 50, 90, 99, 99.9, 99.99999, 100, 0.0, 100.0, 1e-300), st.floats(0, 100))
 NAME = g("a", "b", "c", "logins", "x_y", "a:b")
+#: The one shared-memory region the fuzzer's SharedRegistry objects use.
+SHM_NAME = f"ringstat-fuzz-{os.getpid()}"
+
+
+@atexit.register
+def _remove_shm() -> None:
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        ringstat.SharedRegistry.attach(SHM_NAME).unlink()
+
+
 LABELS = st.one_of(
     st.none(),
     g({}, {"k": "v"}, {"region": "eu", "host": "h1"}, {"k": ""}, {"k": 'a"b\\c\n'}),
@@ -640,7 +651,7 @@ SHORT_TIMEOUT = g(0, 0.0, 0.001, 0.01)
 # bad ones are all invalid, so the fuzzer never creates or removes a name of
 # anyone else's in /dev/shm.
 SHM_PREFIX = f"ringstat-fuzz-{os.getpid()}-"
-SHM_NAME = g(SHM_PREFIX + "q1", SHM_PREFIX + "q2")
+SHM_QUEUE_NAME = g(SHM_PREFIX + "q1", SHM_PREFIX + "q2")
 BAD_SHM_NAME = g("", "/", "a/b", "a\0b", "..", "x" * 300, None, 1, b"q", Raiser())
 
 
@@ -920,6 +931,18 @@ def _domains() -> dict[str, Domain]:
         "_exc": (st.none(), BAD),
         "_tb": (st.none(), BAD),
         # by method and parameter
+        # Shared registries: one region name per fuzzing process (removed at
+        # exit), tiny sizes; bad names must fail cleanly.
+        "SharedRegistry.__new__.name": (st.just(SHM_NAME), BAD_NAME),
+        "SharedRegistry.attach.name": (st.just(SHM_NAME), BAD_NAME),
+        "SharedRegistry.__new__.max_processes": (st.integers(1, 8), st.one_of(int_bad, g(0))),
+        "SharedRegistry.__new__.max_entries": (st.integers(1, 64), st.one_of(int_bad, g(0))),
+        "SharedRegistry.__new__.data_bytes": (g(0, 4096, 65536), int_bad),
+        "SharedRegistry.__new__.counter_shards": (st.integers(1, 8), st.one_of(int_bad, g(0))),
+        "SharedRegistry.gauge.mode": (
+            st.one_of(st.none(), g("livesum", "all", "max")),
+            g("", "average", 1, b"all"),
+        ),
         "Gauge.__new__.value": (I64, int_bad),
         "Gauge.set.value": (I64, int_bad),
         "GaugeHandle.set.value": (I64, int_bad),
@@ -944,19 +967,19 @@ def _domains() -> dict[str, Domain]:
         # Registry.serve binds loopback only (no name is ever looked up).
         "Registry.serve.host": (g("127.0.0.1", "::1", "localhost"), BAD),
         "Registry.serve.port": (g(0), st.one_of(g(-1, 65536, 2**64), BAD)),
-        "SharedQueue.__new__.name": (SHM_NAME, BAD_SHM_NAME),
+        "SharedQueue.__new__.name": (SHM_QUEUE_NAME, BAD_SHM_NAME),
         "SharedQueue.__new__.slot_size": (g(1, 8, 64), st.one_of(int_bad, g(0, 2**31))),
         "SharedQueue.__new__.max_processes": (g(1, 4, 128), st.one_of(int_bad, g(0, 4097))),
         "SharedQueue.__new__.mode": (g(0o600, 0o640), st.one_of(int_bad, g(0o1000, -1))),
-        "SharedQueue.create.name": (SHM_NAME, BAD_SHM_NAME),
+        "SharedQueue.create.name": (SHM_QUEUE_NAME, BAD_SHM_NAME),
         "SharedQueue.create.slot_size": (g(1, 8, 64), st.one_of(int_bad, g(0, 2**31))),
         "SharedQueue.create.max_processes": (g(1, 4, 128), st.one_of(int_bad, g(0, 4097))),
         "SharedQueue.create.mode": (g(0o600, 0o640), st.one_of(int_bad, g(0o1000, -1))),
-        "SharedQueue.attach.name": (SHM_NAME, BAD_SHM_NAME),
+        "SharedQueue.attach.name": (SHM_QUEUE_NAME, BAD_SHM_NAME),
         "SharedQueue.put.item": (g(b"", b"x", bytearray(b"ab"), b"y" * 64), st.one_of(ITEM, BAD)),
         "SharedQueue.put_nowait.item": (g(b"", b"x", bytearray(b"ab")), st.one_of(ITEM, BAD)),
         "SharedQueue.put_many.items": (g([b"a", b"b"], (b"x",), [], [b""] * 9), BAD_SEQ),
-        "SharedQueue.cleanup.name": (SHM_NAME, BAD_SHM_NAME),
+        "SharedQueue.cleanup.name": (SHM_QUEUE_NAME, BAD_SHM_NAME),
         "SessionsHandle.start_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
         "SessionsHandle.end_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
         "DistinctHandle.seen_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
@@ -1225,6 +1248,9 @@ FACTORIES: dict[str, Callable[[Ctx], Any]] = {
         and ctx.make("ManualClock"),
     ),
     "ManualClock": lambda ctx: ringstat.ManualClock(),
+    "SharedRegistry": lambda ctx: ringstat.SharedRegistry(
+        SHM_NAME, max_processes=4, max_entries=64, data_bytes=65536
+    ),
     "Registry": lambda ctx: ringstat.Registry(
         clock=ctx.draw(st.one_of(st.none(), st.just("manual")), "clock") and ctx.make("ManualClock")
     ),
@@ -1232,7 +1258,7 @@ FACTORIES: dict[str, Callable[[Ctx], Any]] = {
     # Loopback, a free port; stopped at teardown.
     "MetricsServer": lambda ctx: ctx.make("Registry").serve(),
     "SharedQueue": lambda ctx: ringstat.SharedQueue(
-        ctx.draw(SHM_NAME, "name"),
+        ctx.draw(SHM_QUEUE_NAME, "name"),
         maxsize=ctx.draw(st.integers(1, 8), "maxsize"),
         slot_size=ctx.draw(g(1, 8, 64), "slot_size"),
     ),

@@ -40,6 +40,8 @@ mod rate;
 mod registry;
 #[cfg(feature = "serve")]
 mod serve;
+#[cfg(target_os = "linux")]
+mod shared;
 
 use std::time::Duration;
 
@@ -72,6 +74,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<registry::PyRegistry>()?;
     #[cfg(feature = "serve")]
     m.add_class::<serve::PyMetricsServer>()?;
+    #[cfg(target_os = "linux")]
+    m.add_class::<shared::PySharedRegistry>()?;
     counter::add_amount_methods(m.py())
 }
 

@@ -23,7 +23,7 @@ pub(crate) struct PyRegistry {
     pub(crate) inner: Registry,
 }
 
-fn name_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
+pub(super) fn name_arg(value: &Bound<'_, PyAny>) -> PyResult<String> {
     str_arg(value, "name")
 }
 
@@ -44,7 +44,7 @@ fn bounds_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
 }
 
 /// `(name, value)` label pairs borrowed as the Rust API takes them.
-fn borrow(labels: &[(String, String)]) -> Vec<(&str, &str)> {
+pub(super) fn borrow(labels: &[(String, String)]) -> Vec<(&str, &str)> {
     labels
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
