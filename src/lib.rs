@@ -27,6 +27,8 @@ mod sync;
 pub mod pipeline;
 pub mod queue;
 pub mod stats;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 #[cfg(feature = "python")]
 mod python;

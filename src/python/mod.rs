@@ -22,6 +22,7 @@ mod queue;
 mod recorder;
 mod stats;
 mod wait;
+mod wire;
 
 use pyo3::prelude::*;
 
@@ -36,5 +37,6 @@ fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stats::register(m)?;
     pipeline::register(m)?;
     m.add_class::<recorder::PyRecorder>()?;
+    wire::register(m)?;
     Ok(())
 }
