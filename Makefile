@@ -34,7 +34,7 @@ help: ## list the targets
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) .ci/extras.py test bench notebook demo | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
+	$(VPY) .ci/extras.py test bench notebook demo rabbitmq | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
 	touch $@
 
 .PHONY: venv
@@ -55,9 +55,9 @@ test: lint test-rust test-loom test-py test-py-versions bench-smoke ## every tes
 .PHONY: lint
 lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python), rustdoc, ruff
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features wire -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python --lib -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features wire
 	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples
 	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples
 
@@ -79,14 +79,14 @@ NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test dea
 .PHONY: test-rust
 test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
 	if $(HAVE_NEXTEST); then \
-	  cargo nextest run; \
+	  cargo nextest run --features wire; \
 	  cargo nextest run --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
-	  cargo test --tests; \
+	  cargo test --tests --features wire; \
 	  cargo test --release --features test-counters --test queue_stress --test unbounded --test stats_prop; \
 	fi
-	cargo test --doc
+	cargo test --doc --features wire
 
 .PHONY: test-loom
 test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
@@ -111,8 +111,15 @@ APT_GET = $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
 tools: ## system packages the tests use (tmux), from apt where missing
 	@command -v tmux >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq tmux; }
 
-test-py: develop tools ## pytest, mypy stubtest, mypy
-	$(VPY) -m pytest
+# RabbitMQ for the broker tests (tests/python/broker/conftest.py starts a
+# private node on 127.0.0.1); Debian's package, installed where missing.
+RABBITMQ_SERVER := /usr/lib/rabbitmq/bin/rabbitmq-server
+.PHONY: broker-tools
+broker-tools: ## rabbitmq-server for the broker tests, from apt where missing
+	@test -x $(RABBITMQ_SERVER) || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq rabbitmq-server; }
+
+test-py: develop tools broker-tools ## pytest (broker tests against a real RabbitMQ), mypy stubtest, mypy
+	RINGSTAT_REQUIRE_RABBITMQ=1 $(VPY) -m pytest
 	$(VPY) -m mypy.stubtest ringstat._ringstat --mypy-config-file pyproject.toml
 	$(VENV)/bin/mypy
 

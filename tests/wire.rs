@@ -59,7 +59,7 @@ fn every_truncation_is_refused() {
                 e,
                 FrameError::Truncated { .. }
                     | FrameError::Foreign { .. }
-                    | FrameError::BadCount { .. }
+                    | FrameError::Short { .. }
             ),
             "{n}: {e:?}"
         );
@@ -133,6 +133,16 @@ fn bad_op_name_index_and_utf8() {
     assert!(matches!(
         Frame::decode(&huge),
         Err(FrameError::BadCount { .. })
+    ));
+    let mut short = bytes[..HEADER_LEN].to_vec();
+    short.extend_from_slice(&[0, 100, 1, 2, 3]);
+    assert!(matches!(
+        Frame::decode(&short),
+        Err(FrameError::Short {
+            count: 100,
+            left: 3,
+            ..
+        })
     ));
 }
 

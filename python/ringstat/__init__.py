@@ -19,6 +19,11 @@ and ``labelnames=`` families with ``labels(...)`` (:mod:`ringstat.family`).
 ``ManualClock`` makes rates deterministic in tests. ``Recorder`` samples a
 registry on a native background thread into a bounded time series.
 
+Event frames for brokers: ``encode_frame``, ``decode_frame``,
+``frame_header``, ``apply_frame`` (a versioned binary format, many events a
+message); ``ringstat.broker`` ships them through RabbitMQ
+(``pip install "ringstat[rabbitmq]"``).
+
 Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
 ``ringstat.frames`` (pandas/polars DataFrames), ``ringstat.display`` (HTML),
 ``ringstat.plot`` (matplotlib) and ``ringstat.jupyter.live``.
@@ -28,9 +33,11 @@ from queue import Empty, Full
 
 from ringstat._methods import attach as _attach
 from ringstat._ringstat import (
+    FRAME_VERSION,
     Counter,
     CounterHandle,
     DistinctHandle,
+    FrameError,
     Gauge,
     GaugeHandle,
     Histogram,
@@ -47,6 +54,10 @@ from ringstat._ringstat import (
     SessionsHandle,
     ShutDown,
     __version__,
+    apply_frame,
+    decode_frame,
+    encode_frame,
+    frame_header,
 )
 
 # The Python methods of the native classes (to_pandas, time(), labelnames
@@ -54,10 +65,12 @@ from ringstat._ringstat import (
 _attach()
 
 __all__ = [
+    "FRAME_VERSION",
     "Counter",
     "CounterHandle",
     "DistinctHandle",
     "Empty",
+    "FrameError",
     "Full",
     "Gauge",
     "GaugeHandle",
@@ -75,4 +88,8 @@ __all__ = [
     "SessionsHandle",
     "ShutDown",
     "__version__",
+    "apply_frame",
+    "decode_frame",
+    "encode_frame",
+    "frame_header",
 ]

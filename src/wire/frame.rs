@@ -33,6 +33,18 @@ pub enum FrameError {
         /// What was being read.
         field: &'static str,
     },
+    /// A count declares more items than the bytes left can hold: the
+    /// frame was cut short.
+    Short {
+        /// Where the count starts.
+        offset: usize,
+        /// What it counts.
+        field: &'static str,
+        /// The count found.
+        count: u64,
+        /// The bytes left after it.
+        left: usize,
+    },
     /// The input does not start with [`FRAME_MAGIC`]: not a ringstat frame.
     Foreign {
         /// The first bytes found (up to 4).
@@ -105,6 +117,16 @@ impl fmt::Display for FrameError {
             Self::Truncated { offset, field } => {
                 write!(f, "truncated frame: {field} at byte {offset} is missing")
             }
+            Self::Short {
+                offset,
+                field,
+                count,
+                left,
+            } => write!(
+                f,
+                "truncated frame: {count} {field} declared at byte {offset} cannot fit in the \
+                 {left} bytes left"
+            ),
             Self::Foreign { found } => {
                 write!(
                     f,
@@ -300,6 +322,12 @@ impl<'a> Reader<'a> {
         let value = self.var(field)?;
         match usize::try_from(value) {
             Ok(n) if n <= max && n <= self.left() / each => Ok(n),
+            Ok(n) if n <= max => Err(FrameError::Short {
+                offset,
+                field,
+                count: value,
+                left: self.left(),
+            }),
             _ => Err(FrameError::BadCount {
                 offset,
                 field,
@@ -484,8 +512,8 @@ impl Frame {
     pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
         let mut r = Reader { buf: bytes, pos: 0 };
         let Header { producer, sequence } = read_header(&mut r)?;
-        let n_names = r.count("name count", MAX_NAMES, 2)?;
-        let n_events = r.count("event count", MAX_EVENTS, MIN_EVENT_LEN)?;
+        let n_names = r.count("names", MAX_NAMES, 2)?;
+        let n_events = r.count("events", MAX_EVENTS, MIN_EVENT_LEN)?;
         let mut names = Vec::with_capacity(n_names);
         for _ in 0..n_names {
             let len_at = r.pos;
@@ -503,10 +531,11 @@ impl Frame {
             names.push(s.to_owned());
         }
         if n_events > r.left() / MIN_EVENT_LEN {
-            return Err(FrameError::BadCount {
+            return Err(FrameError::Short {
                 offset: r.pos,
-                field: "event count",
-                value: n_events as u64,
+                field: "events",
+                count: n_events as u64,
+                left: r.left(),
             });
         }
         let mut records = Vec::with_capacity(n_events);

@@ -1,0 +1,231 @@
+"""ringstat.broker against a real RabbitMQ node (conftest.py): shipper and
+consumer end to end, duplicates, bad frames, the broker restarted mid-stream,
+a consumer slower than the producer, and the overflow policy."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+pika = pytest.importorskip("pika")
+
+import ringstat  # noqa: E402
+from rabbitmq_node import RabbitNode  # noqa: E402
+from ringstat._ringstat import encode_frame  # noqa: E402
+from ringstat.broker import Consumer, Dedup, Shipper  # noqa: E402
+
+USERS = 300
+
+
+def workload(s: Shipper, start: int, stop: int) -> None:
+    """The user-activity events of users ``start..stop``."""
+    for u in range(start, stop):
+        s.count("logins")
+        s.session_start("online", u, ts_ns=1_000_000_000 + u)
+        s.seen("users", u)
+        s.observe("latency_us", u % 97)
+        if u % 3 == 0:
+            s.session_end("online", u, ts_ns=2_000_000_000 + u)
+
+
+def expected(start: int, stop: int) -> dict[str, Any]:
+    n = stop - start
+    ended = sum(1 for u in range(start, stop) if u % 3 == 0)
+    return {
+        "logins": n,
+        "online_open": n - ended,
+        "latency_count": n,
+        "latency_sum": sum(u % 97 for u in range(start, stop)),
+    }
+
+
+def aggregator() -> ringstat.Pipeline:
+    p = ringstat.Pipeline(ringstat.Registry())
+    p.histogram("latency_us", max_value=1000)
+    return p
+
+
+def observed(p: ringstat.Pipeline) -> dict[str, Any]:
+    p.flush()
+    reg = p.registry
+    h = reg.histogram("latency_us", max_value=1000)
+    return {
+        "logins": reg.counter("logins").value,
+        "online_open": reg.gauge("online_open").value,
+        "latency_count": h.count,
+        "latency_sum": int(h.sum),
+    }
+
+
+def qname() -> str:
+    return "test." + uuid.uuid4().hex[:12]
+
+
+def test_smoke_end_to_end(rabbitmq: RabbitNode) -> None:
+    q = qname()
+    p = aggregator()
+    c = Consumer(rabbitmq.url, p, q).start()
+    with Shipper(rabbitmq.url, q, batch_size=256) as s:
+        workload(s, 0, USERS)
+        assert s.flush(60)
+        st = s.stats()
+    assert st["published"] == st["events"] > 0
+    assert st["buffered"] == 0
+    assert st["frames"] >= st["events"] // 256
+    assert c.wait_events(st["events"], 60)
+    c.stop()
+    assert observed(p) == expected(0, USERS)
+    assert abs(p.distinct_count("users") - USERS) < USERS * 0.1
+    assert c.stats()["duplicates"] == 0
+    # The shipper's metrics are ringstat metrics.
+    assert "ringstat_shipper_published_total" in s.registry.to_prometheus()
+
+
+def publish_raw(url: str, q: str, bodies: list[bytes]) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    ch.queue_declare(queue=q, durable=True)
+    for b in bodies:
+        ch.basic_publish("", q, b)
+    conn.close()
+
+
+def test_duplicates_applied_once_and_bad_frames_counted(rabbitmq: RabbitNode) -> None:
+    q = qname()
+    f1 = encode_frame(5, 1, [("count", "logins", 0, 2, 0)])
+    f2 = encode_frame(5, 2, [("count", "logins", 0, 3, 0)])
+    bad = encode_frame(5, 4, [("count", "logins", 0, 3, 0)])[:-1]  # truncated
+    unresolved = encode_frame(5, 3, [("observe", "nope", 0, 1, 0)])
+    publish_raw(rabbitmq.url, q, [f1, f1, b"hello", f2, f1, bad, f2, unresolved])
+    p = aggregator()
+    c = Consumer(rabbitmq.url, p, q).start()
+    deadline = time.monotonic() + 60
+    while sum(c.stats()[k] for k in ("frames", "duplicates", "bad_frames")) < 8:
+        assert time.monotonic() < deadline, c.stats()
+        time.sleep(0.02)
+    c.stop()
+    assert c.stats() == {
+        "frames": 2,
+        "events": 2,
+        "duplicates": 3,
+        "bad_frames": 3,
+        "reconnects": 0,
+    }
+    assert observed(p)["logins"] == 5
+    assert c.dedup.floor(5) == 3
+
+
+def test_broker_restarted_mid_stream(rabbitmq: RabbitNode) -> None:
+    """Events sent while the broker is down are buffered, published after it
+    is back (reconnecting), and applied exactly once."""
+    q = qname()
+    p = aggregator()
+    c = Consumer(rabbitmq.url, p, q, prefetch=4).start()
+    s = Shipper(rabbitmq.url, q, batch_size=64, backoff=0.05, max_backoff=0.5)
+    workload(s, 0, 100)
+    assert s.flush(60)
+    rabbitmq.stop()
+    workload(s, 100, 200)  # buffered locally while the broker is down
+    assert s.stats()["connected"] == 0 or s.stats()["buffered"] > 0
+    rabbitmq.start()
+    workload(s, 200, USERS)
+    assert s.flush(120), s.stats()
+    st = s.stats()
+    s.close()
+    assert st["reconnects"] >= 1
+    assert st["publish_failures"] >= 1
+    assert st["published"] == st["events"]
+    assert c.wait_events(st["events"], 120), (c.stats(), st)
+    c.stop()
+    assert observed(p) == expected(0, USERS)
+    assert c.stats()["reconnects"] >= 1
+
+
+def test_slow_consumer_back_pressure(rabbitmq: RabbitNode) -> None:
+    """A broker queue capped at 3 frames refuses publishes while nobody
+    consumes: the shipper retries, its bounded buffer fills and the producer
+    blocks (counted). Once a consumer runs, everything arrives once."""
+    q = qname()
+    cap = 200
+    s = Shipper(
+        rabbitmq.url, q, batch_size=50, capacity=cap, max_length=3, backoff=0.02, max_backoff=0.1
+    )
+    n_users = 400
+    producer = threading.Thread(target=workload, args=(s, 0, n_users))
+    producer.start()
+    deadline = time.monotonic() + 60
+    while s.stats()["blocked"] == 0 or s.stats()["nacked"] == 0:
+        assert time.monotonic() < deadline, s.stats()
+        time.sleep(0.02)
+    st = s.stats()
+    assert st["buffered"] <= cap + 50  # the queue plus one frame
+    p = aggregator()
+    c = Consumer(rabbitmq.url, p, q, max_length=3, prefetch=2).start()
+    producer.join(120)
+    assert not producer.is_alive()
+    assert s.flush(120), s.stats()
+    st = s.stats()
+    s.close()
+    assert c.wait_events(st["events"], 120), (c.stats(), st)
+    c.stop()
+    assert observed(p) == expected(0, n_users)
+    assert st["dropped"] == 0
+
+
+def test_overflow_drop_newest_is_counted() -> None:
+    """No broker at all (a closed port): the buffer fills and every event
+    past it is dropped, counted, and reported by the call."""
+    port = 1  # nothing listens there
+    s = Shipper(
+        f"amqp://guest:guest@127.0.0.1:{port}/%2F",
+        qname(),
+        capacity=10,
+        batch_size=4,
+        overflow="drop_newest",
+        backoff=0.01,
+        max_backoff=0.02,
+    )
+    results = [s.count("c") for _ in range(100)]
+    st = s.stats()
+    assert results.count(False) == st["dropped"] > 0
+    assert st["events"] + st["dropped"] == 100
+    assert st["buffered"] == st["events"]  # nothing confirmed
+    assert not s.close(timeout=0.2)
+    assert s.stats()["published"] == 0
+
+
+def test_bad_events_refused_at_send() -> None:
+    s = Shipper("amqp://guest:guest@127.0.0.1:1/%2F", qname(), backoff=0.01)
+    with pytest.raises(ValueError, match="unknown op"):
+        s.send("explode", "c")
+    with pytest.raises(TypeError, match="name"):
+        s.send("count", "")
+    with pytest.raises(TypeError, match="value"):
+        s.send("count", "c", 0, 1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=">= 0"):
+        s.send("count", "c", 0, -1)
+    with pytest.raises(TypeError, match="key"):
+        s.send("seen", "u", [1])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="overflow"):
+        Shipper("amqp://127.0.0.1:1/", overflow="sometimes")
+    s.close(timeout=0.1)
+    assert s.stats()["events"] == 0
+
+
+def test_dedup_model() -> None:
+    d = Dedup(max_pending=3)
+    assert d.add(1, 10)
+    assert not d.add(1, 10)
+    assert d.seen(1, 9)  # below the first seen: older than anything delivered
+    assert all(d.add(1, s) for s in (12, 13, 14))
+    assert d.floor(1) == 11
+    assert d.add(1, 15)  # 4 pending > 3: the floor jumps over the gap
+    assert d.gaps == 1
+    assert d.floor(1) == 16
+    assert Dedup.from_state(d.state()).state() == d.state()
+    with pytest.raises(ValueError, match="max_pending"):
+        Dedup(0)
