@@ -138,21 +138,23 @@ test-py-versions: ## the same abi3 wheel under the oldest and newest other CPyth
 	done
 
 .PHONY: bench-smoke
-bench-smoke: develop ## run every benchmark once, briefly (checks they work; no numbers)
+bench-smoke: develop broker-tools ## run every benchmark once, briefly (checks they work; no numbers)
 	cargo bench --bench queue --bench stats -- --test
 	cargo bench --bench queue_rounds -- --test
 	$(VPY) benches/python/bench_queue.py --quick
 	$(VPY) benches/python/bench_stats.py --quick
 	$(VPY) benches/python/bench_pipeline.py --quick
+	$(VPY) benches/python/bench_broker.py --quick
 
 .PHONY: bench
-bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
+bench: develop broker-tools ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	cargo bench --bench queue --bench stats
 	$(VPY) benches/criterion_table.py
 	AA=1 ROUNDS=21 cargo bench --bench queue_rounds
 	$(VPY) benches/python/bench_queue.py
 	$(VPY) benches/python/bench_stats.py
 	$(VPY) benches/python/bench_pipeline.py
+	$(VPY) benches/python/bench_broker.py
 
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs

@@ -40,6 +40,8 @@ def optional_needs(code: str) -> list[str]:
         needs.append("matplotlib")
     if "numpy" in code:
         needs.append("numpy")
+    if "ringstat.broker" in code:
+        needs.append("pika")
     return needs
 
 
@@ -49,13 +51,18 @@ def test_readme_has_code_blocks() -> None:
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=[_id(c) for c in PYTHON])
-def test_readme_python_block_runs(code: str, tmp_path: Path) -> None:
+def test_readme_python_block_runs(
+    code: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     for module in optional_needs(code):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"needs {module}")
     script = tmp_path / "snippet.py"
     script.write_text(code)
     env = {**os.environ, "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(tmp_path)}
+    if "ringstat.broker" in code:
+        # A real broker: the session's private node.
+        env["RINGSTAT_AMQP_URL"] = request.getfixturevalue("rabbitmq").url
     proc = subprocess.run(
         [sys.executable, "-W", "error", str(script)],
         cwd=tmp_path,

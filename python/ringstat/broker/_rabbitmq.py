@@ -46,11 +46,17 @@ def _encodable(event: _Event) -> bool:
     return True
 
 
-def _declare(ch: Any, name: str, max_length: int | None) -> None:
-    """The durable queue; with ``max_length`` (frames) a full queue refuses
-    publishes (``reject-publish``), which is how a slow consumer pushes back."""
+def _declare(ch: Any, name: str, max_length: int | None, stream: bool) -> None:
+    """The durable queue: a classic queue, or a RabbitMQ stream (an
+    append-only log read from an offset). With ``max_length`` (frames) a
+    full classic queue refuses publishes (``reject-publish``), which is how
+    a slow consumer pushes back."""
     args: dict[str, Any] = {}
-    if max_length is not None:
+    if stream:
+        if max_length is not None:
+            raise ValueError("max_length is for classic queues; a stream keeps everything")
+        args = {"x-queue-type": "stream"}
+    elif max_length is not None:
         args = {"x-max-length": max_length, "x-overflow": "reject-publish"}
     ch.queue_declare(queue=name, durable=True, arguments=args or None)
 
@@ -66,6 +72,10 @@ class Shipper:
     publishes it persistent, with publisher confirms, waiting for the
     confirm before the next frame: one frame in flight, so the memory is at
     most ``capacity`` events plus one frame.
+
+    With ``stream=True`` the queue is a RabbitMQ stream (an append-only log
+    that consumers read from an offset, :class:`Consumer` ``stream_offset``)
+    instead of a classic queue.
 
     While the broker is down, slow, or refuses (a full queue with
     ``max_length``), the thread retries the same frame (same sequence) with
@@ -99,11 +109,14 @@ class Shipper:
         linger: float = 0.02,
         overflow: str = "block",
         max_length: int | None = None,
+        stream: bool = False,
         registry: Registry | None = None,
         name: str = "default",
         backoff: float = 0.05,
         max_backoff: float = 2.0,
     ) -> None:
+        if stream and max_length is not None:
+            raise ValueError("max_length is for classic queues; a stream keeps everything")
         if overflow not in ("block", "drop_newest"):
             raise ValueError(f"overflow must be 'block' or 'drop_newest', got {overflow!r}")
         if batch_size < 1:
@@ -111,6 +124,7 @@ class Shipper:
         self._params = pika.URLParameters(url)
         self._queue_name = queue
         self._max_length = max_length
+        self._stream = stream
         self.producer_id = producer_id if producer_id is not None else secrets.randbits(63)
         self._q: Queue[_Event] = Queue(capacity)
         self._batch = batch_size
@@ -305,7 +319,7 @@ class Shipper:
             conn = pika.BlockingConnection(self._params)
             try:
                 ch = conn.channel()
-                _declare(ch, self._queue_name, self._max_length)
+                _declare(ch, self._queue_name, self._max_length, self._stream)
                 ch.confirm_delivery()
             except BaseException:
                 conn.close()
@@ -364,6 +378,14 @@ class Consumer:
     At most ``prefetch`` frames are unacknowledged at once (bounded memory);
     a lost connection is made again with backoff.
 
+    With ``stream_offset`` (``"first"``, ``"next"``, ``"last"`` or an int
+    offset) the queue is a RabbitMQ stream (a :class:`Shipper` made with
+    ``stream=True``), read from that offset; :attr:`last_offset` is the
+    offset of the last frame handled, and a reconnect resumes after it. An
+    aggregator that restarts from ``"first"`` with an empty pipeline and
+    dedup replays the whole stream and ends with exactly the statistics of
+    a run that never stopped (``tests/python/test_broker.py``).
+
     Metrics, in ``registry`` (default: the pipeline's) with the label
     ``consumer=<name>``: ``ringstat_consumer_frames_total`` (applied),
     ``..._events_total`` (applied), ``..._duplicates_total``,
@@ -378,6 +400,7 @@ class Consumer:
         *,
         prefetch: int = 8,
         max_length: int | None = None,
+        stream_offset: int | str | None = None,
         dedup: Dedup | None = None,
         registry: Registry | None = None,
         name: str = "default",
@@ -390,6 +413,8 @@ class Consumer:
         self._queue_name = queue
         self._prefetch = prefetch
         self._max_length = max_length
+        self._offset = stream_offset
+        self.last_offset: int | None = None
         self.dedup = dedup if dedup is not None else Dedup()
         self._backoff = (backoff, max_backoff)
         self._on_frame = on_frame
@@ -460,15 +485,25 @@ class Consumer:
 
     def _consume(self, conn: Any) -> None:
         ch = conn.channel()
-        _declare(ch, self._queue_name, self._max_length)
+        stream = self._offset is not None
+        _declare(ch, self._queue_name, self._max_length, stream)
         ch.basic_qos(prefetch_count=self._prefetch)
-        for method, _props, body in ch.consume(self._queue_name, inactivity_timeout=0.1):
+        args = None
+        if stream:
+            # After a reconnect, go on after the last frame seen.
+            offset = self._offset if self.last_offset is None else self.last_offset + 1
+            args = {"x-stream-offset": offset}
+        for method, props, body in ch.consume(
+            self._queue_name, inactivity_timeout=0.1, arguments=args
+        ):
             if self._stop.is_set():
                 ch.cancel()
                 return
             if method is None:
                 continue
             self.handle(body)
+            if stream and props.headers:
+                self.last_offset = props.headers.get("x-stream-offset", self.last_offset)
             ch.basic_ack(method.delivery_tag)
 
     def handle(self, body: bytes) -> bool:
