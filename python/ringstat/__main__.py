@@ -79,6 +79,18 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print only the final snapshot, as JSON")
     demo.add_argument("--no-live", action="store_true", help="no live view, only the summary")
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    demo.add_argument(
+        "--broker",
+        metavar="URL",
+        help="run through RabbitMQ at this amqp:// URL: --producers processes ship the "
+        "events, this process aggregates them (needs pip install 'ringstat[rabbitmq]')",
+    )
+    demo.add_argument(
+        "--producers",
+        type=_positive_int,
+        default=2,
+        help="producer processes with --broker (default 2)",
+    )
     return p
 
 
@@ -97,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
             json=args.json,
             workers=args.workers,
             seed=args.seed,
+            broker=args.broker,
+            producers=args.producers,
         )
+        if opts.broker is not None:
+            from ringstat.demo_broker import run_broker
+
+            return run_broker(opts)
         return run(opts)
     parser().print_help()
     return 2

@@ -37,16 +37,18 @@ logging.getLogger("pika").setLevel(logging.CRITICAL)
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 EPMD = shutil.which("epmd") or "/usr/bin/epmd"
 
-# Kills the process groups named in argv once its stdin closes (the test
-# process died or finished).
+# Once its stdin closes (the test process died or finished): kills the
+# process groups named in argv[2:], then removes the node's directory argv[1].
 WATCHDOG = """
-import os, signal, sys
+import os, shutil, signal, sys, time
 sys.stdin.read()
-for pgid in sys.argv[1:]:
+for pgid in sys.argv[2:]:
     try:
         os.killpg(int(pgid), signal.SIGKILL)
     except OSError:
         pass
+time.sleep(1)
+shutil.rmtree(sys.argv[1], ignore_errors=True)
 """
 
 
@@ -111,7 +113,7 @@ class RabbitNode:
         self._drop_watchdog()
         pgids = [str(p.pid) for p in (self.epmd, self.server) if p is not None]
         self.watchdog = subprocess.Popen(
-            [sys.executable, "-c", WATCHDOG, *pgids],
+            [sys.executable, "-c", WATCHDOG, str(self.dir), *pgids],
             stdin=subprocess.PIPE,
             start_new_session=True,
         )
