@@ -124,6 +124,23 @@ def test_duplicates_applied_once_and_bad_frames_counted(rabbitmq: RabbitNode) ->
     assert c.dedup.floor(5) == 3
 
 
+def test_consumer_of_a_closed_pipeline_stops_and_leaves_the_frame(rabbitmq: RabbitNode) -> None:
+    q = qname()
+    publish_raw(rabbitmq.url, q, [encode_frame(8, 1, [("count", "logins", 0, 2, 0)])])
+    closed = aggregator()
+    closed.close()
+    c = Consumer(rabbitmq.url, closed, q).start()
+    assert c._thread is not None
+    c._thread.join(60)
+    assert not c._thread.is_alive()
+    assert c.stats()["frames"] == 0
+    p = aggregator()
+    c2 = Consumer(rabbitmq.url, p, q).start()
+    assert c2.wait_events(1, 60)
+    c2.stop()
+    assert observed(p)["logins"] == 2
+
+
 def test_broker_restarted_mid_stream(rabbitmq: RabbitNode) -> None:
     """Events sent while the broker is down are buffered, published after it
     is back (reconnecting), and applied exactly once."""

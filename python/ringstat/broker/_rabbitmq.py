@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 from ringstat._ringstat import (
     Pipeline,
+    PipelineClosed,
     Queue,
     Registry,
     ShutDown,
@@ -87,6 +88,10 @@ class Shipper:
       lost. Each wait is counted in ``ringstat_shipper_blocked_total``.
     - ``"drop_newest"``: the event is dropped, counted in
       ``ringstat_shipper_dropped_total``, and the call returns ``False``.
+
+    Call :meth:`close` (or use it as a context manager) before the process
+    exits: the publishing thread is a daemon, and events still buffered at
+    exit are not sent.
 
     Metrics, in ``registry`` with the label ``shipper=<name>``:
     ``ringstat_shipper_events_total`` (accepted), ``..._published_total``
@@ -436,7 +441,8 @@ class Consumer:
         return self
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop consuming (unacknowledged frames go back to the queue)."""
+        """Stop consuming (unacknowledged frames go back to the queue). A
+        consumer also stops by itself when its pipeline is closed."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -501,7 +507,13 @@ class Consumer:
                 return
             if method is None:
                 continue
-            self.handle(body)
+            try:
+                self.handle(body)
+            except PipelineClosed:
+                # Nowhere to apply it: leave it unacknowledged and stop.
+                self._stop.set()
+                ch.cancel()
+                return
             if stream and props.headers:
                 self.last_offset = props.headers.get("x-stream-offset", self.last_offset)
             ch.basic_ack(method.delivery_tag)
