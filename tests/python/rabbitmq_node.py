@@ -52,10 +52,17 @@ shutil.rmtree(sys.argv[1], ignore_errors=True)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports on 127.0.0.1 (held open together while
+    chosen, so the kernel cannot hand the same one out twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class RabbitNode:
@@ -64,9 +71,7 @@ class RabbitNode:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ringstat-rabbit-"))
-        self.port = free_port()
-        self.dist_port = free_port()
-        self.epmd_port = free_port()
+        self.port, self.dist_port, self.epmd_port = free_ports(3)
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
         home = self.dir / "home"
         home.mkdir()

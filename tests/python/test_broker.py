@@ -23,6 +23,9 @@ from rabbitmq_node import RabbitNode  # noqa: E402
 from ringstat._ringstat import encode_frame  # noqa: E402
 from ringstat.broker import Consumer, Dedup, Shipper  # noqa: E402
 
+# The first test to ask for the session's node waits for it to start.
+pytestmark = pytest.mark.timeout(300)
+
 USERS = 300
 
 

@@ -13,6 +13,9 @@ pytest.importorskip("pika")
 
 from rabbitmq_node import RabbitNode
 
+# The first test to ask for the session's node waits for it to start.
+pytestmark = pytest.mark.timeout(300)
+
 
 def test_demo_through_broker(rabbitmq: RabbitNode) -> None:
     proc = subprocess.run(
