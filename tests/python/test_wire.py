@@ -4,6 +4,8 @@ bad events named, applying a frame to a pipeline."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given
@@ -105,3 +107,18 @@ def test_apply_frame() -> None:
     p.close()
     with pytest.raises(ringstat.PipelineClosed):
         apply_frame(p, data)
+
+
+def test_broker_without_pika_names_the_extra() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['pika'] = None\n"
+        "try:\n"
+        "    import ringstat.broker\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert 'pip install "ringstat[rabbitmq]"' in out
