@@ -144,13 +144,16 @@ def test_consumer_of_a_closed_pipeline_stops_and_leaves_the_frame(rabbitmq: Rabb
     assert observed(p)["logins"] == 2
 
 
-def test_broker_restarted_mid_stream(rabbitmq: RabbitNode) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["classic", "stream"])
+def test_broker_restarted_mid_stream(rabbitmq: RabbitNode, stream: bool) -> None:
     """Events sent while the broker is down are buffered, published after it
-    is back (reconnecting), and applied exactly once."""
+    is back (reconnecting), and applied exactly once; a stream consumer
+    resumes after the last offset it handled."""
     q = qname()
     p = aggregator()
-    c = Consumer(rabbitmq.url, p, q, prefetch=4).start()
-    s = Shipper(rabbitmq.url, q, batch_size=64, backoff=0.05, max_backoff=0.5)
+    offset = "first" if stream else None
+    c = Consumer(rabbitmq.url, p, q, prefetch=4, stream_offset=offset).start()
+    s = Shipper(rabbitmq.url, q, stream=stream, batch_size=64, backoff=0.05, max_backoff=0.5)
     workload(s, 0, 100)
     assert s.flush(60)
     rabbitmq.stop()
