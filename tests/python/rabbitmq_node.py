@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -53,12 +54,24 @@ shutil.rmtree(sys.argv[1], ignore_errors=True)
 
 
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports on 127.0.0.1 (held open together while
-    chosen, so the kernel cannot hand the same one out twice)."""
-    socks = [socket.socket() for _ in range(n)]
+    """``n`` distinct free ports on 127.0.0.1, below the kernel's ephemeral
+    range (so no outgoing connection takes one before the node binds it),
+    held open together while chosen."""
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    socks: list[socket.socket] = []
+    try:
+        while len(socks) < n:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", rng.randrange(10_000, max(low, 10_001))))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:
@@ -107,6 +120,7 @@ class RabbitNode:
         with open(self.dir / log, "ab") as out:
             return subprocess.Popen(
                 argv,
+                cwd=self.dir,  # an erl_crash.dump stays in the private directory
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
