@@ -34,7 +34,7 @@ help: ## list the targets
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) .ci/extras.py test bench notebook demo docs web | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
+	$(VPY) .ci/extras.py test bench notebook demo docs web rabbitmq | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
 	touch $@
 
 .PHONY: venv
@@ -55,10 +55,12 @@ test: lint test-rust test-loom test-py test-py-versions bench-smoke docs ## ever
 .PHONY: lint
 lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python; with serve), rustdoc, ruff
 	cargo fmt --all -- --check
-	@# With `serve` (a superset of the default build's code); the Python build has it on.
-	cargo clippy --all-targets --features serve -- -D warnings
+	@# With `serve` and `wire` (a superset of the default build's code; the
+	@# Python build has both on), and the default build's library alone.
+	cargo clippy --all-targets --features serve,wire -- -D warnings
+	cargo clippy --lib -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python,serve --lib -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve,wire
 	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples docs/hooks
 	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples docs/hooks
 
@@ -80,16 +82,14 @@ NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test dea
 .PHONY: test-rust
 test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
 	if $(HAVE_NEXTEST); then \
-	  cargo nextest run; \
-	  cargo nextest run --features serve --lib --test serve; \
+	  cargo nextest run --features serve,wire; \
 	  cargo nextest run --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
-	  cargo test --tests; \
-	  cargo test --features serve --lib --test serve; \
+	  cargo test --tests --features serve,wire; \
 	  cargo test --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	fi
-	cargo test --doc --features serve
+	cargo test --doc --features serve,wire
 
 .PHONY: test-loom
 test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
@@ -116,8 +116,15 @@ tools: ## system packages the tests use (tmux, prometheus), from apt where missi
 	@# The scrape test starts its own Prometheus on loopback (the package's service is not used).
 	@command -v prometheus >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends prometheus; }
 
-test-py: develop tools ## pytest, mypy stubtest, mypy
-	$(VPY) -m pytest
+# RabbitMQ for the broker tests (tests/python/broker/conftest.py starts a
+# private node on 127.0.0.1); Debian's package, installed where missing.
+RABBITMQ_SERVER := /usr/lib/rabbitmq/bin/rabbitmq-server
+.PHONY: broker-tools
+broker-tools: ## rabbitmq-server for the broker tests, from apt where missing
+	@test -x $(RABBITMQ_SERVER) || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq rabbitmq-server; }
+
+test-py: develop tools broker-tools ## pytest (broker tests against a real RabbitMQ), mypy stubtest, mypy
+	RINGSTAT_REQUIRE_RABBITMQ=1 $(VPY) -m pytest
 	$(VPY) -m mypy.stubtest ringstat._ringstat --mypy-config-file pyproject.toml
 	$(VENV)/bin/mypy
 
@@ -143,16 +150,16 @@ test-py-versions: ## the same abi3 wheel under the oldest and newest other CPyth
 DOCS_ENV := NO_MKDOCS_2_WARNING=1 RUSTDOCFLAGS="-D warnings"
 .PHONY: docs
 docs: venv ## build the documentation site into site/ (warnings are errors)
-	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire
 	$(DOCS_ENV) $(VENV)/bin/mkdocs build --strict
 
 .PHONY: docs-serve
 docs-serve: venv ## serve the documentation site at http://127.0.0.1:8000, rebuilt on each edit
-	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire
 	$(DOCS_ENV) $(VENV)/bin/mkdocs serve
 
 .PHONY: bench-smoke
-bench-smoke: develop ## run every benchmark once, briefly (checks they work; no numbers)
+bench-smoke: develop broker-tools ## run every benchmark once, briefly (checks they work; no numbers)
 	cargo bench --bench queue --bench stats -- --test
 	cargo bench --bench queue_rounds -- --test
 	$(VPY) benches/python/bench_queue.py --quick
@@ -163,9 +170,10 @@ bench-smoke: develop ## run every benchmark once, briefly (checks they work; no 
 	$(VPY) benches/python/bench_scrape.py --quick
 	$(VPY) benches/python/bench_asyncio.py --quick
 	$(VPY) benches/python/bench_shm.py --quick
+	$(VPY) benches/python/bench_broker.py --quick
 
 .PHONY: bench
-bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
+bench: develop broker-tools ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	cargo bench --bench queue --bench stats
 	$(VPY) benches/criterion_table.py
 	AA=1 ROUNDS=21 cargo bench --bench queue_rounds
@@ -176,6 +184,7 @@ bench: develop ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	$(VPY) benches/python/bench_scrape.py
 	$(VPY) benches/python/bench_asyncio.py
 	$(VPY) benches/python/bench_shm.py
+	$(VPY) benches/python/bench_broker.py
 
 .PHONY: clean
 clean: ## remove build outputs and virtualenvs

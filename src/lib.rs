@@ -33,6 +33,8 @@ pub mod queue;
 #[cfg(target_os = "linux")]
 pub mod shm;
 pub mod stats;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 #[cfg(feature = "serve")]
 pub mod serve;

@@ -27,6 +27,11 @@ registry on a native background thread into a bounded time series.
 interface for coroutines on any event loop, woken natively; threads keep
 using the same queue.
 
+Event frames for brokers: ``encode_frame``, ``decode_frame``,
+``frame_header``, ``apply_frame`` (a versioned binary format, many events a
+message); ``ringstat.broker`` ships them through RabbitMQ
+(``pip install "ringstat[rabbitmq]"``).
+
 Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
 ``ringstat.frames`` (pandas/polars DataFrames), ``ringstat.display`` (HTML),
 ``ringstat.plot`` (matplotlib) and ``ringstat.jupyter.live``.
@@ -42,9 +47,11 @@ from queue import Empty, Full
 
 from ringstat._methods import attach as _attach
 from ringstat._ringstat import (
+    FRAME_VERSION,
     Counter,
     CounterHandle,
     DistinctHandle,
+    FrameError,
     Gauge,
     GaugeHandle,
     Histogram,
@@ -64,6 +71,10 @@ from ringstat._ringstat import (
     SharedRegistry,
     ShutDown,
     __version__,
+    apply_frame,
+    decode_frame,
+    encode_frame,
+    frame_header,
 )
 from ringstat.aio import AsyncQueue
 
@@ -72,11 +83,13 @@ from ringstat.aio import AsyncQueue
 _attach()
 
 __all__ = [
+    "FRAME_VERSION",
     "AsyncQueue",
     "Counter",
     "CounterHandle",
     "DistinctHandle",
     "Empty",
+    "FrameError",
     "Full",
     "Gauge",
     "GaugeHandle",
@@ -97,4 +110,8 @@ __all__ = [
     "SharedRegistry",
     "ShutDown",
     "__version__",
+    "apply_frame",
+    "decode_frame",
+    "encode_frame",
+    "frame_header",
 ]

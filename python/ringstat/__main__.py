@@ -97,6 +97,18 @@ def parser() -> argparse.ArgumentParser:
         help="seconds between redraws (default 1, at least 0.1)",
     )
     top.add_argument("--once", action="store_true", help="print the table once and exit")
+    demo.add_argument(
+        "--broker",
+        metavar="URL",
+        help="run through RabbitMQ at this amqp:// URL: --producers processes ship the "
+        "events, this process aggregates them (needs pip install 'ringstat[rabbitmq]')",
+    )
+    demo.add_argument(
+        "--producers",
+        type=_positive_int,
+        default=2,
+        help="producer processes with --broker (default 2)",
+    )
     return p
 
 
@@ -115,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             json=args.json,
             workers=args.workers,
             seed=args.seed,
+            broker=args.broker,
+            producers=args.producers,
         )
+        if opts.broker is not None:
+            from ringstat.demo_broker import run_broker
+
+            return run_broker(opts)
         return run(opts)
     if args.command == "top":
         from ringstat.top import run as top

@@ -17,7 +17,7 @@ from typing import (
 
 import pandas as pd
 import polars as pl
-from typing_extensions import Buffer, Self
+from typing_extensions import Buffer, Self, TypeAlias
 
 from ringstat._methods import ExceptionCounter, InProgress, Timer
 from ringstat.aio import AsyncQueue
@@ -28,9 +28,11 @@ _T = TypeVar("_T")
 _D = TypeVar("_D")
 
 __all__ = [
+    "FRAME_VERSION",
     "Counter",
     "CounterHandle",
     "DistinctHandle",
+    "FrameError",
     "Gauge",
     "GaugeHandle",
     "Histogram",
@@ -51,6 +53,10 @@ __all__ = [
     "ShutDown",
     "_LoopWaker",
     "__version__",
+    "apply_frame",
+    "decode_frame",
+    "encode_frame",
+    "frame_header",
 ]
 
 __version__: str
@@ -1686,3 +1692,48 @@ class SharedQueue:
         """``True`` if every slot is taken (a snapshot)."""
 
     def __len__(self) -> int: ...
+
+# ----- event frames (src/wire/) ------------------------------------------------
+
+FRAME_VERSION: int
+"""The event frame format version this build writes and reads."""
+
+class FrameError(ValueError):
+    """Bytes that are not a valid ringstat event frame (truncated, foreign,
+    another version), or events that cannot be encoded."""
+
+_FrameEvent: TypeAlias = tuple[str, str, int, int, int]
+
+def encode_frame(
+    producer: int,
+    sequence: int,
+    events: Iterable[tuple[str, str, int | str | bytes, int, int]],
+) -> bytes:
+    """Encode events ``(op, name, key, value, ts_ns)`` as one versioned frame of
+    ``producer`` (0 <= int < 2**64) numbered ``sequence``.
+
+    ``op`` is a :class:`Pipeline` by-name method: ``"count"``, ``"set"``,
+    ``"gauge_add"``, ``"observe"``, ``"mark"``, ``"session_start"``,
+    ``"session_end"`` or ``"seen"``; ``key`` an int (a str or bytes is hashed
+    as the pipeline hashes keys); ``value`` an int (signed for ``set`` and
+    ``gauge_add``); ``ts_ns`` nanoseconds (0: when applied). Raises
+    ``TypeError``/``ValueError`` naming the bad event, :class:`FrameError` for
+    a frame too large or an empty or too long name. The format is documented
+    in ``src/wire/mod.rs``."""
+
+def decode_frame(data: bytes) -> tuple[int, int, list[_FrameEvent]]:
+    """``(producer, sequence, events)`` of a frame (keys as the ints they were
+    hashed to). Raises :class:`FrameError` for anything that is not a valid
+    frame of this version; never crashes."""
+
+def frame_header(data: bytes) -> tuple[int, int]:
+    """``(producer, sequence)`` of a frame without decoding its events (to drop
+    duplicates cheaply). Raises :class:`FrameError`."""
+
+def apply_frame(pipeline: Pipeline, data: bytes) -> tuple[int, int, int]:
+    """Decode a frame and send its events to ``pipeline`` (metrics resolved by
+    name; a histogram must be resolved beforehand with its configuration);
+    return ``(producer, sequence, events)``. Nothing is sent if the frame is
+    invalid (:class:`FrameError`) or names an unresolved histogram or a
+    metric the pipeline refuses (``ValueError``); :class:`PipelineClosed` if
+    the pipeline is closed. Releases the GIL while sending."""

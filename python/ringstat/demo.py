@@ -59,6 +59,10 @@ class Options:
     json: bool = False
     workers: int = 2
     seed: int = 1
+    broker: str | None = None
+    """An ``amqp://`` URL: run through RabbitMQ (:mod:`ringstat.demo_broker`)."""
+    producers: int = 2
+    """Producer processes with ``broker``."""
 
 
 @dataclass

@@ -307,7 +307,7 @@ impl Pipeline {
     /// The index `name` of `kind` was resolved to, if it was: one brief
     /// lock and no allocation (the Python binding's by-name methods look
     /// their metric up here on every call).
-    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "python", feature = "wire")), allow(dead_code))]
     pub(crate) fn resolved(&self, kind: Kind, name: &str) -> Option<u32> {
         self.shared.lock_table().find(kind, name)
     }

@@ -26,6 +26,7 @@ mod recorder;
 mod shm;
 mod stats;
 mod wait;
+mod wire;
 
 use pyo3::prelude::*;
 
@@ -44,5 +45,6 @@ fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<recorder::PyRecorder>()?;
     #[cfg(target_os = "linux")]
     m.add_class::<shm::PySharedQueue>()?;
+    wire::register(m)?;
     Ok(())
 }

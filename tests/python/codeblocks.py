@@ -46,19 +46,21 @@ def optional_needs(code: str) -> list[str]:
         needs.append("flask")
     if "starlette" in code:
         needs += ["starlette", "httpx"]
+    if "ringstat.broker" in code:
+        needs.append("pika")
     return needs
 
 
-def run_python_block(code: str, tmp_path: Path) -> None:
+def run_python_block(code: str, tmp_path: Path, env: dict[str, str] | None = None) -> None:
     """Run ``code`` as a script in a subprocess (warnings are errors, cwd
-    ``tmp_path``); it must exit 0, print what it shows, and write the PNGs
-    it saves."""
+    ``tmp_path``, ``env`` added to the environment); it must exit 0, print
+    what it shows, and write the PNGs it saves."""
     for module in optional_needs(code):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"needs {module}")
     script = tmp_path / "snippet.py"
     script.write_text(code)
-    env = {**os.environ, "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(tmp_path)}
+    env = {**os.environ, "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(tmp_path), **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-W", "error", str(script)],
         cwd=tmp_path,

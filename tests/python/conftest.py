@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# The session's private RabbitMQ node, a fixture (tests/python/rabbitmq_node.py).
+from rabbitmq_node import rabbitmq  # noqa: F401
+
 # queue.Queue gained shutdown() and queue.ShutDown in Python 3.13.
 HAS_STDLIB_SHUTDOWN = sys.version_info >= (3, 13)
 

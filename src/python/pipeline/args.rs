@@ -37,7 +37,7 @@ pub(super) fn pipeline_err(e: PipelineError) -> PyErr {
 /// call: used at flush, close and while a send waits for room, not per
 /// event.
 #[cold]
-pub(super) fn check_fork(p: &Pipeline) -> PyResult<()> {
+pub(crate) fn check_fork(p: &Pipeline) -> PyResult<()> {
     if p.is_forked_copy() {
         return Err(PyRuntimeError::new_err(
             "this Pipeline was created in the parent of this forked process: its worker \
@@ -138,7 +138,7 @@ pub(super) fn name_arg(value: &Bound<'_, PyAny>) -> PyResult<PyBackedStr> {
 /// Extracts a key: an int in `-2**63..2**64` (negative ints are taken as
 /// their 64-bit two's complement), or a `str`/`bytes` (hashed to 64 bits).
 #[inline]
-pub(super) fn key_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+pub(crate) fn key_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
     if value.is_exact_instance_of::<PyInt>() {
         if let Ok(k) = value.extract::<u64>() {
             return Ok(k);

@@ -23,7 +23,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyTuple};
 
-use self::args::{count_arg, key_arg, name_arg, pipeline_err, send, small_int, ts_arg, window_arg};
+use self::args::{count_arg, name_arg, pipeline_err, send, small_int, ts_arg, window_arg};
 use self::handles::{
     observe_value, PyCounterHandle, PyDistinctHandle, PyGaugeHandle, PyHistogramHandle,
     PyRateHandle, PySessionsHandle,
@@ -35,7 +35,7 @@ use crate::pipeline::{DistinctConfig, Event, Pipeline, SessionsConfig};
 use crate::stats::{HistogramConfig, RateConfig};
 use crate::sync::StdArc;
 
-pub(crate) use args::PipelineClosed;
+pub(crate) use args::{check_fork, key_arg, PipelineClosed};
 
 /// Adds the pipeline classes and `PipelineClosed` to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -56,6 +56,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 pub(crate) struct PyPipeline {
     inner: StdArc<Pipeline>,
     registry: Py<PyRegistry>,
+}
+
+impl PyPipeline {
+    /// The core pipeline (for the wire functions, `src/python/wire.rs`).
+    pub(crate) fn core(&self) -> &Pipeline {
+        &self.inner
+    }
 }
 
 #[pymethods]

@@ -92,7 +92,7 @@ pub(super) fn stats_err(e: StatsError) -> PyErr {
 /// Extracts an int in `0..2**64` (`int` or any object with `__index__`, not
 /// `bool`), naming the argument on error.
 #[inline]
-pub(super) fn u64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
+pub(crate) fn u64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
     if !value.is_instance_of::<PyBool>() {
         if let Ok(v) = value.extract::<u64>() {
             return Ok(v);
@@ -103,7 +103,7 @@ pub(super) fn u64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
 
 /// Extracts an int in `-2**63..2**63` (not `bool`), naming the argument.
 #[inline]
-pub(super) fn i64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
+pub(crate) fn i64_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
     if !value.is_instance_of::<PyBool>() {
         if let Ok(v) = value.extract::<i64>() {
             return Ok(v);

@@ -1,0 +1,54 @@
+"""An aggregator process for the kill -9 test (test_broker.py): reads a
+RabbitMQ stream from its first offset into a fresh pipeline, writes its
+progress (frames applied) after each frame, and once ``events`` events are
+applied writes the statistics as JSON and exits.
+
+    python broker_aggregator.py URL QUEUE EVENTS PROGRESS_FILE RESULT_FILE
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import ringstat
+from ringstat.broker import Consumer
+
+
+def main() -> None:
+    url, queue, events, progress, result = sys.argv[1:]
+    p = ringstat.Pipeline(ringstat.Registry())
+    p.histogram("latency_us", max_value=1000)
+    frames = 0
+
+    def on_frame(_producer: int, _seq: int, _n: int) -> None:
+        nonlocal frames
+        frames += 1
+        tmp = Path(progress + ".tmp")
+        tmp.write_text(str(frames))
+        os.replace(tmp, progress)
+        time.sleep(0.005)  # a slow aggregator, so the test kills it mid-stream
+
+    c = Consumer(url, p, queue, stream_offset="first", prefetch=4, on_frame=on_frame).start()
+    while not c.wait_events(int(events), 1.0):
+        pass
+    c.stop()
+    p.flush()
+    reg = p.registry
+    h = reg.histogram("latency_us", max_value=1000)
+    out = {
+        "logins": reg.counter("logins").value,
+        "online_open": reg.gauge("online_open").value,
+        "latency_count": h.count,
+        "latency_sum": int(h.sum),
+        "users": p.distinct_count("users"),
+        "duplicates": c.stats()["duplicates"],
+    }
+    Path(result).write_text(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
