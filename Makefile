@@ -179,6 +179,7 @@ bench: develop broker-tools ## the benchmarks behind BENCHMARKS.md (run on a qui
 	AA=1 ROUNDS=21 cargo bench --bench queue_rounds
 	$(VPY) benches/python/bench_queue.py
 	$(VPY) benches/python/bench_stats.py
+	$(VPY) benches/python/bench_shm_stats.py
 	$(VPY) benches/python/bench_pipeline.py
 	$(VPY) benches/python/bench_web.py
 	$(VPY) benches/python/bench_scrape.py
