@@ -1,9 +1,11 @@
 """An aggregator process for the kill -9 test (test_broker.py): reads a
 RabbitMQ stream from its first offset into a fresh pipeline, writes its
 progress (frames applied) after each frame, and once ``events`` events are
-applied writes the statistics as JSON and exits.
+applied and ``messages`` stream messages read (applied or dropped as
+duplicates: the retried frame is the stream's last message) writes the
+statistics as JSON and exits.
 
-    python broker_aggregator.py URL QUEUE EVENTS PROGRESS_FILE RESULT_FILE
+    python broker_aggregator.py URL QUEUE EVENTS MESSAGES PROGRESS_FILE RESULT_FILE
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ringstat.broker import Consumer
 
 
 def main() -> None:
-    url, queue, events, progress, result = sys.argv[1:]
+    url, queue, events, messages, progress, result = sys.argv[1:]
     p = ringstat.Pipeline(ringstat.Registry())
     p.histogram("latency_us", max_value=1000)
     frames = 0
@@ -35,6 +37,8 @@ def main() -> None:
     c = Consumer(url, p, queue, stream_offset="first", prefetch=4, on_frame=on_frame).start()
     while not c.wait_events(int(events), 1.0):
         pass
+    while (st := c.stats())["frames"] + st["duplicates"] < int(messages):
+        time.sleep(0.02)
     c.stop()
     p.flush()
     reg = p.registry

@@ -268,6 +268,7 @@ def test_aggregator_killed_repeatedly_replays_exactly(rabbitmq: RabbitNode, tmp_
         workload(s, 0, USERS)
         assert s.flush(60)
         total = s.stats()["events"]
+        messages = s.stats()["frames"] + 1  # and the retried frame below
     # A retried frame (same sequence) in the stream too: dropped on replay.
     publish_stream_dup(rabbitmq.url, q, s.producer_id)
 
@@ -276,7 +277,8 @@ def test_aggregator_killed_repeatedly_replays_exactly(rabbitmq: RabbitNode, tmp_
         direct.seen("users", u)
     progress, result = tmp_path / "progress", tmp_path / "result.json"
     script = Path(__file__).with_name("broker_aggregator.py")
-    argv = [sys.executable, str(script), rabbitmq.url, q, str(total), str(progress), str(result)]
+    argv = [sys.executable, str(script), rabbitmq.url, q, str(total), str(messages)]
+    argv += [str(progress), str(result)]
     kills = 0
     for round_ in range(3):
         progress.unlink(missing_ok=True)
