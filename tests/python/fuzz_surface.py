@@ -12,8 +12,8 @@ The contract checked for every call:
 
 - it returns, or raises an ``Exception`` (never ``pyo3_runtime.PanicException``,
   which derives from ``BaseException``, and never ``SystemError``) with a
-  non-empty message (``queue.Empty``/``queue.Full``/``ShutDown`` excepted:
-  the standard library raises them without one);
+  non-empty message (``queue.Empty``/``queue.Full``/``ShutDown``/``StopIteration``
+  excepted: the standard library raises them without one);
 - it reports no unraisable exception;
 - it does not change the reference count of the objects passed in (except
   items a ``Queue`` keeps), and once every ringstat object is closed and
@@ -477,7 +477,13 @@ def short_repr(value: Any, limit: int = 120) -> str:
 
 
 # Raised by the standard library without a message, so ringstat does too.
-NO_MESSAGE_OK: tuple[type[BaseException], ...] = (queue.Empty, queue.Full, ringstat.ShutDown)
+# StopIteration: the end of `next(q)` after shutdown, as any iterator's.
+NO_MESSAGE_OK: tuple[type[BaseException], ...] = (
+    queue.Empty,
+    queue.Full,
+    ringstat.ShutDown,
+    StopIteration,
+)
 
 
 def is_panic(e: BaseException) -> bool:
