@@ -271,6 +271,12 @@ def test_arguments_and_dropping_policies(run: Run[None]) -> None:
         # A batch method could only wait by blocking the loop: refused.
         with pytest.raises(TypeError, match="to_thread"):
             await ap.send(c.add_many, [1, 2])
+        # So would a flush or a close: awaited through the view instead.
+        with pytest.raises(TypeError, match=r"AsyncPipeline\.flush"):
+            await ap.send(p.flush)
+        with pytest.raises(TypeError, match=r"AsyncPipeline\.close"):
+            await ap.send(p.close)
+        assert not p.closed
         # Not a send method at all: called, nothing to wait for.
         await ap.send(p.counter, "other")
         await ap.set("g", 5)

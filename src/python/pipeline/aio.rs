@@ -61,15 +61,14 @@ pub(super) fn defer(p: &StdArc<Pipeline>, ev: Event) -> Option<PyErr> {
     })
 }
 
-/// `TypeError` for a batch send in no-wait mode (before it sends
-/// anything): it could only wait for room by blocking the loop.
-pub(super) fn refuse_batch() -> PyResult<()> {
+/// `TypeError` in no-wait mode, for a call that could only wait by
+/// blocking the loop (a batch send, `flush`, `close`): raised before it does
+/// anything.
+pub(super) fn refuse_wait(what: &str, instead: &str) -> PyResult<()> {
     if NOWAIT.with(|n| n.borrow().is_some()) {
-        return Err(PyTypeError::new_err(
-            "AsyncPipeline.send() takes single-event send methods; a batch method \
-             (add_many, observe_many, ...) may wait for room: call it through \
-             asyncio.to_thread, or use a dropping backpressure policy",
-        ));
+        return Err(PyTypeError::new_err(format!(
+            "AsyncPipeline.send() takes single-event send methods; {what} may wait: {instead}"
+        )));
     }
     Ok(())
 }

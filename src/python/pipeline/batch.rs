@@ -529,7 +529,10 @@ fn send_events(
 /// A batch send cannot be awaited by `AsyncPipeline.send` (`aio.rs`).
 fn refuse_batch() -> PyResult<()> {
     #[cfg(unix)]
-    return super::aio::refuse_batch();
+    return super::aio::refuse_wait(
+        "a batch method (add_many, observe_many, ...)",
+        "call it through asyncio.to_thread, or use a dropping backpressure policy",
+    );
     #[cfg(not(unix))]
     Ok(())
 }
