@@ -375,8 +375,9 @@ class AsyncPipeline:
     and never will: the event is sent only by a try, which runs between
     awaits. So an awaited send sends its event exactly once if it returns,
     and not at all if it raises (``PipelineClosed`` included).
-    Batch methods (``add_many``, ...) are refused by ``send`` (``TypeError``):
-    call them through :func:`asyncio.to_thread`.
+    Batch methods (``add_many``, ...), ``flush`` and ``close`` are refused by
+    ``send`` (``TypeError``, nothing done): call batches through
+    :func:`asyncio.to_thread`.
     """
 
     __slots__ = ("_p",)
