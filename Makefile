@@ -83,11 +83,11 @@ NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test dea
 test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
 	if $(HAVE_NEXTEST); then \
 	  cargo nextest run --features serve,wire; \
-	  cargo nextest run --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop --test shm_queue; \
+	  cargo nextest run --release --features test-counters --test queue_stress --test queue_task_stress --test pipeline_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
 	  cargo test --tests --features serve,wire; \
-	  cargo test --release --features test-counters --test queue_stress --test queue_task_stress --test unbounded --test stats_prop --test shm_queue; \
+	  cargo test --release --features test-counters --test queue_stress --test queue_task_stress --test pipeline_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	fi
 	cargo test --doc --features serve,wire
 

@@ -341,3 +341,39 @@ fn bad_configs_and_a_taken_port() {
     }
     assert!(BasicAuth::from_sha256_hex("u", &"g".repeat(64)).is_err());
 }
+
+#[test]
+fn a_shared_registry_is_a_source() {
+    use ringstat::stats::{SharedOptions, SharedRegistry};
+    let name = format!("ringstat-serve-test-{}", std::process::id());
+    let opts = SharedOptions {
+        max_processes: 4,
+        max_entries: 16,
+        data_bytes: 1 << 16,
+        ..SharedOptions::default()
+    };
+    let (served, _) = SharedRegistry::create_or_attach(&name, opts).unwrap();
+    // Another attachment (as another process would) writes; the server
+    // reads the region afresh on each scrape.
+    let writer = SharedRegistry::attach(&name).unwrap();
+    served.unlink().unwrap();
+    writer.counter("jobs", &[("kind", "a")]).unwrap().add(2);
+    writer.gauge("inflight", &[]).unwrap().set(5);
+    let server = Server::start(served.clone(), ServeConfig::default()).unwrap();
+    let addr = server.local_addr();
+    let (status, _, body) = get(addr, "/metrics", "");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(text, served.snapshot().to_prometheus());
+    assert!(text.contains("jobs_total{kind=\"a\"} 2\n"));
+    assert!(text.contains("inflight 5\n"));
+    writer.counter("jobs", &[("kind", "a")]).unwrap().add(1);
+    let accept = "Accept: application/openmetrics-text;version=1.0.0\r\n";
+    let (status, head, body) = get(addr, "/metrics", accept);
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: application/openmetrics-text; version=1.0.0"));
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("# TYPE jobs counter\njobs_total{kind=\"a\"} 3\n"));
+    assert!(text.ends_with("# EOF\n"));
+    server.stop();
+}

@@ -25,7 +25,8 @@ registry on a native background thread into a bounded time series.
 
 ``AsyncQueue`` (:mod:`ringstat.aio`) gives a queue the :class:`asyncio.Queue`
 interface for coroutines on any event loop, woken natively; threads keep
-using the same queue.
+using the same queue. ``AsyncPipeline`` awaits a pipeline's sends, flush and
+close without blocking the loop.
 
 Event frames for brokers: ``encode_frame``, ``decode_frame``,
 ``frame_header``, ``apply_frame`` (a versioned binary format, many events a
@@ -76,7 +77,7 @@ from ringstat._ringstat import (
     encode_frame,
     frame_header,
 )
-from ringstat.aio import AsyncQueue
+from ringstat.aio import AsyncPipeline, AsyncQueue
 
 # The Python methods of the native classes (to_pandas, time(), labelnames
 # families...): the native module imports nothing from this package.
@@ -84,6 +85,7 @@ _attach()
 
 __all__ = [
     "FRAME_VERSION",
+    "AsyncPipeline",
     "AsyncQueue",
     "Counter",
     "CounterHandle",

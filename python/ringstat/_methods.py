@@ -454,6 +454,12 @@ def _queue_async_view(self: _ringstat.Queue[Any]) -> Any:
     return AsyncQueue(queue=self)
 
 
+def _pipeline_async_view(self: _ringstat.Pipeline) -> Any:
+    from ringstat.aio import AsyncPipeline
+
+    return AsyncPipeline(self)
+
+
 def _recorder_stream(self: _ringstat.Recorder) -> Any:
     from ringstat.aio import stream
 
@@ -464,6 +470,8 @@ def attach() -> None:
     """Set the Python methods on the native classes (idempotent)."""
     r = _ringstat
     _set(r.Queue, "async_view", _queue_async_view)
+    if hasattr(r, "_pipeline_nowait"):  # unix
+        _set(r.Pipeline, "async_view", _pipeline_async_view)
     _set(r.Counter, "count_exceptions", _counter_count_exceptions)
     _set(r.Gauge, "track_inprogress", _gauge_track_inprogress)
     # `observe` is `record` itself (prometheus_client's name): no extra call.

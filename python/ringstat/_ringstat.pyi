@@ -20,7 +20,7 @@ import polars as pl
 from typing_extensions import Buffer, Self, TypeAlias
 
 from ringstat._methods import ExceptionCounter, InProgress, Timer
-from ringstat.aio import AsyncQueue
+from ringstat.aio import AsyncPipeline, AsyncQueue
 from ringstat.family import Family
 from ringstat.snapshot import Snapshot
 
@@ -52,7 +52,11 @@ __all__ = [
     "SharedRegistry",
     "ShutDown",
     "_LoopWaker",
+    "_PendingSend",
+    "_PipelineTask",
     "__version__",
+    "_pipeline_nowait",
+    "_pipeline_task",
     "apply_frame",
     "decode_frame",
     "encode_frame",
@@ -226,6 +230,25 @@ class Queue(Generic[_T]):
     def _unwait_put(self, token: int) -> bool: ...
     def _wait_join(self, waker: _LoopWaker) -> int: ...
     def _unwait_join(self, token: int) -> None: ...
+
+@final
+class _PendingSend:
+    """An event whose send found its queue full (see :mod:`ringstat.aio`)."""
+
+    def _wait(self, waker: _LoopWaker) -> int: ...
+    def _unwait(self, token: int) -> bool: ...
+    def _try_send(self) -> bool: ...
+
+@final
+class _PipelineTask:
+    """A flush or close advanced without blocking (see :mod:`ringstat.aio`)."""
+
+    def _try_complete(self) -> bool: ...
+    def _wait(self, waker: _LoopWaker) -> int: ...
+    def _unwait(self, token: int) -> bool: ...
+
+def _pipeline_nowait(method: Any, /, *args: Any, **kwargs: Any) -> _PendingSend | None: ...
+def _pipeline_task(pipeline: Pipeline, close: bool = False) -> _PipelineTask: ...
 
 @final
 class _LoopWaker:
@@ -1086,6 +1109,27 @@ class SharedRegistry:
     def to_prometheus(self, percentiles: Iterable[float] | None = None) -> str:
         """Every metric in the Prometheus text format, as :meth:`Registry.to_prometheus`."""
 
+    def to_openmetrics(self, percentiles: Iterable[float] | None = None) -> str:
+        """Every metric as OpenMetrics 1.0 text, as :meth:`Registry.to_openmetrics`."""
+
+    def serve(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        path: str = "/metrics",
+        percentiles: Iterable[float] | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        basic_auth_sha256: tuple[str, str] | None = None,
+        read_timeout: float = 5.0,
+        max_connections: int = 64,
+        gzip: bool = True,
+    ) -> MetricsServer:
+        """Serve every process's metrics over HTTP from a native thread that
+        never takes the GIL, with the arguments and behaviour of
+        :meth:`Registry.serve`; each scrape reads the shared region afresh
+        (gauges combined by their mode)."""
+
     def to_pandas(self, percentiles: Iterable[float] | None = None) -> pd.DataFrame:
         """``snapshot(percentiles).to_pandas()``."""
 
@@ -1532,6 +1576,11 @@ class Pipeline:
         (or counted as displaced), then refresh the depth and distinct gauges.
         Releases the GIL and stays interruptible by Ctrl-C. Returns at once on
         a closed pipeline."""
+
+    def async_view(self) -> AsyncPipeline:
+        """An :class:`ringstat.AsyncPipeline` over this pipeline: sends,
+        ``flush()`` and ``close()`` awaited from coroutines without blocking
+        the event loop."""
 
     def close(self) -> None:
         """Stop accepting events, apply every event already queued, stop the

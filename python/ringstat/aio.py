@@ -19,12 +19,25 @@ import sys
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ringstat._ringstat import Queue, Recorder, ShutDown, _LoopWaker
+from ringstat._ringstat import (
+    Pipeline,
+    Queue,
+    Recorder,
+    ShutDown,
+    _LoopWaker,
+    _PendingSend,
+    _pipeline_nowait,
+    _pipeline_task,
+    _PipelineTask,
+)
 from ringstat.snapshot import Snapshot
 
-__all__ = ["AsyncQueue", "QueueShutDown", "stream"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["AsyncPipeline", "AsyncQueue", "QueueShutDown", "stream"]
 
 _T = TypeVar("_T")
 
@@ -326,6 +339,140 @@ class AsyncQueue(Generic[_T]):
             return await self.get()
         except ShutDown:
             raise StopAsyncIteration from None
+
+
+async def _wait_for(
+    loop: asyncio.AbstractEventLoop, hub: _Hub, task: _PendingSend | _PipelineTask
+) -> None:
+    """One wait of a pending send or a pipeline task: until its native
+    waker fires (or, when it says progress is possible now, a short pass)."""
+    token = task._wait(hub.native)
+    if token:
+        await _await_token(loop, hub, token, task._unwait)
+    else:
+        # Progress is possible (a slot is being freed): let the loop run
+        # once rather than spin on it.
+        await asyncio.sleep(0)
+
+
+class AsyncPipeline:
+    """A :class:`ringstat.Pipeline` from coroutines: sends that never block
+    the event loop, and ``await flush()`` / ``await close()``.
+
+    ``AsyncPipeline(pipeline)`` (or ``pipeline.async_view()``) is a view:
+    threads keep using ``pipeline`` (and its handles) at the same time.
+
+    A send is first tried at once. Only under ``backpressure="block"`` with
+    its worker's queue full does it wait: it registers a native waker with
+    that queue and awaits the loop's wake-up (the worker's next pop writes the
+    loop's eventfd; nothing polls), then tries again. ``send(method, *args)``
+    takes any single-event send method of the pipeline or of a handle
+    (``p.count``, ``logins.inc``, ``online.start``, ...); ``count``, ``set``,
+    ``gauge_add``, ``observe``, ``mark``, ``session_start``, ``session_end``
+    and ``seen`` are shortcuts for the pipeline's own.
+
+    Cancelled (or timed out) while it waits, a send has not sent its event,
+    and never will: the event is sent only by a try, which runs between
+    awaits. So an awaited send sends its event exactly once if it returns,
+    and not at all if it raises (``PipelineClosed`` included).
+    Batch methods (``add_many``, ...), ``flush`` and ``close`` are refused by
+    ``send`` (``TypeError``, nothing done): call batches through
+    :func:`asyncio.to_thread`.
+    """
+
+    __slots__ = ("_p",)
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        if not isinstance(pipeline, Pipeline):
+            raise TypeError(f"pipeline must be a ringstat.Pipeline, not {type(pipeline).__name__}")
+        self._p = pipeline
+
+    @property
+    def sync(self) -> Pipeline:
+        """The pipeline: its methods are for threads."""
+        return self._p
+
+    def __repr__(self) -> str:
+        return f"<ringstat.AsyncPipeline of {self._p!r}>"
+
+    async def send(self, method: Any, /, *args: Any, **kwargs: Any) -> None:
+        """Calls ``method(*args, **kwargs)``, a single-event send method,
+        waiting for room without blocking the loop."""
+        pending = _pipeline_nowait(method, *args, **kwargs)
+        if pending is None:
+            return
+        loop, hub = _hub()
+        while True:
+            await _wait_for(loop, hub, pending)
+            if pending._try_send():
+                return
+
+    async def count(self, name: str, n: int = 1) -> None:
+        """``pipeline.count(name, n)``, awaited."""
+        await self.send(self._p.count, name, n)
+
+    async def set(self, name: str, value: int) -> None:
+        """``pipeline.set(name, value)``, awaited."""
+        await self.send(self._p.set, name, value)
+
+    async def gauge_add(self, name: str, n: int) -> None:
+        """``pipeline.gauge_add(name, n)``, awaited."""
+        await self.send(self._p.gauge_add, name, n)
+
+    async def observe(self, name: str, value: float) -> None:
+        """``pipeline.observe(name, value)``, awaited."""
+        await self.send(self._p.observe, name, value)
+
+    async def mark(self, name: str, n: int = 1) -> None:
+        """``pipeline.mark(name, n)``, awaited."""
+        await self.send(self._p.mark, name, n)
+
+    async def session_start(
+        self, name: str, key: int | str | bytes, ts: float | None = None
+    ) -> None:
+        """``pipeline.session_start(name, key, ts)``, awaited."""
+        await self.send(self._p.session_start, name, key, ts)
+
+    async def session_end(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
+        """``pipeline.session_end(name, key, ts)``, awaited."""
+        await self.send(self._p.session_end, name, key, ts)
+
+    async def seen(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
+        """``pipeline.seen(name, key, ts)``, awaited."""
+        await self.send(self._p.seen, name, key, ts)
+
+    async def flush(self) -> None:
+        """Waits until every event sent before this call is applied, as
+        ``pipeline.flush()``, without blocking the loop: the flush markers
+        wait for room and the workers' answers wake the loop. Cancelled, the
+        flush is abandoned (its markers are answered for nobody)."""
+        if self._p.closed:
+            return
+        await self._run(_pipeline_task(self._p))
+
+    async def close(self) -> None:
+        """Closes the pipeline (sends raise ``PipelineClosed`` at once) and
+        waits, without blocking the loop, until the workers have applied
+        every event queued and exited. Cancelled, the pipeline stays closed
+        and its workers finish on their own; awaiting ``close()`` again (or
+        ``pipeline.close()``) waits for them."""
+        await self._run(_pipeline_task(self._p, True))
+
+    @staticmethod
+    async def _run(task: _PipelineTask) -> None:
+        if task._try_complete():
+            return
+        loop, hub = _hub()
+        while True:
+            await _wait_for(loop, hub, task)
+            if task._try_complete():
+                return
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 async def stream(recorder: Recorder) -> AsyncIterator[Snapshot]:

@@ -234,6 +234,7 @@ impl PipelineBuilder {
             flush_serial: Mutex::new(0),
             flush_progress: Mutex::new(vec![0; workers]),
             flush_cv: Condvar::new(),
+            progress_wakers: Mutex::new(Vec::new()),
             pid: std::process::id(),
         });
         let pipeline = Pipeline {

@@ -3,6 +3,7 @@
 //! bookkeeping, with the send, route and flush logic over them.
 
 use std::collections::HashMap;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::event::{Event, Kind, Op};
@@ -76,6 +77,9 @@ pub(super) struct Shared {
     /// it exited). Changed and waited on under this lock only.
     pub(super) flush_progress: Mutex<Vec<u64>>,
     pub(super) flush_cv: Condvar,
+    /// Tasks waiting for every worker to answer a ticket: `(key, ticket,
+    /// waker)` (`task.rs`); woken by `flush_done`.
+    pub(super) progress_wakers: Mutex<Vec<(u64, u64, Waker)>>,
     /// The id of the process that built the pipeline (and runs its workers).
     pub(super) pid: u32,
 }
@@ -96,12 +100,14 @@ impl Shared {
         if done[i] < ticket {
             done[i] = ticket;
         }
+        let least = done.iter().copied().min().unwrap_or(u64::MAX);
         drop(done);
         self.flush_cv.notify_all();
+        self.wake_progress(least);
     }
 
     #[inline]
-    fn route(&self, ev: &Event) -> usize {
+    pub(super) fn route(&self, ev: &Event) -> usize {
         let n = self.queues.len();
         if n == 1 {
             0

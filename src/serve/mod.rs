@@ -1,8 +1,9 @@
 //! A scrape endpoint (cargo feature `serve`): an HTTP server on one native
 //! thread serving a [`Snapshot`] source's exposition at `/metrics`.
 //!
-//! - [`Source`]: anything that produces a [`Snapshot`] (a [`Registry`], or
-//!   a closure), so another registry kind is served by the same server.
+//! - [`Source`]: anything that produces a [`Snapshot`] (a [`Registry`], a
+//!   [`SharedRegistry`](crate::stats::SharedRegistry) read by every process,
+//!   or a closure), so another registry kind is served by the same server.
 //! - [`Server`]: started by [`Server::start`], stopped by [`Server::stop`]
 //!   or on drop (the thread is joined).
 //! - [`ServeConfig`]: address (default `127.0.0.1`, an ephemeral port),
@@ -41,6 +42,7 @@
 
 mod auth;
 mod http;
+mod shared;
 
 use core::fmt;
 use std::future::Future;

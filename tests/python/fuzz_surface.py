@@ -563,8 +563,9 @@ PROTOCOL = (
 
 
 # Pure-Python classes over the native ones, whose methods are coroutines (a
-# call not awaited does nothing): covered by their own tests (test_aio.py).
-PYTHON_ONLY = frozenset({"AsyncQueue"})
+# call not awaited does nothing): covered by their own tests (test_aio.py,
+# test_aio_pipeline.py).
+PYTHON_ONLY = frozenset({"AsyncPipeline", "AsyncQueue"})
 
 
 def public_classes() -> dict[str, type]:

@@ -323,15 +323,26 @@ with open(flag, "r+b") as f, mmap.mmap(f.fileno(), 2) as mm:
 """
 
 
-def test_scrapes_complete_while_a_python_thread_holds_the_gil(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["registry", "shared"])
+def test_scrapes_complete_while_a_python_thread_holds_the_gil(tmp_path: Path, kind: str) -> None:
     """Order, not time: the client (another process) starts scraping only
     once the spinner runs, and the spinner stops only once the client is
     done. The spinner holds the GIL throughout: a pure-Python loop whose
     checks (a byte of a shared mmap, the monotonic clock) never release it,
     with the switch interval raised past its deadline so no other thread can
     take the GIL from it. A server that needed the GIL would answer no
-    scrape until the spinner gave up."""
-    reg = registry()
+    scrape until the spinner gave up. The same for a shared registry."""
+    reg: ringstat.Registry | ringstat.SharedRegistry
+    if kind == "registry":
+        reg = registry()
+    else:
+        if sys.platform != "linux":
+            pytest.skip("shared memory is Linux-only")
+        reg = ringstat.SharedRegistry(
+            f"ringstat-serve-gil-{os.getpid()}", max_processes=4, max_entries=16
+        )
+        reg.unlink()  # the mapping stays; the name is not needed
+        reg.counter("logins", {"region": "eu"}).inc(7)
     flag, out = tmp_path / "flag", tmp_path / "out"
     flag.write_bytes(b"\0\0")
     n = 20

@@ -6,6 +6,7 @@ gauges vanish in the live modes, their counts stay)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import pickle
@@ -15,6 +16,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -204,3 +206,102 @@ def test_unrelated_process_reads_the_sum_live(name: str) -> None:
     c.inc(1)
     assert read("events") == 6
     assert read("requests") == 200
+
+
+def _serve_worker(name: str, w: int, ready: Any, done: Any) -> None:
+    """A spawned worker: attaches by name, counts and sets its gauge, then
+    stays alive (a livesum gauge counts live processes only) until told."""
+    reg = ringstat.SharedRegistry.attach(name)
+    reg.counter("jobs", help="Jobs done.").inc(10 * (w + 1))
+    reg.gauge("inflight").set(w + 1)
+    ready.put(w)
+    done.wait(60)
+
+
+# A client in its own process: scrapes the URL (argv[1]) as Prometheus text,
+# then as OpenMetrics (by Accept), and prints both replies as JSON.
+_SCRAPER = textwrap.dedent(
+    """
+    import json, sys, urllib.request
+    out = []
+    for accept in (None, "application/openmetrics-text; version=1.0.0"):
+        req = urllib.request.Request(sys.argv[1], headers={"Accept": accept} if accept else {})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            out.append([r.headers["Content-Type"], r.read().decode()])
+    print(json.dumps(out))
+    """
+)
+
+
+def _scrape(url: str) -> list[list[str]]:
+    out = subprocess.run(
+        [sys.executable, "-c", _SCRAPER, url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: list[list[str]] = json.loads(out.stdout)
+    return result
+
+
+def test_served_natively_to_a_client_process(name: str) -> None:
+    reg = ringstat.SharedRegistry(name, max_processes=8, max_entries=64, data_bytes=1 << 20)
+    ctx = multiprocessing.get_context("spawn")
+    ready, done = ctx.Queue(), ctx.Event()
+    workers = [ctx.Process(target=_serve_worker, args=(name, w, ready, done)) for w in range(2)]
+    for p in workers:
+        p.start()
+    try:
+        assert sorted(ready.get(timeout=120) for _ in workers) == [0, 1]
+        with reg.serve() as server:
+            assert server.host == "127.0.0.1"
+            (ctype, text), (om_type, om) = _scrape(server.url)
+            assert ctype.startswith("text/plain; version=0.0.4")
+            assert "# HELP jobs_total Jobs done.\n" in text
+            assert "jobs_total 30\n" in text
+            assert "inflight 3\n" in text  # 1 + 2, both workers alive
+            assert om_type.startswith("application/openmetrics-text; version=1.0.0")
+            assert "# TYPE jobs counter\n" in om
+            assert "jobs_total 30\n" in om
+            assert "inflight 3\n" in om
+            assert om.endswith("# EOF\n")
+            assert om == reg.to_openmetrics()
+            done.set()
+            for p in workers:
+                p.join(60)
+                assert p.exitcode == 0
+            # The workers are gone: their counts stay, their gauges vanish.
+            (_, text), _ = _scrape(server.url)
+            assert "jobs_total 30\n" in text
+            assert "inflight 0\n" in text
+        assert not server.running
+    finally:
+        done.set()
+        for p in workers:
+            p.join(60)
+            if p.is_alive():
+                p.kill()
+
+
+def test_serve_arguments_as_registry(name: str) -> None:
+    reg = ringstat.SharedRegistry(name, max_processes=4, max_entries=8, data_bytes=1 << 16)
+    local = ringstat.Registry()
+    bad: list[dict[str, Any]] = [
+        {"port": -1},
+        {"host": "example.com"},
+        {"path": "metrics"},
+        {"read_timeout": 0},
+        {"max_connections": 0},
+        {"basic_auth": ("u", "p"), "basic_auth_sha256": ("u", "00")},
+        {"basic_auth": "user"},
+    ]
+    for kwargs in bad:
+        with pytest.raises((ValueError, TypeError)) as shared_err:
+            reg.serve(**kwargs)
+        with pytest.raises((ValueError, TypeError)) as local_err:
+            local.serve(**kwargs)
+        assert type(shared_err.value) is type(local_err.value)
+        assert str(shared_err.value) == str(local_err.value)
+    with reg.serve(path="/m", basic_auth=("u", "p"), gzip=False) as server:
+        assert server.url.endswith("/m")

@@ -12,7 +12,7 @@ use super::super::errors::{shown, type_name};
 use super::super::stats::f64_arg;
 use super::super::wait::in_slices;
 use crate::pipeline::{hash_key, Event, Pipeline, PipelineError, SendError};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, StdArc};
 
 pyo3::create_exception!(
     ringstat,
@@ -95,7 +95,7 @@ pub(super) fn check_fork_cached(p: &Pipeline) -> PyResult<()> {
 /// queue under `Block` is waited for detached from the interpreter. A
 /// pipeline of the parent process raises `RuntimeError` in a forked child.
 #[inline]
-pub(super) fn send(p: &Pipeline, ev: Event) -> PyResult<()> {
+pub(super) fn send(p: &StdArc<Pipeline>, ev: Event) -> PyResult<()> {
     check_fork_cached(p)?;
     match p.try_send(ev) {
         Ok(()) | Err(SendError::Dropped(_)) => Ok(()),
@@ -107,7 +107,12 @@ pub(super) fn send(p: &Pipeline, ev: Event) -> PyResult<()> {
 /// The slow path of [`send`]: wait for room detached, in signal slices (so
 /// Ctrl-C interrupts it).
 #[cold]
-fn send_waiting(p: &Pipeline, ev: Event) -> PyResult<()> {
+fn send_waiting(p: &StdArc<Pipeline>, ev: Event) -> PyResult<()> {
+    // From `AsyncPipeline.send`: hand the event back instead of waiting.
+    #[cfg(unix)]
+    if let Some(e) = super::aio::defer(p, ev) {
+        return Err(e);
+    }
     // Already attached (we are inside a method call): this only fetches the
     // token.
     Python::attach(|py| {

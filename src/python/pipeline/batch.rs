@@ -526,6 +526,17 @@ fn send_events(
     }
 }
 
+/// A batch send cannot be awaited by `AsyncPipeline.send` (`aio.rs`).
+fn refuse_batch() -> PyResult<()> {
+    #[cfg(unix)]
+    return super::aio::refuse_wait(
+        "a batch method (add_many, observe_many, ...)",
+        "call it through asyncio.to_thread, or use a dropping backpressure policy",
+    );
+    #[cfg(not(unix))]
+    Ok(())
+}
+
 /// Builds an event per element of `col` (with its timestamp from `ts`) and
 /// sends them a chunk at a time; returns how many were sent. An error after
 /// some were sent carries their number as `exc.sent`.
@@ -537,6 +548,7 @@ pub(super) fn send_column(
     make: impl Fn(u64) -> Event,
 ) -> PyResult<u64> {
     let checked = check_fork_cached(p)
+        .and_then(|()| refuse_batch())
         .and_then(|()| col.validate())
         .and_then(|()| ts.as_deref_mut().map_or(Ok(()), Column::validate));
     checked.map_err(|e| with_sent(py, e, 0))?;

@@ -14,6 +14,8 @@
 //! exceptions carry `exc.sent` (`batch.rs`); a pipeline used in a forked
 //! child raises `RuntimeError` at flush, close and blocked sends.
 
+#[cfg(unix)]
+mod aio;
 mod args;
 mod batch;
 mod handles;
@@ -47,6 +49,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySessionsHandle>()?;
     m.add_class::<PyDistinctHandle>()?;
     m.add("PipelineClosed", m.py().get_type::<PipelineClosed>())?;
+    #[cfg(unix)]
+    aio::register(m)?;
     args::init_fork_hook(m)
 }
 

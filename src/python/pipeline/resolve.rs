@@ -46,6 +46,8 @@ impl PyPipeline {
     /// `flush()`: waits detached in signal slices for a flush begun now (a
     /// Ctrl-C abandons the wait; the markers are answered anyway).
     pub(super) fn flush_detached(&self, py: Python<'_>) -> PyResult<()> {
+        #[cfg(unix)]
+        super::aio::refuse_wait("flush()", "await AsyncPipeline.flush()")?;
         check_fork(&self.inner)?;
         let mut flush = self.inner.start_flush();
         let step = |until| flush.wait_until(Some(until)).then_some(());
@@ -55,6 +57,8 @@ impl PyPipeline {
     /// `close()`: closes, then waits detached in signal slices for the
     /// workers to drain and exit (after a Ctrl-C they go on draining).
     pub(super) fn close_detached(&self, py: Python<'_>) -> PyResult<()> {
+        #[cfg(unix)]
+        super::aio::refuse_wait("close()", "await AsyncPipeline.close()")?;
         check_fork(&self.inner)?;
         let step = |until| self.inner.close_until(Some(until)).then_some(());
         in_slices(py, None, step, || check_fork(&self.inner)).map(drop)

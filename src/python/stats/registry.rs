@@ -284,25 +284,24 @@ impl PyRegistry {
         max_connections: Option<&Bound<'py, PyAny>>,
         gzip: bool,
     ) -> PyResult<Py<super::serve::PyMetricsServer>> {
-        let or = |v: Option<&Bound<'py, PyAny>>, d: Bound<'py, PyAny>| {
-            v.filter(|v| !v.is_none()).cloned().unwrap_or(d)
-        };
-        let port = or(port, 0u16.into_pyobject(py)?.into_any());
-        let host = or(host, "127.0.0.1".into_pyobject(py)?.into_any());
-        let path = or(path, "/metrics".into_pyobject(py)?.into_any());
-        let read_timeout = or(read_timeout, 5.0f64.into_pyobject(py)?.into_any());
-        let max_connections = or(max_connections, 64u32.into_pyobject(py)?.into_any());
+        let reg = self.inner.clone();
         super::serve::start(
             py,
-            &self.inner,
-            &port,
-            &host,
-            &path,
+            // The quantiles were validated by `start`.
+            move |qs| {
+                move || {
+                    reg.snapshot_with_quantiles(&qs)
+                        .unwrap_or_else(|_| reg.snapshot())
+                }
+            },
+            port,
+            host,
+            path,
             percentiles,
             basic_auth,
             basic_auth_sha256,
-            &read_timeout,
-            &max_connections,
+            read_timeout,
+            max_connections,
             gzip,
         )
     }

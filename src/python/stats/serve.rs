@@ -1,6 +1,6 @@
-//! `Registry.serve()` and `ringstat.MetricsServer`: the scrape endpoint of
+//! `Registry.serve()`, `SharedRegistry.serve()` and `ringstat.MetricsServer`: the scrape endpoint of
 //! [`crate::serve`] for Python. The server thread renders from the Rust
-//! registry and never takes the GIL.
+//! registry (in-process or shared) and never takes the GIL.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -11,8 +11,7 @@ use pyo3::types::PyTuple;
 
 use super::super::errors::{int_arg, type_name};
 use super::{percentiles_or_default, seconds_arg, str_arg};
-use crate::serve::{BasicAuth, ServeConfig, ServeError, Server};
-use crate::stats::Registry;
+use crate::serve::{BasicAuth, ServeConfig, ServeError, Server, Source};
 use crate::sync::Mutex;
 
 /// A running scrape endpoint (see `Registry.serve`).
@@ -70,21 +69,31 @@ fn addr_arg(host: &Bound<'_, PyAny>, port: &Bound<'_, PyAny>) -> PyResult<Socket
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Starts a server for `reg` (the body of `Registry.serve`).
+/// The body of `Registry.serve` and `SharedRegistry.serve`: parses the
+/// arguments (`None` takes the default) and serves the source `make` builds
+/// from the validated quantiles.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn start(
-    py: Python<'_>,
-    reg: &Registry,
-    port: &Bound<'_, PyAny>,
-    host: &Bound<'_, PyAny>,
-    path: &Bound<'_, PyAny>,
-    percentiles: Option<&Bound<'_, PyAny>>,
-    basic_auth: Option<&Bound<'_, PyAny>>,
-    basic_auth_sha256: Option<&Bound<'_, PyAny>>,
-    read_timeout: &Bound<'_, PyAny>,
-    max_connections: &Bound<'_, PyAny>,
+pub(super) fn start<'py, S: Source>(
+    py: Python<'py>,
+    make: impl FnOnce(Vec<f64>) -> S,
+    port: Option<&Bound<'py, PyAny>>,
+    host: Option<&Bound<'py, PyAny>>,
+    path: Option<&Bound<'py, PyAny>>,
+    percentiles: Option<&Bound<'py, PyAny>>,
+    basic_auth: Option<&Bound<'py, PyAny>>,
+    basic_auth_sha256: Option<&Bound<'py, PyAny>>,
+    read_timeout: Option<&Bound<'py, PyAny>>,
+    max_connections: Option<&Bound<'py, PyAny>>,
     gzip: bool,
 ) -> PyResult<Py<PyMetricsServer>> {
+    let or = |v: Option<&Bound<'py, PyAny>>, d: Bound<'py, PyAny>| {
+        v.filter(|v| !v.is_none()).cloned().unwrap_or(d)
+    };
+    let port = &or(port, 0u16.into_pyobject(py)?.into_any());
+    let host = &or(host, "127.0.0.1".into_pyobject(py)?.into_any());
+    let path = &or(path, "/metrics".into_pyobject(py)?.into_any());
+    let read_timeout = &or(read_timeout, 5.0f64.into_pyobject(py)?.into_any());
+    let max_connections = &or(max_connections, 64u32.into_pyobject(py)?.into_any());
     let addr = addr_arg(host, port)?;
     let path = str_arg(path, "path")?;
     let (_, qs) = percentiles_or_default(percentiles)?;
@@ -123,12 +132,7 @@ pub(super) fn start(
         gzip,
         ..ServeConfig::default()
     };
-    let reg = reg.clone();
-    let source = move || {
-        // The quantiles were validated above.
-        reg.snapshot_with_quantiles(&qs)
-            .unwrap_or_else(|_| reg.snapshot())
-    };
+    let source = make(qs);
     let server = py
         .detach(|| Server::start(source, config))
         .map_err(serve_err)?;

@@ -270,7 +270,64 @@ impl PySharedRegistry {
         py: Python<'_>,
         percentiles: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<String> {
-        Ok(self.take_snapshot(py, percentiles)?.0.to_prometheus())
+        let (snap, _) = self.take_snapshot(py, percentiles)?;
+        Ok(py.detach(|| snap.to_prometheus()))
+    }
+
+    /// Every metric as OpenMetrics 1.0 text; snapshot and text are both
+    /// made detached from the interpreter, as `Registry.to_openmetrics`.
+    #[pyo3(signature = (percentiles = None))]
+    fn to_openmetrics(
+        &self,
+        py: Python<'_>,
+        percentiles: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let (snap, _) = self.take_snapshot(py, percentiles)?;
+        Ok(py.detach(|| snap.to_openmetrics()))
+    }
+
+    /// Serves every process's metrics over HTTP from a native thread, with
+    /// the arguments and behaviour of `Registry.serve`.
+    #[cfg(feature = "serve")]
+    #[pyo3(signature = (
+        port = None, host = None, *, path = None, percentiles = None, basic_auth = None,
+        basic_auth_sha256 = None, read_timeout = None, max_connections = None, gzip = true
+    ), text_signature = "($self, port=0, host='127.0.0.1', *, path='/metrics', percentiles=None, \
+        basic_auth=None, basic_auth_sha256=None, read_timeout=5.0, max_connections=64, gzip=True)")]
+    #[allow(clippy::too_many_arguments)]
+    fn serve<'py>(
+        &self,
+        py: Python<'py>,
+        port: Option<&Bound<'py, PyAny>>,
+        host: Option<&Bound<'py, PyAny>>,
+        path: Option<&Bound<'py, PyAny>>,
+        percentiles: Option<&Bound<'py, PyAny>>,
+        basic_auth: Option<&Bound<'py, PyAny>>,
+        basic_auth_sha256: Option<&Bound<'py, PyAny>>,
+        read_timeout: Option<&Bound<'py, PyAny>>,
+        max_connections: Option<&Bound<'py, PyAny>>,
+        gzip: bool,
+    ) -> PyResult<Py<super::serve::PyMetricsServer>> {
+        let reg = self.inner.clone();
+        super::serve::start(
+            py,
+            // The quantiles were validated by `start`.
+            move |qs| {
+                move || {
+                    reg.snapshot_with_quantiles(&qs)
+                        .unwrap_or_else(|_| reg.snapshot())
+                }
+            },
+            port,
+            host,
+            path,
+            percentiles,
+            basic_auth,
+            basic_auth_sha256,
+            read_timeout,
+            max_connections,
+            gzip,
+        )
     }
 
     /// Pickles as a reference by name: unpickling attaches to the region.
