@@ -1550,7 +1550,7 @@ class Pipeline:
 
     def feed_from(self, queue: SharedQueue) -> Feed:
         """Start a native thread that pops event frames from ``queue`` (put
-        there by :class:`FeedSender` in other processes) and applies them to
+        there by ``FeedSender`` in other processes) and applies them to
         this pipeline, metrics resolved by name; it never takes the GIL.
         Linux. Stop it with :meth:`Feed.stop`; it also ends when the queue is
         shut down and empty, and when the pipeline closes."""
@@ -1802,7 +1802,7 @@ class FeedSender:
     of at most the queue's ``slot_size`` bytes; each full frame is put into
     the :class:`SharedQueue`, waiting for room (back-pressure; the GIL is
     released and Ctrl-C works). :meth:`flush` puts the last partial frame;
-    :class:`ringstat.FeedSender` also flushes at interpreter exit and at
+    ``ringstat.FeedSender`` also flushes at interpreter exit and at
     the end of a ``multiprocessing`` process (waiting at most 5 s for room,
     so a producer whose aggregator is gone still exits), and a collected
     sender puts its batch (waiting at most 1 s). In a forked child, events
