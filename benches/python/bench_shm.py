@@ -324,10 +324,10 @@ def main() -> int:
     feed_kinds = ["ringstat FeedSender -> feed_from", "mp.Queue of frames -> apply_frame"]
     events = 20_000 if args.quick else 500_000
     for producers in (1, 4):
-        rows = [Row(k) for k in feed_kinds]
+        rows = [Row(fk) for fk in feed_kinds]
         for _ in range(rounds):
-            for k, row in zip(feed_kinds, rows):
-                row.ns.append(events_into_pipeline(k, producers, events))
+            for fk, row in zip(feed_kinds, rows):
+                row.ns.append(events_into_pipeline(fk, producers, events))
         print(f"\nevents into one pipeline, {producers} producer processes x {events} events:")
         print("\n".join(ratio_text(rows, [0, 0])).replace("ns/msg", "ns/event"))
     names = ["ringstat.SharedQueue", "multiprocessing.Queue", "unix socketpair"]

@@ -38,7 +38,11 @@ pub(crate) fn start(pipeline: StdArc<Pipeline>, queue: &Bound<'_, PyAny>) -> PyR
         ))
     })?;
     let q = q.get().core();
-    let name = q.name().unwrap_or_default().to_owned();
+    let name = q
+        .name()
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_owned();
     let feed = Feed::start(pipeline, q.clone())
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the feed thread: {e}")))?;
     Ok(PyFeed {
@@ -479,7 +483,10 @@ impl PyFeedSender {
         let b = self.batcher();
         format!(
             "<ringstat.FeedSender into {:?}: producer {}, {} pending>",
-            self.queue.name().unwrap_or_default(),
+            self.queue
+                .name()
+                .unwrap_or_default()
+                .trim_start_matches('/'),
             b.producer(),
             b.pending()
         )

@@ -368,6 +368,9 @@ pub enum FeedEnd {
 pub struct Feed {
     counts: StdArc<Counts>,
     thread: Option<thread::JoinHandle<()>>,
+    /// The fork generation that started the thread: a forked child's copy
+    /// has no thread to stop or join.
+    generation: u64,
 }
 
 impl fmt::Debug for Feed {
@@ -394,6 +397,7 @@ impl Feed {
         Ok(Self {
             counts,
             thread: Some(thread),
+            generation: crate::shm::fork_generation(),
         })
     }
 
@@ -440,6 +444,13 @@ impl Feed {
     }
 
     fn stop_with(&mut self, how: u32) {
+        if crate::shm::fork_generation() != self.generation {
+            // A forked child's copy: the thread runs in the parent only.
+            if let Some(t) = self.thread.take() {
+                core::mem::forget(t);
+            }
+            return;
+        }
         // Relaxed: the join below orders everything the thread did.
         let _ = self
             .counts

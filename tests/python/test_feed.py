@@ -298,3 +298,31 @@ def test_flush_timeout_keeps_the_frame(name: str) -> None:
     with pytest.raises(ringstat.ShutDown):
         tx.flush()
     assert tx.unsent_frames == 0
+
+
+def test_feed_copy_in_a_forked_child_is_inert(name: str) -> None:
+    q = ringstat.SharedQueue(name, maxsize=8, slot_size=256)
+    p = ringstat.Pipeline()
+    feed = p.feed_from(q)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            feed.stop()  # no thread to join here: returns at once
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert feed.running  # the parent's thread is untouched
+    tx = ringstat.FeedSender(q)
+    tx.count("after_fork")
+    tx.flush()
+    feed.stop(drain=True)
+    p.flush()
+    assert p.registry.counter("after_fork").value == 1
+    assert name in repr(feed)
+    assert not repr(feed).count("/")
+    p.close()
