@@ -2,7 +2,8 @@
 //! producer processes (this test binary re-run in a role) batch events into
 //! frames put into a shared queue; the test process feeds its pipeline from
 //! it. Exact totals; bad frames counted; a producer killed with SIGKILL
-//! loses at most its unsent batch and the frame it was putting.
+//! loses at most its unsent batch and the frame it was putting (one killed
+//! holding a claimed slot: that frame counted in `lost`, nothing else).
 #![cfg(all(target_os = "linux", feature = "wire", not(ringstat_loom)))]
 
 use std::process::{Child, Command, Stdio};
@@ -85,6 +86,26 @@ fn run_logged_producer(name: &str, log_name: &str, k: usize, batch: u64, quota: 
     }
 }
 
+/// A producer that puts 3 frames of 10 increments of `c`, then dies (is
+/// killed) in the middle of its next put: it has claimed the slot and not
+/// written it. Sets `log[0]` once the claim is held.
+fn run_claimer(name: &str, log_name: &str) {
+    let q = SharedQueue::attach(name, &opts()).unwrap();
+    let log = Region::attach(log_name, LOG_KIND, &Options::default()).unwrap();
+    let mut tx = FeedSender::new(q.clone());
+    for _ in 0..3 {
+        for _ in 0..10 {
+            tx.send(Op::Count, "c", 0, 1, 0).unwrap();
+        }
+        tx.flush().unwrap();
+    }
+    q.debug_claim_push_and_stop().unwrap();
+    log.u64_at(0).store(1, Ordering::Relaxed);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 fn role_from_env() -> bool {
     let Ok(role) = std::env::var(ROLE) else {
         return false;
@@ -92,6 +113,7 @@ fn role_from_env() -> bool {
     let p: Vec<&str> = role.split(':').collect();
     match p[0] {
         "producer" => run_producer(p[1], p[2].parse().unwrap(), p[3].parse().unwrap()),
+        "claimer" => run_claimer(p[1], p[2]),
         _ => run_logged_producer(
             p[1],
             p[2],
@@ -308,4 +330,49 @@ fn killed_producers_lose_at_most_their_batch() {
         q.lost()
     );
     assert_eq!(feed.stats().bad_frames, 0);
+}
+
+/// A producer SIGKILLed between claiming a slot and publishing its frame:
+/// the aggregator's feed reclaims the slot, counts it in `lost`, and every
+/// other frame (the dead producer's earlier ones, another producer's later
+/// ones) is applied once.
+#[test]
+fn producer_killed_mid_put_costs_one_frame() {
+    if role_from_env() {
+        return;
+    }
+    let name = Name::new("midput");
+    let log_name = Name::new("midputlog");
+    let q = SharedQueue::create(&name.0, 4, 256, &opts()).unwrap();
+    let log = Region::create(&log_name.0, LOG_KIND, 8, &Options::default(), |_| {}).unwrap();
+    let mut c = child(
+        "producer_killed_mid_put_costs_one_frame",
+        format!("claimer:{}:{}", name.0, log_name.0),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while log.u64_at(0).load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the claimer never claimed");
+        assert!(c.try_wait().unwrap().is_none(), "the claimer exited");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    c.kill().unwrap();
+    c.wait().unwrap();
+    let reg = Registry::new();
+    let p = Arc::new(Pipeline::new(&reg).unwrap());
+    let mut feed = Feed::start(Arc::clone(&p), q.clone()).unwrap();
+    // More frames than slots: they get through only past the dead claim.
+    let mut tx = FeedSender::new(q.clone());
+    for _ in 0..6 {
+        for _ in 0..10 {
+            tx.send(Op::Count, "d", 0, 1, 0).unwrap();
+        }
+        tx.flush().unwrap();
+    }
+    feed.stop_after_drain();
+    p.flush();
+    assert_eq!(reg.counter("c", &[]).unwrap().get(), 30);
+    assert_eq!(reg.counter("d", &[]).unwrap().get(), 60);
+    assert_eq!(q.lost(), 1);
+    let s = feed.stats();
+    assert_eq!((s.frames, s.bad_frames), (9, 0));
 }
