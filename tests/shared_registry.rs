@@ -1,7 +1,8 @@
 //! The shared registry in one process and across forked processes: the
 //! same snapshot as the in-process registry, gauges per process with their
-//! modes, SIGKILLed workers (gauges gone in live modes, counts kept), and
-//! churn of 1,000 workers with the registry's size and walk staying flat.
+//! modes, SIGKILLed workers (gauges gone in live modes, counts kept),
+//! churn of 1,000 workers with the registry's size and walk staying flat,
+//! and workers SIGKILLed mid-registration (nothing wedged or duplicated).
 #![cfg(target_os = "linux")]
 
 use std::sync::Arc;
@@ -431,4 +432,147 @@ fn corrupted_words_never_panic() {
         let again = SharedRegistry::open(Arc::clone(&mem), opts);
         assert!(again.is_ok(), "round {round}: the header was not touched");
     }
+}
+
+/// The metric of name index `j` (its kind follows `j`, the same in every
+/// process).
+fn register_nth(reg: &SharedRegistry, name: &str, j: usize) -> Result<(), SharedError> {
+    match j % 3 {
+        0 => reg
+            .histogram(
+                name,
+                &[],
+                HistogramConfig {
+                    max: 1000,
+                    significant_digits: 2,
+                },
+            )
+            .map(|_| ()),
+        1 => reg.counter(name, &[("k", "v")]).map(|_| ()),
+        _ => reg.gauge(name, &[]).map(|_| ()),
+    }
+}
+
+/// Names registered in round `round`: `SHARED` that every child of the
+/// round races for, and `UNIQUE` of each child's own.
+const SHARED: usize = 30;
+const UNIQUE: usize = 60;
+
+fn round_names(round: usize, children: usize) -> Vec<(String, usize)> {
+    let mut v: Vec<(String, usize)> = (0..SHARED).map(|j| (format!("s{round}_{j}"), j)).collect();
+    for c in 0..children {
+        v.extend((0..UNIQUE).map(|j| (format!("u{round}_{c}_{j}"), j)));
+    }
+    v
+}
+
+/// Processes SIGKILLed at random points while they register new metrics
+/// (many names, several processes racing for the same ones), 100 times:
+/// then surviving processes register every name and write, concurrently;
+/// nothing is wedged (every registration returns), each name is in the
+/// snapshot once, counts are exact, and the dead claims taken over are
+/// counted in `reclaimed_entries`.
+#[test]
+fn killed_mid_registration_never_wedges() {
+    let (rounds, children) = (25usize, 4usize);
+    let opts = SharedOptions {
+        max_processes: 32,
+        // A metric takes up to 5 entries (family, series, ...), and room to
+        // spare: a nearly full directory is slow to probe.
+        max_entries: 6 * rounds * (SHARED + children * UNIQUE),
+        data_bytes: 16 << 20,
+        counter_shards: 4,
+    };
+    let (_m, reg) = open(opts);
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut rand = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut all = Vec::new();
+    for round in 0..rounds {
+        let names = round_names(round, children);
+        let mut pids = Vec::new();
+        for c in 0..children {
+            // SAFETY: the child only registers metrics in the shared memory
+            // (by design shared) and then sleeps until it is killed.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                // SAFETY: sets this process's parent-death signal.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                // The shared names from a different start in each child,
+                // interleaved with its own.
+                for k in 0..SHARED.max(UNIQUE) {
+                    if k < SHARED {
+                        let (n, j) = &names[(k + c * 11) % SHARED];
+                        let _ = register_nth(&reg, n, *j);
+                    }
+                    if k < UNIQUE {
+                        let (n, j) = &names[SHARED + c * UNIQUE + k];
+                        let _ = register_nth(&reg, n, *j);
+                    }
+                }
+                loop {
+                    // SAFETY: waits for the SIGKILL.
+                    unsafe { libc::pause() };
+                }
+            }
+            pids.push(pid);
+        }
+        std::thread::sleep(Duration::from_micros(rand(1_000)));
+        kill_and_reap(&pids, true);
+        all.extend(names);
+    }
+    let before = reg.usage();
+    // Survivors: every name, concurrently, each counted.
+    let survivors = 3;
+    let done = reg.counter("survivor_registrations", &[]).unwrap();
+    let failed = reg.counter("survivor_failures", &[]).unwrap();
+    let pids = fork_workers(survivors, false, |_| {
+        // No panic in a forked child: a failure is counted for the parent.
+        for (n, j) in &all {
+            match register_nth(&reg, n, *j) {
+                Ok(()) => done.inc(),
+                Err(_) => failed.inc(),
+            }
+        }
+    });
+    kill_and_reap(&pids, false);
+    assert_eq!(counter_value(&reg, "survivor_failures"), 0);
+    for (n, j) in &all {
+        register_nth(&reg, n, *j).unwrap();
+    }
+    assert_eq!(
+        counter_value(&reg, "survivor_registrations"),
+        (survivors * all.len()) as u64
+    );
+    let snap = reg.snapshot();
+    let mut seen = std::collections::HashSet::new();
+    for m in &snap.metrics {
+        assert!(seen.insert(m.name.clone()), "{} twice", m.name);
+    }
+    assert_eq!(snap.metrics.len(), all.len() + 2);
+    let after = reg.usage();
+    // Entries in use: what the same registrations take without kills, plus
+    // dead claims that no probe passed (never a duplicate).
+    let (_m2, clean) = open(opts);
+    clean.counter("survivor_registrations", &[]).unwrap();
+    clean.counter("survivor_failures", &[]).unwrap();
+    for (n, j) in &all {
+        register_nth(&clean, n, *j).unwrap();
+    }
+    let dead_left = after.entries_used - clean.usage().entries_used;
+    assert!(dead_left <= rounds * children, "{dead_left} claims left");
+    assert!(after.reclaimed_entries >= before.reclaimed_entries);
+    eprintln!(
+        "registration kill test: {} kills, {} names, {} dead claims reclaimed ({} before the \
+         survivors), {dead_left} left unvisited",
+        rounds * children,
+        all.len(),
+        after.reclaimed_entries,
+        before.reclaimed_entries
+    );
 }

@@ -17,6 +17,13 @@ Latency: one message round trip (parent -> child -> parent), 64 bytes,
 median and p99 over many trips, against two multiprocessing.Queues and a
 Unix socketpair.
 
+Events into one pipeline: P producer processes send N counter events
+each, aggregated by one pipeline in this process; clock from the barrier to
+the last event applied. ringstat.FeedSender frames through a SharedQueue
+into Pipeline.feed_from (native thread), against the same frames
+(encode_frame of 1000 events) through a multiprocessing.Queue applied by a
+Python loop with apply_frame.
+
 Contenders are interleaved in rounds (A B C A B C ...); the ratio column is
 each round's contender time over ringstat's time in that round (above 1.0,
 ringstat was faster), as the median over rounds with its min-max: single
@@ -201,6 +208,77 @@ def latency(kind: str, trips: int) -> list[int]:
     return out
 
 
+FRAME_EVENTS = 1000
+
+
+def _feed_producer(qname: str, n: int, barrier: Any) -> None:
+    tx = ringstat.FeedSender(ringstat.SharedQueue.attach(qname))
+    barrier.wait()
+    for _ in range(n):
+        tx.count("events")
+    tx.flush()
+
+
+def _mpq_producer(q: Any, n: int, barrier: Any) -> None:
+    barrier.wait()
+    batch: list[tuple[str, str, int, int, int]] = []
+    seq = 0
+    for _ in range(n):
+        batch.append(("count", "events", 0, 1, 0))
+        if len(batch) == FRAME_EVENTS:
+            seq += 1
+            q.put(ringstat.encode_frame(os.getpid(), seq, batch))
+            batch = []
+    if batch:
+        q.put(ringstat.encode_frame(os.getpid(), seq + 1, batch))
+    q.put(None)
+
+
+def events_into_pipeline(kind: str, producers: int, n: int) -> float:
+    """ns per event from `producers` processes into one pipeline."""
+    reg = ringstat.Registry()
+    pipe = ringstat.Pipeline(reg)
+    barrier = CTX.Barrier(producers + 1)
+    if kind == "ringstat FeedSender -> feed_from":
+        name = f"bench-feed-{uuid.uuid4().hex[:8]}"
+        q = ringstat.SharedQueue.create(name, maxsize=256, slot_size=16384)
+        feed = pipe.feed_from(q)
+        procs = [
+            CTX.Process(target=_feed_producer, args=(name, n, barrier)) for _ in range(producers)
+        ]
+        for p in procs:
+            p.start()
+        barrier.wait()
+        t0 = time.perf_counter_ns()
+        for p in procs:
+            p.join()
+        feed.stop(drain=True)
+        pipe.flush()
+        t = time.perf_counter_ns() - t0
+        q.unlink()
+    else:
+        mq: Any = CTX.Queue()
+        procs = [CTX.Process(target=_mpq_producer, args=(mq, n, barrier)) for _ in range(producers)]
+        for p in procs:
+            p.start()
+        barrier.wait()
+        t0 = time.perf_counter_ns()
+        done = 0
+        while done < producers:
+            msg = mq.get()
+            if msg is None:
+                done += 1
+            else:
+                ringstat.apply_frame(pipe, msg)
+        pipe.flush()
+        t = time.perf_counter_ns() - t0
+        for p in procs:
+            p.join()
+    assert reg.counter("events").value == producers * n
+    pipe.close()
+    return t / (producers * n)
+
+
 @dataclass
 class Row:
     name: str
@@ -243,6 +321,15 @@ def main() -> int:
             # against ringstat's batch (row 2).
             bases = [1 if k.batched else 0 for k in ks]
             print("\n".join(ratio_text(rows, bases)))
+    feed_kinds = ["ringstat FeedSender -> feed_from", "mp.Queue of frames -> apply_frame"]
+    events = 20_000 if args.quick else 500_000
+    for producers in (1, 4):
+        rows = [Row(fk) for fk in feed_kinds]
+        for _ in range(rounds):
+            for fk, row in zip(feed_kinds, rows):
+                row.ns.append(events_into_pipeline(fk, producers, events))
+        print(f"\nevents into one pipeline, {producers} producer processes x {events} events:")
+        print("\n".join(ratio_text(rows, [0, 0])).replace("ns/msg", "ns/event"))
     names = ["ringstat.SharedQueue", "multiprocessing.Queue", "unix socketpair"]
     samples: dict[str, list[int]] = {k: [] for k in names}
     for _ in range(rounds):

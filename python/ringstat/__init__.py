@@ -30,7 +30,9 @@ close without blocking the loop.
 
 Event frames for brokers: ``encode_frame``, ``decode_frame``,
 ``frame_header``, ``apply_frame`` (a versioned binary format, many events a
-message); ``ringstat.broker`` ships them through RabbitMQ
+message); ``FeedSender`` and ``Pipeline.feed_from`` carry them through a
+``SharedQueue`` from many processes into one pipeline (Linux);
+``ringstat.broker`` ships them through RabbitMQ
 (``pip install "ringstat[rabbitmq]"``).
 
 Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
@@ -52,6 +54,7 @@ from ringstat._ringstat import (
     Counter,
     CounterHandle,
     DistinctHandle,
+    Feed,
     FrameError,
     Gauge,
     GaugeHandle,
@@ -78,6 +81,7 @@ from ringstat._ringstat import (
     frame_header,
 )
 from ringstat.aio import AsyncPipeline, AsyncQueue
+from ringstat.feed import FeedSender
 
 # The Python methods of the native classes (to_pandas, time(), labelnames
 # families...): the native module imports nothing from this package.
@@ -91,6 +95,8 @@ __all__ = [
     "CounterHandle",
     "DistinctHandle",
     "Empty",
+    "Feed",
+    "FeedSender",
     "FrameError",
     "Full",
     "Gauge",

@@ -109,12 +109,22 @@ def parser() -> argparse.ArgumentParser:
         default=2,
         help="producer processes with --broker (default 2)",
     )
+    demo.add_argument(
+        "--processes",
+        metavar="N",
+        type=_positive_int,
+        help="N producer processes feed this process's pipeline through a shared-memory "
+        "queue (ringstat.FeedSender, Pipeline.feed_from; Linux) instead of threads",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs ``python -m ringstat``; returns the exit status."""
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "demo" and args.processes and args.broker:
+        p.error("--processes and --broker are two ways to run producers: choose one")
     if args.command == "demo":
         from ringstat.demo import Options, run
 
@@ -129,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             broker=args.broker,
             producers=args.producers,
+            processes=args.processes or 0,
         )
+        if opts.processes:
+            from ringstat.demo_processes import run_processes
+
+            return run_processes(opts)
         if opts.broker is not None:
             from ringstat.demo_broker import run_broker
 
@@ -139,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         from ringstat.top import run as top
 
         return top(args.name, interval=args.interval, once=args.once)
-    parser().print_help()
+    p.print_help()
     return 2
 
 

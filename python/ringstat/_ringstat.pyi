@@ -17,7 +17,7 @@ from typing import (
 
 import pandas as pd
 import polars as pl
-from typing_extensions import Buffer, Self, TypeAlias
+from typing_extensions import Buffer, Self, TypeAlias, disjoint_base
 
 from ringstat._methods import ExceptionCounter, InProgress, Timer
 from ringstat.aio import AsyncPipeline, AsyncQueue
@@ -32,6 +32,8 @@ __all__ = [
     "Counter",
     "CounterHandle",
     "DistinctHandle",
+    "Feed",
+    "FeedSender",
     "FrameError",
     "Gauge",
     "GaugeHandle",
@@ -1595,6 +1597,13 @@ class Pipeline:
     def distinct_in_window(self, name: str) -> float:
         """:attr:`DistinctHandle.count_in_window` of the distinct counter ``name``."""
 
+    def feed_from(self, queue: SharedQueue) -> Feed:
+        """Start a native thread that pops event frames from ``queue`` (put
+        there by ``FeedSender`` in other processes) and applies them to
+        this pipeline, metrics resolved by name; it never takes the GIL.
+        Linux. Stop it with :meth:`Feed.stop`; it also ends when the queue is
+        shut down and empty, and when the pipeline closes."""
+
     def __enter__(self) -> Pipeline: ...
     def __exit__(
         self,
@@ -1786,3 +1795,145 @@ def apply_frame(pipeline: Pipeline, data: bytes) -> tuple[int, int, int]:
     invalid (:class:`FrameError`) or names an unresolved histogram or a
     metric the pipeline refuses (``ValueError``); :class:`PipelineClosed` if
     the pipeline is closed. Releases the GIL while sending."""
+
+# ----- many processes into one pipeline (src/wire/feed.rs) -------------------
+
+class _FeedStats(TypedDict):
+    frames: int
+    events: int
+    bad_frames: int
+    rejected_frames: int
+    rejected_events: int
+    unapplied_frames: int
+
+@final
+class Feed:
+    """The thread of :meth:`Pipeline.feed_from`: pops event frames from a
+    :class:`SharedQueue` (sleeping on the queue's futex while it is empty)
+    and applies them to the pipeline. A message that is not a valid frame
+    is counted in ``bad_frames`` and skipped; a frame the pipeline refuses
+    (an unresolved histogram) in ``rejected_frames``."""
+
+    def stop(self, drain: bool = False) -> None:
+        """Stop the thread and join it (idempotent). With ``drain=True`` it
+        first applies every frame queued now: call it once the producers
+        have flushed, then :meth:`Pipeline.flush`. Without, queued frames
+        stay for another consumer. Releases the GIL."""
+
+    @property
+    def running(self) -> bool:
+        """``True`` while the thread runs."""
+
+    @property
+    def end(self) -> str:
+        """Why the thread ended: ``"running"``, ``"stopped"``,
+        ``"queue_closed"``, ``"pipeline_closed"`` or
+        ``"too_many_processes"``."""
+
+    def stats(self) -> _FeedStats:
+        """Frames and events applied, bad and rejected frames, frames popped
+        after the pipeline closed."""
+
+    def __enter__(self) -> Feed: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool:
+        """``stop()``."""
+
+@disjoint_base
+class FeedSender:
+    """The producer side of :meth:`Pipeline.feed_from`, for any process:
+    the pipeline's by-name send methods, batched locally into event frames
+    of at most the queue's ``slot_size`` bytes; each full frame is put into
+    the :class:`SharedQueue`, waiting for room (back-pressure; the GIL is
+    released and Ctrl-C works). :meth:`flush` puts the last partial frame;
+    ``ringstat.FeedSender`` also flushes at interpreter exit and at
+    the end of a ``multiprocessing`` process (waiting at most 5 s for room,
+    so a producer whose aggregator is gone still exits), and a collected
+    sender puts its batch (waiting at most 1 s). In a forked child, events
+    batched before the fork are dropped (the parent sends them) and the
+    child gets its own producer id."""
+
+    def __new__(cls, queue: SharedQueue) -> Self: ...
+    @property
+    def producer_id(self) -> int:
+        """The producer id written in this sender's frames (random)."""
+
+    @property
+    def frame_size(self) -> int:
+        """The most bytes of a frame: the queue's ``slot_size``."""
+
+    @property
+    def pending(self) -> int:
+        """Events batched and not yet put into the queue."""
+
+    @property
+    def closed(self) -> bool:
+        """``True`` after :meth:`close`."""
+
+    def send(
+        self,
+        op: str,
+        name: str,
+        key: int | str | bytes | None = None,
+        value: SupportsIndex | None = None,
+        ts: float | None = None,
+    ) -> None:
+        """One event by op name (``"count"``, ``"set"``, ``"gauge_add"``,
+        ``"observe"``, ``"mark"``, ``"session_start"``, ``"session_end"``,
+        ``"seen"``); ``value`` defaults to 1."""
+
+    def count(self, name: str, n: SupportsIndex = 1) -> None:
+        """Add ``n`` to the counter ``name``."""
+
+    def set(self, name: str, value: SupportsIndex) -> None:
+        """Set the gauge ``name``."""
+
+    def gauge_add(self, name: str, n: SupportsIndex) -> None:
+        """Add ``n`` (may be negative) to the gauge ``name``."""
+
+    def observe(self, name: str, value: SupportsIndex) -> None:
+        """Record the int ``value`` in the histogram ``name``, which the
+        aggregator's pipeline must have resolved (else the frame is
+        rejected there)."""
+
+    def mark(self, name: str, n: SupportsIndex = 1) -> None:
+        """Count ``n`` events in the rate ``name``."""
+
+    def session_start(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
+        """Open a session of ``key`` in the tracker ``name``; ``ts`` in seconds
+        on the aggregator's pipeline clock (``None``: when applied)."""
+
+    def session_end(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
+        """Close the session of ``key`` in the tracker ``name``."""
+
+    def seen(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
+        """Record ``key`` in the distinct counter ``name``."""
+
+    @property
+    def unsent_frames(self) -> int:
+        """Frames a :meth:`flush` could not put yet (timeout, interrupt)."""
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Put the batched events as one frame (and any frame an earlier flush
+        could not put), waiting for room at most ``timeout`` seconds
+        (``None``: forever). :class:`queue.Full` at the timeout: the frames
+        are kept for the next flush. :class:`ShutDown` if the queue is shut
+        down (the frames are dropped: nobody reads them)."""
+
+    def close(self) -> None:
+        """Flush, then refuse further events (:class:`ShutDown`). Idempotent."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool:
+        """``close()``."""

@@ -63,6 +63,9 @@ class Options:
     """An ``amqp://`` URL: run through RabbitMQ (:mod:`ringstat.demo_broker`)."""
     producers: int = 2
     """Producer processes with ``broker``."""
+    processes: int = 0
+    """Producer processes feeding this process's pipeline through a shared
+    queue (:mod:`ringstat.demo_processes`); 0: threads in this process."""
 
 
 @dataclass

@@ -19,6 +19,8 @@ macro_rules! assert_python_alignment {
 #[cfg(unix)]
 mod aio;
 mod errors;
+#[cfg(target_os = "linux")]
+mod feed;
 mod pipeline;
 mod queue;
 mod recorder;
@@ -46,5 +48,7 @@ fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(target_os = "linux")]
     m.add_class::<shm::PySharedQueue>()?;
     wire::register(m)?;
+    #[cfg(target_os = "linux")]
+    feed::register(m)?;
     Ok(())
 }

@@ -41,7 +41,7 @@ fn open_err(e: SharedQueueError) -> PyErr {
     }
 }
 
-fn push_err(py: Python<'_>, e: SharedPushError) -> PyErr {
+pub(crate) fn push_err(py: Python<'_>, e: SharedPushError) -> PyErr {
     match e {
         SharedPushError::Full => full(py),
         SharedPushError::Closed => shut_down(py),
@@ -90,6 +90,11 @@ fn mode_arg(value: &Bound<'_, PyAny>) -> PyResult<u32> {
 }
 
 impl PySharedQueue {
+    /// The core queue (for `Pipeline.feed_from` and `FeedSender`).
+    pub(crate) fn core(&self) -> &SharedQueue {
+        &self.q
+    }
+
     /// The message bytes of `item`: a `bytes` object as it is, any other
     /// C-contiguous buffer copied once. Checks the size before copying.
     fn message<'py>(&self, item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {

@@ -40,7 +40,7 @@ fn frame_err(e: &CoreFrameError) -> PyErr {
     FrameError::new_err(e.to_string())
 }
 
-const OP_NAMES: [(&str, Op); 8] = [
+pub(crate) const OP_NAMES: [(&str, Op); 8] = [
     ("count", Op::Count),
     ("set", Op::Set),
     ("gauge_add", Op::GaugeAdd),

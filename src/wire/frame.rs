@@ -253,6 +253,11 @@ fn unzigzag(z: u64) -> u64 {
     ((z >> 1) as i64 ^ -((z & 1) as i64)) as u64
 }
 
+/// Bytes of `v` as a varint.
+fn var_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 fn put_var(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -597,6 +602,8 @@ impl Frame {
 pub struct FrameBuilder {
     index: HashMap<String, u32>,
     frame: Frame,
+    /// Encoded bytes of the names and records (everything after the counts).
+    body: usize,
 }
 
 impl FrameBuilder {
@@ -632,6 +639,58 @@ impl FrameBuilder {
         value: u64,
         ts: u64,
     ) -> Result<(), FrameError> {
+        self.push_within(usize::MAX, op, name, key, value, ts)
+            .map(|_| ())
+    }
+
+    /// The length of [`finish`](Self::finish)`(..).encode()` now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::Op;
+    /// let mut b = ringstat::wire::FrameBuilder::new();
+    /// b.push(Op::Count, "logins", 0, 1, 0)?;
+    /// let n = b.encoded_len();
+    /// assert_eq!(b.finish(1, 2).encode()?.len(), n);
+    /// # Ok::<(), ringstat::wire::FrameError>(())
+    /// ```
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN
+            + var_len(self.frame.names.len() as u64)
+            + var_len(self.frame.records.len() as u64)
+            + self.body
+    }
+
+    /// As [`push`](Self::push), but only if the encoded frame stays within
+    /// `limit` bytes: `Ok(false)` (nothing appended) if it would not.
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::pipeline::Op;
+    /// let mut b = ringstat::wire::FrameBuilder::new();
+    /// let mut n = 0;
+    /// while b.push_within(64, Op::Count, "logins", 0, 1, 0)? {
+    ///     n += 1;
+    /// }
+    /// assert!(n > 0 && b.encoded_len() <= 64);
+    /// # Ok::<(), ringstat::wire::FrameError>(())
+    /// ```
+    pub fn push_within(
+        &mut self,
+        limit: usize,
+        op: Op,
+        name: &str,
+        key: u64,
+        value: u64,
+        ts: u64,
+    ) -> Result<bool, FrameError> {
         if op_code(op).is_none() {
             return Err(FrameError::UnencodableOp);
         }
@@ -643,18 +702,32 @@ impl FrameBuilder {
         if self.frame.records.len() >= MAX_EVENTS {
             return Err(FrameError::TooLarge { field: "events" });
         }
-        let idx = match self.index.get(name) {
-            Some(&i) => i,
-            None => {
-                if self.frame.names.len() >= MAX_NAMES {
-                    return Err(FrameError::TooLarge { field: "names" });
-                }
-                let i = self.frame.names.len() as u32;
-                self.frame.names.push(name.to_owned());
-                self.index.insert(name.to_owned(), i);
-                i
-            }
-        };
+        let known = self.index.get(name).copied();
+        if known.is_none() && self.frame.names.len() >= MAX_NAMES {
+            return Err(FrameError::TooLarge { field: "names" });
+        }
+        let names = self.frame.names.len();
+        let idx = known.unwrap_or(names as u32);
+        let wire_value = if is_gauge(op) { zigzag(value) } else { value };
+        let mut added = 1 + var_len(u64::from(idx)) + var_len(key) + var_len(wire_value);
+        added += var_len(ts);
+        let new_names = names + usize::from(known.is_none());
+        if known.is_none() {
+            added += var_len(name.len() as u64) + name.len();
+        }
+        let len = HEADER_LEN
+            + var_len(new_names as u64)
+            + var_len(self.frame.records.len() as u64 + 1)
+            + self.body
+            + added;
+        if len > limit {
+            return Ok(false);
+        }
+        if known.is_none() {
+            self.frame.names.push(name.to_owned());
+            self.index.insert(name.to_owned(), idx);
+        }
+        self.body += added;
         self.frame.records.push(Record {
             op,
             name: idx,
@@ -662,13 +735,14 @@ impl FrameBuilder {
             value,
             ts,
         });
-        Ok(())
+        Ok(true)
     }
 
     /// The frame of the events pushed, with its producer and sequence; the
     /// builder is empty again.
     pub fn finish(&mut self, producer: u64, sequence: u64) -> Frame {
         self.index.clear();
+        self.body = 0;
         let mut f = core::mem::take(&mut self.frame);
         f.producer = producer;
         f.sequence = sequence;
@@ -679,6 +753,48 @@ impl FrameBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_len_is_exact_and_limits_hold() {
+        let ops = [Op::Count, Op::Set, Op::GaugeAdd, Op::Start, Op::Seen];
+        let mut b = FrameBuilder::new();
+        // Past 127 names and 16_383 events, where the counts grow a byte.
+        for i in 0u64..17_000 {
+            let name = format!("m{}", i % 300);
+            let value = if i % 7 == 0 {
+                (-(i as i64)) as u64
+            } else {
+                i << (i % 50)
+            };
+            b.push(
+                ops[i as usize % ops.len()],
+                &name,
+                i * 31,
+                value,
+                (i % 3) * (u64::MAX / 2),
+            )
+            .unwrap();
+            if i % 997 == 0 || i == 127 || i == 128 || i == 16_383 || i == 16_384 {
+                let n = b.encoded_len();
+                let mut copy = FrameBuilder::new();
+                copy.frame = b.frame.clone();
+                assert_eq!(copy.finish(1, 2).encode().unwrap().len(), n, "at {i}");
+            }
+        }
+        for limit in [HEADER_LEN + 2, 40, 100, 1000] {
+            let mut b = FrameBuilder::new();
+            let mut i = 0u64;
+            while b
+                .push_within(limit, Op::Seen, &format!("n{}", i % 5), i << 20, 0, i)
+                .unwrap()
+            {
+                i += 1;
+            }
+            let n = b.encoded_len();
+            assert!(n <= limit);
+            assert_eq!(b.finish(0, 0).encode().unwrap().len(), n);
+        }
+    }
 
     #[test]
     fn varints_and_zigzag() {

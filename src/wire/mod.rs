@@ -36,14 +36,23 @@
 //! user-activity events (`login`, `online` start/end, `users` seen) about
 //! 8-15 bytes per event.
 //!
+//! Frames also carry events between processes of one machine: a
+//! [`FeedSender`] in each producer process puts frames into a
+//! [`SharedQueue`](crate::queue::SharedQueue), and a [`Feed`] thread in the
+//! aggregator applies them to its pipeline (Linux).
+//!
 //! Decoding never panics and never allocates more than the input can hold:
 //! every count is checked against the bytes left before anything is
 //! reserved. Errors name what was wrong and where ([`FrameError`]).
 
 mod apply;
+#[cfg(all(target_os = "linux", not(ringstat_loom)))]
+mod feed;
 mod frame;
 
 pub use apply::{apply, ApplyError};
+#[cfg(all(target_os = "linux", not(ringstat_loom)))]
+pub use feed::{Feed, FeedEnd, FeedError, FeedSender, FeedStats, FrameBatcher};
 pub use frame::{
     peek_header, Frame, FrameBuilder, FrameError, Header, Record, FRAME_MAGIC, FRAME_VERSION,
     HEADER_LEN, MAX_EVENTS, MAX_NAMES, MAX_NAME_LEN,

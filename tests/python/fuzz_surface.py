@@ -954,6 +954,17 @@ def _domains() -> dict[str, Domain]:
         "Gauge.set.value": (I64, int_bad),
         "GaugeHandle.set.value": (I64, int_bad),
         "Pipeline.set.value": (I64, int_bad),
+        "FeedSender.set.value": (I64, int_bad),
+        "FeedSender.gauge_add.n": (I64, int_bad),
+        "FeedSender.observe.value": (U64, int_bad),
+        "FeedSender.send.value": (st.one_of(st.none(), I64), int_bad),
+        "FeedSender.send.op": (
+            g("count", "set", "gauge_add", "observe", "mark", "session_start", "seen"),
+            g("", "Count", "flush", None, 1, b"count"),
+        ),
+        "FeedSender.__new__.queue": (st.just(Other("SharedQueue")), BAD),
+        "Pipeline.feed_from.queue": (st.just(Other("SharedQueue")), BAD),
+        "Feed.stop.drain": (st.booleans(), g(None, 1, "yes")),
         "Gauge.add.n": (I64, int_bad),
         "Gauge.sub.n": (I64, int_bad),
         "GaugeHandle.add.n": (I64, int_bad),
@@ -1237,6 +1248,19 @@ def _handle(kind: str) -> Callable[[Ctx], Any]:
     return make
 
 
+# Pipelines and feeds the fuzzer never touches (kept for the process).
+_PRIVATE: list[Any] = []
+
+
+def _feed_sender(ctx: Ctx) -> Any:
+    """A sender whose queue a private feed keeps draining (a pipeline the
+    fuzzer cannot close), so a full queue never blocks a send forever."""
+    q = ctx.make("SharedQueue")
+    p = ringstat.Pipeline()
+    _PRIVATE.append((p, p.feed_from(q)))
+    return ringstat.FeedSender(q)
+
+
 FACTORIES: dict[str, Callable[[Ctx], Any]] = {
     # maxsize 0: an unbounded queue.
     "Queue": lambda ctx: _queue(ctx.draw(st.integers(0, 8), "maxsize")),
@@ -1270,6 +1294,8 @@ FACTORIES: dict[str, Callable[[Ctx], Any]] = {
         slot_size=ctx.draw(g(1, 8, 64), "slot_size"),
     ),
     "Pipeline": _pipeline,
+    "Feed": lambda ctx: ctx.make("Pipeline").feed_from(ctx.make("SharedQueue")),
+    "FeedSender": _feed_sender,
     "CounterHandle": _handle("counter"),
     "GaugeHandle": _handle("gauge"),
     "HistogramHandle": _handle("histogram"),

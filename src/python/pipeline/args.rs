@@ -130,7 +130,7 @@ fn send_waiting(p: &StdArc<Pipeline>, ev: Event) -> PyResult<()> {
 /// Extracts a metric name (`str`), naming the argument `name`; borrows
 /// the string's UTF-8 (no copy on Python 3.10+), so a by-name call
 /// allocates nothing to look its metric up.
-pub(super) fn name_arg(value: &Bound<'_, PyAny>) -> PyResult<PyBackedStr> {
+pub(crate) fn name_arg(value: &Bound<'_, PyAny>) -> PyResult<PyBackedStr> {
     match value.cast::<PyString>() {
         Ok(s) => PyBackedStr::try_from(s.clone()),
         Err(_) => Err(PyTypeError::new_err(format!(
@@ -193,7 +193,7 @@ pub(super) fn seconds_to_nanos(secs: f64) -> Option<u64> {
 /// Extracts `ts`: `None` (the event is stamped when a worker applies it)
 /// or seconds on the pipeline clock (`>= 0`).
 #[inline]
-pub(super) fn ts_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+pub(crate) fn ts_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
     match value {
         None => Ok(0),
         Some(v) if v.is_none() => Ok(0),

@@ -25,7 +25,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyTuple};
 
-use self::args::{count_arg, name_arg, pipeline_err, send, small_int, ts_arg, window_arg};
+use self::args::{count_arg, pipeline_err, send, small_int, window_arg};
 use self::handles::{
     observe_value, PyCounterHandle, PyDistinctHandle, PyGaugeHandle, PyHistogramHandle,
     PyRateHandle, PySessionsHandle,
@@ -37,7 +37,7 @@ use crate::pipeline::{DistinctConfig, Event, Pipeline, SessionsConfig};
 use crate::stats::{HistogramConfig, RateConfig};
 use crate::sync::StdArc;
 
-pub(crate) use args::{check_fork, key_arg, PipelineClosed};
+pub(crate) use args::{check_fork, key_arg, name_arg, ts_arg, PipelineClosed};
 
 /// Adds the pipeline classes and `PipelineClosed` to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -438,6 +438,14 @@ impl PyPipeline {
         let (key, ts) = (key_arg(key)?, ts_arg(ts)?);
         let id = self.distinct_id(&name, None)?;
         send(&self.inner, Event::seen(id, key).at(ts))
+    }
+
+    /// Starts a native thread applying the event frames of a `SharedQueue`
+    /// (put by `FeedSender`s in other processes) to this pipeline.
+    #[cfg(target_os = "linux")]
+    fn feed_from(&self, queue: &Bound<'_, PyAny>) -> PyResult<super::feed::PyFeed> {
+        check_fork(&self.inner)?;
+        super::feed::start(StdArc::clone(&self.inner), queue)
     }
 
     // ----- flush, close, observers -------------------------------------------
