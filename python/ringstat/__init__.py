@@ -48,6 +48,7 @@ from queue import Empty, Full
 from ringstat._methods import attach as _attach
 from ringstat._ringstat import (
     FRAME_VERSION,
+    STATE_VERSION,
     Counter,
     CounterHandle,
     DistinctHandle,
@@ -70,6 +71,7 @@ from ringstat._ringstat import (
     SharedQueue,
     SharedRegistry,
     ShutDown,
+    StateError,
     __version__,
     apply_frame,
     decode_frame,
@@ -84,6 +86,7 @@ _attach()
 
 __all__ = [
     "FRAME_VERSION",
+    "STATE_VERSION",
     "AsyncQueue",
     "Counter",
     "CounterHandle",
@@ -109,6 +112,7 @@ __all__ = [
     "SharedQueue",
     "SharedRegistry",
     "ShutDown",
+    "StateError",
     "__version__",
     "apply_frame",
     "decode_frame",

@@ -29,6 +29,7 @@ _D = TypeVar("_D")
 
 __all__ = [
     "FRAME_VERSION",
+    "STATE_VERSION",
     "Counter",
     "CounterHandle",
     "DistinctHandle",
@@ -51,6 +52,7 @@ __all__ = [
     "SharedQueue",
     "SharedRegistry",
     "ShutDown",
+    "StateError",
     "_LoopWaker",
     "__version__",
     "apply_frame",
@@ -876,6 +878,35 @@ class Registry:
         serve, and its ``stop()`` leaves the parent's server running). ``OSError`` if the address cannot
         be bound, ``ValueError``/``TypeError`` for bad arguments."""
 
+    def export_state(self) -> bytes:
+        """The full state of every metric as bytes (versioned format
+        :data:`STATE_VERSION`): counter values, gauge value/min/max, every
+        histogram bucket with min, max and rejected, rate totals and window
+        buckets, help texts and classic buckets. Read and encoded with the
+        GIL released. Feed it to :meth:`merge_state` or :meth:`from_state`
+        on this or another machine."""
+
+    def merge_state(self, data: bytes) -> None:
+        """Merges a state from :meth:`export_state`: a series this registry
+        lacks is created as in the state; otherwise counters add, gauges add
+        (min/max widen), histograms add bucket-wise (exact quantiles across
+        machines), rates add by window bucket. Raises :class:`StateError` for
+        bytes that are not a state and ``ValueError`` for a mismatch (another
+        kind, histogram precision or unit, rate window), checked before
+        anything changes. The GIL is released."""
+
+    @classmethod
+    def from_state(
+        cls,
+        data: bytes,
+        *,
+        clock: ManualClock | None = None,
+        max_series: int | None = None,
+    ) -> Registry:
+        """A new registry (arguments as for ``Registry()``) holding a state
+        from :meth:`export_state`: its snapshot equals the original's.
+        Raises as :meth:`merge_state`."""
+
     def to_pandas(self, percentiles: Iterable[float] | None = None) -> pd.DataFrame:
         """``snapshot(percentiles).to_pandas()``: one row per metric and
         labels, percentiles as columns (see :func:`ringstat.frames.snapshot_frame`)."""
@@ -1697,6 +1728,13 @@ class SharedQueue:
 
 FRAME_VERSION: int
 """The event frame format version this build writes and reads."""
+
+STATE_VERSION: int
+"""The registry state format version this build writes and reads."""
+
+class StateError(ValueError):
+    """Bytes that are not a valid ringstat registry state (truncated, foreign,
+    another version, a field out of range)."""
 
 class FrameError(ValueError):
     """Bytes that are not a valid ringstat event frame (truncated, foreign,
