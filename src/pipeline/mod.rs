@@ -99,6 +99,7 @@ mod keyed;
 mod resolve;
 mod sender;
 mod shared;
+mod state;
 mod worker;
 
 use std::time::Instant;
@@ -110,6 +111,7 @@ pub use hash::hash_key;
 pub use hll::{HyperLogLog, MAX_PRECISION, MIN_PRECISION};
 pub use keyed::{DistinctConfig, SessionsConfig};
 pub use sender::Sender;
+pub use state::{DistinctState, PipelineState, SessionsState};
 
 use crate::queue::Closed;
 use crate::stats::{HistogramConfig, RateConfig, Registry};
