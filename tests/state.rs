@@ -335,3 +335,159 @@ fn rate_window_restores_by_age() {
     assert_eq!(rb.count_in_window(), 7, "the older bucket left the window");
     assert_eq!(rb.total(), 12);
 }
+
+// ----- pipeline states: distinct sketches and open sessions --------------------
+
+use ringstat::pipeline::{Event, Pipeline};
+use ringstat::wire::{decode_pipeline_state, encode_pipeline_state};
+
+/// The user-activity workload for users `users`: a login count, a session
+/// start, a `seen`; every third user logs out again.
+fn activity(p: &Pipeline, users: std::ops::Range<u64>) {
+    let logins = p.counter("logins").unwrap();
+    let online = p.sessions("online").unwrap();
+    let seen = p.distinct("users").unwrap();
+    for u in users {
+        p.send(Event::count(logins)).unwrap();
+        p.send(Event::start(online, u).at(1_000_000_000 + u * 1_000_000))
+            .unwrap();
+        p.send(Event::seen(seen, u % 5_000)).unwrap();
+        if u % 3 == 0 {
+            p.send(Event::end(online, u).at(2_000_000_000 + u * 7_000_000))
+                .unwrap();
+        }
+    }
+}
+
+/// Every user still open logs out.
+fn logout_all(p: &Pipeline, users: std::ops::Range<u64>) {
+    let online = p.sessions("online").unwrap();
+    for u in users.filter(|u| u % 3 != 0) {
+        p.send(Event::end(online, u).at(90_000_000_000 + u * 3_000_000))
+            .unwrap();
+    }
+    p.flush();
+}
+
+/// The statistics that matter, without the pipeline's own metrics (they
+/// count the pipeline's work, not the events), the window gauge, and gauge
+/// extremes (they depend on how the workers interleave, restored or not).
+fn stats_of(reg: &Registry) -> Vec<MetricSnapshot> {
+    without_gauge_extremes(reg)
+        .into_iter()
+        .filter(|m| !m.name.starts_with("ringstat_pipeline") && !m.name.ends_with("_window"))
+        .collect()
+}
+
+fn pipeline(workers: usize) -> (Registry, Pipeline) {
+    let reg = Registry::new();
+    let p = Pipeline::builder(&reg).workers(workers).build().unwrap();
+    (reg, p)
+}
+
+#[test]
+fn pipeline_restore_continues_exactly() {
+    // One pipeline sees everything; another is restored from a checkpoint
+    // of a third half-way (other worker counts: routing differs).
+    let (reg_all, all) = pipeline(2);
+    activity(&all, 0..3_000);
+    logout_all(&all, 0..3_000);
+
+    let (_, first) = pipeline(3);
+    activity(&first, 0..3_000);
+    let bytes = encode_pipeline_state(&first.export_state().unwrap());
+    first.close();
+    let state = decode_pipeline_state(&bytes).unwrap();
+    assert_eq!(state.sessions[0].open.len(), 2_000);
+    let (reg_back, back) = pipeline(2);
+    back.merge_state(&state).unwrap();
+    logout_all(&back, 0..3_000);
+
+    assert_eq!(stats_of(&reg_back), stats_of(&reg_all));
+    let anomalies = reg_back
+        .counter("online_anomalies_total", &[("kind", "end_without_start")])
+        .unwrap();
+    assert_eq!(anomalies.get(), 0);
+    let (u1, u2) = (
+        all.distinct("users").unwrap(),
+        back.distinct("users").unwrap(),
+    );
+    assert_eq!(all.distinct_count(u1), back.distinct_count(u2));
+}
+
+#[test]
+fn pipelines_merge_into_exact_distinct_counts() {
+    // Two machines with overlapping users, merged into an aggregator: the
+    // same sketch registers, so the same estimate, as one pipeline.
+    let (_, a) = pipeline(2);
+    let (_, b) = pipeline(1);
+    let (_, one) = pipeline(2);
+    activity(&a, 0..2_000);
+    activity(&b, 1_000..4_000);
+    let seen = one.distinct("users").unwrap();
+    for u in (0..2_000).chain(1_000..4_000) {
+        one.send(Event::seen(seen, u % 5_000)).unwrap();
+    }
+    one.flush();
+    let (reg_m, m) = pipeline(2);
+    m.merge_state(&a.export_state().unwrap()).unwrap();
+    m.merge_state(&b.export_state().unwrap()).unwrap();
+    let dm = m.distinct("users").unwrap();
+    assert_eq!(m.distinct_count(dm), one.distinct_count(seen));
+    assert_eq!(reg_m.counter("logins", &[]).unwrap().get(), 2_000 + 3_000);
+    // The open sessions were united (user 1000..2000 open on both keep one).
+    let st = m.export_state().unwrap();
+    let open = &st.sessions[0].open;
+    assert!(open.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+#[test]
+fn pipeline_state_mismatches_and_bad_bytes() {
+    let (_, a) = pipeline(1);
+    a.distinct("users").unwrap();
+    let state = a.export_state().unwrap();
+    let reg = Registry::new();
+    let b = Pipeline::builder(&reg).build().unwrap();
+    b.distinct_with(
+        "users",
+        ringstat::pipeline::DistinctConfig {
+            precision: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(b.merge_state(&state).is_err());
+    let bytes = encode_pipeline_state(&state);
+    for cut in 0..bytes.len() {
+        assert!(decode_pipeline_state(&bytes[..cut]).is_err());
+    }
+    assert!(decode_state(&bytes).is_err(), "not a registry state");
+    a.close();
+    assert!(a.export_state().is_err(), "closed: the workers are gone");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn damaged_pipeline_states_never_panic(
+        at in any::<prop::sample::Index>(),
+        xor in 1u8..=255,
+        tail in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let (_, a) = pipeline(1);
+        activity(&a, 0..20);
+        let mut bytes = encode_pipeline_state(&a.export_state().unwrap());
+        let i = at.index(bytes.len());
+        bytes[i] ^= xor;
+        let (_, b) = pipeline(1);
+        if let Ok(s) = decode_pipeline_state(&bytes) {
+            let _ = b.merge_state(&s);
+        }
+        let mut junk = b"RSPS\x01\x00".to_vec();
+        junk.extend_from_slice(&tail);
+        if let Ok(s) = decode_pipeline_state(&junk) {
+            let _ = b.merge_state(&s);
+        }
+    }
+}

@@ -78,6 +78,18 @@
 //! [`MAX_STATE_RATE_BUCKETS`]). Nothing may follow the last series.
 //! Decoding never panics and allocates at most about the input's size;
 //! errors are [`StateError`]s.
+//!
+//! # Pipeline states, version 1
+//!
+//! A [`PipelineState`](crate::pipeline::PipelineState)
+//! ([`Pipeline::export_state`](crate::pipeline::Pipeline::export_state)):
+//! [`encode_pipeline_state`], [`decode_pipeline_state`]. Magic `b"RSPS"`,
+//! then version, flags and a registry state's body as above, then:
+//!
+//! | bytes | field | meaning |
+//! |---|---|---|
+//! | var + | distinct | count, then each: `str name`, `u8` precision (4..=16), `var` window ns, `var` buckets, `var` register count (exactly `2^precision`), the registers (one byte each) |
+//! | var + | sessions | count, then each: `str name`, `var` max_ms, `u8` significant digits, `var` max_open + 1 (0: no limit), `var n`, `n` x (`var` key, `var` start ts) |
 
 mod apply;
 mod frame;
@@ -89,6 +101,7 @@ pub use frame::{
     HEADER_LEN, MAX_EVENTS, MAX_NAMES, MAX_NAME_LEN,
 };
 pub use state::{
-    decode_state, encode_state, StateError, MAX_STATE_HISTOGRAM_BUCKETS, MAX_STATE_RATE_BUCKETS,
-    STATE_MAGIC, STATE_VERSION,
+    decode_pipeline_state, decode_state, encode_pipeline_state, encode_state, StateError,
+    MAX_STATE_HISTOGRAM_BUCKETS, MAX_STATE_RATE_BUCKETS, PIPELINE_STATE_MAGIC, STATE_MAGIC,
+    STATE_VERSION,
 };

@@ -4,6 +4,10 @@
 use core::fmt;
 
 use super::frame::{put_var, unzigzag, zigzag, FrameError, Reader};
+use crate::pipeline::{
+    DistinctConfig, DistinctState, PipelineState, SessionsConfig, SessionsState, MAX_PRECISION,
+    MIN_PRECISION,
+};
 use crate::stats::{HistogramConfig, RateConfig, RegistryState, SeriesState, ValueState};
 
 /// The first four bytes of every registry state.
@@ -128,36 +132,42 @@ pub fn encode_state(state: &RegistryState) -> Vec<u8> {
     out.extend_from_slice(&STATE_MAGIC);
     out.push(STATE_VERSION);
     out.push(0);
-    put_var(&mut out, state.help.len() as u64);
+    put_registry(&mut out, state);
+    out
+}
+
+/// The body of a registry state (after magic, version and flags).
+fn put_registry(out: &mut Vec<u8>, state: &RegistryState) {
+    put_var(out, state.help.len() as u64);
     for (name, text) in &state.help {
-        put_str(&mut out, name);
-        put_str(&mut out, text);
+        put_str(out, name);
+        put_str(out, text);
     }
-    put_var(&mut out, state.buckets.len() as u64);
+    put_var(out, state.buckets.len() as u64);
     for (name, bounds) in &state.buckets {
-        put_str(&mut out, name);
-        put_var(&mut out, bounds.len() as u64);
+        put_str(out, name);
+        put_var(out, bounds.len() as u64);
         for b in bounds {
             out.extend_from_slice(&b.to_le_bytes());
         }
     }
-    put_var(&mut out, state.series.len() as u64);
+    put_var(out, state.series.len() as u64);
     for s in &state.series {
-        put_str(&mut out, &s.name);
-        put_var(&mut out, s.labels.len() as u64);
+        put_str(out, &s.name);
+        put_var(out, s.labels.len() as u64);
         for (k, v) in &s.labels {
-            put_str(&mut out, k);
-            put_str(&mut out, v);
+            put_str(out, k);
+            put_str(out, v);
         }
         match &s.value {
             ValueState::Counter(v) => {
                 out.push(KIND_COUNTER);
-                put_var(&mut out, *v);
+                put_var(out, *v);
             }
             ValueState::Gauge { value, min, max } => {
                 out.push(KIND_GAUGE);
                 for v in [value, min, max] {
-                    put_var(&mut out, zigzag(*v as u64));
+                    put_var(out, zigzag(*v as u64));
                 }
             }
             ValueState::Histogram {
@@ -173,7 +183,7 @@ pub fn encode_state(state: &RegistryState) -> Vec<u8> {
                     "histogram buckets ascending"
                 );
                 out.push(KIND_HISTOGRAM);
-                put_var(&mut out, config.max);
+                put_var(out, config.max);
                 out.push(config.significant_digits);
                 match unit {
                     None => out.push(0),
@@ -182,16 +192,16 @@ pub fn encode_state(state: &RegistryState) -> Vec<u8> {
                         out.extend_from_slice(&u.to_le_bytes());
                     }
                 }
-                put_var(&mut out, *rejected);
+                put_var(out, *rejected);
                 match (min, max) {
                     (Some(lo), Some(hi)) => {
                         out.push(1);
-                        put_var(&mut out, *lo);
-                        put_var(&mut out, *hi);
+                        put_var(out, *lo);
+                        put_var(out, *hi);
                     }
                     _ => out.push(0),
                 }
-                put_sparse(&mut out, counts);
+                put_sparse(out, counts);
             }
             ValueState::Rate {
                 config,
@@ -205,17 +215,16 @@ pub fn encode_state(state: &RegistryState) -> Vec<u8> {
                 );
                 out.push(KIND_RATE);
                 put_var(
-                    &mut out,
+                    out,
                     u64::try_from(config.window.as_nanos()).unwrap_or(u64::MAX),
                 );
-                put_var(&mut out, config.buckets as u64);
-                put_var(&mut out, *total);
-                put_var(&mut out, *age);
-                put_sparse(&mut out, window);
+                put_var(out, config.buckets as u64);
+                put_var(out, *total);
+                put_var(out, *age);
+                put_sparse(out, window);
             }
         }
     }
-    out
 }
 
 fn read_str(r: &mut Reader<'_>, field: &'static str) -> Result<String, StateError> {
@@ -283,8 +292,16 @@ fn read_sparse(
 /// assert!(matches!(decode_state(b"RSEF"), Err(StateError::Foreign { .. })));
 /// ```
 pub fn decode_state(bytes: &[u8]) -> Result<RegistryState, StateError> {
+    let mut r = read_header(bytes, STATE_MAGIC)?;
+    let state = read_registry(&mut r)?;
+    end(&r)?;
+    Ok(state)
+}
+
+/// A reader past magic (`magic`), version and flags, all checked.
+fn read_header(bytes: &[u8], magic: [u8; 4]) -> Result<Reader<'_>, StateError> {
     let mut r = Reader { buf: bytes, pos: 0 };
-    if bytes.len() < 4 || bytes[..4] != STATE_MAGIC {
+    if bytes.len() < 4 || bytes[..4] != magic {
         return Err(StateError::Foreign {
             found: bytes[..bytes.len().min(4)].to_vec(),
         });
@@ -298,18 +315,31 @@ pub fn decode_state(bytes: &[u8]) -> Result<RegistryState, StateError> {
     if flags != 0 {
         return Err(StateError::UnknownFlags { found: flags });
     }
+    Ok(r)
+}
+
+/// Refuses bytes after the end.
+fn end(r: &Reader<'_>) -> Result<(), StateError> {
+    if r.left() != 0 {
+        return Err(invalid(
+            r.pos,
+            format!("{} unexpected bytes after the end", r.left()),
+        ));
+    }
+    Ok(())
+}
+
+/// The body of a registry state.
+fn read_registry(r: &mut Reader<'_>) -> Result<RegistryState, StateError> {
     let n = r.count("help entries", usize::MAX, 3)?;
     let mut help = Vec::with_capacity(n);
     for _ in 0..n {
-        help.push((
-            read_str(&mut r, "help name")?,
-            read_str(&mut r, "help text")?,
-        ));
+        help.push((read_str(r, "help name")?, read_str(r, "help text")?));
     }
     let n = r.count("bucket families", usize::MAX, 2)?;
     let mut buckets = Vec::with_capacity(n);
     for _ in 0..n {
-        let name = read_str(&mut r, "bucket family name")?;
+        let name = read_str(r, "bucket family name")?;
         let m = r.count("bucket bounds", usize::MAX, 8)?;
         let mut bounds = Vec::with_capacity(m);
         for _ in 0..m {
@@ -320,14 +350,11 @@ pub fn decode_state(bytes: &[u8]) -> Result<RegistryState, StateError> {
     let n = r.count("series", usize::MAX, 4)?;
     let mut series = Vec::with_capacity(n);
     for _ in 0..n {
-        let name = read_str(&mut r, "series name")?;
+        let name = read_str(r, "series name")?;
         let m = r.count("labels", usize::MAX, 2)?;
         let mut labels = Vec::with_capacity(m);
         for _ in 0..m {
-            labels.push((
-                read_str(&mut r, "label name")?,
-                read_str(&mut r, "label value")?,
-            ));
+            labels.push((read_str(r, "label name")?, read_str(r, "label value")?));
         }
         let offset = r.pos;
         let value = match r.u8("kind")? {
@@ -343,8 +370,8 @@ pub fn decode_state(bytes: &[u8]) -> Result<RegistryState, StateError> {
                     max: v[2],
                 }
             }
-            KIND_HISTOGRAM => read_histogram(&mut r)?,
-            KIND_RATE => read_rate(&mut r)?,
+            KIND_HISTOGRAM => read_histogram(r)?,
+            KIND_RATE => read_rate(r)?,
             k => return Err(invalid(offset, format!("unknown metric kind {k}"))),
         };
         series.push(SeriesState {
@@ -352,12 +379,6 @@ pub fn decode_state(bytes: &[u8]) -> Result<RegistryState, StateError> {
             labels,
             value,
         });
-    }
-    if r.left() != 0 {
-        return Err(invalid(
-            r.pos,
-            format!("{} unexpected bytes after the last series", r.left()),
-        ));
     }
     Ok(RegistryState {
         help,
@@ -437,5 +458,151 @@ fn read_rate(r: &mut Reader<'_>) -> Result<ValueState, StateError> {
         total,
         age,
         window: window_counts,
+    })
+}
+
+/// The first four bytes of every pipeline state.
+pub const PIPELINE_STATE_MAGIC: [u8; 4] = *b"RSPS";
+
+/// Encodes a pipeline state: [`PIPELINE_STATE_MAGIC`], version, flags,
+/// the registry state's body, then the distinct counters and the session
+/// trackers (format in the [module docs](super)).
+///
+/// # Examples
+///
+/// ```
+/// use ringstat::pipeline::{Event, Pipeline};
+/// use ringstat::wire::{decode_pipeline_state, encode_pipeline_state};
+///
+/// let p = Pipeline::new(&ringstat::Registry::new())?;
+/// p.send(Event::seen(p.distinct("users")?, 42))?;
+/// let bytes = encode_pipeline_state(&p.export_state()?);
+/// let state = decode_pipeline_state(&bytes)?;
+/// assert_eq!(state.distinct[0].name, "users");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub fn encode_pipeline_state(state: &PipelineState) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + 32 * state.registry.series.len());
+    out.extend_from_slice(&PIPELINE_STATE_MAGIC);
+    out.push(STATE_VERSION);
+    out.push(0);
+    put_registry(&mut out, &state.registry);
+    put_var(&mut out, state.distinct.len() as u64);
+    for d in &state.distinct {
+        put_str(&mut out, &d.name);
+        out.push(d.config.precision);
+        put_var(
+            &mut out,
+            u64::try_from(d.config.window.as_nanos()).unwrap_or(u64::MAX),
+        );
+        put_var(&mut out, d.config.buckets as u64);
+        put_var(&mut out, d.registers.len() as u64);
+        out.extend_from_slice(&d.registers);
+    }
+    put_var(&mut out, state.sessions.len() as u64);
+    for s in &state.sessions {
+        put_str(&mut out, &s.name);
+        put_var(&mut out, s.config.max_ms);
+        out.push(s.config.significant_digits);
+        put_var(&mut out, s.config.max_open.map_or(0, |n| n as u64 + 1));
+        put_var(&mut out, s.open.len() as u64);
+        for &(key, ts) in &s.open {
+            put_var(&mut out, key);
+            put_var(&mut out, ts);
+        }
+    }
+    out
+}
+
+/// Decodes a pipeline state with the guarantees of [`decode_state`]
+/// (registers of a distinct counter: exactly `2^precision` bytes,
+/// precision `4..=16`).
+///
+/// # Errors
+///
+/// [`StateError`] naming what was wrong and where.
+pub fn decode_pipeline_state(bytes: &[u8]) -> Result<PipelineState, StateError> {
+    let mut r = read_header(bytes, PIPELINE_STATE_MAGIC)?;
+    let registry = read_registry(&mut r)?;
+    let n = r.count("distinct counters", usize::MAX, 5)?;
+    let mut distinct = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = read_str(&mut r, "distinct name")?;
+        let offset = r.pos;
+        let precision = r.u8("distinct precision")?;
+        if !(MIN_PRECISION..=MAX_PRECISION).contains(&precision) {
+            return Err(invalid(offset, format!("distinct precision {precision}")));
+        }
+        let window = std::time::Duration::from_nanos(r.var("distinct window")?);
+        let offset = r.pos;
+        let buckets = r.var("distinct buckets")?;
+        if buckets == 0 || buckets > MAX_STATE_RATE_BUCKETS {
+            return Err(invalid(
+                offset,
+                format!("distinct window of {buckets} buckets (1..={MAX_STATE_RATE_BUCKETS})"),
+            ));
+        }
+        let offset = r.pos;
+        let len = r.count("distinct registers", usize::MAX, 1)?;
+        if len != 1 << precision {
+            return Err(invalid(
+                offset,
+                format!("{len} registers for precision {precision}"),
+            ));
+        }
+        let offset = r.pos;
+        let registers = r.bytes(len, "distinct registers")?.to_vec();
+        // A register holds 1 + leading zeros of `64 - p` bits: at most `65 - p`.
+        if let Some(i) = registers.iter().position(|&v| v > 65 - precision) {
+            return Err(invalid(
+                offset + i,
+                format!("register value {}", registers[i]),
+            ));
+        }
+        distinct.push(DistinctState {
+            name,
+            config: DistinctConfig {
+                precision,
+                window,
+                buckets: buckets as usize,
+            },
+            registers,
+        });
+    }
+    let n = r.count("session trackers", usize::MAX, 5)?;
+    let mut sessions = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = read_str(&mut r, "sessions name")?;
+        let max_ms = r.var("sessions max_ms")?;
+        let significant_digits = r.u8("sessions digits")?;
+        let offset = r.pos;
+        let max_open = match r.var("sessions max_open")? {
+            0 => None,
+            n => Some(
+                usize::try_from(n - 1)
+                    .map_err(|_| invalid(offset, format!("max_open {}", n - 1)))?,
+            ),
+        };
+        let m = r.count("open sessions", usize::MAX, 2)?;
+        let mut open = Vec::with_capacity(m);
+        for _ in 0..m {
+            open.push((r.var("session key")?, r.var("session start")?));
+        }
+        sessions.push(SessionsState {
+            name,
+            config: SessionsConfig {
+                max_ms,
+                significant_digits,
+                max_open,
+            },
+            open,
+        });
+    }
+    end(&r)?;
+    Ok(PipelineState {
+        registry,
+        distinct,
+        sessions,
     })
 }
