@@ -1558,6 +1558,24 @@ class Pipeline:
     def seen(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
         """Record ``key`` in the distinct counter ``name``."""
 
+    def export_state(self) -> bytes:
+        """The full state of the pipeline's statistics as bytes: its registry's
+        state (as :meth:`Registry.export_state`) plus every distinct counter's
+        HyperLogLog registers and every session tracker's open sessions (key,
+        start time). Flushes first; exact when nothing is sent meanwhile (a
+        checkpoint pauses its input). Releases the GIL.
+        :class:`PipelineClosed` on a closed pipeline."""
+
+    def merge_state(self, data: bytes) -> None:
+        """Merges a state from :meth:`export_state`: the registry as
+        :meth:`Registry.merge_state`, distinct counters take the union of the
+        sketches (the estimate is that of one counter that saw every key),
+        open sessions are united (a key open here keeps its start); missing
+        counters and trackers are created with the state's configs. Then
+        flushes. :class:`StateError` for bytes that are not a pipeline state,
+        ``ValueError`` for a mismatch, :class:`PipelineClosed` on a closed
+        pipeline. Releases the GIL."""
+
     def flush(self) -> None:
         """Wait until every event whose send returned before this call is applied
         (or counted as displaced), then refresh the depth and distinct gauges.

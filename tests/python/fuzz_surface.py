@@ -991,6 +991,10 @@ def _domains() -> dict[str, Domain]:
         # Registry states: arbitrary bytes and bytes behind a valid header.
         "Registry.merge_state.data": (STATE_BYTES, BAD),
         "Registry.from_state.data": (STATE_BYTES, BAD),
+        "Pipeline.merge_state.data": (
+            st.one_of(STATE_BYTES, st.binary(max_size=64).map(lambda b: b"RSPS\x01\x00" + b)),
+            BAD,
+        ),
     }
 
 

@@ -167,3 +167,84 @@ def test_gil_released_during_export_and_merge() -> None:
         t.join()
     assert ticks[0] > 0
     assert target.histogram("h7", max_value=10**9, significant_digits=3).count == 5
+
+
+# ----- pipelines: distinct sketches and open sessions --------------------------
+
+
+def activity(p: ringstat.Pipeline, users: range, device: int = 0) -> None:
+    """The user-activity workload: login, session start (one session per
+    user and device), seen; every third user logs out again."""
+    for u in users:
+        p.count("logins")
+        p.session_start("online", device * 1_000_000 + u, ts=1.0 + u / 1000)
+        p.seen("users", f"user-{u % 5000}")
+        if u % 3 == 0:
+            p.session_end("online", device * 1_000_000 + u, ts=2.0 + u * 0.007)
+
+
+def logout_all(p: ringstat.Pipeline, users: range, device: int = 0) -> None:
+    for u in users:
+        if u % 3 != 0:
+            p.session_end("online", device * 1_000_000 + u, ts=90.0 + u * 0.003)
+    p.flush()
+
+
+def test_two_pipelines_merge_exact_distinct_and_p99() -> None:
+    """The notebook use: two machines run the workload on overlapping users;
+    an aggregator merges their states: the distinct count is the one a single
+    pipeline gives for every key (same sketch registers), the p99 session
+    time is exact (same buckets)."""
+    one = ringstat.Pipeline()
+    machines = [ringstat.Pipeline(), ringstat.Pipeline(workers=1)]
+    spans = [range(2000), range(1000, 4000)]
+    # The users on machine 1 and 2 overlap (distinct counts them once); each
+    # machine has its own device sessions.
+    for device, (p, users) in enumerate(zip(machines, spans, strict=True)):
+        activity(p, users, device)
+        activity(one, users, device)
+    for device, (p, users) in enumerate(zip(machines, spans, strict=True)):
+        logout_all(p, users, device)
+        logout_all(one, users, device)
+    agg = ringstat.Pipeline()
+    for p in machines:
+        agg.merge_state(p.export_state())
+    assert agg.distinct_count("users") == one.distinct_count("users")
+    reg, ref = agg.registry, one.registry
+    h = reg.histogram("online_duration_ms", max_value=30 * 24 * 3600 * 1000, significant_digits=2)
+    h1 = ref.histogram("online_duration_ms", max_value=30 * 24 * 3600 * 1000, significant_digits=2)
+    assert h.count == h1.count == 5000
+    for q in (50, 99, 99.9):
+        assert h.percentile(q) == h1.percentile(q)
+    assert reg.counter("logins").value == 5000
+    for p in [*machines, one, agg]:
+        p.close()
+
+
+def test_pipeline_checkpoint_and_resume() -> None:
+    """Restore from a mid-stream state into a fresh pipeline and go on: the
+    final statistics equal an uninterrupted run (sessions opened before the
+    checkpoint end after it without anomalies)."""
+    ref = ringstat.Pipeline()
+    activity(ref, range(3000))
+    logout_all(ref, range(3000))
+    first = ringstat.Pipeline(workers=3)
+    activity(first, range(3000))
+    data = first.export_state()
+    first.close()
+    with pytest.raises(ringstat.PipelineClosed):
+        first.export_state()
+    back = ringstat.Pipeline()
+    back.merge_state(data)
+    logout_all(back, range(3000))
+    reg, ref_reg = back.registry, ref.registry
+    for name in ("logins", "online_started_total", "online_completed_total"):
+        assert reg.counter(name).value == ref_reg.counter(name).value
+    bad = reg.counter("online_anomalies_total", {"kind": "end_without_start"})
+    assert bad.value == 0
+    assert reg.gauge("online_open").value == 0
+    assert back.distinct_count("users") == ref.distinct_count("users")
+    with pytest.raises(StateError):
+        back.merge_state(reg.export_state())  # a registry state, not a pipeline's
+    back.close()
+    ref.close()
