@@ -487,14 +487,15 @@ class Consumer:
             self._thread.join(timeout)
 
     def stats(self) -> dict[str, int]:
-        """The consumer's metrics, by short name."""
+        """The consumer's metrics, by short name (``checkpoints`` only with a
+        checkpoint path)."""
         return {
             "frames": self._m_frames.value,
             "events": self._m_events.value,
             "duplicates": self._m_dups.value,
             "bad_frames": self._m_bad.value,
             "reconnects": self._m_reconnects.value,
-            "checkpoints": self._m_checkpoints.value,
+            **({"checkpoints": self._m_checkpoints.value} if self._checkpoint else {}),
         }
 
     def checkpoint(self) -> None:
