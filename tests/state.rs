@@ -313,6 +313,34 @@ fn bad_states_are_errors() {
     ));
     s.series[0].name = "bad name".into();
     assert!(Registry::new().merge_state(&s).is_err());
+
+    // Conflicts within one state are found before anything changes.
+    let two = |value: ValueState| RegistryState {
+        series: vec![
+            ringstat::stats::SeriesState {
+                name: "x".into(),
+                labels: vec![],
+                value: ValueState::Counter(1),
+            },
+            ringstat::stats::SeriesState {
+                name: "x".into(),
+                labels: vec![],
+                value,
+            },
+        ],
+        ..RegistryState::default()
+    };
+    let target = Registry::new();
+    let kinds = two(ValueState::Gauge {
+        value: 1,
+        min: 0,
+        max: 1,
+    });
+    assert!(matches!(
+        target.merge_state(&kinds),
+        Err(StatsError::KindMismatch { .. })
+    ));
+    assert!(target.is_empty(), "nothing created");
 }
 
 #[test]

@@ -153,6 +153,9 @@ fn export_metric(m: &Metric) -> ValueState {
     }
 }
 
+/// `(name, labels)` of a series, borrowed from a state.
+type SeriesKey<'a> = (&'a str, &'a [(String, String)]);
+
 impl Registry {
     /// The full state of every metric, read lock-free while writers run
     /// (each metric as its own snapshot reads it; not one instant for all).
@@ -209,9 +212,11 @@ impl Registry {
     ///
     /// Checked before anything changes: [`StatsError::KindMismatch`],
     /// [`StatsError::ConfigMismatch`] (histogram config or unit, rate
-    /// window, help text, classic buckets), the name and label errors of
-    /// [`Registry::counter`], and the config errors of each kind. A full
-    /// limited registry fails with [`StatsError::TooManySeries`] part way.
+    /// window, help text, classic buckets; against this registry and within
+    /// the state), [`StatsError::InvalidState`], the name and label errors
+    /// of [`Registry::counter`], and the config errors of each kind. Found
+    /// part way: [`StatsError::TooManySeries`] when a limited registry
+    /// fills, [`StatsError::NameCollision`] between exposed names.
     ///
     /// # Examples
     ///
@@ -276,9 +281,37 @@ impl Registry {
                 }
             }
         }
+        // Within the state too: one kind per name, one config per series.
+        let mut kinds: std::collections::HashMap<&str, MetricKind> = Default::default();
+        let mut configs: std::collections::HashMap<SeriesKey<'_>, String> = Default::default();
         for s in &state.series {
             let kind = s.value.kind();
-            self.precheck(&s.name, &s.labels, kind, s.value.config_text().as_deref())?;
+            let config = s.value.config_text();
+            if let Some(&k) = kinds.get(s.name.as_str()) {
+                if k != kind {
+                    return Err(StatsError::KindMismatch {
+                        name: s.name.clone(),
+                        existing: k,
+                        requested: kind,
+                    });
+                }
+            }
+            kinds.insert(&s.name, kind);
+            if let Some(c) = &config {
+                match configs.get(&(s.name.as_str(), s.labels.as_slice())) {
+                    Some(existing) if existing != c => {
+                        return Err(StatsError::ConfigMismatch {
+                            name: s.name.clone(),
+                            existing: existing.clone(),
+                            requested: c.clone(),
+                        })
+                    }
+                    _ => {
+                        configs.insert((&s.name, &s.labels), c.clone());
+                    }
+                }
+            }
+            self.precheck(&s.name, &s.labels, kind, config.as_deref())?;
             match &s.value {
                 ValueState::Histogram {
                     config,
