@@ -203,9 +203,9 @@ impl Pipeline {
         let workers = self.shared.queues.len();
         for d in &state.distinct {
             let id = self.distinct_with(&d.name, d.config)?;
-            if let Some(Target::Distinct(x, ..)) =
-                self.shared.lock_table().targets.get(id.0 as usize)
-            {
+            // Cloned out first: no other lock is taken under the table's.
+            let target = self.shared.lock_table().targets.get(id.0 as usize).cloned();
+            if let Some(Target::Distinct(x, ..)) = target {
                 x.import(&d.registers);
             }
         }
