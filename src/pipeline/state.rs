@@ -16,7 +16,8 @@ use crate::sync::StdArc;
 /// distinct counters take the register-wise max of their HyperLogLog
 /// sketches (the union: the merged estimate is the one a single counter
 /// that saw every key would give); open sessions are united by key (a key
-/// open on both sides keeps the target's start).
+/// open on both sides keeps the target's start, while the `{name}_open`
+/// gauge, which adds, counts it twice: give each machine its own keys).
 ///
 /// Restored or merged sketches count in
 /// [`distinct_count`](Pipeline::distinct_count), not in
