@@ -248,3 +248,35 @@ def test_pipeline_checkpoint_and_resume() -> None:
         back.merge_state(reg.export_state())  # a registry state, not a pipeline's
     back.close()
     ref.close()
+
+
+@given(
+    st.lists(st.integers(0, 10**6), max_size=50),
+    st.lists(st.integers(-1000, 1000), max_size=20),
+    st.lists(st.integers(0, 100), max_size=20),
+)
+def test_restore_property(values: list[int], deltas: list[int], marks: list[int]) -> None:
+    """Any mix of records, gauge moves and rate marks restores to the same
+    snapshot; merged twice, counts double."""
+    clock = ManualClock()
+    reg = Registry(clock=clock)
+    h = reg.histogram("h", max_value=10**6, significant_digits=2)
+    g = reg.gauge("g")
+    r = reg.rate("r", window=5.0, buckets=5)
+    for v in values:
+        h.record(v)
+    for d in deltas:
+        g.add(d)
+    for i, m in enumerate(marks):
+        r.add(m)
+        if i % 4 == 3:
+            clock.advance(1.0)
+    data = reg.export_state()
+    assert metrics(Registry.from_state(data, clock=clock)) == metrics(reg)
+    twice = Registry(clock=clock)
+    twice.merge_state(data)
+    twice.merge_state(data)
+    h2 = twice.histogram("h", max_value=10**6, significant_digits=2)
+    assert h2.count == 2 * h.count
+    assert h2.percentile(99) == h.percentile(99)
+    assert twice.rate("r", window=5.0, buckets=5).total == 2 * r.total
