@@ -51,6 +51,7 @@ from queue import Empty, Full
 from ringstat._methods import attach as _attach
 from ringstat._ringstat import (
     FRAME_VERSION,
+    STATE_VERSION,
     Counter,
     CounterHandle,
     DistinctHandle,
@@ -74,6 +75,7 @@ from ringstat._ringstat import (
     SharedQueue,
     SharedRegistry,
     ShutDown,
+    StateError,
     __version__,
     apply_frame,
     decode_frame,
@@ -89,6 +91,7 @@ _attach()
 
 __all__ = [
     "FRAME_VERSION",
+    "STATE_VERSION",
     "AsyncPipeline",
     "AsyncQueue",
     "Counter",
@@ -117,6 +120,7 @@ __all__ = [
     "SharedQueue",
     "SharedRegistry",
     "ShutDown",
+    "StateError",
     "__version__",
     "apply_frame",
     "decode_frame",

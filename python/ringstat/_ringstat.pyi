@@ -29,6 +29,7 @@ _D = TypeVar("_D")
 
 __all__ = [
     "FRAME_VERSION",
+    "STATE_VERSION",
     "Counter",
     "CounterHandle",
     "DistinctHandle",
@@ -53,6 +54,7 @@ __all__ = [
     "SharedQueue",
     "SharedRegistry",
     "ShutDown",
+    "StateError",
     "_LoopWaker",
     "_PendingSend",
     "_PipelineTask",
@@ -901,6 +903,35 @@ class Registry:
         serve, and its ``stop()`` leaves the parent's server running). ``OSError`` if the address cannot
         be bound, ``ValueError``/``TypeError`` for bad arguments."""
 
+    def export_state(self) -> bytes:
+        """The full state of every metric as bytes (versioned format
+        :data:`STATE_VERSION`): counter values, gauge value/min/max, every
+        histogram bucket with min, max and rejected, rate totals and window
+        buckets, help texts and classic buckets. Read and encoded with the
+        GIL released. Feed it to :meth:`merge_state` or :meth:`from_state`
+        on this or another machine."""
+
+    def merge_state(self, data: bytes) -> None:
+        """Merges a state from :meth:`export_state`: a series this registry
+        lacks is created as in the state; otherwise counters add, gauges add
+        (min/max widen), histograms add bucket-wise (exact quantiles across
+        machines), rates add by window bucket. Raises :class:`StateError` for
+        bytes that are not a state and ``ValueError`` for a mismatch (another
+        kind, histogram precision or unit, rate window), checked before
+        anything changes. The GIL is released."""
+
+    @classmethod
+    def from_state(
+        cls,
+        data: bytes,
+        *,
+        clock: ManualClock | None = None,
+        max_series: int | None = None,
+    ) -> Registry:
+        """A new registry (arguments as for ``Registry()``) holding a state
+        from :meth:`export_state`: its snapshot equals the original's.
+        Raises as :meth:`merge_state`."""
+
     def to_pandas(self, percentiles: Iterable[float] | None = None) -> pd.DataFrame:
         """``snapshot(percentiles).to_pandas()``: one row per metric and
         labels, percentiles as columns (see :func:`ringstat.frames.snapshot_frame`)."""
@@ -1573,6 +1604,24 @@ class Pipeline:
     def seen(self, name: str, key: int | str | bytes, ts: float | None = None) -> None:
         """Record ``key`` in the distinct counter ``name``."""
 
+    def export_state(self) -> bytes:
+        """The full state of the pipeline's statistics as bytes: its registry's
+        state (as :meth:`Registry.export_state`) plus every distinct counter's
+        HyperLogLog registers and every session tracker's open sessions (key,
+        start time). Flushes first; exact when nothing is sent meanwhile (a
+        checkpoint pauses its input). Releases the GIL.
+        :class:`PipelineClosed` on a closed pipeline."""
+
+    def merge_state(self, data: bytes) -> None:
+        """Merges a state from :meth:`export_state`: the registry as
+        :meth:`Registry.merge_state`, distinct counters take the union of the
+        sketches (the estimate is that of one counter that saw every key),
+        open sessions are united (a key open here keeps its start); missing
+        counters and trackers are created with the state's configs. Then
+        flushes. :class:`StateError` for bytes that are not a pipeline state,
+        ``ValueError`` for a mismatch, :class:`PipelineClosed` on a closed
+        pipeline. Releases the GIL."""
+
     def flush(self) -> None:
         """Wait until every event whose send returned before this call is applied
         (or counted as displaced), then refresh the depth and distinct gauges.
@@ -1755,6 +1804,13 @@ class SharedQueue:
 
 FRAME_VERSION: int
 """The event frame format version this build writes and reads."""
+
+STATE_VERSION: int
+"""The registry state format version this build writes and reads."""
+
+class StateError(ValueError):
+    """Bytes that are not a valid ringstat registry state (truncated, foreign,
+    another version, a field out of range)."""
 
 class FrameError(ValueError):
     """Bytes that are not a valid ringstat event frame (truncated, foreign,

@@ -70,6 +70,12 @@ pub enum PipelineError {
         /// The system's message.
         message: String,
     },
+    /// A pipeline state cannot be exported or merged (a closed or forked
+    /// pipeline, or a sketch of the wrong size).
+    InvalidState {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for PipelineError {
@@ -122,6 +128,7 @@ impl fmt::Display for PipelineError {
             }
             Self::OutOfMemory { what } => write!(f, "cannot allocate {what}: out of memory"),
             Self::Spawn { message } => write!(f, "cannot start a pipeline worker: {message}"),
+            Self::InvalidState { reason } => write!(f, "pipeline state: {reason}"),
         }
     }
 }

@@ -13,7 +13,7 @@ use super::hash;
 use super::hll::{self, Registers};
 use super::PipelineError;
 use crate::stats::{Counter, Gauge, Histogram, HistogramConfig, Registry};
-use crate::sync::{fence, AtomicU64, Ordering, StdArc};
+use crate::sync::{fence, AtomicU64, Mutex, Ordering, StdArc};
 
 /// How a session tracker records durations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +69,25 @@ pub(crate) struct SessionsShared {
     pub(crate) end_without_start: StdArc<Counter>,
     pub(crate) double_start: StdArc<Counter>,
     pub(crate) negative_duration: StdArc<Counter>,
+    /// Open sessions moving in and out of the workers (state export and
+    /// merge, `pipeline::state`); workers look at it on flush markers only.
+    pub(crate) exchange: Mutex<Exchange>,
+}
+
+/// Each worker's answer to one export request: its open sessions
+/// `(key, start ts)`, `None` until it answers.
+pub(crate) type Answers = Vec<Option<Vec<(u64, u64)>>>;
+
+/// Open sessions in transit between a tracker's workers and a state
+/// export or merge.
+#[derive(Default)]
+pub(crate) struct Exchange {
+    /// Export requests by id: each worker fills its slot with its open
+    /// sessions `(key, start ts)` when it answers a flush marker.
+    pub(crate) requests: Vec<(u64, Answers)>,
+    pub(crate) next_request: u64,
+    /// Per worker: open sessions to load on its next flush marker.
+    pub(crate) imports: Vec<Vec<(u64, u64)>>,
 }
 
 impl SessionsShared {
@@ -103,6 +122,7 @@ impl SessionsShared {
             end_without_start: anomaly("end_without_start")?,
             double_start: anomaly("double_start")?,
             negative_duration: anomaly("negative_duration")?,
+            exchange: Mutex::new(Exchange::default()),
         })
     }
 }
@@ -123,6 +143,31 @@ pub(crate) struct SessionsLocal {
 }
 
 impl SessionsLocal {
+    /// Worker `w`, answering a flush marker: loads the open sessions
+    /// imported for it (a key already open keeps its start; no counter
+    /// moves: the registry state carries them) and answers every export
+    /// request with its open sessions.
+    pub(crate) fn exchange(&mut self, shared: &SessionsShared, w: usize) {
+        let mut ex = super::shared::lock(&shared.exchange);
+        if let Some(imports) = ex.imports.get_mut(w) {
+            let limited = shared.per_worker != usize::MAX;
+            for (key, ts) in imports.drain(..) {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.open.entry(key) {
+                    self.serial += 1;
+                    e.insert((ts, self.serial));
+                    if limited {
+                        self.order.push_back((key, self.serial));
+                    }
+                }
+            }
+        }
+        for (_, slots) in &mut ex.requests {
+            if let Some(slot) = slots.get_mut(w) {
+                *slot = Some(self.open.iter().map(|(&k, &(ts, _))| (k, ts)).collect());
+            }
+        }
+    }
+
     pub(crate) fn start(&mut self, shared: &SessionsShared, key: u64, ts: u64) {
         let limited = shared.per_worker != usize::MAX;
         self.serial += 1;
@@ -225,6 +270,9 @@ pub(crate) struct DistinctPart {
 /// A distinct counter: one partial per worker, merged on read.
 pub(crate) struct DistinctShared {
     pub(crate) config: DistinctConfig,
+    /// Registers merged in from states of other pipelines (`2^p` bytes;
+    /// counted in [`count`](DistinctShared::count), not in the window).
+    imported: Mutex<Vec<u8>>,
     /// `window / buckets` in nanoseconds, at least 1 ms.
     tick: u64,
     parts: Box<[DistinctPart]>,
@@ -283,6 +331,7 @@ impl DistinctShared {
         let parts = parts.into_boxed_slice();
         Ok(Self {
             config,
+            imported: Mutex::new(Vec::new()),
             tick: window / n,
             parts,
         })
@@ -319,11 +368,31 @@ impl DistinctShared {
 
     /// Estimated distinct keys ever seen.
     pub(crate) fn count(&self) -> f64 {
+        hll::estimate(&self.registers(), self.config.precision)
+    }
+
+    /// The registers of every key ever seen: every worker's and the
+    /// imported ones, merged (`2^p` bytes).
+    pub(crate) fn registers(&self) -> Vec<u8> {
         let mut acc = vec![0u8; 1 << self.config.precision];
         for part in self.parts.iter() {
             part.all.merge_into(&mut acc);
         }
-        hll::estimate(&acc, self.config.precision)
+        let imported = super::shared::lock(&self.imported);
+        for (a, &b) in acc.iter_mut().zip(imported.iter()) {
+            *a = (*a).max(b);
+        }
+        acc
+    }
+
+    /// Merges `registers` (`2^p` bytes, checked by the caller) into the
+    /// imported ones: register-wise max, the HyperLogLog union.
+    pub(crate) fn import(&self, registers: &[u8]) {
+        let mut imported = super::shared::lock(&self.imported);
+        imported.resize(registers.len(), 0);
+        for (a, &b) in imported.iter_mut().zip(registers) {
+            *a = (*a).max(b);
+        }
     }
 
     /// Estimated distinct keys seen in the window ending at `now`: the

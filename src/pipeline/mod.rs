@@ -99,6 +99,7 @@ mod keyed;
 mod resolve;
 mod sender;
 mod shared;
+mod state;
 mod task;
 mod worker;
 
@@ -111,6 +112,7 @@ pub use hash::hash_key;
 pub use hll::{HyperLogLog, MAX_PRECISION, MIN_PRECISION};
 pub use keyed::{DistinctConfig, SessionsConfig};
 pub use sender::Sender;
+pub use state::{DistinctState, PipelineState, SessionsState};
 pub use task::FlushTask;
 
 use crate::queue::Closed;

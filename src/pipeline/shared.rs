@@ -44,6 +44,11 @@ impl Table {
     pub(super) fn find(&self, kind: Kind, name: &str) -> Option<u32> {
         self.by_name[kind as usize].get(name).copied()
     }
+
+    /// Every `(name, index)` resolved for `kind`.
+    pub(super) fn names(&self, kind: Kind) -> impl Iterator<Item = (&str, &u32)> {
+        self.by_name[kind as usize].iter().map(|(k, v)| (&**k, v))
+    }
 }
 
 /// The pipeline's own metrics.

@@ -55,6 +55,7 @@ pub(crate) fn run(shared: &Shared, index: usize) {
         for ev in buf.drain(..) {
             if ev.op == Op::Flush {
                 commit(shared, &mut applied, &mut rejected);
+                exchange_sessions(shared, &mut local, index);
                 shared.flush_done(index, ev.value);
                 continue;
             }
@@ -134,6 +135,19 @@ fn commit(shared: &Shared, applied: &mut u64, rejected: &mut u64) {
     if *rejected > 0 {
         shared.own.rejected.add(*rejected);
         *rejected = 0;
+    }
+}
+
+/// On a flush marker: loads imported open sessions and answers state
+/// export requests (`pipeline::state`), for every session tracker.
+fn exchange_sessions(shared: &Shared, local: &mut Vec<Local>, index: usize) {
+    if local.len() < shared.lock_table().targets.len() {
+        refresh_table(shared, local);
+    }
+    for l in local.iter_mut() {
+        if let Local::Sessions(s, l) = l {
+            l.exchange(s, index);
+        }
     }
 }
 

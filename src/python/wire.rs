@@ -25,9 +25,24 @@ pyo3::create_exception!(
      or events that cannot be encoded."
 );
 
-/// Adds the frame functions and `FrameError` to the module.
+pyo3::create_exception!(
+    ringstat,
+    StateError,
+    PyValueError,
+    "Bytes that are not a valid ringstat registry state (truncated, foreign, another \
+     version, a field out of range)."
+);
+
+/// A registry state's decoding error as `StateError`.
+pub(crate) fn state_err(e: &wire::StateError) -> PyErr {
+    StateError::new_err(e.to_string())
+}
+
+/// Adds the frame functions, `FrameError` and `StateError` to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FrameError", m.py().get_type::<FrameError>())?;
+    m.add("StateError", m.py().get_type::<StateError>())?;
+    m.add("STATE_VERSION", wire::STATE_VERSION)?;
     m.add("FRAME_VERSION", wire::FRAME_VERSION)?;
     m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(decode_frame, m)?)?;

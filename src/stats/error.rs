@@ -192,6 +192,15 @@ pub enum StatsError {
         /// The registry's limit.
         limit: usize,
     },
+    /// A [`RegistryState`](super::RegistryState) that no registry could
+    /// hold (a histogram bucket past its layout, a rate bucket past its
+    /// window), named by series.
+    InvalidState {
+        /// The series name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for StatsError {
@@ -274,6 +283,9 @@ impl fmt::Display for StatsError {
                 f,
                 "cannot create a new series of metric {name:?}: the registry holds its limit of {limit} series"
             ),
+            Self::InvalidState { name, reason } => {
+                write!(f, "invalid state for {name:?}: {reason}")
+            }
             Self::InvalidLabelName { metric, label } => write!(
                 f,
                 "invalid label name {label:?} for metric {metric:?}: must match [a-zA-Z_][a-zA-Z0-9_]*, not start with \"__\", and not be \"quantile\" or \"le\""

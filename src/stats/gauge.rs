@@ -233,6 +233,26 @@ impl Gauge {
     }
 }
 
+/// State restore and merge (`stats::state`).
+impl Gauge {
+    /// Sets value, min and max exactly (a gauge restored from a state).
+    pub(crate) fn load_state(&self, value: i64, min: i64, max: i64) {
+        // Relaxed value store as in `set`; Release min/max stores: pair with
+        // the Acquire swaps in `reset_min_max`, as `observe` does.
+        self.value_cell().store(value, Ordering::Relaxed);
+        self.min_cell().store(min, Ordering::Release);
+        self.max_cell().store(max, Ordering::Release);
+    }
+
+    /// Adds `value` and widens min/max to `min`/`max` (and the new value).
+    pub(crate) fn merge_state(&self, value: i64, min: i64, max: i64) {
+        self.add(value);
+        // Release: pairs with the Acquire swaps in `reset_min_max`.
+        self.min_cell().fetch_min(min, Ordering::Release);
+        self.max_cell().fetch_max(max, Ordering::Release);
+    }
+}
+
 impl Default for Gauge {
     fn default() -> Self {
         Self::new()

@@ -932,6 +932,44 @@ impl Histogram {
     }
 }
 
+/// State export and merge (`stats::state`).
+impl Histogram {
+    /// The number of buckets.
+    pub(crate) fn bucket_count(&self) -> usize {
+        self.shared.counts().len()
+    }
+
+    /// Adds sparse `(bucket index, count)` pairs, with their min, max and
+    /// rejected count, as [`merge_snapshot`](Histogram::merge_snapshot)
+    /// adds a snapshot. The caller checked every index is below
+    /// [`bucket_count`](Histogram::bucket_count).
+    pub(crate) fn merge_sparse(
+        &self,
+        counts: &[(u64, u64)],
+        min: Option<u64>,
+        max: Option<u64>,
+        rejected: u64,
+    ) {
+        let mut dense = vec![0u64; self.bucket_count()];
+        for &(i, n) in counts {
+            if let Some(c) = usize::try_from(i).ok().and_then(|i| dense.get_mut(i)) {
+                *c = c.saturating_add(n);
+            }
+        }
+        let snap = HistogramSnapshot::new(
+            self.config,
+            self.layout,
+            self.scale,
+            dense,
+            min.unwrap_or(u64::MAX),
+            max.unwrap_or(0),
+            rejected,
+        );
+        self.merge_snapshot(&snap)
+            .expect("a snapshot of this histogram's own config and unit");
+    }
+}
+
 impl fmt::Debug for Histogram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.snapshot();

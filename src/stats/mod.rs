@@ -23,6 +23,10 @@
 //!   Prometheus text format 0.0.4, [`Snapshot::to_openmetrics`] OpenMetrics
 //!   1.0 ([`Format`]); histograms as summaries or, given bounds
 //!   ([`Registry::set_buckets`]), classic buckets.
+//! - [`RegistryState`]: the full state of every metric of a registry, to
+//!   restore it ([`Registry::from_state`]) or merge it into another
+//!   ([`Registry::merge_state`]: counters add, histograms add bucket-wise,
+//!   rates add by window bucket); its bytes are `wire::encode_state`.
 //! - [`StatsError`]: every error, naming the bad argument or value;
 //!   [`MetricKind`] names the four kinds.
 //!
@@ -76,6 +80,7 @@ mod registry;
 #[cfg_attr(any(ringstat_loom, miri, not(target_os = "linux")), allow(dead_code))]
 pub mod shared;
 mod snapshot_hist;
+mod state;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -93,6 +98,7 @@ pub use shared::{
     SharedUsage,
 };
 pub use snapshot_hist::{quantile_rank, HistogramSnapshot};
+pub use state::{RegistryState, SeriesState, ValueState};
 
 /// Where a count cell stops growing: `u64::MAX - 2^52`. Counts saturate here
 /// (and sums of cells at `u64::MAX`) instead of wrapping to a small number;

@@ -460,6 +460,73 @@ impl Rate {
     }
 }
 
+/// State export and merge (`stats::state`).
+impl Rate {
+    /// This rate, made `age` nanoseconds old (clamped to its clock's now):
+    /// a restored rate reports `per_second` over the time its original
+    /// covered.
+    pub(crate) fn with_created_age(mut self, age: u64) -> Self {
+        self.created = self.clock.now_nanos().saturating_sub(age);
+        self
+    }
+
+    /// `(nanoseconds since creation, [(age in ticks, count)])` at now: the
+    /// non-empty buckets of the current window, age 0 the current tick.
+    pub(crate) fn window_state(&self) -> (u64, Vec<(u64, u64)>) {
+        let now = self.clock.now_nanos();
+        let tick = now / self.tick_nanos;
+        let len = self.config.buckets as u64;
+        let mut out = Vec::new();
+        for age in 0..len.min(tick + 1) {
+            let t = tick - age;
+            let (lap, i) = ((t / len) & TAG_MASK, (t % len) as usize);
+            let mut count = 0u64;
+            for s in 0..self.shards() {
+                // Relaxed: as in `add`.
+                let w = self.cell(s, i).load(Ordering::Relaxed);
+                if w >> COUNT_BITS == lap {
+                    count = count.saturating_add(w & COUNT_MASK);
+                }
+            }
+            if count != 0 {
+                out.push((age, count));
+            }
+        }
+        (now.saturating_sub(self.created), out)
+    }
+
+    /// Adds `total` to the total and each `(age, count)` to the bucket
+    /// `age` ticks before now (ages past the window, or before this clock's
+    /// first tick, count in the total only).
+    pub(crate) fn absorb(&self, total: u64, buckets: &[(u64, u64)]) {
+        saturating_add(self.cell(0, self.config.buckets), total, Ordering::Relaxed);
+        let tick = self.clock.now_nanos() / self.tick_nanos;
+        let len = self.config.buckets as u64;
+        for &(age, n) in buckets {
+            let Some(t) = tick.checked_sub(age).filter(|_| age < len) else {
+                continue;
+            };
+            let (lap, slot) = ((t / len) & TAG_MASK, self.cell(0, (t % len) as usize));
+            // Relaxed: as in `add`, whose rotation this loop repeats.
+            let mut cur = slot.load(Ordering::Relaxed);
+            loop {
+                let tag = cur >> COUNT_BITS;
+                let new = if tag == lap {
+                    pack(lap, (cur & COUNT_MASK).saturating_add(n).min(COUNT_MASK))
+                } else if is_later(lap, tag) {
+                    pack(lap, n.min(COUNT_MASK))
+                } else {
+                    break;
+                };
+                match slot.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(actual) => cur = actual,
+                }
+            }
+        }
+    }
+}
+
 /// The layout of a [`Rate`]'s cells, checked: what a shared region
 /// allocates before it makes the rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

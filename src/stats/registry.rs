@@ -21,7 +21,7 @@ pub const DEFAULT_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
 /// A registered metric: a cheap handle to the live aggregator.
 #[derive(Clone)]
-enum Metric {
+pub(super) enum Metric {
     Counter(Arc<Counter>),
     Gauge(Arc<Gauge>),
     Histogram(Arc<Histogram>),
@@ -29,7 +29,7 @@ enum Metric {
 }
 
 /// `(name, labels sorted by label name)`.
-type Key = (String, Vec<(String, String)>);
+pub(super) type Key = (String, Vec<(String, String)>);
 
 #[derive(Default)]
 struct Inner {
@@ -309,7 +309,7 @@ impl Registry {
         self.histogram_in(name, labels, config, Some(unit))
     }
 
-    fn histogram_in(
+    pub(super) fn histogram_in(
         &self,
         name: &str,
         labels: &[(&str, &str)],
@@ -352,10 +352,26 @@ impl Registry {
         labels: &[(&str, &str)],
         config: RateConfig,
     ) -> Result<Arc<Rate>, StatsError> {
+        self.rate_in(name, labels, config, None)
+    }
+
+    /// As [`rate`](Registry::rate); a rate created here is `created_age`
+    /// nanoseconds old (restored state) if given.
+    pub(super) fn rate_in(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        config: RateConfig,
+        created_age: Option<u64>,
+    ) -> Result<Arc<Rate>, StatsError> {
         let wanted = format!("{config:?}");
         let clock = Arc::clone(&self.shared.clock);
         let m = self.get_or_create(name, labels, MetricKind::Rate, Some(&wanted), || {
             let r = Rate::with_clock(config.window, config.buckets, clock)?;
+            let r = match created_age {
+                Some(age) => r.with_created_age(age),
+                None => r,
+            };
             Ok(Metric::Rate(Arc::new(r)))
         })?;
         match m {
@@ -647,6 +663,98 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Every series with its handle, and the help texts and classic bucket
+    /// bounds of the families (for [`export_state`](Registry::export_state)).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn list_all(
+        &self,
+    ) -> (
+        Vec<(Key, Metric)>,
+        Vec<(String, String)>,
+        Vec<(String, Vec<f64>)>,
+    ) {
+        let inner = self
+            .shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let series = inner
+            .series
+            .iter()
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        let mut help: Vec<(String, String)> = inner
+            .help
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        help.sort();
+        let mut buckets: Vec<(String, Vec<f64>)> = inner
+            .buckets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_vec()))
+            .collect();
+        buckets.sort_by(|a, b| a.0.cmp(&b.0));
+        (series, help, buckets)
+    }
+
+    /// `true` if the series `name{labels}` (labels sorted) exists.
+    pub(super) fn contains_series(&self, name: &str, labels: &[(String, String)]) -> bool {
+        let key = (name.to_owned(), labels.to_vec());
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .series
+            .contains_key(&key)
+    }
+
+    /// Checks, without changing anything, that a series `name{labels}` of
+    /// `kind` with `config` (as `config_text` writes it; `None` for
+    /// counters and gauges) could be merged here: names valid, no other
+    /// kind under the name, no other config for the series.
+    pub(super) fn precheck(
+        &self,
+        name: &str,
+        labels: &[(String, String)],
+        kind: MetricKind,
+        config: Option<&str>,
+    ) -> Result<(), StatsError> {
+        validate_metric_name(name)?;
+        for (k, v) in labels {
+            validate_label_name(name, k)?;
+            validate_label_value(name, k, v)?;
+        }
+        let inner = self
+            .shared
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(&existing) = inner.families.get(name) {
+            if existing != kind {
+                return Err(StatsError::KindMismatch {
+                    name: name.to_owned(),
+                    existing,
+                    requested: kind,
+                });
+            }
+        }
+        let key = (name.to_owned(), labels.to_vec());
+        if let (Some(m), Some(wanted)) = (inner.series.get(&key), config) {
+            let existing = config_text(m);
+            if existing != wanted {
+                return Err(StatsError::ConfigMismatch {
+                    name: name.to_owned(),
+                    existing,
+                    requested: wanted.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Registry {
     fn default() -> Self {
         Self::new()
@@ -659,7 +767,7 @@ impl core::fmt::Debug for Registry {
     }
 }
 
-fn config_text(m: &Metric) -> String {
+pub(super) fn config_text(m: &Metric) -> String {
     match m {
         Metric::Histogram(h) => histogram_config_text(h.config(), h.unit()),
         Metric::Rate(r) => format!("{:?}", r.config()),
@@ -668,7 +776,7 @@ fn config_text(m: &Metric) -> String {
 }
 
 /// A histogram's configuration as compared on lookup: the unit is part of it.
-fn histogram_config_text(config: HistogramConfig, unit: Option<f64>) -> String {
+pub(super) fn histogram_config_text(config: HistogramConfig, unit: Option<f64>) -> String {
     match unit {
         None => format!("{config:?}"),
         Some(unit) => format!("{config:?} in units of {unit:?}"),

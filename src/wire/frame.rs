@@ -244,12 +244,12 @@ fn is_gauge(op: Op) -> bool {
     matches!(op, Op::Set | Op::GaugeAdd)
 }
 
-fn zigzag(v: u64) -> u64 {
+pub(super) fn zigzag(v: u64) -> u64 {
     let v = v as i64;
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(z: u64) -> u64 {
+pub(super) fn unzigzag(z: u64) -> u64 {
     ((z >> 1) as i64 ^ -((z & 1) as i64)) as u64
 }
 
@@ -258,7 +258,7 @@ fn var_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn put_var(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_var(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -267,17 +267,17 @@ fn put_var(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// A bounds-checked reader over the input.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+pub(super) struct Reader<'a> {
+    pub(super) buf: &'a [u8],
+    pub(super) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn left(&self) -> usize {
+    pub(super) fn left(&self) -> usize {
         self.buf.len() - self.pos
     }
 
-    fn bytes(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], FrameError> {
+    pub(super) fn bytes(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], FrameError> {
         if self.left() < n {
             return Err(FrameError::Truncated {
                 offset: self.pos,
@@ -289,18 +289,18 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn u8(&mut self, field: &'static str) -> Result<u8, FrameError> {
+    pub(super) fn u8(&mut self, field: &'static str) -> Result<u8, FrameError> {
         Ok(self.bytes(1, field)?[0])
     }
 
-    fn u64le(&mut self, field: &'static str) -> Result<u64, FrameError> {
+    pub(super) fn u64le(&mut self, field: &'static str) -> Result<u64, FrameError> {
         let b = self.bytes(8, field)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
     }
 
-    fn var(&mut self, field: &'static str) -> Result<u64, FrameError> {
+    pub(super) fn var(&mut self, field: &'static str) -> Result<u64, FrameError> {
         let start = self.pos;
         let mut v = 0u64;
         for i in 0..10 {
@@ -322,7 +322,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A count at most `max` and at most the bytes left divided by `each`.
-    fn count(&mut self, field: &'static str, max: usize, each: usize) -> Result<usize, FrameError> {
+    pub(super) fn count(
+        &mut self,
+        field: &'static str,
+        max: usize,
+        each: usize,
+    ) -> Result<usize, FrameError> {
         let offset = self.pos;
         let value = self.var(field)?;
         match usize::try_from(value) {

@@ -3,9 +3,11 @@ RabbitMQ stream from its first offset into a fresh pipeline, writes its
 progress (frames applied) after each frame, and once ``events`` events are
 applied and ``messages`` stream messages read (applied or dropped as
 duplicates: the retried frame is the stream's last message) writes the
-statistics as JSON and exits.
+statistics as JSON and exits. With CHECKPOINT (a file) it checkpoints every 5
+frames and resumes from the checkpoint instead of replaying the stream from
+the start (the counts of frames and duplicates are in the checkpoint too).
 
-    python broker_aggregator.py URL QUEUE EVENTS MESSAGES PROGRESS_FILE RESULT_FILE
+    python broker_aggregator.py URL QUEUE EVENTS MESSAGES PROGRESS_FILE RESULT_FILE [CHECKPOINT]
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from ringstat.broker import Consumer
 
 
 def main() -> None:
-    url, queue, events, messages, progress, result = sys.argv[1:]
+    url, queue, events, messages, progress, result = sys.argv[1:7]
+    checkpoint = sys.argv[7] if len(sys.argv) > 7 else None
     p = ringstat.Pipeline(ringstat.Registry())
     p.histogram("latency_us", max_value=1000)
     frames = 0
@@ -34,7 +37,16 @@ def main() -> None:
         os.replace(tmp, progress)
         time.sleep(0.005)  # a slow aggregator, so the test kills it mid-stream
 
-    c = Consumer(url, p, queue, stream_offset="first", prefetch=4, on_frame=on_frame).start()
+    c = Consumer(
+        url,
+        p,
+        queue,
+        stream_offset="first",
+        prefetch=4,
+        on_frame=on_frame,
+        checkpoint=checkpoint,
+        checkpoint_every=5,
+    ).start()
     while not c.wait_events(int(events), 1.0):
         pass
     while (st := c.stats())["frames"] + st["duplicates"] < int(messages):
@@ -43,7 +55,7 @@ def main() -> None:
     p.flush()
     reg = p.registry
     h = reg.histogram("latency_us", max_value=1000)
-    out = {
+    out: dict[str, object] = {
         "logins": reg.counter("logins").value,
         "online_open": reg.gauge("online_open").value,
         "latency_count": h.count,
@@ -51,6 +63,12 @@ def main() -> None:
         "users": p.distinct_count("users"),
         "duplicates": c.stats()["duplicates"],
     }
+    if checkpoint is not None:
+        anomalies = reg.counter("online_anomalies_total", {"kind": "end_without_start"})
+        out["completed"] = reg.counter("online_completed_total").value
+        out["end_without_start"] = anomalies.value
+        out["restored_offset"] = c.restored_offset
+        out["checkpoints"] = c.stats()["checkpoints"]
     Path(result).write_text(json.dumps(out))
 
 

@@ -874,6 +874,11 @@ PERCENTILES = st.one_of(st.none(), seq_of(PERCENT, ("list", "tuple", "gen", "set
 Domain = tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]
 
 
+STATE_BYTES = st.one_of(
+    st.binary(max_size=64), st.binary(max_size=64).map(lambda b: b"RSRS\x01\x00" + b)
+)
+
+
 def _domains() -> dict[str, Domain]:
     int_bad = BAD_INT
     return {
@@ -1001,6 +1006,13 @@ def _domains() -> dict[str, Domain]:
         "SessionsHandle.start_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
         "SessionsHandle.end_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
         "DistinctHandle.seen_many.ts": (TS_MANY, st.one_of(BAD_FLOAT, BAD_SEQ)),
+        # Registry states: arbitrary bytes and bytes behind a valid header.
+        "Registry.merge_state.data": (STATE_BYTES, BAD),
+        "Registry.from_state.data": (STATE_BYTES, BAD),
+        "Pipeline.merge_state.data": (
+            st.one_of(STATE_BYTES, st.binary(max_size=64).map(lambda b: b"RSPS\x01\x00" + b)),
+            BAD,
+        ),
     }
 
 

@@ -305,6 +305,80 @@ def test_aggregator_killed_repeatedly_replays_exactly(rabbitmq: RabbitNode, tmp_
     assert users == direct.distinct_count("users")  # HLL registers: order-free
 
 
+def test_aggregator_killed_repeatedly_resumes_from_checkpoint(
+    rabbitmq: RabbitNode, tmp_path: Path
+) -> None:
+    """An aggregator that checkpoints (pipeline state + stream offset + dedup,
+    written atomically) is killed with SIGKILL again and again; each restart
+    restores the checkpoint and resumes the stream after its offset. The
+    final statistics equal an unkilled run, sessions opened before a
+    checkpoint and closed after it included (no end without a start)."""
+    q = qname()
+    with Shipper(rabbitmq.url, q, stream=True, batch_size=16) as s:
+        workload(s, 0, USERS)
+        for u in range(USERS):  # later frames close the sessions still open
+            if u % 3 != 0:
+                s.session_end("online", u, ts_ns=3_000_000_000 + u)
+        assert s.flush(60)
+        total = s.stats()["events"]
+        messages = s.stats()["frames"] + 1  # and the retried frame below
+    publish_stream_dup(rabbitmq.url, q, s.producer_id)
+
+    direct = aggregator()
+    for u in range(USERS):
+        direct.seen("users", u)
+    progress, result = tmp_path / "progress", tmp_path / "result.json"
+    ckpt = tmp_path / "aggregator.ckpt"
+    script = Path(__file__).with_name("broker_aggregator.py")
+    argv = [sys.executable, str(script), rabbitmq.url, q, str(total), str(messages)]
+    argv += [str(progress), str(result), str(ckpt)]
+    kills = 0
+    for _ in range(4):
+        progress.unlink(missing_ok=True)
+        proc = subprocess.Popen(argv)
+        try:
+            deadline = time.monotonic() + 60
+            # Kill after 7 frames of this run: past a checkpoint (every 5), mid-way to the next.
+            while not (progress.exists() and int(progress.read_text() or 0) >= 7):
+                if proc.poll() is not None:
+                    break  # finished: the stream is consumed
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
+            if proc.poll() is None and not result.exists():
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+        finally:
+            proc.kill()
+            proc.wait()
+    assert kills >= 2
+    assert ckpt.exists()
+    result.unlink(missing_ok=True)
+    subprocess.run(argv, check=True, timeout=120)
+    final = json.loads(result.read_text())
+    assert final.pop("restored_offset") is not None  # resumed, not replayed
+    assert final.pop("checkpoints") >= kills
+    users = final.pop("users")
+    assert final.pop("duplicates") >= 1  # the retried frame, known from the restored dedup
+    want = expected(0, USERS)
+    want.update(online_open=0, completed=USERS, end_without_start=0)
+    assert final == want
+    assert users == direct.distinct_count("users")
+
+
+def test_checkpoint_needs_a_stream_and_refuses_a_bad_file(tmp_path: Path) -> None:
+    p = aggregator()
+    with pytest.raises(ValueError, match="stream"):
+        Consumer("amqp://127.0.0.1:1/%2F", p, checkpoint=tmp_path / "c")
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"RSCK 1\n{}\n")
+    with pytest.raises(ringstat.StateError):
+        Consumer("amqp://127.0.0.1:1/%2F", p, stream_offset="first", checkpoint=bad)
+    bad.write_bytes(b'RSCK 1\n{"offset":3,"dedup":{"producers":{}}}\nnot a state')
+    with pytest.raises(ringstat.StateError):
+        Consumer("amqp://127.0.0.1:1/%2F", p, stream_offset="first", checkpoint=bad)
+    p.close()
+
+
 def publish_stream_dup(url: str, q: str, producer: int) -> None:
     """Publish frame 1 of ``producer`` again, as a retry after a lost
     confirm would."""

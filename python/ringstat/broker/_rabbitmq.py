@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import queue as _stdqueue
 import secrets
 import threading
@@ -19,6 +20,7 @@ from ringstat._ringstat import (
     encode_frame,
     frame_header,
 )
+from ringstat.broker import _checkpoint
 from ringstat.broker._dedup import Dedup
 
 if TYPE_CHECKING:
@@ -391,10 +393,22 @@ class Consumer:
     dedup replays the whole stream and ends with exactly the statistics of
     a run that never stopped (``tests/python/test_broker.py``).
 
+    With ``checkpoint`` (a file path; streams only) the consumer writes a
+    checkpoint every ``checkpoint_every`` frames or ``checkpoint_interval``
+    seconds, whichever comes first, and when it stops: the pipeline's full
+    state (``Pipeline.export_state()``: counters, histograms, sketches, open
+    sessions), the stream offset it covers and the dedup state, written
+    atomically (temporary file, fsync, rename). A consumer made with an
+    existing checkpoint file restores it into ``pipeline`` (which should be
+    fresh) and resumes the stream after that offset: killed at any moment
+    and restarted, it ends with the statistics of a run never killed,
+    replaying only the frames after the last checkpoint.
+
     Metrics, in ``registry`` (default: the pipeline's) with the label
     ``consumer=<name>``: ``ringstat_consumer_frames_total`` (applied),
     ``..._events_total`` (applied), ``..._duplicates_total``,
-    ``..._bad_frames_total``, ``..._reconnects_total``.
+    ``..._bad_frames_total``, ``..._reconnects_total``,
+    ``..._checkpoints_total``.
     """
 
     def __init__(
@@ -412,7 +426,20 @@ class Consumer:
         backoff: float = 0.05,
         max_backoff: float = 2.0,
         on_frame: Callable[[int, int, int], None] | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: float = 10.0,
     ) -> None:
+        if checkpoint is not None and stream_offset is None:
+            raise ValueError(
+                "checkpoint needs a stream (stream_offset): a classic queue cannot be"
+                " read again from the checkpoint's position"
+            )
+        if checkpoint_every < 1 or not checkpoint_interval > 0:
+            raise ValueError(
+                f"checkpoint_every must be >= 1 and checkpoint_interval > 0,"
+                f" got {checkpoint_every} and {checkpoint_interval}"
+            )
         self._params = pika.URLParameters(url)
         self.pipeline = pipeline
         self._queue_name = queue
@@ -430,9 +457,21 @@ class Consumer:
         self._m_dups = reg.counter("ringstat_consumer_duplicates", labels)
         self._m_bad = reg.counter("ringstat_consumer_bad_frames", labels)
         self._m_reconnects = reg.counter("ringstat_consumer_reconnects", labels)
+        self._m_checkpoints = reg.counter("ringstat_consumer_checkpoints", labels)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._checkpoint = checkpoint
+        self._every = (checkpoint_every, checkpoint_interval)
+        self._since = (0, time.monotonic())
+        #: The stream offset the consumer resumed after, from its checkpoint
+        #: (``None``: it started without one).
+        self.restored_offset: int | None = None
+        if checkpoint is not None and os.path.exists(checkpoint):
+            offset, dedup_state, state = _checkpoint.read(checkpoint)
+            pipeline.merge_state(state)
+            self.dedup = Dedup.from_state(dedup_state)
+            self.last_offset = self.restored_offset = offset
 
     def start(self) -> Consumer:
         """Consume in a background thread until :meth:`stop`."""
@@ -448,14 +487,37 @@ class Consumer:
             self._thread.join(timeout)
 
     def stats(self) -> dict[str, int]:
-        """The consumer's metrics, by short name."""
+        """The consumer's metrics, by short name (``checkpoints`` only with a
+        checkpoint path)."""
         return {
             "frames": self._m_frames.value,
             "events": self._m_events.value,
             "duplicates": self._m_dups.value,
             "bad_frames": self._m_bad.value,
             "reconnects": self._m_reconnects.value,
+            **({"checkpoints": self._m_checkpoints.value} if self._checkpoint else {}),
         }
+
+    def checkpoint(self) -> None:
+        """Writes the checkpoint now (see the class docs); the consumer calls
+        it by itself. Consistent when only this consumer sends to the
+        pipeline."""
+        if self._checkpoint is None:
+            raise ValueError("this consumer was made without a checkpoint path")
+        with self._lock:
+            state = self.pipeline.export_state()
+            _checkpoint.write(self._checkpoint, self.last_offset, self.dedup.state(), state)
+        self._m_checkpoints.inc()
+        self._since = (0, time.monotonic())
+
+    def _after_frame(self) -> None:
+        if self._checkpoint is None:
+            return
+        frames, since = self._since
+        self._since = (frames + 1, since)
+        every, interval = self._every
+        if frames + 1 >= every or time.monotonic() - since >= interval:
+            self.checkpoint()
 
     def wait_events(self, n: int, timeout: float) -> bool:
         """Wait until at least ``n`` events were applied; ``False`` at the
@@ -488,6 +550,9 @@ class Consumer:
             finally:
                 with contextlib.suppress(*_RETRY):
                     conn.close()
+        if self._checkpoint is not None and self._since[0] > 0:
+            with contextlib.suppress(PipelineClosed):
+                self.checkpoint()
 
     def _consume(self, conn: Any) -> None:
         ch = conn.channel()
@@ -517,6 +582,12 @@ class Consumer:
             if stream and props.headers:
                 self.last_offset = props.headers.get("x-stream-offset", self.last_offset)
             ch.basic_ack(method.delivery_tag)
+            try:
+                self._after_frame()
+            except PipelineClosed:
+                self._stop.set()
+                ch.cancel()
+                return
 
     def handle(self, body: bytes) -> bool:
         """Apply one frame unless it is a duplicate; ``True`` if applied.

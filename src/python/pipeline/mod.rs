@@ -458,6 +458,32 @@ impl PyPipeline {
         self.flush_detached(py)
     }
 
+    /// The full state of the pipeline's statistics as bytes (registry,
+    /// distinct sketches, open sessions; the `wire` pipeline state format),
+    /// flushed, read and encoded detached.
+    fn export_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        self.state_check()?;
+        let bytes = py
+            .detach(|| {
+                self.inner
+                    .export_state()
+                    .map(|s| crate::wire::encode_pipeline_state(&s))
+            })
+            .map_err(pipeline_err)?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes))
+    }
+
+    /// Merges a state from `export_state` (decoded and merged detached):
+    /// `StateError` for bytes that are not one, `ValueError` for a mismatch.
+    fn merge_state(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        self.state_check()?;
+        py.detach(|| {
+            let state =
+                crate::wire::decode_pipeline_state(data).map_err(|e| super::wire::state_err(&e))?;
+            self.inner.merge_state(&state).map_err(pipeline_err)
+        })
+    }
+
     /// Stops accepting events, applies every event already queued, and
     /// stops the workers. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
@@ -517,3 +543,16 @@ impl PyPipeline {
 }
 
 assert_python_alignment!(PyPipeline);
+
+impl PyPipeline {
+    /// A state needs live workers: `PipelineClosed` otherwise.
+    fn state_check(&self) -> PyResult<()> {
+        check_fork(&self.inner)?;
+        if self.inner.is_closed() {
+            return Err(PipelineClosed::new_err(
+                "the pipeline is closed: its open sessions are gone with its workers",
+            ));
+        }
+        Ok(())
+    }
+}

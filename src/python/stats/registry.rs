@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::super::errors::int_arg;
 use super::counter::{PyCounter, PyGauge};
@@ -12,6 +12,7 @@ use super::histogram::{digits_arg, histogram_config, PyHistogram};
 use super::rate::{buckets_arg, clock_of, window_arg, PyRate};
 use super::{histogram_dict, labels_arg, percentiles_or_default, stats_err, str_arg};
 use crate::stats::{tick_value, MetricValue, RateConfig, Registry, Snapshot};
+use crate::wire;
 
 /// Named metrics with optional labels, created on first use. Every call
 /// with the same name and labels returns a handle to the same metric
@@ -306,9 +307,45 @@ impl PyRegistry {
         )
     }
 
+    /// The full state of every metric as bytes (the `wire` registry state
+    /// format), read and encoded detached from the interpreter.
+    fn export_state<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes = py.detach(|| wire::encode_state(&self.inner.export_state()));
+        PyBytes::new(py, &bytes)
+    }
+
+    /// Merges a state from `export_state` into this registry (counters add,
+    /// histograms add bucket-wise, rates add by window bucket, gauges add),
+    /// decoded and merged detached. `StateError` for bytes that are not a
+    /// state, `ValueError` for a mismatch (checked before anything changes).
+    fn merge_state(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        py.detach(|| merge_bytes(&self.inner, data))
+    }
+
+    /// A new registry holding a state from `export_state`.
+    #[classmethod]
+    #[pyo3(signature = (data, *, clock = None, max_series = None))]
+    fn from_state(
+        _cls: &Bound<'_, pyo3::types::PyType>,
+        py: Python<'_>,
+        data: &[u8],
+        clock: Option<&Bound<'_, PyAny>>,
+        max_series: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let reg = Self::new(clock, max_series)?;
+        py.detach(|| merge_bytes(&reg.inner, data))?;
+        Ok(reg)
+    }
+
     fn __repr__(&self) -> String {
         format!("<ringstat.Registry metrics={}>", self.inner.len())
     }
+}
+
+/// Decodes `data` and merges it into `reg`, errors as Python exceptions.
+fn merge_bytes(reg: &Registry, data: &[u8]) -> PyResult<()> {
+    let state = wire::decode_state(data).map_err(|e| super::super::wire::state_err(&e))?;
+    reg.merge_state(&state).map_err(stats_err)
 }
 
 /// `snap` as the plain dict of `Registry.snapshot()` (the package wraps it
