@@ -212,6 +212,14 @@ fn tasks_and_threads_share_a_ring_without_losing_items_or_wakeups() {
 
 #[test]
 fn tasks_and_threads_share_an_unbounded_queue() {
+    // Whether a task finds the queue empty and sleeps depends on scheduling:
+    // rounds until one did (each round checks conservation and wake-ups).
+    let slept = (0..20).find(|_| unbounded_round() > 0);
+    assert!(slept.is_some(), "no task ever slept in 20 rounds");
+}
+
+/// One round of the unbounded test; how many task waits slept.
+fn unbounded_round() -> usize {
     const PRODUCERS: usize = 2;
     const CONSUMERS: usize = 3;
     let per = items_per_producer();
@@ -276,8 +284,8 @@ fn tasks_and_threads_share_an_unbounded_queue() {
     }
     check_once(&popped);
     assert_eq!(seen.lost.load(Ordering::Relaxed), 0, "lost wake-ups");
-    assert!(seen.slept.load(Ordering::Relaxed) > 0, "no task ever slept");
     if let Some(n) = q.debug_missed_wakeups() {
         assert_eq!(n, 0, "parked threads lost wake-ups");
     }
+    seen.slept.load(Ordering::Relaxed)
 }
