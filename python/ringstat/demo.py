@@ -330,9 +330,15 @@ def summary(v: dict[str, Any], elapsed: float, opts: Options, interrupted: bool)
     """The final summary's lines."""
     q = v["online_time_ms"]
     ev = v["events"]
+    if opts.processes:
+        senders = f"{opts.processes} processes"
+    elif opts.broker is not None:
+        senders = f"{opts.producers} processes through the broker"
+    else:
+        senders = f"{opts.threads} threads"
     return [
         "",
-        f"ringstat demo summary ({elapsed:.1f} s, {opts.threads} threads, "
+        f"ringstat demo summary ({elapsed:.1f} s, {senders}, "
         f"{'numpy batches' if opts.batch else 'one event per call'}"
         f"{', interrupted' if interrupted else ''})",
         f"  registrations          {v['registrations']:,}",
