@@ -200,10 +200,10 @@ def test_two_pipelines_merge_exact_distinct_and_p99() -> None:
     spans = [range(2000), range(1000, 4000)]
     # The users on machine 1 and 2 overlap (distinct counts them once); each
     # machine has its own device sessions.
-    for device, (p, users) in enumerate(zip(machines, spans, strict=True)):
+    for device, (p, users) in enumerate(zip(machines, spans)):
         activity(p, users, device)
         activity(one, users, device)
-    for device, (p, users) in enumerate(zip(machines, spans, strict=True)):
+    for device, (p, users) in enumerate(zip(machines, spans)):
         logout_all(p, users, device)
         logout_all(one, users, device)
     agg = ringstat.Pipeline()
