@@ -38,6 +38,7 @@ from ringstat.exposition import (
     Exposable,
     Format,
     Response,
+    check_endpoint,
     matches,
     not_found,
     refuse,
@@ -111,12 +112,7 @@ class MetricsApp:
         formats: Sequence[Format] = FORMATS,
         app: ASGIApp | None = None,
     ) -> None:
-        if not callable(getattr(registry, "to_prometheus", None)):
-            raise TypeError(
-                f"registry must have a to_prometheus() method, not {type(registry).__name__}"
-            )
-        if not formats:
-            raise ValueError("formats must name at least one format")
+        check_endpoint(registry, formats)
         self.registry = registry
         self.path = path
         self.percentiles = None if percentiles is None else tuple(percentiles)

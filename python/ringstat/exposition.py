@@ -24,6 +24,7 @@ __all__ = [
     "Exposable",
     "Format",
     "Response",
+    "check_endpoint",
     "matches",
     "negotiate",
     "not_found",
@@ -105,6 +106,18 @@ def _params(header: str) -> Iterable[tuple[str, float]]:
                 except ValueError:
                     q = 0.0
         yield value.lower(), q
+
+
+def check_endpoint(registry: object, formats: Sequence[Format]) -> None:
+    """What the metrics apps require of their arguments: a registry with
+    ``to_prometheus()`` (``TypeError``) and at least one format
+    (``ValueError``)."""
+    if not callable(getattr(registry, "to_prometheus", None)):
+        raise TypeError(
+            f"registry must have a to_prometheus() method, not {type(registry).__name__}"
+        )
+    if not formats:
+        raise ValueError("formats must name at least one format")
 
 
 def negotiate(accept: str | None, formats: Sequence[Format] = FORMATS) -> Format:

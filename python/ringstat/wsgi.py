@@ -18,7 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ringstat.exposition import FORMATS, Exposable, Format, matches, not_found, refuse, respond
+from ringstat.exposition import (
+    FORMATS,
+    Exposable,
+    Format,
+    check_endpoint,
+    matches,
+    not_found,
+    refuse,
+    respond,
+)
 
 __all__ = ["MetricsApp"]
 
@@ -43,12 +52,7 @@ class MetricsApp:
         formats: Sequence[Format] = FORMATS,
         app: WSGIApp | None = None,
     ) -> None:
-        if not callable(getattr(registry, "to_prometheus", None)):
-            raise TypeError(
-                f"registry must have a to_prometheus() method, not {type(registry).__name__}"
-            )
-        if not formats:
-            raise ValueError("formats must name at least one format")
+        check_endpoint(registry, formats)
         self.registry = registry
         self.path = path
         self.percentiles = None if percentiles is None else tuple(percentiles)
