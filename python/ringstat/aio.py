@@ -18,7 +18,7 @@ import asyncio
 import sys
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ringstat._ringstat import (
@@ -98,6 +98,27 @@ def _hub() -> tuple[asyncio.AbstractEventLoop, _Hub]:
             if hub is None:
                 hub = _hubs[loop] = _Hub(loop)
     return loop, hub
+
+
+async def _wait_until(q: Queue[Any], for_put: bool, attempt: Callable[[], Any]) -> Any:
+    """Waits (natively woken) for room (``for_put``) or items, then calls
+    ``attempt`` until it returns something other than ``_MISSING``."""
+    loop, hub = _hub()
+    unwait = q._unwait_put if for_put else q._unwait_get
+    retries = 0
+    while True:
+        token = q._wait(for_put, hub.native)
+        if token:
+            retries = 0
+            await _await_token(loop, hub, token, unwait)
+        elif retries >= _RETRIES:
+            retries = 0
+            await asyncio.sleep(0)
+        else:
+            retries += 1
+        got = attempt()
+        if got is not _MISSING:
+            return got
 
 
 async def _await_token(loop: asyncio.AbstractEventLoop, hub: _Hub, token: int, cancel: Any) -> None:
@@ -182,21 +203,8 @@ class AsyncQueue(Generic[_T]):
             if item is not _MISSING:
                 return item
             self._streak = 0
-            loop, hub = _hub()
-            retries = 0
-            while True:
-                token = q._wait(False, hub.native)
-                if token:
-                    retries = 0
-                    await _await_token(loop, hub, token, q._unwait_get)
-                elif retries >= _RETRIES:
-                    retries = 0
-                    await asyncio.sleep(0)
-                else:
-                    retries += 1
-                item = q._try_get(_MISSING)
-                if item is not _MISSING:
-                    return item
+            got: _T = await _wait_until(q, False, lambda: q._try_get(_MISSING))
+            return got
         except ShutDown:
             raise QueueShutDown from None
 
@@ -213,21 +221,10 @@ class AsyncQueue(Generic[_T]):
             if items:
                 return items
             self._streak = 0
-            loop, hub = _hub()
-            retries = 0
-            while True:
-                token = q._wait(False, hub.native)
-                if token:
-                    retries = 0
-                    await _await_token(loop, hub, token, q._unwait_get)
-                elif retries >= _RETRIES:
-                    retries = 0
-                    await asyncio.sleep(0)
-                else:
-                    retries += 1
-                items = q._try_get_many(max_items)
-                if items:
-                    return items
+            many: list[_T] = await _wait_until(
+                q, False, lambda: q._try_get_many(max_items) or _MISSING
+            )
+            return many
         except ShutDown:
             raise QueueShutDown from None
 
@@ -252,8 +249,7 @@ class AsyncQueue(Generic[_T]):
             if q._try_put(item):
                 return
             self._streak = 0
-            loop, hub = _hub()
-            await self._wait_room(q, loop, hub, lambda: q._try_put(item))
+            await _wait_until(q, True, lambda: None if q._try_put(item) else _MISSING)
         except ShutDown:
             raise QueueShutDown from None
 
@@ -270,35 +266,16 @@ class AsyncQueue(Generic[_T]):
             done = q.put_many(seq, block=False)
             if done == total:
                 return done
-            loop, hub = _hub()
 
-            def attempt() -> bool:
+            def attempt() -> object:
                 nonlocal done
                 done += q.put_many(seq[done:], block=False)
-                return done == total
+                return None if done == total else _MISSING
 
-            await self._wait_room(q, loop, hub, attempt)
+            await _wait_until(q, True, attempt)
             return done
         except ShutDown:
             raise QueueShutDown from None
-
-    @staticmethod
-    async def _wait_room(
-        q: Queue[Any], loop: asyncio.AbstractEventLoop, hub: _Hub, attempt: Any
-    ) -> None:
-        retries = 0
-        while True:
-            token = q._wait(True, hub.native)
-            if token:
-                retries = 0
-                await _await_token(loop, hub, token, q._unwait_put)
-            elif retries >= _RETRIES:
-                retries = 0
-                await asyncio.sleep(0)
-            else:
-                retries += 1
-            if attempt():
-                return
 
     # ----- tasks, shutdown, iteration ---------------------------------------
 
