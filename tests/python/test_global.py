@@ -38,7 +38,7 @@ def qname() -> str:
     return "test.global." + uuid.uuid4().hex[:12]
 
 
-def figures(reg: ringstat.Registry) -> dict[str, Any]:
+def figures(reg: ringstat.Registry) -> dict[tuple[str, tuple[tuple[str, str], ...]], Any]:
     """Every series but the pipelines' own metrics and the distinct
     counters' window gauge (window sketches are not in a state); of a gauge
     its value (min and max of a sum across machines are not in any state)."""
@@ -51,13 +51,15 @@ def figures(reg: ringstat.Registry) -> dict[str, Any]:
     }
 
 
-def single(slices: list[tuple[int, int]]) -> tuple[dict[str, Any], float]:
+def single(slices: list[tuple[int, int]]) -> tuple[dict[Any, Any], float]:
     """The figures of one pipeline that saw every event."""
-    with pipeline() as p:
-        for lo, hi in slices:
-            workload(p, lo, hi)
-        p.flush()
-        return figures(p.registry), p.distinct_count("users")
+    p = pipeline()
+    for lo, hi in slices:
+        workload(p, lo, hi)
+    p.flush()
+    out = figures(p.registry), p.distinct_count("users")
+    p.close()
+    return out
 
 
 def run_instances(url: str, q: str, slices: list[tuple[int, int]]) -> None:

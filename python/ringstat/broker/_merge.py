@@ -350,7 +350,8 @@ class GlobalAggregator:
                 self._stats["stale"] += 1
                 return False
             self._updates[upd.instance] = upd
-            self._view = _close(self._view)
+            _close(self._view)
+            self._view = None
             self._stats["updates"] += 1
             self._changed.notify_all()
         return True
