@@ -89,7 +89,18 @@ def parser() -> argparse.ArgumentParser:
             "not a terminal, print the table once."
         ),
     )
-    top.add_argument("name", metavar="NAME", help="the shared registry's name")
+    top.add_argument("name", metavar="NAME", nargs="?", help="the shared registry's name")
+    top.add_argument(
+        "--broker",
+        metavar="URL",
+        help="instead of NAME: the global view of the instances publishing to this RabbitMQ"
+        " (ringstat.broker.StatePublisher; amqp://user:pass@host:port/vhost)",
+    )
+    top.add_argument(
+        "--queue",
+        default="ringstat.states",
+        help="with --broker: the stream of state updates (default ringstat.states)",
+    )
     top.add_argument(
         "--interval",
         type=_positive_float,
@@ -153,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "top":
         from ringstat.top import run as top
 
-        return top(args.name, interval=args.interval, once=args.once)
+        if (args.name is None) == (args.broker is None):
+            p.error("top needs a shared registry NAME or --broker URL (one of them)")
+        return top(
+            args.name, interval=args.interval, once=args.once, broker=args.broker, queue=args.queue
+        )
     p.print_help()
     return 2
 

@@ -1,6 +1,8 @@
 """``python -m ringstat top NAME``: a live terminal view of a shared registry.
 
-Attaches to the :class:`ringstat.SharedRegistry` ``NAME`` and redraws one
+Attaches to the :class:`ringstat.SharedRegistry` ``NAME`` (or, with
+``--broker URL``, reads the global view of every instance's published
+state: :class:`ringstat.broker.GlobalAggregator`) and redraws one
 table of every series (counters, gauges as their mode combines them,
 histograms with count and percentiles, rates per second) at most once per
 ``--interval`` seconds, with ``rich`` (``pip install "ringstat[demo]"``). It
@@ -57,29 +59,57 @@ def _num(x: Any) -> str:
     return f"{x:,}"
 
 
-def _table(reg: ringstat.SharedRegistry, name: str) -> Any:
+class _Shared:
+    """A shared registry, attached by name."""
+
+    def __init__(self, name: str) -> None:
+        self.reg = ringstat.SharedRegistry.attach(name)
+        self.name = name
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.reg.snapshot()
+
+    def title(self) -> str:
+        u = self.reg.usage()
+        return (
+            f"ringstat top {self.name}   processes {u['process_slots_used']}/{u['process_slots']}"
+            f"   entries {u['entries_used']}/{u['entries']}"
+        )
+
+
+class _Global:
+    """The merged view of the state updates on a RabbitMQ stream."""
+
+    def __init__(self, url: str, queue: str) -> None:
+        from ringstat.broker import GlobalAggregator
+
+        self.agg = GlobalAggregator(url, queue).start()
+        self.queue = queue
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.agg.registry().snapshot()
+
+    def title(self) -> str:
+        st = self.agg.stats()
+        return f"ringstat top {self.queue}   instances {st['instances']}   updates {st['updates']}"
+
+
+def _table(src: _Shared | _Global) -> Any:
     from rich.table import Table
 
-    u = reg.usage()
-    table = Table(
-        title=(
-            f"ringstat top {name}   processes {u['process_slots_used']}/{u['process_slots']}"
-            f"   entries {u['entries_used']}/{u['entries']}   (q quits)"
-        ),
-        title_justify="left",
-    )
+    table = Table(title=f"{src.title()}   (q quits)", title_justify="left")
     table.add_column("metric")
     table.add_column("labels", style="dim")
     table.add_column("kind")
     table.add_column("value", justify="right")
-    for row in rows(reg.snapshot()):
+    for row in rows(src.snapshot()):
         table.add_row(*row)
     return table
 
 
-def _plain(reg: ringstat.SharedRegistry, name: str, out: TextIO) -> None:
-    out.write(f"ringstat top {name}\n")
-    for metric, labels, kind, value in rows(reg.snapshot()):
+def _plain(src: _Shared | _Global, out: TextIO) -> None:
+    out.write(f"{src.title()}\n")
+    for metric, labels, kind, value in rows(src.snapshot()):
         out.write(f"{metric}{{{labels}}} {kind} {value}\n")
     out.flush()
 
@@ -103,30 +133,56 @@ def _keys() -> Iterator[bool]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def run(name: str, interval: float = 1.0, once: bool = False, out: TextIO = sys.stdout) -> int:
-    """Shows the shared registry ``name`` until ``q``; the exit status."""
+def run(
+    name: str | None,
+    interval: float = 1.0,
+    once: bool = False,
+    out: TextIO = sys.stdout,
+    *,
+    broker: str | None = None,
+    queue: str = "ringstat.states",
+    wait: float = 10.0,
+) -> int:
+    """Shows the shared registry ``name``, or the global view of the state
+    updates on ``queue`` of ``broker``, until ``q``; the exit status. A
+    single table (``once``, or not a terminal) of a broker's view waits up
+    to ``wait`` seconds for the first update."""
+    src: _Shared | _Global
+    if (name is None) == (broker is None):
+        print("ringstat top: give a shared registry name or a broker URL", file=sys.stderr)
+        return 2
     try:
-        reg = ringstat.SharedRegistry.attach(name)
-    except (ValueError, OSError) as e:
+        src = _Global(broker, queue) if broker is not None else _Shared(name or "")
+    except (ValueError, OSError, ImportError) as e:
         print(f"ringstat top: {e}", file=sys.stderr)
         return 1
+    try:
+        return _show(src, interval, once, out, wait)
+    finally:
+        if isinstance(src, _Global):
+            src.agg.stop()
+
+
+def _show(src: _Shared | _Global, interval: float, once: bool, out: TextIO, wait: float) -> int:
+    if isinstance(src, _Global) and (once or not out.isatty()):
+        src.agg.wait(lambda a: a.stats()["instances"] > 0, wait)
     try:
         from rich.console import Console
         from rich.live import Live
     except ImportError:
-        _plain(reg, name, out)
+        _plain(src, out)
         return 0
     if once or not out.isatty():
         if out.isatty():
-            Console(file=out).print(_table(reg, name))
+            Console(file=out).print(_table(src))
         else:
-            _plain(reg, name, out)
+            _plain(src, out)
         return 0
     interval = max(interval, MIN_INTERVAL)
     with _keys() as keys, Live(console=Console(file=out), auto_refresh=False) as live:
         try:
             while True:
-                live.update(_table(reg, name), refresh=True)
+                live.update(_table(src), refresh=True)
                 deadline = time.monotonic() + interval
                 while (left := deadline - time.monotonic()) > 0:
                     if not keys:

@@ -229,3 +229,19 @@ def test_bad_arguments() -> None:
         StatePublisher("amqp://127.0.0.1:1/%2F", ringstat.Registry(), instance=2**64)
     with pytest.raises(ValueError, match="prefetch"):
         GlobalAggregator("amqp://127.0.0.1:1/%2F", prefetch=0)
+
+
+def test_top_shows_the_global_view(rabbitmq: RabbitNode) -> None:
+    q = qname()
+    raw_publish(
+        rabbitmq.url,
+        q,
+        [encode_update(1, 1, registry_state(3)), encode_update(2, 1, registry_state(4))],
+    )
+    top = [sys.executable, "-m", "ringstat", "top", "--broker", rabbitmq.url, "--queue", q]
+    out = subprocess.run(top, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert f"ringstat top {q}   instances 2" in out, out
+    assert "logins{} counter 7" in out, out
+    both = subprocess.run([*top, "name"], capture_output=True, text=True, timeout=60, check=False)
+    assert both.returncode == 2
+    assert "NAME or --broker" in both.stderr
