@@ -218,8 +218,8 @@ fn fork_workers(n: usize, kill: bool, f: impl Fn(usize)) -> Vec<libc::pid_t> {
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     let mut pids = Vec::with_capacity(n);
     for i in 0..n {
-        // SAFETY: the child runs `f` and then only async-signal-safe calls
-        // (`write`, `pause`, `_exit`); `f` uses the registry, whose
+        // SAFETY: the child runs `f` (a panic caught) and then only
+        // async-signal-safe calls (`write`, `pause`, `_exit`); `f` uses the registry, whose
         // memory is shared by design.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
@@ -227,10 +227,16 @@ fn fork_workers(n: usize, kill: bool, f: impl Fn(usize)) -> Vec<libc::pid_t> {
             // SAFETY: `prctl` with these arguments only sets this process's
             // parent-death signal: a worker never outlives a failed test.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-            f(i);
+            // A panic in `f` reports "!" instead of leaving the parent
+            // waiting for a byte that never comes.
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i))).is_ok();
+            let byte: &[u8; 1] = if ok { b"x" } else { b"!" };
             // SAFETY: writes one byte from a valid buffer to our pipe.
             unsafe {
-                libc::write(fds[1], b"x".as_ptr().cast(), 1);
+                libc::write(fds[1], byte.as_ptr().cast(), 1);
+                if !ok {
+                    libc::_exit(101);
+                }
                 if kill {
                     loop {
                         libc::pause();
@@ -245,6 +251,10 @@ fn fork_workers(n: usize, kill: bool, f: impl Fn(usize)) -> Vec<libc::pid_t> {
     for _ in 0..n {
         // SAFETY: reads one byte into a valid buffer from our pipe.
         assert_eq!(unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), 1) }, 1);
+        assert_eq!(
+            &buf, b"x",
+            "a forked worker panicked (its message is above)"
+        );
     }
     // SAFETY: closing the two descriptors `pipe` gave us.
     unsafe {
