@@ -22,9 +22,15 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ringstat._ringstat import (
+    CounterHandle,
+    DistinctHandle,
+    GaugeHandle,
+    HistogramHandle,
     Pipeline,
     Queue,
+    RateHandle,
     Recorder,
+    SessionsHandle,
     ShutDown,
     _LoopWaker,
     _PendingSend,
@@ -332,6 +338,18 @@ async def _wait_for(
         await asyncio.sleep(0)
 
 
+# What AsyncPipeline.send takes the bound methods of.
+_SENDERS = (
+    Pipeline,
+    CounterHandle,
+    GaugeHandle,
+    HistogramHandle,
+    RateHandle,
+    SessionsHandle,
+    DistinctHandle,
+)
+
+
 class AsyncPipeline:
     """A :class:`ringstat.Pipeline` from coroutines: sends that never block
     the event loop, and ``await flush()`` / ``await close()``.
@@ -375,6 +393,11 @@ class AsyncPipeline:
     async def send(self, method: Any, /, *args: Any, **kwargs: Any) -> None:
         """Calls ``method(*args, **kwargs)``, a single-event send method,
         waiting for room without blocking the loop."""
+        if not isinstance(getattr(method, "__self__", None), _SENDERS):
+            raise TypeError(
+                "AsyncPipeline.send() takes a send method of a Pipeline or of one of its"
+                f" handles (p.count, logins.inc, ...), not {method!r}"
+            )
         pending = _pipeline_nowait(method, *args, **kwargs)
         if pending is None:
             return

@@ -285,7 +285,12 @@ def test_arguments_and_dropping_policies(run: Run[None]) -> None:
         with pytest.raises(TypeError, match=r"AsyncPipeline\.close"):
             await ap.send(p.close)
         assert not p.closed
-        # Not a send method at all: called, nothing to wait for.
+        # Not a pipeline's or a handle's method: refused, not called.
+        called: list[int] = []
+        with pytest.raises(TypeError, match="send method of a Pipeline"):
+            await ap.send(called.append, 1)
+        assert called == []
+        # A pipeline method that sends nothing: called, nothing to wait for.
         await ap.send(p.counter, "other")
         await ap.set("g", 5)
         await ap.gauge_add("g", -2)
