@@ -70,6 +70,21 @@ impl fmt::Display for StateError {
             Self::UnknownFlags { found } => {
                 write!(f, "unknown registry state flags {found:#04x}")
             }
+            // The reader's words name a frame; a state is not one.
+            Self::Malformed(FrameError::Truncated { offset, field }) => write!(
+                f,
+                "malformed registry state: truncated: {field} at byte {offset} is missing"
+            ),
+            Self::Malformed(FrameError::Short {
+                offset,
+                field,
+                count,
+                left,
+            }) => write!(
+                f,
+                "malformed registry state: truncated: {count} {field} declared at byte {offset} \
+                 cannot fit in the {left} bytes left"
+            ),
             Self::Malformed(e) => write!(f, "malformed registry state: {e}"),
             Self::Invalid { offset, reason } => {
                 write!(f, "invalid registry state at byte {offset}: {reason}")
