@@ -13,7 +13,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::Notify;
 
-use super::{open, parse_url, runtime, Backoff, BrokerError, DEFAULT_QUEUE};
+use super::{open, parse_url, runtime, unless, Backoff, BrokerError, DEFAULT_QUEUE};
 use crate::pipeline::Pipeline;
 use crate::sync::{
     spawn_named, thread, AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering, StdArc,
@@ -174,7 +174,10 @@ impl ConsumerBuilder {
 /// poison message must not loop. At most `prefetch` frames are
 /// unacknowledged at once; a lost connection is made again with backoff.
 /// The consumer stops by itself when its pipeline is closed (the frame in
-/// hand is not acknowledged, so the broker keeps it).
+/// hand is not acknowledged, so the broker keeps it). Applying waits while
+/// the pipeline's queues are full
+/// ([`Backpressure::Block`](crate::Backpressure::Block)), and so does the
+/// consumer's connection meanwhile: the broker holds the rest.
 pub struct Consumer {
     shared: StdArc<Shared>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
@@ -322,9 +325,10 @@ async fn consume(sh: &Shared, cfg: &ConsumerBuilder, dedup: &mut Dedup) {
     let mut ever = false;
     // Relaxed (all loads of `stop`): a request, re-read after every wake.
     while !sh.stop.load(Ordering::Relaxed) {
-        let (conn, ch) = match open(&cfg.url, &cfg.queue, false).await {
-            Ok(cc) => cc,
-            Err(e) => {
+        let (conn, ch) = match unless(&sh.wake, &sh.stop, open(&cfg.url, &cfg.queue, false)).await {
+            None => return,
+            Some(Ok(cc)) => cc,
+            Some(Err(e)) => {
                 sh.set_error(e);
                 let _ = tokio::time::timeout(backoff.step(), sh.wake.notified()).await;
                 continue;

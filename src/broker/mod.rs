@@ -69,14 +69,19 @@
 //! ```
 
 use core::fmt;
+use core::future::{poll_fn, Future};
+use core::pin::pin;
+use core::task::Poll;
 use std::borrow::Cow;
 use std::time::Duration;
 
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::Notify;
 
 use crate::pipeline::Op;
+use crate::sync::{AtomicBool, Ordering};
 use crate::wire::{FrameError, MAX_NAME_LEN};
 
 mod consumer;
@@ -298,6 +303,21 @@ async fn open(url: &str, queue: &str, confirms: bool) -> Result<(Connection, Cha
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err("connecting to the broker timed out".to_owned()),
     }
+}
+
+/// Runs `fut` unless `wake` is notified or `flag` is set first (`None`
+/// then): a stop or an abort interrupts a connection attempt or a publish.
+async fn unless<T>(wake: &Notify, flag: &AtomicBool, fut: impl Future<Output = T>) -> Option<T> {
+    let mut fut = pin!(fut);
+    let mut woken = pin!(wake.notified());
+    poll_fn(|cx| {
+        // Relaxed: a request flag, re-read at every wake-up.
+        if woken.as_mut().poll(cx).is_ready() || flag.load(Ordering::Relaxed) {
+            return Poll::Ready(None);
+        }
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await
 }
 
 /// A current-thread tokio runtime for one background thread.

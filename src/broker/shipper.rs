@@ -12,7 +12,9 @@ use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use tokio::sync::{mpsc, Notify};
 
-use super::{open, parse_url, runtime, Backoff, BrokerError, Event, SendError, DEFAULT_QUEUE};
+use super::{
+    open, parse_url, runtime, unless, Backoff, BrokerError, Event, SendError, DEFAULT_QUEUE,
+};
 use crate::queue::{Closed, PushError, Queue};
 use crate::sync::{spawn_named, thread, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, StdArc};
 use crate::wire::{FrameBatcher, FrameBuilder, MAX_EVENTS, MAX_NAMES};
@@ -537,8 +539,9 @@ async fn publish(sh: &Shared, cfg: &ShipperBuilder, mut rx: mpsc::Receiver<Pendi
             break;
         }
         let Some((_, ch)) = &conn else {
-            match open(&cfg.url, &cfg.queue, true).await {
-                Ok(cc) => {
+            match unless(&sh.wake, &sh.abort, open(&cfg.url, &cfg.queue, true)).await {
+                None => break,
+                Some(Ok(cc)) => {
                     if ever {
                         c.reconnects.fetch_add(1, Ordering::Relaxed);
                     }
@@ -546,7 +549,7 @@ async fn publish(sh: &Shared, cfg: &ShipperBuilder, mut rx: mpsc::Receiver<Pendi
                     c.connected.store(true, Ordering::Relaxed);
                     conn = Some(cc);
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     c.connect_failures.fetch_add(1, Ordering::Relaxed);
                     sh.set_error(e);
                     pause(sh, backoff.step()).await;
@@ -561,18 +564,20 @@ async fn publish(sh: &Shared, cfg: &ShipperBuilder, mut rx: mpsc::Receiver<Pendi
         };
         if inflight.len() < window {
             if let Some(p) = todo.pop_front() {
-                let sent = ch
-                    .basic_publish(
-                        "".into(),
-                        cfg.queue.as_str().into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..BasicPublishOptions::default()
-                        },
-                        &p.body,
-                        props.clone(),
-                    )
-                    .await;
+                let publish = ch.basic_publish(
+                    "".into(),
+                    cfg.queue.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &p.body,
+                    props.clone(),
+                );
+                let Some(sent) = unless(&sh.wake, &sh.abort, publish).await else {
+                    todo.push_front(p);
+                    break;
+                };
                 match sent {
                     Ok(confirm) => {
                         c.published.fetch_add(1, Ordering::Relaxed);
