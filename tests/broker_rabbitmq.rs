@@ -192,6 +192,32 @@ fn round_trip_exact_stats_duplicates_and_bad_messages() {
     let mut want = reference(users);
     want.logins += 2;
     assert_eq!(observed(&reg, &p), want);
+
+    // A consumer whose pipeline is closed stops and leaves the frame in
+    // the queue; the next consumer applies it.
+    let mut b = FrameBuilder::new();
+    b.push(Op::Count, "logins", 0, 7, 0).unwrap();
+    publish_raw(&node.url, &q, &[b.finish(6, 1).encode().unwrap()]);
+    let (_, closed) = aggregator();
+    closed.close();
+    let c = Consumer::builder(&node.url, closed)
+        .queue(&q)
+        .start()
+        .unwrap();
+    wait_for("the consumer of a closed pipeline to stop", || {
+        c.is_finished()
+    });
+    assert_eq!((c.stats().frames, c.stats().events), (0, 0));
+    c.stop();
+    let (reg, p) = aggregator();
+    let c = Consumer::builder(&node.url, p.clone())
+        .queue(&q)
+        .start()
+        .unwrap();
+    assert!(c.wait_events(1, LONG), "{:?}", c.stats());
+    c.stop();
+    p.flush();
+    assert_eq!(reg.counter("logins", &[]).unwrap().get(), 7);
 }
 
 #[test]

@@ -173,8 +173,9 @@ impl ConsumerBuilder {
 /// observing an unresolved histogram), is acknowledged and counted: a
 /// poison message must not loop. At most `prefetch` frames are
 /// unacknowledged at once; a lost connection is made again with backoff.
-/// The consumer stops by itself when its pipeline is closed (the frame in
-/// hand is not acknowledged, so the broker keeps it). Applying waits while
+/// The consumer stops by itself at the first frame it gets after its
+/// pipeline closed (that frame is not acknowledged, so the broker keeps
+/// it). Applying waits while
 /// the pipeline's queues are full
 /// ([`Backpressure::Block`](crate::Backpressure::Block)), and so does the
 /// consumer's connection meanwhile: the broker holds the rest.
