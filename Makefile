@@ -55,12 +55,13 @@ test: lint test-rust test-loom test-py test-py-versions bench-smoke docs ## ever
 .PHONY: lint
 lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python; with serve), rustdoc, ruff
 	cargo fmt --all -- --check
-	@# With `serve` and `wire` (a superset of the default build's code; the
-	@# Python build has both on), and the default build's library alone.
-	cargo clippy --all-targets --features serve,wire -- -D warnings
+	@# With `serve`, `wire` and `rabbitmq` (a superset of the default build's
+	@# code; the Python build has the first two on), and the default build's
+	@# library alone.
+	cargo clippy --all-targets --features serve,wire,rabbitmq -- -D warnings
 	cargo clippy --lib -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python,serve --lib -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve,wire
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve,wire,rabbitmq
 	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples docs/hooks
 	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples docs/hooks
 
@@ -79,17 +80,21 @@ lint-sync: ## fail if a file in src/ other than sync.rs names std atomics, Arc o
 HAVE_NEXTEST = cargo nextest --version >/dev/null 2>&1
 NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test deadlines
 
+# The RabbitMQ tests (tests/broker_rabbitmq.rs) start a private node on
+# 127.0.0.1 each; the one across languages also needs `make develop` (it
+# skips here if .venv has no ringstat yet, and runs in test-py).
 .PHONY: test-rust
-test-rust: ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
+test-rust: broker-tools ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
+	export RINGSTAT_REQUIRE_RABBITMQ=1; \
 	if $(HAVE_NEXTEST); then \
-	  cargo nextest run --features serve,wire; \
+	  cargo nextest run --features serve,wire,rabbitmq; \
 	  cargo nextest run --release --features test-counters --test queue_stress --test queue_task_stress --test pipeline_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
-	  cargo test --tests --features serve,wire; \
+	  cargo test --tests --features serve,wire,rabbitmq; \
 	  cargo test --release --features test-counters --test queue_stress --test queue_task_stress --test pipeline_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	fi
-	cargo test --doc --features serve,wire
+	cargo test --doc --features serve,wire,rabbitmq
 
 .PHONY: test-loom
 test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
@@ -125,6 +130,9 @@ broker-tools: ## rabbitmq-server for the broker tests, from apt where missing
 
 test-py: develop tools broker-tools ## pytest (broker tests against a real RabbitMQ), mypy stubtest, mypy
 	RINGSTAT_REQUIRE_RABBITMQ=1 $(VPY) -m pytest
+	@# Frames across languages: a Python shipper into the Rust consumer and back.
+	RINGSTAT_REQUIRE_RABBITMQ=1 RINGSTAT_REQUIRE_PYTHON_BROKER=1 RINGSTAT_PYTHON=$(VPY) \
+	  cargo test --features serve,wire,rabbitmq --test broker_rabbitmq cross_language
 	$(VPY) -m mypy.stubtest ringstat._ringstat --mypy-config-file pyproject.toml
 	$(VENV)/bin/mypy
 
@@ -150,12 +158,12 @@ test-py-versions: ## the same abi3 wheel under the oldest and newest other CPyth
 DOCS_ENV := NO_MKDOCS_2_WARNING=1 RUSTDOCFLAGS="-D warnings"
 .PHONY: docs
 docs: venv ## build the documentation site into site/ (warnings are errors)
-	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire,rabbitmq
 	$(DOCS_ENV) $(VENV)/bin/mkdocs build --strict
 
 .PHONY: docs-serve
 docs-serve: venv ## serve the documentation site at http://127.0.0.1:8000, rebuilt on each edit
-	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire,rabbitmq
 	$(DOCS_ENV) $(VENV)/bin/mkdocs serve
 
 .PHONY: bench-smoke

@@ -9,6 +9,9 @@
 //!   registry that many threads update while anyone reads them live.
 //! - `serve` (cargo feature `serve`, off by default): an HTTP scrape
 //!   endpoint on a native thread serving a registry's exposition.
+//! - `wire` (cargo feature `wire`): versioned binary frames of events and
+//!   states; `broker` (cargo feature `rabbitmq`): a RabbitMQ shipper and
+//!   consumer of those frames.
 //! - [`shm`] (Linux): named shared-memory regions with a validated header
 //!   and owner liveness, the storage of the cross-process structures.
 //!
@@ -38,6 +41,9 @@ pub mod wire;
 
 #[cfg(feature = "serve")]
 pub mod serve;
+
+#[cfg(all(feature = "rabbitmq", not(ringstat_loom)))]
+pub mod broker;
 
 #[cfg(feature = "python")]
 mod python;

@@ -26,6 +26,12 @@ end: 4 events a user.
   ``Pipeline`` (ack after apply, dedup on).
 - **ringstat shipper + consumer (stream)**: the same through a RabbitMQ
   stream (``x-queue-type: stream``).
+- **Rust shipper + consumer (lapin, classic queue)**, with
+  ``--rust-example PATH`` (build it with ``cargo build --release --features
+  rabbitmq --example broker_rabbitmq``; PATH is then
+  ``target/release/examples/broker_rabbitmq``): ``ringstat::broker`` in one
+  Rust process, up to 8 frames in flight; the figure is the one the example
+  prints (its own process start not included).
 
 Contenders run interleaved in rounds; the table gives the median events per
 second, the ratio over each pika baseline per round (median, min-max), the
@@ -158,12 +164,34 @@ def ringstat_frames(url: str, users: int, stream: bool) -> float:
     return total / elapsed
 
 
+def rust_example(path: str, url: str, users: int) -> float:
+    """Runs examples/broker_rabbitmq.rs's binary; its events/s end to end."""
+    import re
+    import subprocess
+
+    out = subprocess.run(
+        [path, "--url", url, "--users", str(users)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    ).stdout
+    m = re.search(r"([0-9.]+) events/s end to end", out)
+    assert m is not None, out
+    assert f"logins {users}," in out, out
+    return float(m.group(1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 round: a smoke run")
     parser.add_argument("--url", help="an existing broker (default: start a private node)")
     parser.add_argument("--events", type=int, help="events per run (default 200,000)")
     parser.add_argument("--rounds", type=int)
+    parser.add_argument(
+        "--rust-example",
+        help="the built examples/broker_rabbitmq binary: adds the Rust shipper + consumer",
+    )
     args = parser.parse_args(argv)
     events = args.events or (2_000 if args.quick else 200_000)
     users = max(1, events // 4)
@@ -195,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             ),
             ("ringstat frames, stream", lambda: ringstat_frames(target, users, True)),
         ]
+        if args.rust_example:
+            example = args.rust_example
+            contenders.append(
+                ("Rust shipper+consumer, classic", lambda: rust_example(example, target, users))
+            )
         rates: dict[str, list[float]] = {n: [] for n, _ in contenders}
         cpu: dict[str, float] = {n: 0.0 for n, _ in contenders}
         hwm: dict[str, float] = {n: 0.0 for n, _ in contenders}

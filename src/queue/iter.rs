@@ -32,7 +32,7 @@ impl<T> Queue<T> {
     /// };
     /// let total: u64 = q.iter().sum(); // ends after the close
     /// producer.join().unwrap();
-    /// assert_eq!(total, (0..100).sum());
+    /// assert_eq!(total, (0..100).sum::<u64>());
     /// ```
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { queue: self }

@@ -113,7 +113,7 @@ struct Slot<T> {
 ///     sum += v;
 /// }
 /// producer.join().unwrap();
-/// assert_eq!(sum, (0..10_000u64).sum());
+/// assert_eq!(sum, (0..10_000u64).sum::<u64>());
 /// ```
 pub struct Queue<T> {
     /// Position of the next pop: `lap | wait | index`. Never carries the

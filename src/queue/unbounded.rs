@@ -54,7 +54,7 @@ const PUSHER: usize = 2;
 ///     q.try_push(i).unwrap(); // never full
 /// }
 /// q.close();
-/// assert_eq!(q.iter().sum::<i32>(), (0..10_000).sum());
+/// assert_eq!(q.iter().sum::<i32>(), (0..10_000).sum::<i32>());
 /// ```
 pub struct UnboundedQueue<T> {
     /// The items.

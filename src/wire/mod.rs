@@ -97,12 +97,14 @@
 //! | var + | sessions | count, then each: `str name`, `var` max_ms, `u8` significant digits, `var` max_open + 1 (0: no limit), `var n`, `n` x (`var` key, `var` start ts) |
 
 mod apply;
+mod dedup;
 #[cfg(all(target_os = "linux", not(ringstat_loom)))]
 mod feed;
 mod frame;
 mod state;
 
 pub use apply::{apply, ApplyError};
+pub use dedup::Dedup;
 #[cfg(all(target_os = "linux", not(ringstat_loom)))]
 pub use feed::{Feed, FeedEnd, FeedError, FeedSender, FeedStats, FrameBatcher};
 pub use frame::{

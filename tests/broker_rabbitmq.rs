@@ -1,0 +1,488 @@
+//! `ringstat::broker` against a real RabbitMQ node (`tests/rabbit`): round
+//! trip with exact statistics, duplicates and bad messages, the broker
+//! restarted mid-stream, and frames across languages (a Python shipper into
+//! the Rust consumer and the reverse). Skipped without rabbitmq-server
+//! unless `RINGSTAT_REQUIRE_RABBITMQ` is set.
+
+mod rabbit;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use rabbit::Node;
+use ringstat::broker::{Consumer, Event, Overflow, Shipper};
+use ringstat::pipeline::Op;
+use ringstat::stats::HistogramConfig;
+use ringstat::wire::{apply, FrameBuilder};
+use ringstat::{Pipeline, Registry};
+
+/// Bounds on waits that only a hang would reach (not timing assertions).
+const LONG: Duration = Duration::from_secs(120);
+
+/// The user-activity events of users `range` (as `test_broker.py`'s
+/// `workload`): 4 or 5 events per user.
+fn events(range: std::ops::Range<u64>) -> Vec<Event> {
+    let mut v = Vec::new();
+    for u in range {
+        v.push(Event::count("logins", 1));
+        v.push(Event::start("online", u).at(1_000_000_000 + u));
+        v.push(Event::seen("users", u));
+        v.push(Event::observe("latency_us", u % 97));
+        if u % 3 == 0 {
+            v.push(Event::end("online", u).at(2_000_000_000 + u));
+        }
+    }
+    v
+}
+
+fn aggregator() -> (Registry, Arc<Pipeline>) {
+    let reg = Registry::new();
+    let p = Pipeline::new(&reg).unwrap();
+    let cfg = HistogramConfig {
+        max: 1000,
+        significant_digits: 3,
+    };
+    p.histogram("latency_us", cfg).unwrap();
+    (reg, Arc::new(p))
+}
+
+/// What the checks compare: logins, open sessions, latency count and sum,
+/// the distinct estimate's bits.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    logins: u64,
+    online_open: i64,
+    latency_count: u64,
+    latency_sum: u64,
+    users_bits: u64,
+}
+
+fn observed(reg: &Registry, p: &Pipeline) -> Observed {
+    p.flush();
+    let h = reg
+        .histogram(
+            "latency_us",
+            &[],
+            HistogramConfig {
+                max: 1000,
+                significant_digits: 3,
+            },
+        )
+        .unwrap();
+    let users = p.distinct("users").unwrap();
+    Observed {
+        logins: reg.counter("logins", &[]).unwrap().get(),
+        online_open: reg.gauge("online_open", &[]).unwrap().get(),
+        latency_count: h.count(),
+        latency_sum: h.sum() as u64,
+        users_bits: p.distinct_count(users).to_bits(),
+    }
+}
+
+/// The same events applied in process, without a broker.
+fn reference(range: std::ops::Range<u64>) -> Observed {
+    let (reg, p) = aggregator();
+    let mut b = FrameBuilder::new();
+    for e in events(range) {
+        b.push(e.op, &e.name, e.key, e.value, e.ts).unwrap();
+    }
+    apply(&p, &b.finish(1, 1)).unwrap();
+    observed(&reg, &p)
+}
+
+fn qname(tag: &str) -> String {
+    format!("test.rs.{tag}.{}", std::process::id())
+}
+
+/// Publishes raw bodies to `queue` (declared as the shipper declares it).
+fn publish_raw(url: &str, queue: &str, bodies: &[Vec<u8>]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let conn = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        ch.queue_declare(queue.into(), durable, FieldTable::default())
+            .await
+            .unwrap();
+        for b in bodies {
+            ch.basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                b,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap();
+        }
+        conn.close(200, "ok".into()).await.unwrap();
+    });
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LONG;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn round_trip_exact_stats_duplicates_and_bad_messages() {
+    let Some(node) = Node::start() else { return };
+    let q = qname("roundtrip");
+    let users = 0..3000;
+    let evs = events(users.clone());
+    let n = evs.len() as u64;
+
+    let s = Shipper::builder(&node.url)
+        .queue(&q)
+        .batch_size(256)
+        .max_in_flight(4)
+        .build()
+        .unwrap();
+    for e in evs {
+        s.send(e).unwrap();
+    }
+    assert!(s.flush(Some(LONG)), "{:?} {:?}", s.stats(), s.last_error());
+    let st = s.stats();
+    assert_eq!((st.accepted, st.confirmed_events), (n, n));
+    assert_eq!((st.buffered, st.abandoned, st.rejected), (0, 0, 0));
+    assert!(st.confirmed >= n.div_ceil(256) && st.connected);
+    assert!(s.close(Some(LONG)));
+
+    // A frame twice, and a message that is not a frame.
+    let mut b = FrameBuilder::new();
+    b.push(Op::Count, "logins", 0, 2, 0).unwrap();
+    let f = b.finish(5, 1).encode().unwrap();
+    publish_raw(&node.url, &q, &[f.clone(), b"hello".to_vec(), f]);
+
+    let (reg, p) = aggregator();
+    let c = Consumer::builder(&node.url, p.clone())
+        .queue(&q)
+        .prefetch(4)
+        .start()
+        .unwrap();
+    assert!(c.wait_events(n + 1, LONG), "{:?}", c.stats());
+    wait_for("the duplicate and the bad message", || {
+        let st = c.stats();
+        st.duplicates + st.bad_frames == 2
+    });
+    let dedup = c.stop();
+    let cs = c.stats();
+    assert_eq!((cs.events, cs.duplicates, cs.bad_frames), (n + 1, 1, 1));
+    assert_eq!((cs.rejected_frames, cs.gaps, cs.reconnects), (0, 0, 0));
+    assert_eq!(cs.frames, st.confirmed + 1);
+    assert_eq!(dedup.floor(5), Some(2));
+    assert_eq!(dedup.floor(s.producer()), Some(st.confirmed + 1));
+
+    let mut want = reference(users);
+    want.logins += 2;
+    assert_eq!(observed(&reg, &p), want);
+
+    // A consumer whose pipeline is closed stops and leaves the frame in
+    // the queue; the next consumer applies it.
+    let mut b = FrameBuilder::new();
+    b.push(Op::Count, "logins", 0, 7, 0).unwrap();
+    publish_raw(&node.url, &q, &[b.finish(6, 1).encode().unwrap()]);
+    let (_, closed) = aggregator();
+    closed.close();
+    let c = Consumer::builder(&node.url, closed)
+        .queue(&q)
+        .start()
+        .unwrap();
+    wait_for("the consumer of a closed pipeline to stop", || {
+        c.is_finished()
+    });
+    assert_eq!((c.stats().frames, c.stats().events), (0, 0));
+    c.stop();
+    let (reg, p) = aggregator();
+    let c = Consumer::builder(&node.url, p.clone())
+        .queue(&q)
+        .start()
+        .unwrap();
+    assert!(c.wait_events(1, LONG), "{:?}", c.stats());
+    c.stop();
+    p.flush();
+    assert_eq!(reg.counter("logins", &[]).unwrap().get(), 7);
+}
+
+#[test]
+fn broker_restarted_mid_stream_loses_nothing_counts_once() {
+    let Some(mut node) = Node::start() else {
+        return;
+    };
+    let q = qname("restart");
+    let users = 0..8000u64;
+    let half = 4000u64;
+    let n = events(users.clone()).len() as u64;
+
+    let (reg, p) = aggregator();
+    let c = Consumer::builder(&node.url, p.clone())
+        .queue(&q)
+        .prefetch(4)
+        .backoff(Duration::from_millis(20), Duration::from_millis(500))
+        .start()
+        .unwrap();
+    let s = Arc::new(
+        Shipper::builder(&node.url)
+            .queue(&q)
+            .capacity(2048)
+            .batch_size(128)
+            .max_in_flight(4)
+            .overflow(Overflow::Block { timeout: None })
+            .backoff(Duration::from_millis(20), Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    let producer = {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || {
+            for e in events(0..half) {
+                s.send(e).unwrap();
+            }
+        })
+    };
+    wait_for("some events consumed", || c.stats().events > 1000);
+    node.stop();
+    node.restart();
+    producer.join().unwrap();
+    // After the restart: the shipper finds its connection gone.
+    for e in events(half..users.end) {
+        s.send(e).unwrap();
+    }
+    assert!(s.close(Some(LONG)), "{:?} {:?}", s.stats(), s.last_error());
+    let st = s.stats();
+    assert_eq!((st.accepted, st.confirmed_events, st.abandoned), (n, n, 0));
+    assert!(st.reconnects >= 1, "{st:?}");
+
+    assert!(
+        c.wait_events(n, LONG),
+        "{:?} {:?}",
+        c.stats(),
+        c.last_error()
+    );
+    c.stop();
+    let cs = c.stats();
+    assert_eq!((cs.events, cs.bad_frames, cs.gaps), (n, 0, 0));
+    assert!(cs.reconnects >= 1, "{cs:?}");
+    eprintln!("shipper {st:?}\nconsumer {cs:?}");
+    assert_eq!(observed(&reg, &p), reference(users));
+}
+
+#[test]
+fn overflow_reject_hands_the_event_back_and_counts_it() {
+    // No broker: nothing is confirmed, the buffer fills, sends are refused.
+    let s = Shipper::builder("amqp://guest:guest@127.0.0.1:1/%2F")
+        .capacity(4)
+        .batch_size(1)
+        .max_in_flight(1)
+        .overflow(Overflow::Reject)
+        .build()
+        .unwrap();
+    let mut refused = 0u64;
+    let mut sent = 0u64;
+    // The encoder takes some events out into frames that wait; then the
+    // buffer stays full.
+    while refused == 0 {
+        match s.send(Event::count("logins", 1)) {
+            Ok(()) => sent += 1,
+            Err(ringstat::broker::SendError::Full(e)) => {
+                assert_eq!(e, Event::count("logins", 1));
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let st = s.stats();
+    assert_eq!((st.accepted, st.rejected, st.buffered), (sent, 1, sent));
+    assert!(!s.flush(Some(Duration::from_millis(50))));
+    assert!(!s.close(Some(Duration::from_millis(50))));
+    let st = s.stats();
+    assert_eq!(
+        (st.abandoned, st.confirmed_events, st.buffered),
+        (sent, 0, 0)
+    );
+    assert!(matches!(
+        s.send(Event::count("logins", 1)),
+        Err(ringstat::broker::SendError::Closed(_))
+    ));
+    assert!(matches!(
+        s.send(Event::count("", 1)),
+        Err(ringstat::broker::SendError::Invalid(..))
+    ));
+}
+
+/// The project's Python with `ringstat.broker` (built by `make develop`),
+/// or `None` (skip) unless `RINGSTAT_REQUIRE_PYTHON_BROKER` is set.
+fn python() -> Option<PathBuf> {
+    let py = std::env::var_os("RINGSTAT_PYTHON").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+        PathBuf::from,
+    );
+    let ok = Command::new(&py)
+        .args(["-c", "import ringstat.broker"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("RINGSTAT_REQUIRE_PYTHON_BROKER").is_none(),
+            "{} cannot import ringstat.broker (make develop)",
+            py.display()
+        );
+        eprintln!("skipped: no Python with ringstat.broker ({})", py.display());
+        return None;
+    }
+    Some(py)
+}
+
+const PY_SHIP: &str = r#"
+import sys
+from ringstat.broker import Shipper
+url, q, start, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with Shipper(url, q, batch_size=256) as s:
+    for u in range(start, stop):
+        s.count("logins")
+        s.session_start("online", u, ts_ns=1_000_000_000 + u)
+        s.seen("users", u)
+        s.observe("latency_us", u % 97)
+        if u % 3 == 0:
+            s.session_end("online", u, ts_ns=2_000_000_000 + u)
+    assert s.flush(120)
+    print(s.stats()["published"])
+"#;
+
+const PY_CONSUME: &str = r#"
+import json, struct, sys
+import ringstat
+from ringstat.broker import Consumer
+url, q, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+p = ringstat.Pipeline(ringstat.Registry())
+h = p.histogram("latency_us", max_value=1000)
+c = Consumer(url, p, q).start()
+ok = c.wait_events(n, 120)
+c.stop()
+p.flush()
+reg = p.registry
+h = reg.histogram("latency_us", max_value=1000)
+bits = struct.unpack("<Q", struct.pack("<d", p.distinct_count("users")))[0]
+print(json.dumps({
+    "ok": ok,
+    "logins": reg.counter("logins").value,
+    "online_open": reg.gauge("online_open").value,
+    "latency_count": h.count,
+    "latency_sum": int(h.sum),
+    "users_bits": bits,
+    "duplicates": c.stats()["duplicates"],
+}))
+"#;
+
+/// The value of `"key":` in a flat JSON object of numbers and booleans.
+fn json_field(text: &str, key: &str) -> String {
+    let at = text
+        .find(&format!("\"{key}\": "))
+        .unwrap_or_else(|| panic!("no {key} in {text}"));
+    text[at + key.len() + 4..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn cross_language_python_shipper_to_rust_consumer_and_back() {
+    let Some(py) = python() else { return };
+    let Some(node) = Node::start() else { return };
+    let users = 0..2000u64;
+    let n = events(users.clone()).len() as u64;
+
+    // Python ships, Rust consumes.
+    let q = qname("py2rs");
+    let out = Command::new(&py)
+        .args(["-c", PY_SHIP, &node.url, &q, "0", &users.end.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), n.to_string());
+    let (reg, p) = aggregator();
+    let c = Consumer::builder(&node.url, p.clone())
+        .queue(&q)
+        .start()
+        .unwrap();
+    assert!(c.wait_events(n, LONG), "{:?}", c.stats());
+    c.stop();
+    assert_eq!(observed(&reg, &p), reference(users.clone()));
+
+    // Rust ships, Python consumes.
+    let q = qname("rs2py");
+    let s = Shipper::builder(&node.url)
+        .queue(&q)
+        .batch_size(256)
+        .build()
+        .unwrap();
+    for e in events(users.clone()) {
+        s.send(e).unwrap();
+    }
+    assert!(s.close(Some(LONG)));
+    let out = Command::new(&py)
+        .args(["-c", PY_CONSUME, &node.url, &q, &n.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = reference(users);
+    assert_eq!(json_field(&text, "ok"), "true", "{text}");
+    let got = Observed {
+        logins: json_field(&text, "logins").parse().unwrap(),
+        online_open: json_field(&text, "online_open").parse().unwrap(),
+        latency_count: json_field(&text, "latency_count").parse().unwrap(),
+        latency_sum: json_field(&text, "latency_sum").parse().unwrap(),
+        users_bits: json_field(&text, "users_bits").parse().unwrap(),
+    };
+    assert_eq!(got, want);
+    assert_eq!(json_field(&text, "duplicates"), "0");
+    // The frames are the same bytes in both languages: one more check on
+    // the encoder itself.
+    let py_frame = Command::new(&py)
+        .args([
+            "-c",
+            "import sys; from ringstat._ringstat import encode_frame; \
+             sys.stdout.write(encode_frame(9, 2, [('count', 'logins', 0, 3, 0), \
+             ('session_start', 'online', 7, 0, 5)]).hex())",
+        ])
+        .output()
+        .unwrap();
+    let mut b = FrameBuilder::new();
+    b.push(Op::Count, "logins", 0, 3, 0).unwrap();
+    b.push(Op::Start, "online", 7, 0, 5).unwrap();
+    let rs: String = b
+        .finish(9, 2)
+        .encode()
+        .unwrap()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&py_frame.stdout), rs);
+}
