@@ -22,6 +22,7 @@ import ringstat  # noqa: E402
 from rabbitmq_node import RabbitNode  # noqa: E402
 from ringstat._ringstat import encode_frame  # noqa: E402
 from ringstat.broker import Consumer, Dedup, Shipper  # noqa: E402
+from ringstat.broker._shipper import ShipperBase  # noqa: E402
 
 # The first test to ask for the session's node waits for it to start.
 pytestmark = pytest.mark.timeout(300)
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.timeout(300)
 USERS = 300
 
 
-def workload(s: Shipper, start: int, stop: int) -> None:
+def workload(s: ShipperBase, start: int, stop: int) -> None:
     """The user-activity events of users ``start..stop``."""
     for u in range(start, stop):
         s.count("logins")

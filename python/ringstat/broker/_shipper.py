@@ -237,7 +237,7 @@ class ShipperBase:
             good = [it for it in items if _encodable(it)]
             bad = len(items) - len(good)
             self._m_rejected.inc(bad)
-            frames = self._encode(good) if good else [(None, 0, 0)]
+            frames: list[_Frame] = self._encode(good) if good else [(None, 0, 0)]
             first, n, settles = frames[0]
             frames[0] = (first, n, settles + bad)
             return frames
