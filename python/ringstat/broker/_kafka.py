@@ -392,8 +392,9 @@ class KafkaConsumer(ConsumerBase):
     The consumer reads every partition of ``topic`` (one aggregator per
     topic and group: partitions are assigned to it, not balanced among group
     members). Each frame is applied (its events sent to ``pipeline``) and
-    then its offset is committed to the consumer group ``group``: a crash
-    between the two reads it again (at-least-once), and a frame whose
+    then its offset is committed to the consumer group ``group`` (one commit
+    request in flight at a time; frames applied meanwhile go with the next):
+    a crash between the two reads it again (at-least-once), and a frame whose
     ``(producer, sequence)`` was applied before is skipped (``dedup``, a
     :class:`Dedup`), so the statistics count every event once. A message that
     is not a frame, or that the pipeline refuses (an unresolved histogram),
@@ -465,11 +466,17 @@ class KafkaConsumer(ConsumerBase):
             "auto.offset.reset": "earliest",
             "queued.max.messages.kbytes": max(1, prefetch_bytes >> 10),
             "fetch.max.bytes": max(prefetch_bytes, 1_100_000),
+            # A fetch waits at most this long for data (tansu answers a fetch
+            # only then, not when data arrives): the latency of a quiet topic.
+            "fetch.wait.max.ms": 100,
             "error_cb": self._on_error,
+            "on_commit": self._committed,
             **(config or {}),
         }
         #: Offset to read next, by partition (applied frames only).
         self.positions: dict[int, int] = {}
+        self._last_commit: dict[int, int] = {}
+        self._commit_in_flight = False
         #: The positions the consumer resumed from, from its checkpoint
         #: (``None``: it started without one).
         self.restored_positions: dict[int, int] | None = None
@@ -543,6 +550,7 @@ class KafkaConsumer(ConsumerBase):
         while not self._stop.is_set():
             try:
                 c = self._open()
+                self._commit_in_flight = False
             except ck.KafkaException:
                 self._stop.wait(delay)
                 delay = min(delay * 2, cap)
@@ -562,19 +570,34 @@ class KafkaConsumer(ConsumerBase):
             with contextlib.suppress(PipelineClosed):
                 self.checkpoint()
 
+    def _committed(self, err: Any, _partitions: Any) -> None:
+        # on_commit: the asynchronous commit in flight is answered. A failure
+        # (the brokers down) leaves the older commit: the next call sends the
+        # positions again.
+        self._commit_in_flight = False
+        if err is not None:
+            self._last_commit = {}
+
     def _commit(self, c: Any, asynchronous: bool = True) -> None:
-        """Commit the positions of the applied frames (after apply: at-least-once)."""
-        if not self.positions:
+        """Commit the positions of the applied frames (after apply:
+        at-least-once). One asynchronous commit at a time: while one is in
+        flight the positions wait for the next call, so a fast stream of
+        small frames does not pile up commit requests."""
+        if not self.positions or self.positions == self._last_commit:
+            return
+        if asynchronous and self._commit_in_flight:
             return
         offsets = [ck.TopicPartition(self._topic, p, o) for p, o in self.positions.items()]
-        # Failures (the brokers down) leave the older commit; the next one covers it.
         with contextlib.suppress(ck.KafkaException):
             c.commit(offsets=offsets, asynchronous=asynchronous)
+            self._commit_in_flight = asynchronous
+            self._last_commit = dict(self.positions)
 
     def _consume(self, c: Any) -> None:
         while not self._stop.is_set():
             msg = c.poll(0.1)
             if msg is None:
+                self._commit(c)  # positions left waiting by a commit in flight
                 continue
             err = msg.error()
             if err is not None:
