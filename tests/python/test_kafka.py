@@ -20,10 +20,10 @@ import pytest
 ck = pytest.importorskip("confluent_kafka")
 
 import ringstat  # noqa: E402
+from broker_workload import USERS, aggregator, expected, observed, workload  # noqa: E402
 from kafka_node import KafkaNode  # noqa: E402
 from ringstat._ringstat import encode_frame  # noqa: E402
 from ringstat.broker import KafkaConsumer, KafkaShipper  # noqa: E402
-from test_broker import USERS, aggregator, expected, observed, workload  # noqa: E402
 
 # The first test to ask for the session's broker waits for it to start.
 pytestmark = pytest.mark.timeout(300)
