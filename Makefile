@@ -34,7 +34,7 @@ help: ## list the targets
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) .ci/extras.py test bench notebook demo docs web rabbitmq | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
+	$(VPY) .ci/extras.py test bench notebook demo docs web rabbitmq kafka | $(VPY) -m pip install --quiet -r requirements-dev.txt -r /dev/stdin
 	touch $@
 
 .PHONY: venv
@@ -128,8 +128,22 @@ RABBITMQ_SERVER := /usr/lib/rabbitmq/bin/rabbitmq-server
 broker-tools: ## rabbitmq-server for the broker tests, from apt where missing
 	@test -x $(RABBITMQ_SERVER) || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq rabbitmq-server; }
 
-test-py: develop tools broker-tools ## pytest (broker tests against a real RabbitMQ), mypy stubtest, mypy
-	RINGSTAT_REQUIRE_RABBITMQ=1 $(VPY) -m pytest
+# tansu, a Kafka-protocol broker (crates.io, Apache-2.0; no Kafka broker is
+# packaged for Debian), for the Kafka broker tests (tests/python/kafka_node.py
+# starts it on 127.0.0.1 with SQLite storage in a private directory). Built
+# once into build/ (ignored, kept by `make clean`): its SQLite engine only
+# (`libsql`), the smallest feature set whose storage survives a restart.
+TANSU := build/tansu/bin/tansu
+TANSU_VERSION := 0.6.0
+.PHONY: kafka-tools
+kafka-tools: ## tansu (a Kafka-protocol broker) for the Kafka tests, built once into build/tansu
+	@# A debug build: 2.4x less CPU to build than release (~10 CPU-minutes, once
+	@# per fresh machine), and the tests take the same time with it.
+	@test -x $(TANSU) || cargo install tansu --version $(TANSU_VERSION) --locked --debug \
+	  --no-default-features --features libsql --root build/tansu
+
+test-py: develop tools broker-tools kafka-tools ## pytest (broker tests against a real RabbitMQ and tansu), mypy stubtest, mypy
+	RINGSTAT_REQUIRE_RABBITMQ=1 RINGSTAT_REQUIRE_KAFKA=1 $(VPY) -m pytest
 	@# Frames across languages: a Python shipper into the Rust consumer and back.
 	RINGSTAT_REQUIRE_RABBITMQ=1 RINGSTAT_REQUIRE_PYTHON_BROKER=1 RINGSTAT_PYTHON=$(VPY) \
 	  cargo test --features serve,wire,rabbitmq --test broker_rabbitmq cross_language
@@ -137,7 +151,7 @@ test-py: develop tools broker-tools ## pytest (broker tests against a real Rabbi
 	$(VENV)/bin/mypy
 
 .PHONY: test-py-versions
-test-py-versions: ## the same abi3 wheel under the oldest and newest other CPythons (pyenv)
+test-py-versions: kafka-tools ## the same abi3 wheel under the oldest and newest other CPythons (pyenv)
 	@if [ -z "$(strip $(EXTRA_PYTHONS))" ]; then echo "no other CPython under $(PYENV_ROOT): skipped"; exit 0; fi
 	rm -rf $(PY_TARGET)/wheels
 	CARGO_TARGET_DIR=$(PY_TARGET)-oldest $(VENV)/bin/maturin build --release --quiet -o $(PY_TARGET)/wheels \
@@ -146,8 +160,8 @@ test-py-versions: ## the same abi3 wheel under the oldest and newest other CPyth
 	  v=$$($$py -c 'import sys; print("%d%d" % sys.version_info[:2])'); \
 	  echo "== CPython $$v"; \
 	  $$py -m venv --clear $(VENV)-$$v; \
-	  $(VENV)-$$v/bin/python -m pip install --quiet "$$(echo $(PY_TARGET)/wheels/*.whl)[test,web]"; \
-	  $(VENV)-$$v/bin/python -m pytest -q -p no:cacheprovider tests/python; \
+	  $(VENV)-$$v/bin/python -m pip install --quiet "$$(echo $(PY_TARGET)/wheels/*.whl)[test,web,kafka]"; \
+	  RINGSTAT_REQUIRE_KAFKA=1 $(VENV)-$$v/bin/python -m pytest -q -p no:cacheprovider tests/python; \
 	done
 
 # The documentation site (mkdocs.yml, docs/): MkDocs with warnings as errors,
@@ -167,7 +181,7 @@ docs-serve: venv ## serve the documentation site at http://127.0.0.1:8000, rebui
 	$(DOCS_ENV) $(VENV)/bin/mkdocs serve
 
 .PHONY: bench-smoke
-bench-smoke: develop broker-tools ## run every benchmark once, briefly (checks they work; no numbers)
+bench-smoke: develop broker-tools kafka-tools ## run every benchmark once, briefly (checks they work; no numbers)
 	cargo bench --bench queue --bench stats -- --test
 	cargo bench --bench queue_rounds -- --test
 	$(VPY) benches/python/bench_queue.py --quick
@@ -181,7 +195,7 @@ bench-smoke: develop broker-tools ## run every benchmark once, briefly (checks t
 	$(VPY) benches/python/bench_broker.py --quick
 
 .PHONY: bench
-bench: develop broker-tools ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
+bench: develop broker-tools kafka-tools ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
 	cargo bench --bench queue --bench stats
 	$(VPY) benches/criterion_table.py
 	AA=1 ROUNDS=21 cargo bench --bench queue_rounds

@@ -1,15 +1,18 @@
 """The broker-per-event architecture against ringstat's frames, through the
-same RabbitMQ on this machine, end to end (producer call to statistics
-applied), durability on for both.
+same broker on this machine (RabbitMQ, then Kafka), end to end (producer
+call to statistics applied), durability on for both.
 
-Run it (not a test; needs rabbitmq-server and pika, ``make broker-tools``):
+Run it (not a test; needs rabbitmq-server and pika, ``make broker-tools``,
+and for the Kafka rows tansu and confluent-kafka, ``make kafka-tools``):
 
     python benches/python/bench_broker.py            # 200,000 events, 3 rounds
     python benches/python/bench_broker.py --quick    # smoke run
     python benches/python/bench_broker.py --url amqp://guest:guest@127.0.0.1:5672/%2F
+    python benches/python/bench_broker.py --only kafka --kafka-url kafka://127.0.0.1:9092
 
-Without ``--url`` it starts a private node on 127.0.0.1 (as the tests do)
-and stops it at the end. The workload is the user-activity stream: per user
+Without ``--url`` (``--kafka-url``) it starts a private RabbitMQ node
+(tansu broker, SQLite storage) on 127.0.0.1 as the tests do, and stops it at
+the end. The workload is the user-activity stream: per user
 a login (counter), a session start, a "seen" (distinct users) and a session
 end: 4 events a user.
 
@@ -33,11 +36,24 @@ end: 4 events a user.
   Rust process, up to 8 frames in flight; the figure is the one the example
   prints (its own process start not included).
 
-Contenders run interleaved in rounds; the table gives the median events per
-second, the ratio over each pika baseline per round (median, min-max), the
-broker's CPU seconds per run and its memory (VmRSS of the beam process,
-from /proc, after the contender's runs; the Erlang VM keeps what it took,
-so a row inherits the growth of the rows before it). Trust the ratios, not the rates, on a
+- **confluent-kafka, one message per event**: the Kafka form of the first
+  row: a producer (``acks=all``, idempotent, librdkafka's own batching)
+  produces each event as a small JSON message; a consumer updates a
+  dict/set/int and stores each message's offset after applying it, which
+  the client commits every 5 s and at the end (at-least-once, the usual
+  confluent-kafka way; committing each message, even asynchronously,
+  floods the broker with tens of thousands of commit requests in flight
+  and did not finish 200,000 events in 15 minutes here).
+- **ringstat KafkaShipper + KafkaConsumer**: the same events as frames of up
+  to 4096 events (``acks=all``, idempotent), applied to a ``Pipeline``,
+  offsets committed after apply (one commit in flight at a time), dedup on.
+
+Contenders run interleaved in rounds (each broker's rows together); the
+table gives the median events per second, the ratio over each per-event
+baseline per round (median, min-max), the
+broker's CPU seconds per run and its memory (VmRSS of the beam or tansu
+process, from /proc, after the contender's runs; neither gives back all it
+took, so a row inherits the growth of the rows before it). Trust the ratios, not the rates, on a
 busy two-core machine.
 """
 
@@ -81,6 +97,19 @@ def beam_mem_mib(pid: int | None) -> tuple[float, float]:
     return (vals.get("VmRSS", 0.0), vals.get("VmHWM", 0.0))
 
 
+def apply_event(state: dict[str, Any], body: bytes) -> None:
+    """The per-event consumer's work: decode one JSON event, update the dict."""
+    op, user, ts = json.loads(body)
+    if op == "login":
+        state["logins"] += 1
+    elif op == "start":
+        state["online"][user] = ts
+    elif op == "seen":
+        state["users"].add(user)
+    else:
+        state["durations"].append(ts - state["online"].pop(user))
+
+
 def pika_per_event(url: str, users: int, confirm: bool = True) -> float:
     q = "bench.pika." + uuid.uuid4().hex[:8]
     params = pika.URLParameters(url)
@@ -94,15 +123,7 @@ def pika_per_event(url: str, users: int, confirm: bool = True) -> float:
         ch.queue_declare(queue=q, durable=True)
         ch.basic_qos(prefetch_count=1000)
         for seen, (method, _props, body) in enumerate(ch.consume(q), 1):
-            op, user, ts = json.loads(body)
-            if op == "login":
-                state["logins"] += 1
-            elif op == "start":
-                state["online"][user] = ts
-            elif op == "seen":
-                state["users"].add(user)
-            else:
-                state["durations"].append(ts - state["online"].pop(user))
+            apply_event(state, body)
             ch.basic_ack(method.delivery_tag)
             if seen == total:
                 break
@@ -164,6 +185,151 @@ def ringstat_frames(url: str, users: int, stream: bool) -> float:
     return total / elapsed
 
 
+def kafka_per_event(url: str, users: int) -> float:
+    import confluent_kafka as ck
+
+    servers = url[len("kafka://") :]
+    t = "bench.kafka." + uuid.uuid4().hex[:8]
+    total = 4 * users
+    state: dict[str, Any] = {"logins": 0, "online": {}, "users": set(), "durations": []}
+    done = threading.Event()
+    ready = threading.Event()
+    failed: list[Any] = []
+
+    def consume() -> None:
+        c = ck.Consumer(
+            {
+                "bootstrap.servers": servers,
+                "group.id": t,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        c.assign([ck.TopicPartition(t, 0, ck.OFFSET_BEGINNING)])
+        ready.set()
+        seen = 0
+        while seen < total:
+            msg = c.poll(0.1)
+            if msg is None or msg.error() is not None:
+                continue
+            apply_event(state, msg.value() or b"")
+            c.store_offsets(message=msg)  # after apply; auto-committed every 5 s
+            seen += 1
+        c.commit(asynchronous=False)
+        c.close()
+        done.set()
+
+    from ringstat.broker._kafka import _ensure_topic
+
+    _ensure_topic({"bootstrap.servers": servers}, t, 1, timeout=30)
+    th = threading.Thread(target=consume)
+    th.start()
+    ready.wait()
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(err)
+
+    p = ck.Producer(
+        {
+            "bootstrap.servers": servers,
+            "acks": "all",
+            "enable.idempotence": True,
+            "on_delivery": delivered,
+        }
+    )
+    t0 = time.perf_counter()
+    for u in range(users):
+        for ev in (("login", u, 0), ("start", u, 1000 + u), ("seen", u, 0), ("end", u, 5000 + u)):
+            body = json.dumps(ev).encode()
+            while True:
+                try:
+                    p.produce(t, body)
+                    break
+                except BufferError:
+                    p.poll(0.01)
+            p.poll(0)
+    p.flush()
+    done.wait()
+    elapsed = time.perf_counter() - t0
+    th.join()
+    assert not failed, failed[:3]
+    assert state["logins"] == users, "the Kafka baseline lost events"
+    assert len(state["users"]) == users
+    assert len(state["durations"]) == users
+    assert not state["online"]
+    return total / elapsed
+
+
+def ringstat_kafka(url: str, users: int) -> float:
+    from ringstat.broker import KafkaConsumer, KafkaShipper
+
+    t = "bench.ringstat." + uuid.uuid4().hex[:8]
+    total = 4 * users
+    p = ringstat.Pipeline(ringstat.Registry(), workers=1)
+    c = KafkaConsumer(url, p, t, group=t).start()
+    s = KafkaShipper(url, t, batch_size=4096)
+    t0 = time.perf_counter()
+    count, start, seen, end = s.count, s.session_start, s.seen, s.session_end
+    for u in range(users):
+        count("logins")
+        start("online", u, 1000 + u)
+        seen("users", u)
+        end("online", u, 5000 + u)
+    assert c.wait_events(total, 600), (s.stats(), c.stats())
+    p.flush()
+    elapsed = time.perf_counter() - t0
+    s.close()
+    c.stop()
+    reg = p.registry
+    assert reg.counter("logins").value == users, "ringstat lost events"
+    assert reg.gauge("online_open").value == 0
+    p.close()
+    return total / elapsed
+
+
+def run_rounds(
+    contenders: list[tuple[str, Callable[[], float]]],
+    *,
+    rounds: int,
+    pid: int | None,
+    events: int,
+    quick: bool,
+    broker: str,
+) -> None:
+    """Run the contenders interleaved; print a table with ratios over the
+    first (and, if there are 4 or more, the second) contender."""
+    rates: dict[str, list[float]] = {n: [] for n, _ in contenders}
+    cpu: dict[str, float] = {n: 0.0 for n, _ in contenders}
+    hwm: dict[str, float] = {n: 0.0 for n, _ in contenders}
+    for r in range(rounds):
+        for name, run in contenders:
+            c0 = beam_cpu(pid)
+            rates[name].append(run())
+            cpu[name] += beam_cpu(pid) - c0
+            hwm[name] = max(hwm[name], beam_mem_mib(pid)[0])
+            print(f"round {r + 1}: {name}: {rates[name][-1]:,.0f} events/s", flush=True)
+    bases = [contenders[0][0]] + ([contenders[1][0]] if len(contenders) >= 4 else [])
+    print()
+    note = ", --quick (numbers not meaningful)" if quick else ""
+    print(f"{broker}: {events:,} events a run, {rounds} rounds{note}")
+    print("baselines: " + "; ".join(f"{i + 1}. {b}" for i, b in enumerate(bases)))
+    header = f"{'contender':38} {'events/s':>10}"
+    for i, _ in enumerate(bases):
+        header += f" {'x baseline ' + str(i + 1) + ' (min-max)':>24}"
+    print(header + f" {'broker CPU s/run':>17} {'broker RSS MiB after':>21}")
+    for name, _ in contenders:
+        line = f"{name:38} {statistics.median(rates[name]):>10,.0f}"
+        for b in bases:
+            ratios = [a / x for a, x in zip(rates[name], rates[b])]
+            cell = f"{statistics.median(ratios):.1f} ({min(ratios):.1f}-{max(ratios):.1f})"
+            line += f" {cell:>24}"
+        print(line + f" {cpu[name] / rounds:>17.2f} {hwm[name]:>21.0f}")
+    if pid is None:
+        print("(broker CPU/memory: only with the private broker, no --url)")
+    print()
+
+
 def rust_example(path: str, url: str, users: int) -> float:
     """Runs examples/broker_rabbitmq.rs's binary; its events/s end to end."""
     import re
@@ -185,7 +351,9 @@ def rust_example(path: str, url: str, users: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 round: a smoke run")
-    parser.add_argument("--url", help="an existing broker (default: start a private node)")
+    parser.add_argument("--url", help="an existing RabbitMQ (default: start a private node)")
+    parser.add_argument("--kafka-url", help="an existing Kafka (default: start a private tansu)")
+    parser.add_argument("--only", choices=("rabbitmq", "kafka"), help="one broker's rows")
     parser.add_argument("--events", type=int, help="events per run (default 200,000)")
     parser.add_argument("--rounds", type=int)
     parser.add_argument(
@@ -196,12 +364,20 @@ def main(argv: list[str] | None = None) -> int:
     events = args.events or (2_000 if args.quick else 200_000)
     users = max(1, events // 4)
     rounds = args.rounds or (1 if args.quick else 3)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "python"))
+    if args.only != "kafka":
+        bench_rabbitmq(args.url, users, rounds, events, args.quick, args.rust_example)
+    if args.only != "rabbitmq":
+        bench_kafka(args.kafka_url, users, rounds, events, args.quick)
+    return 0
 
+
+def bench_rabbitmq(
+    url: str | None, users: int, rounds: int, events: int, quick: bool, rust: str | None = None
+) -> None:
     node = None
-    url = args.url
     beam: int | None = None
     if url is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "python"))
         from rabbitmq_node import RabbitNode
 
         node = RabbitNode()
@@ -209,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         node.start()
         print(f"private rabbitmq node started in {time.perf_counter() - t0:.1f} s")
         beam = node.beam_pid()
-    target = url if url is not None else node.url if node is not None else ""
+        url = node.url
+    target = url
     try:
         contenders: list[tuple[str, Callable[[], float]]] = [
             ("pika, one message per event", lambda: pika_per_event(target, users)),
@@ -223,45 +400,43 @@ def main(argv: list[str] | None = None) -> int:
             ),
             ("ringstat frames, stream", lambda: ringstat_frames(target, users, True)),
         ]
-        if args.rust_example:
-            example = args.rust_example
+        if rust:
+            example = rust
             contenders.append(
                 ("Rust shipper+consumer, classic", lambda: rust_example(example, target, users))
             )
-        rates: dict[str, list[float]] = {n: [] for n, _ in contenders}
-        cpu: dict[str, float] = {n: 0.0 for n, _ in contenders}
-        hwm: dict[str, float] = {n: 0.0 for n, _ in contenders}
-        for r in range(rounds):
-            for name, run in contenders:
-                c0 = beam_cpu(beam)
-                rates[name].append(run())
-                cpu[name] += beam_cpu(beam) - c0
-                hwm[name] = max(hwm[name], beam_mem_mib(beam)[0])
-                print(f"round {r + 1}: {name}: {rates[name][-1]:,.0f} events/s", flush=True)
-        base = rates[contenders[0][0]]
-        base_nc = rates[contenders[1][0]]
-        print()
-        quick = ", --quick (numbers not meaningful)" if args.quick else ""
-        print(f"{events:,} events a run, {rounds} rounds{quick}")
-        print(
-            f"{'contender':32} {'events/s':>10} {'x pika (min-max)':>20} "
-            f"{'x pika no-confirm':>20} {'broker CPU s/run':>17} {'broker RSS MiB after':>21}"
+        run_rounds(
+            contenders, rounds=rounds, pid=beam, events=events, quick=quick, broker="RabbitMQ"
         )
-        for name, _ in contenders:
-            ratios = [a / b for a, b in zip(rates[name], base)]
-            ratios_nc = [a / b for a, b in zip(rates[name], base_nc)]
-            print(
-                f"{name:32} {statistics.median(rates[name]):>10,.0f} "
-                f"{statistics.median(ratios):>9.1f} ({min(ratios):.1f}-{max(ratios):.1f}) "
-                f"{statistics.median(ratios_nc):>9.1f} ({min(ratios_nc):.1f}-{max(ratios_nc):.1f}) "
-                f"{cpu[name] / rounds:>17.2f} {hwm[name]:>21.0f}"
-            )
-        if beam is None:
-            print("(broker CPU/memory: only with the private node, no --url)")
     finally:
         if node is not None:
             node.shutdown()
-    return 0
+
+
+def bench_kafka(url: str | None, users: int, rounds: int, events: int, quick: bool) -> None:
+    node = None
+    pid: int | None = None
+    if url is None:
+        from kafka_node import KafkaNode
+
+        node = KafkaNode()
+        t0 = time.perf_counter()
+        node.start()
+        print(f"private tansu broker started in {time.perf_counter() - t0:.1f} s")
+        pid = node.pid
+        url = node.url
+    target = url
+    try:
+        contenders: list[tuple[str, Callable[[], float]]] = [
+            ("confluent-kafka, one message per event", lambda: kafka_per_event(target, users)),
+            ("ringstat KafkaShipper + KafkaConsumer", lambda: ringstat_kafka(target, users)),
+        ]
+        run_rounds(
+            contenders, rounds=rounds, pid=pid, events=events, quick=quick, broker="Kafka (tansu)"
+        )
+    finally:
+        if node is not None:
+            node.shutdown()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ Event frames for brokers: ``encode_frame``, ``decode_frame``,
 message); ``FeedSender`` and ``Pipeline.feed_from`` carry them through a
 ``SharedQueue`` from many processes into one pipeline (Linux);
 ``ringstat.broker`` ships them through RabbitMQ
-(``pip install "ringstat[rabbitmq]"``).
+(``pip install "ringstat[rabbitmq]"``) or Kafka (``"ringstat[kafka]"``).
 
 Notebook helpers (``pip install "ringstat[notebook]"``; imported on demand):
 ``ringstat.frames`` (pandas/polars DataFrames), ``ringstat.display`` (HTML),

@@ -111,8 +111,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--broker",
         metavar="URL",
-        help="run through RabbitMQ at this amqp:// URL: --producers processes ship the "
-        "events, this process aggregates them (needs pip install 'ringstat[rabbitmq]')",
+        help="run through RabbitMQ at this amqp:// URL or Kafka at this kafka://host:port "
+        "URL: --producers processes ship the events, this process aggregates them "
+        "(needs pip install 'ringstat[rabbitmq]' or 'ringstat[kafka]')",
     )
     demo.add_argument(
         "--producers",

@@ -60,7 +60,8 @@ class Options:
     workers: int = 2
     seed: int = 1
     broker: str | None = None
-    """An ``amqp://`` URL: run through RabbitMQ (:mod:`ringstat.demo_broker`)."""
+    """An ``amqp://`` (RabbitMQ) or ``kafka://`` (Kafka) URL: run through that
+    broker (:mod:`ringstat.demo_broker`)."""
     producers: int = 2
     """Producer processes with ``broker``."""
     processes: int = 0

@@ -1,9 +1,11 @@
-"""The user-activity demo through RabbitMQ: ``python -m ringstat demo --broker URL``.
+"""The user-activity demo through a broker: ``python -m ringstat demo --broker URL``
+(RabbitMQ for an ``amqp://`` URL, Kafka for a ``kafka://`` one).
 
 ``--producers`` processes each simulate users as the in-process demo does
 (:func:`ringstat.demo.simulate_events`) but send every event through a
-:class:`ringstat.broker.Shipper`; this process runs one aggregator, a
-:class:`ringstat.broker.Consumer` applying the frames to a pipeline, and
+:class:`ringstat.broker.Shipper` (:class:`~ringstat.broker.KafkaShipper`);
+this process runs one aggregator, a :class:`ringstat.broker.Consumer`
+(:class:`~ringstat.broker.KafkaConsumer`) applying the frames to a pipeline, and
 shows the same live view. At the end the producers flush and the aggregator
 waits until every event they shipped is applied, so the summary counts all
 of them (``shipped`` in ``--json``).
@@ -47,11 +49,16 @@ class _Forward:
         self._s.session_end(self._name, user, int(ts * 1e9))
 
 
+def _kafka(url: str) -> bool:
+    return url.startswith("kafka://")
+
+
 def _producer(url: str, queue: str, index: int, opts: Options, done: Any) -> None:
     """One producer process: simulate for ``opts.seconds``, flush, report."""
-    from ringstat.broker import Shipper
+    from ringstat import broker  # each transport's client only if used
 
-    shipper = Shipper(url, queue, name=f"producer-{index}")
+    make = broker.KafkaShipper if _kafka(url) else broker.Shipper
+    shipper = make(url, queue, name=f"producer-{index}")
     m = {name: _Forward(shipper, name) for name in ("registrations", "logins", "logins_rate")}
     fake = type("M", (), {})()
     fake.registrations, fake.logins, fake.logins_rate = (
@@ -83,17 +90,18 @@ def _watch(procs: list[Any], m: Metrics, view: LiveView | None, t0: float) -> No
 
 def run_broker(opts: Options, out: TextIO = sys.stdout) -> int:
     """Runs the demo through the broker at ``opts.broker``."""
-    from ringstat.broker import Consumer
+    from ringstat import broker  # each transport's client only if used
 
     url = opts.broker
     assert url is not None
+    make = broker.KafkaConsumer if _kafka(url) else broker.Consumer
     # One simulator a process: --rate is shared among the producers.
     opts = dataclasses.replace(opts, threads=opts.producers)
     queue = "ringstat.demo." + uuid.uuid4().hex[:8]
     registry = ringstat.Registry()
     pipeline = ringstat.Pipeline(registry, workers=opts.workers, name="demo")
     m = Metrics.resolve(pipeline)
-    consumer = Consumer(url, pipeline, queue, name="demo").start()
+    consumer = make(url, pipeline, queue, name="demo").start()
     ctx = mp.get_context("spawn")
     done: Any = ctx.Queue()
     procs = [

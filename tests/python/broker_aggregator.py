@@ -1,5 +1,6 @@
-"""An aggregator process for the kill -9 test (test_broker.py): reads a
-RabbitMQ stream from its first offset into a fresh pipeline, writes its
+"""An aggregator process for the kill -9 tests (test_broker.py, test_kafka.py):
+reads a RabbitMQ stream (an amqp:// URL) or a Kafka topic (a kafka:// URL)
+from its first offset into a fresh pipeline, writes its
 progress (frames applied) after each frame, and once ``events`` events are
 applied and ``messages`` stream messages read (applied or dropped as
 duplicates: the retried frame is the stream's last message) writes the
@@ -8,6 +9,9 @@ frames and resumes from the checkpoint instead of replaying the stream from
 the start (the counts of frames and duplicates are in the checkpoint too).
 
     python broker_aggregator.py URL QUEUE EVENTS MESSAGES PROGRESS_FILE RESULT_FILE [CHECKPOINT]
+
+For Kafka, the consumer group is named after the result file, so two
+aggregators of the same topic (killed and never killed) do not share offsets.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import ringstat
-from ringstat.broker import Consumer
 
 
 def main() -> None:
@@ -37,16 +41,36 @@ def main() -> None:
         os.replace(tmp, progress)
         time.sleep(0.005)  # a slow aggregator, so the test kills it mid-stream
 
-    c = Consumer(
-        url,
-        p,
-        queue,
-        stream_offset="first",
-        prefetch=4,
-        on_frame=on_frame,
-        checkpoint=checkpoint,
-        checkpoint_every=5,
-    ).start()
+    # Each transport's client only where it is used (a venv may have one).
+    kafka = url.startswith("kafka://")
+    c: Any
+    if kafka:
+        from ringstat.broker import KafkaConsumer
+
+        c = KafkaConsumer(
+            url,
+            p,
+            queue,
+            group="aggregator-" + Path(result).stem,
+            start="first",
+            on_frame=on_frame,
+            checkpoint=checkpoint,
+            checkpoint_every=5,
+        )
+    else:
+        from ringstat.broker import Consumer
+
+        c = Consumer(
+            url,
+            p,
+            queue,
+            stream_offset="first",
+            prefetch=4,
+            on_frame=on_frame,
+            checkpoint=checkpoint,
+            checkpoint_every=5,
+        )
+    c.start()
     while not c.wait_events(int(events), 1.0):
         pass
     while (st := c.stats())["frames"] + st["duplicates"] < int(messages):
@@ -67,7 +91,8 @@ def main() -> None:
         anomalies = reg.counter("online_anomalies_total", {"kind": "end_without_start"})
         out["completed"] = reg.counter("online_completed_total").value
         out["end_without_start"] = anomalies.value
-        out["restored_offset"] = c.restored_offset
+        restored = c.restored_positions if kafka else c.restored_offset
+        out["restored_offset"] = restored
         out["checkpoints"] = c.stats()["checkpoints"]
     Path(result).write_text(json.dumps(out))
 

@@ -46,7 +46,9 @@ def optional_needs(code: str) -> list[str]:
         needs.append("flask")
     if "starlette" in code:
         needs += ["starlette", "httpx"]
-    if "ringstat.broker" in code:
+    if "KafkaShipper" in code or "KafkaConsumer" in code:
+        needs.append("confluent_kafka")
+    elif "ringstat.broker" in code:
         needs.append("pika")
     return needs
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-# The session's private RabbitMQ node, a fixture (tests/python/rabbitmq_node.py).
+# The session's private brokers, fixtures (tests/python/rabbitmq_node.py,
+# tests/python/kafka_node.py).
+from kafka_node import kafka  # noqa: F401
 from rabbitmq_node import rabbitmq  # noqa: F401
 
 # queue.Queue gained shutdown() and queue.ShutDown in Python 3.13.

@@ -12,61 +12,19 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 pika = pytest.importorskip("pika")
 
 import ringstat  # noqa: E402
+from broker_workload import USERS, aggregator, expected, observed, workload  # noqa: E402
 from rabbitmq_node import RabbitNode  # noqa: E402
 from ringstat._ringstat import encode_frame  # noqa: E402
 from ringstat.broker import Consumer, Dedup, Shipper  # noqa: E402
 
 # The first test to ask for the session's node waits for it to start.
 pytestmark = pytest.mark.timeout(300)
-
-USERS = 300
-
-
-def workload(s: Shipper, start: int, stop: int) -> None:
-    """The user-activity events of users ``start..stop``."""
-    for u in range(start, stop):
-        s.count("logins")
-        s.session_start("online", u, ts_ns=1_000_000_000 + u)
-        s.seen("users", u)
-        s.observe("latency_us", u % 97)
-        if u % 3 == 0:
-            s.session_end("online", u, ts_ns=2_000_000_000 + u)
-
-
-def expected(start: int, stop: int) -> dict[str, Any]:
-    n = stop - start
-    ended = sum(1 for u in range(start, stop) if u % 3 == 0)
-    return {
-        "logins": n,
-        "online_open": n - ended,
-        "latency_count": n,
-        "latency_sum": sum(u % 97 for u in range(start, stop)),
-    }
-
-
-def aggregator() -> ringstat.Pipeline:
-    p = ringstat.Pipeline(ringstat.Registry())
-    p.histogram("latency_us", max_value=1000)
-    return p
-
-
-def observed(p: ringstat.Pipeline) -> dict[str, Any]:
-    p.flush()
-    reg = p.registry
-    h = reg.histogram("latency_us", max_value=1000)
-    return {
-        "logins": reg.counter("logins").value,
-        "online_open": reg.gauge("online_open").value,
-        "latency_count": h.count,
-        "latency_sum": int(h.sum),
-    }
 
 
 def qname() -> str:

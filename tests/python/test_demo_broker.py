@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-pytest.importorskip("pika")
-
+from kafka_node import KafkaNode
 from rabbitmq_node import RabbitNode
 
 # The first test to ask for the session's node waits for it to start.
@@ -65,3 +64,22 @@ def test_demo_through_broker_summary(rabbitmq: RabbitNode) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ringstat demo summary" in proc.stdout
     assert "from 1 producer processes" in proc.stdout
+
+
+def test_demo_through_kafka(kafka: KafkaNode) -> None:
+    pytest.importorskip("confluent_kafka")
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "ringstat", "demo", "--broker", kafka.url),
+            *("--producers", "2", "--seconds", "1.5", "--rate", "2000", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["shipped"] > 0
+    assert doc["consumer"]["events"] == doc["shipped"]
+    assert doc["events"]["applied"] == doc["shipped"]

@@ -31,8 +31,12 @@ def test_the_guides_have_code() -> None:
 
 
 @pytest.mark.parametrize("code", [c for _, c in PYTHON], ids=[_id(p, c) for p, c in PYTHON])
-def test_docs_python_block_runs(code: str, tmp_path: Path) -> None:
-    run_python_block(code, tmp_path)
+def test_docs_python_block_runs(code: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    env: dict[str, str] = {}
+    if "KafkaShipper" in code and importlib.util.find_spec("confluent_kafka") is not None:
+        # A real broker: the session's private tansu (kafka_node.py).
+        env["RINGSTAT_KAFKA_URL"] = request.getfixturevalue("kafka").url
+    run_python_block(code, tmp_path, env)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT / "docs")) for p in PAGES])

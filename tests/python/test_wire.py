@@ -109,16 +109,23 @@ def test_apply_frame() -> None:
         apply_frame(p, data)
 
 
-def test_broker_without_pika_names_the_extra() -> None:
+@pytest.mark.parametrize(
+    ("client", "name", "extra"),
+    [("pika", "Shipper", "rabbitmq"), ("confluent_kafka", "KafkaShipper", "kafka")],
+)
+def test_broker_without_its_client_names_the_extra(client: str, name: str, extra: str) -> None:
+    # ringstat.broker itself imports without either client; a transport's
+    # class without its client names the extra to install.
     code = (
         "import sys\n"
-        "sys.modules['pika'] = None\n"
+        f"sys.modules[{client!r}] = None\n"
+        "import ringstat.broker\n"
         "try:\n"
-        "    import ringstat.broker\n"
+        f"    ringstat.broker.{name}\n"
         "except ImportError as e:\n"
         "    print(e)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    assert 'pip install "ringstat[rabbitmq]"' in out
+    assert f'pip install "ringstat[{extra}]"' in out

@@ -1,10 +1,12 @@
-"""Checkpoint files of a consumer: the pipeline's state, the stream offset it
+"""Checkpoint files of a consumer: the pipeline's state, the broker position it
 covers and the dedup state, written atomically.
 
 Layout (version 1): the line ``RSCK 1``, one line of JSON
-``{"offset": int | null, "dedup": Dedup.state()}``, then the bytes of
+``{"offset": POSITION, "dedup": Dedup.state()}``, then the bytes of
 ``Pipeline.export_state()`` (the pipeline state format of ``src/wire/``) to
-the end of the file.
+the end of the file. ``POSITION`` is the RabbitMQ stream offset of the last
+frame applied (an int, or null before the first), or for Kafka an object
+``{"<partition>": <offset of the next message to read>, ...}``.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from ringstat._ringstat import StateError
 
 _MAGIC = b"RSCK 1\n"
 
 
+Position = Union[int, dict[str, int], None]
+
+
 def write(
-    path: str | os.PathLike[str], offset: int | None, dedup: dict[str, Any], state: bytes
+    path: str | os.PathLike[str], offset: Position, dedup: dict[str, Any], state: bytes
 ) -> None:
     """Writes the checkpoint atomically: a temporary file next to ``path``,
     flushed to disk (fsync), renamed over ``path``, and the directory synced,
@@ -40,7 +45,7 @@ def write(
         os.close(fd)
 
 
-def read(path: str | os.PathLike[str]) -> tuple[int | None, dict[str, Any], bytes]:
+def read(path: str | os.PathLike[str]) -> tuple[Position, dict[str, Any], bytes]:
     """``(offset, dedup state, pipeline state bytes)``; :class:`StateError`
     for a file that is not a checkpoint."""
     data = Path(path).read_bytes()
@@ -55,6 +60,10 @@ def read(path: str | os.PathLike[str]) -> tuple[int | None, dict[str, Any], byte
         dedup = header["dedup"]
     except (ValueError, KeyError, TypeError) as e:
         raise StateError(f"{path}: bad checkpoint header: {e}") from e
-    if not (offset is None or isinstance(offset, int)) or not isinstance(dedup, dict):
+    if isinstance(offset, dict):
+        good = all(type(v) is int and v >= 0 and k.isdigit() for k, v in offset.items())
+    else:
+        good = offset is None or type(offset) is int
+    if not good or not isinstance(dedup, dict):
         raise StateError(f"{path}: bad checkpoint header")
     return offset, dedup, data[end + 1 :]

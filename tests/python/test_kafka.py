@@ -1,0 +1,329 @@
+"""ringstat.broker's Kafka transport against a real Kafka-protocol broker
+(tansu, kafka_node.py): shipper and consumer end to end, duplicates, bad
+frames, the broker restarted mid-stream, the aggregator killed repeatedly
+and resumed from its checkpoint, a consumer slower than the producer, and
+the overflow policy."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ck = pytest.importorskip("confluent_kafka")
+
+import ringstat  # noqa: E402
+from broker_workload import USERS, aggregator, expected, observed, workload  # noqa: E402
+from kafka_node import KafkaNode  # noqa: E402
+from ringstat._ringstat import encode_frame  # noqa: E402
+from ringstat.broker import KafkaConsumer, KafkaShipper  # noqa: E402
+
+# The first test to ask for the session's broker waits for it to start.
+pytestmark = pytest.mark.timeout(300)
+
+
+def topic() -> str:
+    return "test." + uuid.uuid4().hex[:12]
+
+
+def produce_raw(url: str, t: str, bodies: list[bytes]) -> None:
+    """Messages written by a plain client, acks=all, in order (the topic made
+    first, as the shipper does: tansu creates none by itself)."""
+    from ringstat.broker._kafka import _ensure_topic
+
+    servers = url[len("kafka://") :]
+    _ensure_topic({"bootstrap.servers": servers}, t, 1, timeout=30)
+    p = ck.Producer({"bootstrap.servers": servers, "acks": "all"})
+    for b in bodies:
+        p.produce(t, b)
+        p.flush(30)
+    assert len(p) == 0
+
+
+def test_smoke_end_to_end(kafka: KafkaNode) -> None:
+    t = topic()
+    p = aggregator()
+    c = KafkaConsumer(kafka.url, p, t).start()
+    with KafkaShipper(kafka.url, t, batch_size=256) as s:
+        workload(s, 0, USERS)
+        assert s.flush(60), s.stats()
+        st = s.stats()
+    assert st["published"] == st["events"] > 0
+    assert st["buffered"] == 0
+    assert st["in_flight"] == 0
+    assert st["frames"] >= st["events"] // 256
+    assert c.wait_events(st["events"], 60), c.stats()
+    c.stop()
+    assert observed(p) == expected(0, USERS)
+    assert abs(p.distinct_count("users") - USERS) < USERS * 0.1
+    assert c.stats()["duplicates"] == 0
+    assert c.stats()["lag"] == 0
+    assert "ringstat_shipper_published_total" in s.registry.to_prometheus()
+    # Committed after apply: a consumer of the same group starts after the end.
+    p2 = aggregator()
+    c2 = KafkaConsumer(kafka.url, p2, t).start()
+    produce_raw(kafka.url, t, [encode_frame(99, 1, [("count", "logins", 0, 7, 0)])])
+    assert c2.wait_events(1, 60)
+    c2.stop()
+    assert c2.stats()["frames"] == 1
+    assert observed(p2)["logins"] == 7
+
+
+def test_duplicates_applied_once_and_bad_frames_counted(kafka: KafkaNode) -> None:
+    t = topic()
+    f1 = encode_frame(5, 1, [("count", "logins", 0, 2, 0)])
+    f2 = encode_frame(5, 2, [("count", "logins", 0, 3, 0)])
+    bad = encode_frame(5, 4, [("count", "logins", 0, 3, 0)])[:-1]  # truncated
+    unresolved = encode_frame(5, 3, [("observe", "nope", 0, 1, 0)])
+    produce_raw(kafka.url, t, [f1, f1, b"hello", f2, f1, bad, f2, unresolved])
+    p = aggregator()
+    c = KafkaConsumer(kafka.url, p, t, start="first").start()
+    deadline = time.monotonic() + 60
+    while sum(c.stats()[k] for k in ("frames", "duplicates", "bad_frames")) < 8:
+        assert time.monotonic() < deadline, c.stats()
+        time.sleep(0.02)
+    c.stop()
+    assert c.stats() == {
+        "frames": 2,
+        "events": 2,
+        "duplicates": 3,
+        "bad_frames": 3,
+        "reconnects": 0,
+        "lag": 0,
+    }
+    assert observed(p)["logins"] == 5
+    assert c.dedup.floor(5) == 3
+    assert c.positions == {0: 8}
+
+
+def test_broker_restarted_mid_stream(kafka: KafkaNode) -> None:
+    """Events sent while the broker is down are buffered, published after it
+    is back (the client reconnects), and applied exactly once; the consumer
+    goes on from its position."""
+    t = topic()
+    p = aggregator()
+    c = KafkaConsumer(kafka.url, p, t, backoff=0.05, max_backoff=0.5).start()
+    s = KafkaShipper(kafka.url, t, batch_size=64, backoff=0.05, max_backoff=0.5)
+    workload(s, 0, 100)
+    assert s.flush(60), s.stats()
+    kafka.stop()
+    workload(s, 100, 200)  # buffered locally while the broker is down
+    assert s.stats()["published"] < s.stats()["events"]
+    kafka.start()
+    workload(s, 200, USERS)
+    assert s.flush(120), s.stats()
+    st = s.stats()
+    s.close()
+    assert st["published"] == st["events"]
+    assert st["reconnects"] >= 1
+    assert c.wait_events(st["events"], 120), (c.stats(), st)
+    c.stop()
+    assert observed(p) == expected(0, USERS)
+    assert c.stats()["reconnects"] >= 1
+
+
+def test_slow_consumer_back_pressure(kafka: KafkaNode) -> None:
+    """Kafka keeps what nobody reads, so the shipper holds back by itself
+    while the consumer group is max_lag messages behind: it is throttled
+    (counted), its bounded buffer fills and the producer blocks (counted).
+    A slow consumer then catches up, and everything arrives once."""
+    t = topic()
+    cap, batch, in_flight = 200, 50, 2
+    s = KafkaShipper(
+        kafka.url,
+        t,
+        batch_size=batch,
+        capacity=cap,
+        max_in_flight=in_flight,
+        group="slow",
+        max_lag=3,
+        backoff=0.02,
+        max_backoff=0.1,
+    )
+    n_users = 400
+    producer = threading.Thread(target=workload, args=(s, 0, n_users))
+    producer.start()
+    deadline = time.monotonic() + 60
+    while s.stats()["blocked"] == 0 or s.stats()["throttled"] == 0:
+        assert time.monotonic() < deadline, s.stats()
+        time.sleep(0.02)
+    st = s.stats()
+    assert st["buffered"] <= cap + in_flight * batch  # the queue plus the frames in flight
+    lags: list[int] = []
+
+    def slow(_producer: int, _seq: int, _n: int) -> None:
+        lags.append(c.stats()["lag"])
+        time.sleep(0.01)
+
+    p = aggregator()
+    c = KafkaConsumer(kafka.url, p, t, group="slow", on_frame=slow).start()
+    producer.join(120)
+    assert not producer.is_alive()
+    assert s.flush(120), s.stats()
+    st = s.stats()
+    s.close()
+    assert c.wait_events(st["events"], 120), (c.stats(), st)
+    c.stop()
+    assert observed(p) == expected(0, n_users)
+    assert st["dropped"] == 0
+    assert max(lags) >= 1  # the consumer saw itself behind
+
+
+def test_overflow_drop_newest_is_counted() -> None:
+    """No broker at all (a closed port): the buffer fills and every event
+    past it is dropped, counted, and reported by the call."""
+    s = KafkaShipper(
+        "kafka://127.0.0.1:1",
+        topic(),
+        capacity=10,
+        batch_size=4,
+        overflow="drop_newest",
+        backoff=0.01,
+        max_backoff=0.02,
+    )
+    results = [s.count("c") for _ in range(100)]
+    st = s.stats()
+    assert results.count(False) == st["dropped"] > 0
+    assert st["events"] + st["dropped"] == 100
+    assert st["buffered"] == st["events"]  # nothing confirmed
+    assert not s.close(timeout=0.2)
+    assert s.stats()["published"] == 0
+
+
+def test_bad_arguments_refused() -> None:
+    for url in ("amqp://127.0.0.1:5672/", "kafka://", "kafka://host", "kafka://h:p", "h:9092"):
+        with pytest.raises(ValueError, match="kafka://"):
+            KafkaShipper(url)
+        with pytest.raises(ValueError, match="kafka://"):
+            KafkaConsumer(url, aggregator())
+    with pytest.raises(ValueError, match="max_lag"):
+        KafkaShipper("kafka://127.0.0.1:1", max_lag=3)
+    with pytest.raises(ValueError, match="max_in_flight"):
+        KafkaShipper("kafka://127.0.0.1:1", max_in_flight=0)
+    with pytest.raises(ValueError, match="start"):
+        KafkaConsumer("kafka://127.0.0.1:1", aggregator(), start="last")
+    s = KafkaShipper("kafka://127.0.0.1:1", topic(), backoff=0.01)
+    with pytest.raises(ValueError, match="unknown op"):
+        s.send("explode", "c")
+    with pytest.raises(TypeError, match="key"):
+        s.send("seen", "u", [1])  # type: ignore[arg-type]
+    s.close(timeout=0.1)
+    assert s.stats()["events"] == 0
+
+
+def test_checkpoint_of_another_transport_refused(tmp_path: Path) -> None:
+    """A RabbitMQ stream checkpoint (an int offset) is not a Kafka one, and
+    the other way round."""
+    from ringstat.broker import _checkpoint
+
+    p = aggregator()
+    ck_file = tmp_path / "rabbit.ckpt"
+    _checkpoint.write(ck_file, 12, {"producers": {}}, p.export_state())
+    with pytest.raises(ringstat.StateError, match="Kafka"):
+        KafkaConsumer("kafka://127.0.0.1:1", aggregator(), checkpoint=ck_file)
+    _checkpoint.write(ck_file, {"0": 5, "1": 7}, {"producers": {}}, p.export_state())
+    c = KafkaConsumer("kafka://127.0.0.1:1", aggregator(), checkpoint=ck_file)
+    assert c.restored_positions == {0: 5, 1: 7}
+    ck_file.write_bytes(ck_file.read_bytes().replace(b'"0":5', b'"x":5'))
+    with pytest.raises(ringstat.StateError):
+        KafkaConsumer("kafka://127.0.0.1:1", aggregator(), checkpoint=ck_file)
+    p.close()
+
+
+def test_large_batches_split_into_frames_under_the_limit(kafka: KafkaNode) -> None:
+    """A batch whose frame would pass max_frame_bytes goes as several frames."""
+    t = topic()
+    p = aggregator()
+    c = KafkaConsumer(kafka.url, p, t).start()
+    with KafkaShipper(kafka.url, t, batch_size=4096, max_frame_bytes=2000, linger=0.5) as s:
+        for u in range(2000):
+            s.seen("users", f"user-{u:06d}")
+        s.count("logins", 3)
+        assert s.flush(60), s.stats()
+        st = s.stats()
+    assert st["frames"] >= 2000 * 11 // 2000  # the keys alone pass 2000 bytes many times over
+    assert c.wait_events(2001, 60), c.stats()
+    c.stop()
+    assert observed(p)["logins"] == 3
+    assert abs(p.distinct_count("users") - 2000) < 200
+
+
+def aggregator_run(
+    url: str, t: str, total: int, messages: int, tmp: Path, *, name: str, ckpt: Path | None
+) -> list[str]:
+    script = Path(__file__).with_name("broker_aggregator.py")
+    argv = [sys.executable, str(script), url, t, str(total), str(messages)]
+    argv += [str(tmp / f"{name}.progress"), str(tmp / f"{name}.json")]
+    return argv + ([str(ckpt)] if ckpt is not None else [])
+
+
+def test_aggregator_killed_repeatedly_resumes_from_checkpoint(
+    kafka: KafkaNode, tmp_path: Path
+) -> None:
+    """An aggregator that checkpoints (pipeline state + partition offsets +
+    dedup, written atomically) is killed with SIGKILL again and again; each
+    restart restores the checkpoint and seeks to its offsets. Its final
+    statistics equal those of an aggregator of the same topic never killed,
+    sessions opened before a checkpoint and closed after it included."""
+    t = topic()
+    with KafkaShipper(kafka.url, t, batch_size=16) as s:
+        workload(s, 0, USERS)
+        for u in range(USERS):  # later frames close the sessions still open
+            if u % 3 != 0:
+                s.session_end("online", u, ts_ns=3_000_000_000 + u)
+        assert s.flush(60), s.stats()
+        total = s.stats()["events"]
+        messages = s.stats()["frames"] + 1  # and the retried frame below
+    # Frame 1 again, as a retry after a lost acknowledgement would write it.
+    produce_raw(kafka.url, t, [encode_frame(s.producer_id, 1, [("count", "logins", 0, 1000, 0)])])
+
+    never = aggregator_run(
+        kafka.url, t, total, messages, tmp_path, name="never", ckpt=tmp_path / "n.ckpt"
+    )
+    subprocess.run(never, check=True, timeout=120)
+    unkilled = json.loads((tmp_path / "never.json").read_text())
+
+    ckpt = tmp_path / "aggregator.ckpt"
+    argv = aggregator_run(kafka.url, t, total, messages, tmp_path, name="killed", ckpt=ckpt)
+    progress, result = tmp_path / "killed.progress", tmp_path / "killed.json"
+    kills = 0
+    for _ in range(4):
+        progress.unlink(missing_ok=True)
+        proc = subprocess.Popen(argv)
+        try:
+            deadline = time.monotonic() + 60
+            # Kill after 7 frames of this run: past a checkpoint (every 5), mid-way to the next.
+            while not (progress.exists() and int(progress.read_text() or 0) >= 7):
+                if proc.poll() is not None:
+                    break  # finished: the topic is consumed
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
+            if proc.poll() is None and not result.exists():
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+        finally:
+            proc.kill()
+            proc.wait()
+    assert kills >= 2
+    assert ckpt.exists()
+    result.unlink(missing_ok=True)
+    subprocess.run(argv, check=True, timeout=120)
+    final = json.loads(result.read_text())
+    assert final.pop("restored_offset")  # resumed from partition offsets, not replayed
+    assert final.pop("checkpoints") >= kills
+    unkilled.pop("restored_offset")
+    unkilled.pop("checkpoints")
+    assert final == unkilled
+    assert final.pop("duplicates") >= 1  # the retried frame
+    users = final.pop("users")
+    want = expected(0, USERS)
+    want.update(online_open=0, completed=USERS, end_without_start=0)
+    assert final == want
+    assert abs(users - USERS) < USERS * 0.1
