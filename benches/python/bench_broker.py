@@ -366,14 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.quick else 3)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "python"))
     if args.only != "kafka":
-        bench_rabbitmq(args.url, users, rounds, events, args.quick, args.rust_example)
+        bench_rabbitmq(args.url, users, rounds, events, args.quick, rust=args.rust_example)
     if args.only != "rabbitmq":
         bench_kafka(args.kafka_url, users, rounds, events, args.quick)
     return 0
 
 
 def bench_rabbitmq(
-    url: str | None, users: int, rounds: int, events: int, quick: bool, rust: str | None = None
+    url: str | None, users: int, rounds: int, events: int, quick: bool, *, rust: str | None = None
 ) -> None:
     node = None
     beam: int | None = None

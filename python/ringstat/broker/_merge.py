@@ -507,6 +507,8 @@ class GlobalAggregator:
 
     def _restore(self, path: str | os.PathLike[str]) -> None:
         offset, meta, blob = _checkpoint.read(path)
+        if isinstance(offset, dict):
+            raise StateError(f"{path}: a Kafka consumer's checkpoint, not a global aggregator's")
         updates: dict[int, StateUpdate] = {}
         pos = 0
         try:
