@@ -49,7 +49,11 @@ use super::{
     pos_after, st_pos, st_state, SharedQueue, DATA_SEQ, EMPTY, FULL, POP_WAITERS, POS_MASK,
     PUSH_WAITERS, READING, RECHECK, SPACE_SEQ,
 };
-use crate::sync::{fence, AtomicU64, Condvar, Mutex, MutexGuard, Ordering, StdArc};
+use crate::sync::{fence, AtomicU64, Backoff, Condvar, Mutex, MutexGuard, Ordering, StdArc};
+
+/// Readiness checks, with exponentially longer spins between them, before a
+/// task registers (at most 2^7 - 1 spin hints in all: a few µs).
+const SPINS: u32 = 7;
 
 /// Which operation a task waits to be able to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -488,8 +492,16 @@ impl SharedQueue {
         key: u64,
         waker: &Waker,
     ) -> Result<bool, SharedWaitError> {
-        if self.ready(side) {
-            return Ok(false); // no shared writes on the fast path
+        // Spin briefly first (no yield: the caller is an event loop): a
+        // peer that is streaming puts (gets) usually lands the next one
+        // within a microsecond or two, far sooner than a wake-up through
+        // the watcher thread and the loop's fd would.
+        let backoff = Backoff::new();
+        for _ in 0..SPINS {
+            if self.ready(side) {
+                return Ok(false); // no shared writes on the fast path
+            }
+            backoff.spin();
         }
         self.notifier().register(side, key, waker)
     }
