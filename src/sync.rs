@@ -208,6 +208,11 @@ pub(crate) fn default_shard_count() -> usize {
 /// loom's `Arc` lacks, and no model checks these counts.
 pub(crate) use std::sync::Arc as StdArc;
 
+/// `std`'s `AtomicU64` in both builds, for process-wide statistics in a
+/// `static` (loom's atomics cannot be built in a `static`), which no model
+/// reads.
+pub(crate) use std::sync::atomic::AtomicU64 as StdAtomicU64;
+
 /// Spawns a thread named `name` running `f` (under loom: a loom thread; the
 /// name is dropped).
 pub(crate) fn spawn_named<F>(name: String, f: F) -> std::io::Result<thread::JoinHandle<()>>

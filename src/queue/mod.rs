@@ -46,7 +46,7 @@ pub use shared::{
     SharedPopError, SharedPushError, SharedQueue, SharedQueueError, SharedQueueOptions,
     MAX_PROCESSES, MAX_SHARED_CAPACITY, MAX_SLOT_SIZE, SHARED_QUEUE_KIND,
 };
-#[cfg(all(target_os = "linux", not(ringstat_loom)))]
+#[cfg(target_os = "linux")]
 pub use shared::{SharedSide, SharedWaitError};
 pub use unbounded::UnboundedQueue;
 

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use crate::shm::{Kind, Options, Region, ShmError};
 use crate::sync::{fence, AtomicU32, AtomicU64, Backoff, Mutex, Ordering, StdArc};
 
-#[cfg(not(ringstat_loom))]
 mod notify;
-#[cfg(not(ringstat_loom))]
 pub use notify::{SharedSide, SharedWaitError};
 
 /// The region kind of a shared queue (layout version 1).
@@ -305,7 +303,6 @@ pub struct SharedQueue {
     /// Serialises (re-)registration of this handle.
     reg: Mutex<()>,
     /// The async waits of this handle (see `notify`), made on first use.
-    #[cfg(not(ringstat_loom))]
     notifier: Mutex<Option<StdArc<notify::Notifier>>>,
 }
 
@@ -333,7 +330,6 @@ impl Clone for SharedQueue {
             max_processes: self.max_processes,
             me: AtomicU64::new(0),
             reg: Mutex::new(()),
-            #[cfg(not(ringstat_loom))]
             notifier: Mutex::new(None),
         }
     }
@@ -520,7 +516,6 @@ impl SharedQueue {
             max_processes: mp,
             me: AtomicU64::new(0),
             reg: Mutex::new(()),
-            #[cfg(not(ringstat_loom))]
             notifier: Mutex::new(None),
         })
     }
@@ -1244,7 +1239,6 @@ impl Drop for FreeOnDrop<'_> {
 
 impl Drop for SharedQueue {
     fn drop(&mut self) {
-        #[cfg(not(ringstat_loom))]
         self.stop_notifier();
         // Free our entry if this process registered it (not one inherited
         // across a fork). No claim is held: every operation has returned.
