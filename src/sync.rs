@@ -329,6 +329,35 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::t
     }
 }
 
+/// As [`futex_wait`], for a dedicated sleeper that is also told to stop
+/// through `stop` (read only under loom: real builds rely on the timeout).
+/// Under loom: yields until `word` differs from `expected` or `stop` is set,
+/// so a model sees a sleeper that wakes when woken (a spurious wake-up takes
+/// the same path as an unchanged word) instead of exploring an unbounded
+/// re-check loop.
+#[cfg(target_os = "linux")]
+pub(crate) fn futex_wait_or_stop(
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Option<std::time::Duration>,
+    stop: &AtomicBool,
+) {
+    #[cfg(not(ringstat_loom))]
+    {
+        let _ = stop;
+        futex_wait(word, expected, timeout);
+    }
+    #[cfg(ringstat_loom)]
+    {
+        let _ = timeout;
+        // Acquire: pairs with the Release bump of the word and the Release
+        // store of `stop`.
+        while word.load(Ordering::Acquire) == expected && !stop.load(Ordering::Acquire) {
+            loom::thread::yield_now();
+        }
+    }
+}
+
 /// Wakes up to `n` waiters of [`futex_wait`] on `word`, in any process.
 #[cfg(target_os = "linux")]
 pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {

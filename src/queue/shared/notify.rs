@@ -49,7 +49,9 @@ use super::{
     pos_after, st_pos, st_state, SharedQueue, DATA_SEQ, EMPTY, FULL, POP_WAITERS, POS_MASK,
     PUSH_WAITERS, READING, RECHECK, SPACE_SEQ,
 };
-use crate::sync::{fence, Backoff, Condvar, Mutex, MutexGuard, Ordering, StdArc, StdAtomicU64};
+use crate::sync::{
+    fence, AtomicBool, Backoff, Condvar, Mutex, MutexGuard, Ordering, StdArc, StdAtomicU64,
+};
 
 /// Readiness checks, with exponentially longer spins between them, before a
 /// task registers (at most 2^7 - 1 spin hints in all: a few µs). Under loom
@@ -147,6 +149,9 @@ pub(super) struct Notifier {
     /// sleeper counts for the async waiters.
     q: SharedQueue,
     sides: [Side; 2],
+    /// Set (with each side's `stop`) when the handle drops: ends a watcher's
+    /// sleep under loom, where the futex sleep has no timeout.
+    stopping: AtomicBool,
     /// The fork generation it was made in: a forked child (which has no
     /// watcher threads) makes a new one.
     generation: u64,
@@ -161,6 +166,7 @@ impl Notifier {
         Self {
             q: q.clone(),
             sides: [side(), side()],
+            stopping: AtomicBool::new(false),
             generation: crate::shm::fork_generation(),
         }
     }
@@ -326,7 +332,7 @@ impl Notifier {
                 }
             }
             let slept = Instant::now();
-            crate::sync::futex_wait(word, cur, Some(RECHECK));
+            crate::sync::futex_wait_or_stop(word, cur, Some(RECHECK), &self.stopping);
             // Acquire: as above.
             let now = word.load(Ordering::Acquire);
             let fired = if now != cur {
@@ -366,6 +372,8 @@ impl Notifier {
     /// Stops the watchers (the handle is dropping); tasks still registered
     /// are dropped unfired.
     fn stop(&self) {
+        // Release: pairs with the Acquire load in `futex_wait_or_stop`.
+        self.stopping.store(true, Ordering::Release);
         for side in [SharedSide::Pop, SharedSide::Push] {
             let mut st = self.lock(side);
             st.stop = true;
