@@ -461,13 +461,13 @@ def _tasks() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def test_no_references_or_threads_leak(name: str, run: Run[None]) -> None:
+def test_no_references_or_threads_leak(name: str, run: Run[Any]) -> None:
     # Waits, wake-ups and cancellations leave no pending future behind, hold
     # no Python reference to the queue, and the native watcher threads end
     # with the last handle.
     threads_before = _tasks()
 
-    async def main() -> None:
+    async def main() -> weakref.ref[ringstat.SharedQueue]:
         q = ringstat.SharedQueue(name, maxsize=1, slot_size=8)
         ref = weakref.ref(q)
         aq = q.async_view()
@@ -489,11 +489,11 @@ def test_no_references_or_threads_leak(name: str, run: Run[None]) -> None:
         assert sys.getrefcount(q) == base
         hub = _hubs[asyncio.get_running_loop()]
         assert hub.pending == {}
-        del aq, q, getter
-        gc.collect()
-        assert ref() is None
+        return ref
 
-    run(main)
+    ref = run(main)
+    gc.collect()  # outside the loop: a full collection is a slow callback
+    assert ref() is None
     # The watchers (one per side) exit once the handle is gone; they notice
     # within a re-check interval. A bounded wait, not a timing assertion.
     for _ in range(int(PATIENCE * 20)):
