@@ -208,6 +208,11 @@ pub(crate) fn default_shard_count() -> usize {
 /// loom's `Arc` lacks, and no model checks these counts.
 pub(crate) use std::sync::Arc as StdArc;
 
+/// `std`'s `AtomicU64` in both builds, for process-wide statistics in a
+/// `static` (loom's atomics cannot be built in a `static`), which no model
+/// reads.
+pub(crate) use std::sync::atomic::AtomicU64 as StdAtomicU64;
+
 /// Spawns a thread named `name` running `f` (under loom: a loom thread; the
 /// name is dropped).
 pub(crate) fn spawn_named<F>(name: String, f: F) -> std::io::Result<thread::JoinHandle<()>>
@@ -321,6 +326,35 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::t
     {
         let _ = (word, expected, timeout);
         loom::thread::yield_now();
+    }
+}
+
+/// As [`futex_wait`], for a dedicated sleeper that is also told to stop
+/// through `stop` (read only under loom: real builds rely on the timeout).
+/// Under loom: yields until `word` differs from `expected` or `stop` is set,
+/// so a model sees a sleeper that wakes when woken (a spurious wake-up takes
+/// the same path as an unchanged word) instead of exploring an unbounded
+/// re-check loop.
+#[cfg(target_os = "linux")]
+pub(crate) fn futex_wait_or_stop(
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Option<std::time::Duration>,
+    stop: &AtomicBool,
+) {
+    #[cfg(not(ringstat_loom))]
+    {
+        let _ = stop;
+        futex_wait(word, expected, timeout);
+    }
+    #[cfg(ringstat_loom)]
+    {
+        let _ = timeout;
+        // Acquire: pairs with the Release bump of the word and the Release
+        // store of `stop`.
+        while word.load(Ordering::Acquire) == expected && !stop.load(Ordering::Acquire) {
+            loom::thread::yield_now();
+        }
     }
 }
 

@@ -19,14 +19,24 @@ Benchmarks (ns per item, end to end, a queue of ``maxsize=64``):
   task (``await get``), against ``janus`` and ``culsans`` (their
   ``sync_q``/``async_q``), thread start and join included.
 - ``task -> thread``: the reverse.
+- ``process -> task`` (Linux): a producer process (started once, told by a
+  pipe to put ``n`` 16-byte messages per round) and a consumer task, through
+  ``SharedQueue`` (``await q.async_view().get()``), against what asyncio code
+  does today with ``multiprocessing.Queue``: ``await
+  loop.run_in_executor(None, mpq.get)`` per message (the stdlib queue has no
+  async interface, so each wait goes through a thread). A third row blocks in
+  ``SharedQueue.get`` through the same executor: the cost of the executor hop
+  with ringstat's own queue.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import sys
 import threading
+import uuid
 from typing import Any, Callable
 
 import ringstat
@@ -192,6 +202,98 @@ def bench_mixed(n: int, title: str, shape: Callable[..., Callable[[], Any]]) -> 
     return Benchmark(title, contenders)
 
 
+# ----- process -> task ------------------------------------------------------------
+
+
+def _produce_on_command(q: Any, ctrl: Any) -> None:
+    """The producer process: for each ``n`` received on ``ctrl``, puts ``n``
+    messages on ``q`` (a ``SharedQueue`` or a ``multiprocessing.Queue``);
+    ``None`` ends it."""
+    put = q.put
+    ctrl.send("ready")
+    while True:
+        n = ctrl.recv()
+        if n is None:
+            return
+        for i in range(n):
+            put(b"%016d" % i)
+
+
+class Producer:
+    """A producer process kept for the whole run (its start is not timed)."""
+
+    def __init__(self, q: Any) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.ctrl, theirs = ctx.Pipe()
+        self.proc = ctx.Process(target=_produce_on_command, args=(q, theirs), daemon=True)
+        self.proc.start()
+        assert self.ctrl.recv() == "ready"  # its start stays out of the timings
+
+    def stop(self) -> None:
+        self.ctrl.send(None)
+        self.proc.join(timeout=60)
+
+
+_producers: list[Producer] = []
+_shared: list[Any] = []
+
+
+def stop_producers() -> None:
+    for p in _producers:
+        p.stop()
+    _producers.clear()
+    for q in _shared:
+        q.unlink()
+    _shared.clear()
+
+
+def process_to_task(kind: str, n: int) -> Callable[[], Any]:
+    """The consumer task's body for a producer process of ``kind``."""
+    if kind == "mp":
+        q: Any = multiprocessing.get_context("spawn").Queue(MAXSIZE)
+    else:
+        q = ringstat.SharedQueue(f"bench-aio-{uuid.uuid4().hex[:10]}", MAXSIZE, 32)
+        _shared.append(q)
+    producer = Producer(q)
+    _producers.append(producer)
+
+    async def body() -> None:
+        producer.ctrl.send(n)
+        if kind == "async_view":
+            get = q.async_view().get
+            for _ in range(n):
+                await get()
+        else:
+            loop = asyncio.get_running_loop()
+            for _ in range(n):
+                await loop.run_in_executor(None, q.get)
+
+    return body
+
+
+def bench_process_to_task(n: int) -> Benchmark:
+    factory = asyncio.new_event_loop
+    ours = on_loop(factory, process_to_task("async_view", n))
+    return Benchmark(
+        "process -> task (asyncio loop)",
+        [
+            Contender("SharedQueue + async_view()", ours, n),
+            Contender("SharedQueue (A/A)", ours, n),
+            Contender(
+                "SharedQueue.get in run_in_executor",
+                on_loop(factory, process_to_task("executor", n)),
+                n,
+            ),
+            Contender(
+                "multiprocessing.Queue.get in run_in_executor",
+                on_loop(factory, process_to_task("mp", n)),
+                n,
+                Target(5.0, ">= 5x"),
+            ),
+        ],
+    )
+
+
 def benchmarks(quick: bool) -> list[Benchmark]:
     n = 1_000 if quick else 20_000
     out = [bench_task_to_task(n, "asyncio", asyncio.new_event_loop)]
@@ -199,6 +301,8 @@ def benchmarks(quick: bool) -> list[Benchmark]:
         out.append(bench_task_to_task(n, "uvloop", uvloop.new_event_loop))
     out.append(bench_mixed(n, "thread -> task (asyncio loop)", thread_to_task))
     out.append(bench_mixed(n, "task -> thread (asyncio loop)", task_to_thread))
+    if hasattr(ringstat, "SharedQueue"):  # Linux
+        out.append(bench_process_to_task(n // 2))
     return out
 
 
@@ -207,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 3 rounds: a smoke run")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (15)")
     parser.add_argument("--repeat", type=int, default=None, help="timeit repeats per round (3)")
+    parser.add_argument(
+        "--only", default=None, help="run only the tables whose title contains this"
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 15)
     repeat = args.repeat or (1 if args.quick else 3)
@@ -226,11 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     print(interval_note(rounds))
     try:
         for bench in benchmarks(args.quick):
+            if args.only and args.only not in bench.title:
+                continue
             run(bench, rounds, repeat)
             print()
             print(table(bench), flush=True)
     finally:
         close_loops()
+        stop_producers()
     return 0
 
 

@@ -25,8 +25,9 @@ registry on a native background thread into a bounded time series.
 
 ``AsyncQueue`` (:mod:`ringstat.aio`) gives a queue the :class:`asyncio.Queue`
 interface for coroutines on any event loop, woken natively; threads keep
-using the same queue. ``AsyncPipeline`` awaits a pipeline's sends, flush and
-close without blocking the loop.
+using the same queue; ``AsyncSharedQueue`` (``SharedQueue.async_view()``)
+does the same for a queue shared with other processes. ``AsyncPipeline``
+awaits a pipeline's sends, flush and close without blocking the loop.
 
 Event frames for brokers: ``encode_frame``, ``decode_frame``,
 ``frame_header``, ``apply_frame`` (a versioned binary format, many events a
@@ -82,7 +83,7 @@ from ringstat._ringstat import (
     encode_frame,
     frame_header,
 )
-from ringstat.aio import AsyncPipeline, AsyncQueue
+from ringstat.aio import AsyncPipeline, AsyncQueue, AsyncSharedQueue
 from ringstat.feed import FeedSender
 
 # The Python methods of the native classes (to_pandas, time(), labelnames
@@ -94,6 +95,7 @@ __all__ = [
     "STATE_VERSION",
     "AsyncPipeline",
     "AsyncQueue",
+    "AsyncSharedQueue",
     "Counter",
     "CounterHandle",
     "DistinctHandle",

@@ -7,7 +7,8 @@ here and is attached to the native classes by :func:`attach` (``ringstat``'s
 ``__init__`` calls it), so a handle a ``Registry`` returns is still exactly
 a ``ringstat.Counter`` and the stubs describe one class:
 
-- ``SharedQueue.put_obj``/``get_obj`` (pickling around ``put``/``get``);
+- ``SharedQueue.put_obj``/``get_obj`` (pickling around ``put``/``get``) and
+  ``async_view()`` (:class:`ringstat.aio.AsyncSharedQueue`);
 - ``Registry.snapshot()`` and ``Recorder.samples()``/``drain()`` wrap the
   native plain dicts in :class:`ringstat.snapshot.Snapshot`;
 - ``to_pandas``/``to_polars`` (:mod:`ringstat.frames`) and ``_repr_html_``
@@ -454,6 +455,12 @@ def _queue_async_view(self: _ringstat.Queue[Any]) -> Any:
     return AsyncQueue(queue=self)
 
 
+def _shared_queue_async_view(self: _ringstat.SharedQueue) -> Any:
+    from ringstat.aio import AsyncSharedQueue
+
+    return AsyncSharedQueue(self)
+
+
 def _pipeline_async_view(self: _ringstat.Pipeline) -> Any:
     from ringstat.aio import AsyncPipeline
 
@@ -494,4 +501,5 @@ def attach() -> None:
     if hasattr(r, "SharedQueue"):  # Linux only
         _set(r.SharedQueue, "put_obj", _shared_put_obj)
         _set(r.SharedQueue, "get_obj", _shared_get_obj)
+        _set(r.SharedQueue, "async_view", _shared_queue_async_view)
     _set(r.Recorder, "to_polars", _recorder_to_polars)

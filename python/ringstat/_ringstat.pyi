@@ -20,7 +20,7 @@ import polars as pl
 from typing_extensions import Buffer, Self, TypeAlias, disjoint_base
 
 from ringstat._methods import ExceptionCounter, InProgress, Timer
-from ringstat.aio import AsyncPipeline, AsyncQueue
+from ringstat.aio import AsyncPipeline, AsyncQueue, AsyncSharedQueue
 from ringstat.family import Family
 from ringstat.snapshot import Snapshot
 
@@ -1799,6 +1799,19 @@ class SharedQueue:
         """``True`` if every slot is taken (a snapshot)."""
 
     def __len__(self) -> int: ...
+    def async_view(self) -> AsyncSharedQueue:
+        """An :class:`ringstat.AsyncSharedQueue` over this queue: ``await
+        get()``/``put()`` from coroutines, woken natively by the other
+        processes' puts and gets."""
+
+    # For ringstat.aio (private): never wait, never raise Empty/Full.
+    def _try_get(self) -> bytes | None: ...
+    def _try_put(self, item: Buffer) -> bool: ...
+    def _try_get_many(self, max_items: int) -> list[bytes]: ...
+    def _wait(self, put: bool, waker: _LoopWaker) -> int: ...
+    def _unwait_get(self, token: int) -> bool: ...
+    def _unwait_put(self, token: int) -> bool: ...
+    def _pass_wake(self, put: bool) -> None: ...
 
 # ----- event frames (src/wire/) ------------------------------------------------
 

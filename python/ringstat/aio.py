@@ -10,11 +10,27 @@ pop, or shutdown) that ends the wait, on any thread and without the GIL,
 hands the token to the hub and writes the fd; the loop's reader callback
 resolves the token's future. Nothing polls and nothing runs on a timer; a
 call never blocks the loop.
+
+:class:`AsyncSharedQueue` does the same for a :class:`ringstat.SharedQueue`,
+whose other end is usually another *process*. A push there can only bump a
+futex word in the shared region and ``futex_wake`` its sleepers; an eventfd
+cannot be registered in the region (a descriptor means nothing in another
+process). So the native handle keeps one watcher thread per side (get, put),
+started by the first wait and parked while nobody waits, blocked natively in
+``futex_wait`` on that word exactly like a blocking ``get``. When the word
+moves it fires the wakers of every task waiting on that side, through the same
+loop hubs; each task retries, and those that find nothing wait again. One
+thread per handle and side serves all its tasks on all loops; no task polls
+and no call runs in an executor. The watcher's only timed action is the
+liveness re-check every blocking wait makes (about every 100 ms while tasks
+wait): it sweeps killed processes' leftovers. See ``src/queue/shared/notify.rs``
+for why no wake-up is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import pickle
 import sys
 import threading
 import weakref
@@ -40,10 +56,15 @@ from ringstat._ringstat import (
 )
 from ringstat.snapshot import Snapshot
 
-if TYPE_CHECKING:
-    from typing_extensions import Self
+try:
+    from ringstat._ringstat import SharedQueue
+except ImportError:  # not Linux: no shared queue
+    SharedQueue = None  # type: ignore[assignment,misc]
 
-__all__ = ["AsyncPipeline", "AsyncQueue", "QueueShutDown", "stream"]
+if TYPE_CHECKING:
+    from typing_extensions import Buffer, Self
+
+__all__ = ["AsyncPipeline", "AsyncQueue", "AsyncSharedQueue", "QueueShutDown", "stream"]
 
 _T = TypeVar("_T")
 
@@ -318,6 +339,235 @@ class AsyncQueue(Generic[_T]):
         return self
 
     async def __anext__(self) -> _T:
+        try:
+            return await self.get()
+        except ShutDown:
+            raise StopAsyncIteration from None
+
+
+async def _shared_wait_until(q: SharedQueue, for_put: bool, attempt: Callable[[], Any]) -> Any:
+    """``_wait_until`` for a shared queue: a task that leaves (cancelled,
+    timed out) after its wake-up fired passes the wake-up on, so the message
+    (or slot) it was woken for does not wait for the next re-check while
+    another process's consumer (producer) sleeps."""
+    loop, hub = _hub()
+    retries = 0
+    while True:
+        token = q._wait(for_put, hub.native)
+        if token:
+            retries = 0
+            fut = loop.create_future()
+            hub.pending[token] = fut
+            try:
+                await fut
+            except BaseException:
+                if hub.pending.pop(token, None) is None:
+                    q._pass_wake(for_put)  # fired, and we leave without using it
+                elif not (q._unwait_put(token) if for_put else q._unwait_get(token)):
+                    q._pass_wake(for_put)  # fired natively, not yet seen by the loop
+                raise
+        elif retries >= _RETRIES:
+            retries = 0
+            await asyncio.sleep(0)
+        else:
+            retries += 1
+        got = attempt()
+        if got is not _MISSING:
+            return got
+
+
+def _found(item: bytes | None) -> Any:
+    """``_MISSING`` for ``_try_get``'s "nothing there" (an empty message is
+    ``b""``, a message all the same)."""
+    return _MISSING if item is None else item
+
+
+class AsyncSharedQueue:
+    """The :class:`asyncio.Queue` interface over a :class:`ringstat.SharedQueue`
+    (byte messages between processes; Linux).
+
+    ``AsyncSharedQueue(q)`` (or ``q.async_view()``) is a view of ``q``: other
+    processes (and threads of this one) keep using the queue's blocking
+    methods, or their own views, on the same messages. A waiting ``get`` is
+    woken natively by a ``put`` in any process (see the module docs).
+
+    ``put`` takes any bytes-like message (``ValueError`` if it is larger than
+    ``slot_size``, ``TypeError`` if it is not bytes-like); ``get`` returns
+    ``bytes``; ``put_obj``/``get_obj`` pickle. ``get_nowait``/``put_nowait``
+    raise :class:`asyncio.QueueEmpty`/:class:`asyncio.QueueFull`; after
+    ``shutdown()`` (by any process) ``put`` and a drained ``get`` raise
+    :data:`QueueShutDown`. Cancelled (``asyncio.timeout``, ``wait_for``,
+    ``task.cancel()``), a waiting ``get`` has taken no message and a waiting
+    ``put`` has put nothing. There is no ``join``/``task_done``: the shared
+    queue does not track tasks. Bound a wait on a peer that may die with
+    ``asyncio.timeout``/``wait_for``; a message a killed peer was writing or
+    reading is counted in ``lost``, nothing else is.
+    """
+
+    __slots__ = ("_q", "_streak")
+
+    def __init__(self, queue: SharedQueue) -> None:
+        if SharedQueue is None or not isinstance(queue, SharedQueue):
+            raise TypeError(f"queue must be a ringstat.SharedQueue, not {type(queue).__name__}")
+        self._q = queue
+        self._streak = 0
+
+    @property
+    def sync(self) -> SharedQueue:
+        """The shared queue: its blocking methods are for threads."""
+        return self._q
+
+    @property
+    def maxsize(self) -> int:
+        return self._q.maxsize
+
+    @property
+    def slot_size(self) -> int:
+        return self._q.slot_size
+
+    @property
+    def lost(self) -> int:
+        return self._q.lost
+
+    def qsize(self) -> int:
+        return self._q.qsize()
+
+    def empty(self) -> bool:
+        return self._q.empty()
+
+    def full(self) -> bool:
+        return self._q.full()
+
+    def __len__(self) -> int:
+        return self._q.qsize()
+
+    def __repr__(self) -> str:
+        return f"<ringstat.AsyncSharedQueue of {self._q!r}>"
+
+    async def _yield_if_due(self) -> None:
+        # As AsyncQueue: a task that never waits still lets others run.
+        self._streak += 1
+        if self._streak >= _STREAK:
+            self._streak = 0
+            await asyncio.sleep(0)
+
+    # ----- get ------------------------------------------------------------
+
+    def get_nowait(self) -> bytes:
+        """Removes and returns a message; :class:`asyncio.QueueEmpty` if none."""
+        try:
+            item = self._q._try_get()
+        except ShutDown:
+            raise QueueShutDown from None
+        if item is None:
+            raise asyncio.QueueEmpty
+        return item
+
+    async def get(self) -> bytes:
+        """Removes and returns the oldest message, waiting for one."""
+        q = self._q
+        try:
+            await self._yield_if_due()
+            item = q._try_get()
+            if item is not None:
+                return item
+            self._streak = 0
+            got: bytes = await _shared_wait_until(q, False, lambda: _found(q._try_get()))
+            return got
+        except ShutDown:
+            raise QueueShutDown from None
+
+    async def get_many(self, max_items: int) -> list[bytes]:
+        """Removes and returns up to ``max_items`` messages (at least one),
+        waiting for the first."""
+        q = self._q
+        try:
+            await self._yield_if_due()
+            items = q._try_get_many(max_items)
+            if items:
+                return items
+            self._streak = 0
+            many: list[bytes] = await _shared_wait_until(
+                q, False, lambda: q._try_get_many(max_items) or _MISSING
+            )
+            return many
+        except ShutDown:
+            raise QueueShutDown from None
+
+    async def get_obj(self) -> Any:
+        """``pickle.loads(await get())`` (trust the writers, as for any
+        unpickling)."""
+        return pickle.loads(await self.get())
+
+    # ----- put ------------------------------------------------------------
+
+    def put_nowait(self, item: Buffer) -> None:
+        """Puts ``item``; :class:`asyncio.QueueFull` if there is no room."""
+        try:
+            if not self._q._try_put(item):
+                raise asyncio.QueueFull
+        except ShutDown:
+            raise QueueShutDown from None
+
+    async def put(self, item: Buffer) -> None:
+        """Puts the message ``item``, waiting for room."""
+        q = self._q
+        try:
+            await self._yield_if_due()
+            if q._try_put(item):
+                return
+            self._streak = 0
+            await _shared_wait_until(q, True, lambda: None if q._try_put(item) else _MISSING)
+        except ShutDown:
+            raise QueueShutDown from None
+
+    async def put_many(self, items: Iterable[Buffer]) -> int:
+        """Puts every message of ``items`` in order, waiting for room as
+        needed; returns how many were put. Cancelled, some may have been put:
+        the messages ``items[:n]`` of a sequence are in (``n`` is not
+        reported); none is put twice or in part."""
+        q = self._q
+        seq: Sequence[Buffer] = items if isinstance(items, Sequence) else list(items)
+        total = len(seq)
+        done = 0
+        try:
+            await asyncio.sleep(0)  # as `put`, once per batch
+            while done < total and q._try_put(seq[done]):
+                done += 1
+            if done == total:
+                return done
+
+            def attempt() -> object:
+                nonlocal done
+                while done < total and q._try_put(seq[done]):
+                    done += 1
+                return None if done == total else _MISSING
+
+            await _shared_wait_until(q, True, attempt)
+            return done
+        except ShutDown:
+            raise QueueShutDown from None
+
+    async def put_obj(self, obj: object) -> None:
+        """``await put(pickle.dumps(obj))`` (highest protocol)."""
+        await self.put(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+    # ----- shutdown, iteration --------------------------------------------
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shuts the queue down for every process: ``put`` raises
+        :data:`QueueShutDown`; ``get`` drains, then raises it (``immediate``
+        discards what is left). Waiting tasks and blocked calls wake up."""
+        self._q.shutdown(immediate)
+
+    @property
+    def is_shutdown(self) -> bool:
+        return self._q.is_shutdown
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
         try:
             return await self.get()
         except ShutDown:

@@ -20,7 +20,8 @@ use super::errors::{
 };
 use super::wait::in_slices;
 use crate::queue::{
-    SharedPopError, SharedPushError, SharedQueue, SharedQueueError, SharedQueueOptions,
+    SharedPopError, SharedPushError, SharedQueue, SharedQueueError, SharedQueueOptions, SharedSide,
+    SharedWaitError,
 };
 use crate::shm::ShmError;
 
@@ -87,6 +88,14 @@ fn mode_arg(value: &Bound<'_, PyAny>) -> PyResult<u32> {
         )));
     }
     Ok(m as u32)
+}
+
+fn side(put: bool) -> SharedSide {
+    if put {
+        SharedSide::Push
+    } else {
+        SharedSide::Pop
+    }
 }
 
 impl PySharedQueue {
@@ -427,6 +436,74 @@ impl PySharedQueue {
 
     fn __len__(&self) -> usize {
         self.q.len()
+    }
+
+    // ----- for `ringstat.aio` (private): never wait, never raise Empty/Full --
+
+    /// `get_nowait()`, returning `None` instead of raising `Empty`.
+    fn _try_get<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        match self.q.try_pop_with(|b| PyBytes::new(py, b)) {
+            Ok(b) => Ok(Some(b)),
+            Err(SharedPopError::Empty) => Ok(None),
+            Err(e) => Err(pop_err(py, e)),
+        }
+    }
+
+    /// `get_many(max_items, block=False)`, returning `[]` instead of raising
+    /// `Empty`.
+    fn _try_get_many<'py>(
+        &self,
+        py: Python<'py>,
+        max_items: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let max = int_arg(max_items, "max_items", 1)?;
+        let out = PyList::empty(py);
+        while out.len() < max {
+            match self.q.try_pop_with(|b| PyBytes::new(py, b)) {
+                Ok(b) => out.append(b)?,
+                Err(SharedPopError::Empty) => break,
+                Err(e) if out.is_empty() => return Err(pop_err(py, e)),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// `put_nowait(item)`, returning `False` instead of raising `Full`.
+    fn _try_put(&self, py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let msg = self.message(item)?;
+        self.put_bytes_or_full(py, msg.as_bytes(), Wait::No)
+    }
+
+    /// Registers a task of the loop behind `waker` to be woken once a `get`
+    /// (`put=False`) or a `put` (`put=True`) may succeed, after a push, pop
+    /// or shutdown in any process; returns its token, or 0 (nothing
+    /// registered) if one may now.
+    fn _wait(&self, put: bool, waker: &super::aio::PyLoopWaker) -> PyResult<u64> {
+        let token = super::aio::next_token();
+        match self.q.register_waker(side(put), token, &waker.waker(token)) {
+            Ok(true) => Ok(token),
+            Ok(false) => Ok(0),
+            Err(e @ SharedWaitError::Thread(_)) => Err(PyOSError::new_err(e.to_string())),
+            Err(e) => Err(PyRuntimeError::new_err(e.to_string())),
+        }
+    }
+
+    /// Removes the registration `token` of a waiting get; `False` if it
+    /// fired.
+    fn _unwait_get(&self, token: u64) -> bool {
+        self.q.deregister_waker(SharedSide::Pop, token)
+    }
+
+    /// Removes the registration `token` of a waiting put; `False` if it
+    /// fired.
+    fn _unwait_put(&self, token: u64) -> bool {
+        self.q.deregister_waker(SharedSide::Push, token)
+    }
+
+    /// Passes on a wake-up a task got and will not use (it was cancelled).
+    fn _pass_wake(&self, put: bool) {
+        self.q.pass_wake(side(put));
     }
 
     fn __repr__(&self) -> String {

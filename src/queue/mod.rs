@@ -46,6 +46,8 @@ pub use shared::{
     SharedPopError, SharedPushError, SharedQueue, SharedQueueError, SharedQueueOptions,
     MAX_PROCESSES, MAX_SHARED_CAPACITY, MAX_SLOT_SIZE, SHARED_QUEUE_KIND,
 };
+#[cfg(target_os = "linux")]
+pub use shared::{SharedSide, SharedWaitError};
 pub use unbounded::UnboundedQueue;
 
 use crate::sync::{fence, AtomicUsize, Backoff, CachePadded, Ordering, UnsafeCell};

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use crate::shm::{Kind, Options, Region, ShmError};
 use crate::sync::{fence, AtomicU32, AtomicU64, Backoff, Mutex, Ordering, StdArc};
 
+mod notify;
+pub use notify::{SharedSide, SharedWaitError};
+
 /// The region kind of a shared queue (layout version 1).
 pub const SHARED_QUEUE_KIND: Kind = Kind::new(*b"QUEU", 1);
 
@@ -299,6 +302,8 @@ pub struct SharedQueue {
     me: AtomicU64,
     /// Serialises (re-)registration of this handle.
     reg: Mutex<()>,
+    /// The async waits of this handle (see `notify`), made on first use.
+    notifier: Mutex<Option<StdArc<notify::Notifier>>>,
 }
 
 impl fmt::Debug for SharedQueue {
@@ -325,6 +330,7 @@ impl Clone for SharedQueue {
             max_processes: self.max_processes,
             me: AtomicU64::new(0),
             reg: Mutex::new(()),
+            notifier: Mutex::new(None),
         }
     }
 }
@@ -510,6 +516,7 @@ impl SharedQueue {
             max_processes: mp,
             me: AtomicU64::new(0),
             reg: Mutex::new(()),
+            notifier: Mutex::new(None),
         })
     }
 
@@ -1232,6 +1239,7 @@ impl Drop for FreeOnDrop<'_> {
 
 impl Drop for SharedQueue {
     fn drop(&mut self) {
+        self.stop_notifier();
         // Free our entry if this process registered it (not one inherited
         // across a fork). No claim is held: every operation has returned.
         let v = self.me.load(Ordering::Relaxed);

@@ -564,8 +564,8 @@ PROTOCOL = (
 
 # Pure-Python classes over the native ones, whose methods are coroutines (a
 # call not awaited does nothing): covered by their own tests (test_aio.py,
-# test_aio_pipeline.py).
-PYTHON_ONLY = frozenset({"AsyncPipeline", "AsyncQueue"})
+# test_aio_pipeline.py, test_aio_shared.py).
+PYTHON_ONLY = frozenset({"AsyncPipeline", "AsyncQueue", "AsyncSharedQueue"})
 
 
 def public_classes() -> dict[str, type]:

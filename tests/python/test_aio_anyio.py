@@ -75,3 +75,37 @@ def test_pipeline_sends_and_flush() -> None:
         await ap.close()
 
     anyio.run(main, backend="asyncio")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues need Linux")
+def test_shared_queue_with_a_process_and_cancel_scopes() -> None:
+    import uuid
+
+    name = f"ringstat-pytest-anyio-{uuid.uuid4().hex[:12]}"
+    n = 1_000
+
+    async def main() -> None:
+        aq = ringstat.SharedQueue(name, maxsize=4, slot_size=16).async_view()
+        # A cancel scope ends a waiting get and takes nothing.
+        with anyio.move_on_after(0.01) as scope:
+            await aq.get()
+        assert scope.cancelled_caught
+        code = (
+            f"import ringstat; q = ringstat.SharedQueue.attach({name!r})\n"
+            f"for i in range({n}): q.put(str(i).encode())\n"
+            "q.shutdown()"
+        )
+        got: list[int] = []
+
+        async def consume() -> None:
+            got.extend([int(m) async for m in aq])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await anyio.run_process([sys.executable, "-c", code])
+        assert got == list(range(n))
+
+    try:
+        anyio.run(main, backend="asyncio")
+    finally:
+        ringstat.SharedQueue.cleanup(name)

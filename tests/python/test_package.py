@@ -35,7 +35,7 @@ def test_all_is_explicit_and_importable() -> None:
     # them) plus the stdlib's queue exceptions and its Python classes.
     public = [n for n in _stub_all() if not n.startswith("_") or n == "__version__"]
     assert sorted(ringstat.__all__) == sorted(
-        [*public, "AsyncPipeline", "AsyncQueue", "Empty", "Full"]
+        [*public, "AsyncPipeline", "AsyncQueue", "AsyncSharedQueue", "Empty", "Full"]
     )
     assert sorted(_ringstat.__all__) == sorted(_stub_all())
     for name in ringstat.__all__:
