@@ -160,7 +160,64 @@ async def _await_token(loop: asyncio.AbstractEventLoop, hub: _Hub, token: int, c
             cancel(token)
 
 
-class AsyncQueue(Generic[_T]):
+class _QueueView(Generic[_T]):
+    """What the coroutine views of a :class:`ringstat.Queue` and of a
+    :class:`ringstat.SharedQueue` share: the sizes, shutdown, iteration, and
+    the occasional yield of a task that never has to wait."""
+
+    __slots__ = ("_q", "_streak")
+    _q: Any
+    _streak: int
+
+    @property
+    def maxsize(self) -> int:
+        return int(self._q.maxsize)
+
+    def qsize(self) -> int:
+        return int(self._q.qsize())
+
+    def empty(self) -> bool:
+        return bool(self._q.empty())
+
+    def full(self) -> bool:
+        return bool(self._q.full())
+
+    def __len__(self) -> int:
+        return int(self._q.qsize())
+
+    async def _yield_if_due(self) -> None:
+        # A task that never waits still lets the loop's other tasks run; a
+        # cancellation here has taken or put nothing yet.
+        self._streak += 1
+        if self._streak >= _STREAK:
+            self._streak = 0
+            await asyncio.sleep(0)
+
+    async def get(self) -> _T:
+        raise NotImplementedError
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shuts the queue down (for threads, every loop and, for a shared
+        queue, every process): ``put`` raises :data:`QueueShutDown`; ``get``
+        drains, then raises it. With ``immediate=True`` the items left are
+        discarded; waiting tasks and blocked calls wake up."""
+        self._q.shutdown(immediate)
+
+    @property
+    def is_shutdown(self) -> bool:
+        return bool(self._q.is_shutdown)
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        try:
+            return await self.get()
+        except ShutDown:
+            raise StopAsyncIteration from None
+
+
+class AsyncQueue(_QueueView[_T]):
     """The :class:`asyncio.Queue` interface over a :class:`ringstat.Queue`.
 
     ``AsyncQueue(maxsize)`` makes a new queue; ``AsyncQueue(queue=q)`` (or
@@ -175,7 +232,8 @@ class AsyncQueue(Generic[_T]):
     ``get`` takes no item.
     """
 
-    __slots__ = ("_q", "_streak")
+    __slots__ = ()
+    _q: Queue[_T]
 
     def __init__(self, maxsize: int = 0, *, queue: Queue[_T] | None = None) -> None:
         self._q: Queue[_T] = Queue(maxsize) if queue is None else queue
@@ -185,22 +243,6 @@ class AsyncQueue(Generic[_T]):
     def sync(self) -> Queue[_T]:
         """The native queue: its blocking methods are for threads."""
         return self._q
-
-    @property
-    def maxsize(self) -> int:
-        return self._q.maxsize
-
-    def qsize(self) -> int:
-        return self._q.qsize()
-
-    def empty(self) -> bool:
-        return self._q.empty()
-
-    def full(self) -> bool:
-        return self._q.full()
-
-    def __len__(self) -> int:
-        return self._q.qsize()
 
     def __repr__(self) -> str:
         return f"<ringstat.AsyncQueue of {self._q!r}>"
@@ -221,11 +263,7 @@ class AsyncQueue(Generic[_T]):
         """Removes and returns an item, waiting for one."""
         q = self._q
         try:
-            # Yield first, if due: a cancellation there has taken nothing.
-            self._streak += 1
-            if self._streak >= _STREAK:
-                self._streak = 0
-                await asyncio.sleep(0)
+            await self._yield_if_due()
             item = q._try_get(_MISSING)
             if item is not _MISSING:
                 return item
@@ -240,10 +278,7 @@ class AsyncQueue(Generic[_T]):
         waiting for the first."""
         q = self._q
         try:
-            self._streak += 1
-            if self._streak >= _STREAK:
-                self._streak = 0
-                await asyncio.sleep(0)
+            await self._yield_if_due()
             items = q._try_get_many(max_items)
             if items:
                 return items
@@ -269,10 +304,7 @@ class AsyncQueue(Generic[_T]):
         """Puts ``item``, waiting for room."""
         q = self._q
         try:
-            self._streak += 1
-            if self._streak >= _STREAK:
-                self._streak = 0
-                await asyncio.sleep(0)
+            await self._yield_if_due()
             if q._try_put(item):
                 return
             self._streak = 0
@@ -325,25 +357,6 @@ class AsyncQueue(Generic[_T]):
             assert loop is not None
             await _await_token(loop, hub, token, q._unwait_join)
 
-    def shutdown(self, immediate: bool = False) -> None:
-        """Shuts the queue down (for threads and every loop): ``put`` raises
-        :data:`QueueShutDown`; ``get`` drains, then raises it. With
-        ``immediate=True`` the items left are discarded."""
-        self._q.shutdown(immediate)
-
-    @property
-    def is_shutdown(self) -> bool:
-        return self._q.is_shutdown
-
-    def __aiter__(self) -> AsyncIterator[_T]:
-        return self
-
-    async def __anext__(self) -> _T:
-        try:
-            return await self.get()
-        except ShutDown:
-            raise StopAsyncIteration from None
-
 
 async def _shared_wait_until(q: SharedQueue, for_put: bool, attempt: Callable[[], Any]) -> Any:
     """``_wait_until`` for a shared queue: a task that leaves (cancelled,
@@ -382,7 +395,7 @@ def _found(item: bytes | None) -> Any:
     return _MISSING if item is None else item
 
 
-class AsyncSharedQueue:
+class AsyncSharedQueue(_QueueView[bytes]):
     """The :class:`asyncio.Queue` interface over a :class:`ringstat.SharedQueue`
     (byte messages between processes; Linux).
 
@@ -404,7 +417,8 @@ class AsyncSharedQueue:
     reading is counted in ``lost``, nothing else is.
     """
 
-    __slots__ = ("_q", "_streak")
+    __slots__ = ()
+    _q: SharedQueue
 
     def __init__(self, queue: SharedQueue) -> None:
         if SharedQueue is None or not isinstance(queue, SharedQueue):
@@ -418,10 +432,6 @@ class AsyncSharedQueue:
         return self._q
 
     @property
-    def maxsize(self) -> int:
-        return self._q.maxsize
-
-    @property
     def slot_size(self) -> int:
         return self._q.slot_size
 
@@ -429,27 +439,8 @@ class AsyncSharedQueue:
     def lost(self) -> int:
         return self._q.lost
 
-    def qsize(self) -> int:
-        return self._q.qsize()
-
-    def empty(self) -> bool:
-        return self._q.empty()
-
-    def full(self) -> bool:
-        return self._q.full()
-
-    def __len__(self) -> int:
-        return self._q.qsize()
-
     def __repr__(self) -> str:
         return f"<ringstat.AsyncSharedQueue of {self._q!r}>"
-
-    async def _yield_if_due(self) -> None:
-        # As AsyncQueue: a task that never waits still lets others run.
-        self._streak += 1
-        if self._streak >= _STREAK:
-            self._streak = 0
-            await asyncio.sleep(0)
 
     # ----- get ------------------------------------------------------------
 
@@ -551,27 +542,6 @@ class AsyncSharedQueue:
     async def put_obj(self, obj: object) -> None:
         """``await put(pickle.dumps(obj))`` (highest protocol)."""
         await self.put(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-
-    # ----- shutdown, iteration --------------------------------------------
-
-    def shutdown(self, immediate: bool = False) -> None:
-        """Shuts the queue down for every process: ``put`` raises
-        :data:`QueueShutDown`; ``get`` drains, then raises it (``immediate``
-        discards what is left). Waiting tasks and blocked calls wake up."""
-        self._q.shutdown(immediate)
-
-    @property
-    def is_shutdown(self) -> bool:
-        return self._q.is_shutdown
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self.get()
-        except ShutDown:
-            raise StopAsyncIteration from None
 
 
 async def _wait_for(
