@@ -190,9 +190,10 @@ class StatePublisher:
 
     def stats(self) -> dict[str, int]:
         """``published`` updates (confirmed), their ``bytes``, ``failures``
-        (publishes retried) and ``reconnects``."""
-        with self._lock:
-            return dict(self._stats)
+        (publishes retried) and ``reconnects``. Does not wait for a publish
+        that is retrying (the counts are written under the publish lock and
+        copied here under the GIL)."""
+        return dict(self._stats)
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Stops the periodic updates, publishes a last one (retrying for up
