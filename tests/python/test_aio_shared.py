@@ -471,7 +471,6 @@ def test_no_references_or_threads_leak(name: str, run: Run[Any]) -> None:
         q = ringstat.SharedQueue(name, maxsize=1, slot_size=8)
         ref = weakref.ref(q)
         aq = q.async_view()
-        base = sys.getrefcount(q)
         for _ in range(50):
             getter = asyncio.create_task(aq.get())
             await asyncio.sleep(0)
@@ -486,7 +485,9 @@ def test_no_references_or_threads_leak(name: str, run: Run[Any]) -> None:
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(aq.put(b"no room"), 0.01)
         assert aq.get_nowait() == b"full"
-        assert sys.getrefcount(q) == base
+        # No count of references here: Python 3.13 keeps the timed-out put's
+        # frame (and its closure over `q`) in a cycle until a collection; the
+        # weak reference below, dead after one, shows nothing holds `q`.
         hub = _hubs[asyncio.get_running_loop()]
         assert hub.pending == {}
         return ref
