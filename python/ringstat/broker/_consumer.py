@@ -124,7 +124,7 @@ class ConsumerBase:
         while self._m_events.value < n:
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.02)
+            time.sleep(0.005)
         return True
 
     def handle(self, body: bytes) -> bool:

@@ -262,6 +262,11 @@ class KafkaShipper(ShipperBase):
         if self._producer is not None:
             self._producer.poll(timeout)
 
+    def _prepare(self) -> None:
+        # The idempotent producer gets its producer id about 0.5 s after it
+        # is made: made now, that overlaps the application's start.
+        self._connect()
+
     def _idle(self) -> None:
         self._poll(0)
 

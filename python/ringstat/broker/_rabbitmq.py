@@ -123,6 +123,10 @@ class Shipper(ShipperBase):
 
     # ----- the publishing thread (ShipperBase._run calls these) ------------
 
+    def _prepare(self) -> None:
+        with contextlib.suppress(*_RETRY):
+            self._channel()
+
     def _idle(self) -> None:
         """Serve heartbeats while nothing is to publish."""
         if self._conn is not None:

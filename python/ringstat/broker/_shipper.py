@@ -199,6 +199,7 @@ class ShipperBase:
 
     def _run(self) -> None:
         try:
+            self._prepare()
             while True:
                 try:
                     items = self._q.get_many(self._batch, timeout=self._linger)
@@ -257,6 +258,10 @@ class ShipperBase:
         ``_settled(good, settles)`` once the broker confirmed it (now or
         later). ``False`` if aborted by :meth:`close`."""
         raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """The thread starts: connect now, so the first frame does not wait
+        for the connection (a failure is left to the first publish's retry)."""
 
     def _idle(self) -> None:
         """Nothing to publish for ``linger`` seconds: keep the connection alive."""
