@@ -191,6 +191,9 @@ def stats_table(runs: dict) -> None:
     ):
         paired = speedup(runs, f"stats_ratio/2threads/{name}")
         print(f"| {name}, 2 threads, paired | | | {paired} |")
+    for name in ("Histogram::record vs hdrhistogram", "Histogram::record vs itself (A/A)"):
+        paired = speedup(runs, f"stats_ratio/1thread/{name}")
+        print(f"| {name}, 1 thread, paired (throughput) | | | {paired} |")
     rate_ns = fmt(median_ns(runs, "rate_inc/ringstat/1"), ".2f")
     print(f"| `Rate::inc`, 1 thread (ns) | {rate_ns} | | |")
     rate2_ns = fmt(median_ns(runs, "rate_inc/ringstat/2"), ".2f")

@@ -18,6 +18,7 @@
 //! the anchor's shared line or lock is depends on whether the host runs
 //! both vCPUs at that moment, and a pair shares that moment.
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -174,7 +175,9 @@ fn histogram(c: &mut Criterion) {
         })
     });
     let mut sync = sync_histogram();
+    let mut ran = false;
     g.bench_function(BenchmarkId::new("hdrhistogram_sync_recorders", 2), |b| {
+        ran = true;
         b.iter_custom(|iters| {
             let v = Arc::clone(&vals);
             let took = threaded_each(sync_recorders(&sync, 2), iters, move |r, i| {
@@ -186,7 +189,7 @@ fn histogram(c: &mut Criterion) {
         })
     });
     assert!(
-        !sync.is_empty(),
+        !ran || !sync.is_empty(),
         "the recorders' values reached the histogram"
     );
     g.finish();
@@ -269,6 +272,37 @@ fn ratios(c: &mut Criterion<TimeRatio>) {
                 });
                 sync.lock().unwrap().refresh();
                 took
+            })
+        })
+    });
+    g.bench_function("Histogram::record vs itself (A/A)", |b| {
+        b.iter_custom(|iters| paired(iters, record, record))
+    });
+    g.finish();
+
+    // One thread, paired: the same values into ringstat and `hdrhistogram`.
+    let mut g = c.benchmark_group("stats_ratio/1thread");
+    g.sampling_mode(SamplingMode::Flat).sample_size(10);
+    let ours = Histogram::new(MAX, DIGITS).unwrap();
+    let hdr = RefCell::new(hdrhistogram::Histogram::<u64>::new_with_max(MAX, DIGITS).unwrap());
+    let record = || {
+        let start = Instant::now();
+        for i in 0..RECORD_OPS {
+            black_box(&ours).record(vals[(i & 4095) as usize]).unwrap();
+        }
+        start.elapsed()
+    };
+    g.bench_function("Histogram::record vs hdrhistogram", |b| {
+        b.iter_custom(|iters| {
+            paired(iters, record, || {
+                let mut h = hdr.borrow_mut();
+                let start = Instant::now();
+                for i in 0..RECORD_OPS {
+                    black_box(&mut *h)
+                        .record(vals[(i & 4095) as usize])
+                        .unwrap();
+                }
+                start.elapsed()
             })
         })
     });
