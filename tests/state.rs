@@ -521,3 +521,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn retired_states_keep_counts_and_drop_now() {
+    // A gone instance: its counts stay; its gauges, rate windows and open
+    // sessions leave the merged view.
+    let (reg_a, a) = pipeline(2);
+    activity(&a, 0..3_000);
+    a.flush();
+    reg_a.gauge("queue_depth", &[]).unwrap().set(7);
+    reg_a.rate("login_rate", &[], RATE).unwrap().add(5);
+    let mut st = a.export_state().unwrap();
+    st.retire();
+    assert!(st.sessions.iter().all(|s| s.open.is_empty()));
+    let (reg_m, m) = pipeline(1);
+    m.merge_state(&st).unwrap();
+    m.flush();
+    assert_eq!(reg_m.counter("logins", &[]).unwrap().get(), 3_000);
+    assert_eq!(reg_m.gauge("queue_depth", &[]).unwrap().get(), 0);
+    let r = reg_m.rate("login_rate", &[], RATE).unwrap();
+    assert_eq!((r.total(), r.count_in_window()), (5, 0));
+    assert_eq!(m.export_state().unwrap().sessions[0].open.len(), 0);
+    assert_eq!(reg_m.gauge("online_open", &[]).unwrap().get(), 0);
+    let d = m.distinct("users").unwrap();
+    assert_eq!(
+        m.distinct_count(d),
+        a.distinct_count(a.distinct("users").unwrap())
+    );
+    // Ended sessions' durations stay in the histogram.
+    let ended = |reg: &Registry| {
+        reg.snapshot()
+            .metrics
+            .into_iter()
+            .find(|s| s.name == "online_duration_ms")
+            .map(|s| match s.value {
+                MetricValue::Histogram { count, .. } => count,
+                _ => 0,
+            })
+    };
+    assert_eq!(ended(&reg_m), ended(&reg_a));
+    assert_eq!(ended(&reg_m), Some(1_000));
+}

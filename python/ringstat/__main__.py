@@ -102,6 +102,13 @@ def parser() -> argparse.ArgumentParser:
         help="with --broker: the stream of state updates (default ringstat.states)",
     )
     top.add_argument(
+        "--retire-after",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="with --broker: leave out the gauges of instances that stopped or have been"
+        " silent this long (their counts stay)",
+    )
+    top.add_argument(
         "--interval",
         type=_positive_float,
         default=1.0,
@@ -168,7 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         if (args.name is None) == (args.broker is None):
             p.error("top needs a shared registry NAME or --broker URL (one of them)")
         return top(
-            args.name, interval=args.interval, once=args.once, broker=args.broker, queue=args.queue
+            args.name,
+            interval=args.interval,
+            once=args.once,
+            broker=args.broker,
+            queue=args.queue,
+            retire_after=args.retire_after,
         )
     p.print_help()
     return 2

@@ -911,14 +911,16 @@ class Registry:
         GIL released. Feed it to :meth:`merge_state` or :meth:`from_state`
         on this or another machine."""
 
-    def merge_state(self, data: bytes) -> None:
+    def merge_state(self, data: bytes, *, retired: bool = False) -> None:
         """Merges a state from :meth:`export_state`: a series this registry
         lacks is created as in the state; otherwise counters add, gauges add
         (min/max widen), histograms add bucket-wise (exact quantiles across
-        machines), rates add by window bucket. Raises :class:`StateError` for
-        bytes that are not a state and ``ValueError`` for a mismatch (another
-        kind, histogram precision or unit, rate window), checked before
-        anything changes. The GIL is released."""
+        machines), rates add by window bucket. ``retired``: the state of a
+        source that is gone, whose gauges count as 0 and rate windows as
+        empty (its counters, histograms and rate totals stay). Raises
+        :class:`StateError` for bytes that are not a state and ``ValueError``
+        for a mismatch (another kind, histogram precision or unit, rate
+        window), checked before anything changes. The GIL is released."""
 
     @classmethod
     def from_state(
@@ -1612,12 +1614,14 @@ class Pipeline:
         checkpoint pauses its input). Releases the GIL.
         :class:`PipelineClosed` on a closed pipeline."""
 
-    def merge_state(self, data: bytes) -> None:
+    def merge_state(self, data: bytes, *, retired: bool = False) -> None:
         """Merges a state from :meth:`export_state`: the registry as
         :meth:`Registry.merge_state`, distinct counters take the union of the
         sketches (the estimate is that of one counter that saw every key),
         open sessions are united (a key open here keeps its start); missing
-        counters and trackers are created with the state's configs. Then
+        counters and trackers are created with the state's configs.
+        ``retired``: the state of a pipeline that is gone (its registry as in
+        :meth:`Registry.merge_state`, its open sessions left out). Then
         flushes. :class:`StateError` for bytes that are not a pipeline state,
         ``ValueError`` for a mismatch, :class:`PipelineClosed` on a closed
         pipeline. Releases the GIL."""

@@ -80,10 +80,10 @@ class _Shared:
 class _Global:
     """The merged view of the state updates on a RabbitMQ stream."""
 
-    def __init__(self, url: str, queue: str) -> None:
+    def __init__(self, url: str, queue: str, retire_after: float | None) -> None:
         from ringstat.broker import GlobalAggregator
 
-        self.agg = GlobalAggregator(url, queue).start()
+        self.agg = GlobalAggregator(url, queue, retire_after=retire_after).start()
         self.queue = queue
 
     def snapshot(self) -> dict[str, Any]:
@@ -91,7 +91,10 @@ class _Global:
 
     def title(self) -> str:
         st = self.agg.stats()
-        return f"ringstat top {self.queue}   instances {st['instances']}   updates {st['updates']}"
+        return (
+            f"ringstat top {self.queue}   instances {st['instances']}"
+            f" ({st['retired']} retired)   updates {st['updates']}"
+        )
 
 
 def _table(src: _Shared | _Global) -> Any:
@@ -141,10 +144,12 @@ def run(
     *,
     broker: str | None = None,
     queue: str = "ringstat.states",
+    retire_after: float | None = None,
     wait: float = 10.0,
 ) -> int:
     """Shows the shared registry ``name``, or the global view of the state
-    updates on ``queue`` of ``broker``, until ``q``; the exit status. A
+    updates on ``queue`` of ``broker`` (``retire_after``: as
+    :class:`ringstat.broker.GlobalAggregator`), until ``q``; the exit status. A
     single table (``once``, or not a terminal) of a broker's view waits up
     to ``wait`` seconds for the first update."""
     src: _Shared | _Global
@@ -152,7 +157,7 @@ def run(
         print("ringstat top: give a shared registry name or a broker URL", file=sys.stderr)
         return 2
     try:
-        src = _Global(broker, queue) if broker is not None else _Shared(name or "")
+        src = _Global(broker, queue, retire_after) if broker is not None else _Shared(name or "")
     except (ValueError, OSError, ImportError) as e:
         print(f"ringstat top: {e}", file=sys.stderr)
         return 1

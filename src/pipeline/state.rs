@@ -34,6 +34,19 @@ pub struct PipelineState {
     pub sessions: Vec<SessionsState>,
 }
 
+impl PipelineState {
+    /// Makes this the state of a pipeline that is gone, as
+    /// [`RegistryState::retire`](crate::stats::RegistryState::retire), and
+    /// its open sessions closed without a duration (nobody is online there
+    /// any more). Distinct counters stay.
+    pub fn retire(&mut self) {
+        self.registry.retire();
+        for s in &mut self.sessions {
+            s.open.clear();
+        }
+    }
+}
+
 /// One distinct counter of a [`PipelineState`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct DistinctState {

@@ -93,6 +93,39 @@ pub enum ValueState {
     },
 }
 
+impl RegistryState {
+    /// Makes this the state of a source that is gone (stopped, or silent for
+    /// too long): what it counted stays (counters, histograms, rate totals),
+    /// what it said about "now" goes (gauge values become 0, rate windows
+    /// empty), so a merged view stops showing a dead instance's users online
+    /// or requests per second. Gauge min and max stay.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::stats::Registry;
+    ///
+    /// let a = Registry::new();
+    /// a.counter("logins", &[])?.add(3);
+    /// a.gauge("online", &[])?.set(2);
+    /// let mut state = a.export_state();
+    /// state.retire();
+    /// let view = Registry::from_state(&state)?;
+    /// assert_eq!(view.counter("logins", &[])?.get(), 3);
+    /// assert_eq!(view.gauge("online", &[])?.get(), 0);
+    /// # Ok::<(), ringstat::stats::StatsError>(())
+    /// ```
+    pub fn retire(&mut self) {
+        for s in &mut self.series {
+            match &mut s.value {
+                ValueState::Gauge { value, .. } => *value = 0,
+                ValueState::Rate { window, .. } => window.clear(),
+                ValueState::Counter(_) | ValueState::Histogram { .. } => {}
+            }
+        }
+    }
+}
+
 impl ValueState {
     /// The kind of metric this is the state of.
     #[must_use]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -182,6 +183,63 @@ def test_aggregator_resumes_from_its_checkpoint(rabbitmq: RabbitNode, tmp_path: 
         assert again.stats()["stale"] == 0  # nothing before the offset was read again
 
 
+def gauge_state(logins: int, online: int) -> bytes:
+    reg = ringstat.Registry()
+    reg.counter("logins").inc(logins)
+    reg.gauge("online").set(online)
+    return reg.export_state()
+
+
+def test_gone_instances_are_retired(rabbitmq: RabbitNode) -> None:
+    """With retire_after, a stopped instance (FINAL) and a silent one keep
+    their counts in the view and lose their gauges; a newer update brings
+    one back. Without it every instance counts as it is."""
+    q = qname()
+    now = time.time_ns()
+    raw_publish(
+        rabbitmq.url,
+        q,
+        [
+            encode_update(1, 1, gauge_state(10, 5), final=True),  # stopped
+            encode_update(2, 1, gauge_state(20, 3)),  # live
+            encode_update(3, 1, gauge_state(30, 7), time_ns=now - 600 * 10**9),  # silent
+        ],
+    )
+    with GlobalAggregator(rabbitmq.url, q, retire_after=300) as agg:
+        assert agg.wait(lambda a: a.stats()["instances"] == 3, 60)
+        reg = agg.registry()
+        assert (reg.counter("logins").value, reg.gauge("online").value) == (60, 3)
+        assert agg.retired() == {1, 3}
+        assert agg.stats()["retired"] == 2
+        raw_publish(rabbitmq.url, q, [encode_update(3, 2, gauge_state(31, 8))])
+        assert agg.wait(lambda a: a.retired() == {1}, 60)
+        reg = agg.registry()
+        assert (reg.counter("logins").value, reg.gauge("online").value) == (61, 11)
+    with GlobalAggregator(rabbitmq.url, q) as every:
+        assert every.wait(lambda a: a.stats()["updates"] == 4, 60)
+        assert every.registry().gauge("online").value == 5 + 3 + 8
+        assert every.retired() == frozenset()
+    # Time alone retires an instance that stops publishing.
+    with GlobalAggregator(rabbitmq.url, q, retire_after=0.5) as soon:
+        assert soon.wait(lambda a: a.retired() == {1, 2, 3}, 60)
+        assert soon.registry().gauge("online").value == 0
+        assert soon.registry().counter("logins").value == 61
+
+
+def test_publisher_close_retires_its_instance(rabbitmq: RabbitNode) -> None:
+    q = qname()
+    reg = ringstat.Registry()
+    reg.gauge("online").set(4)
+    reg.counter("logins").inc(9)
+    with GlobalAggregator(rabbitmq.url, q, retire_after=300) as agg:
+        pub = StatePublisher(rabbitmq.url, reg, q, interval=0.05)
+        assert agg.wait(lambda a: a.registry().gauge("online").value == 4, 60)
+        assert pub.close(timeout=60)
+        assert agg.wait(lambda a: a.retired() == {pub.instance}, 60)
+        assert agg.registry().gauge("online").value == 0
+        assert agg.registry().counter("logins").value == 9
+
+
 def test_served_to_prometheus(rabbitmq: RabbitNode) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -212,11 +270,13 @@ def test_bad_arguments() -> None:
     body = encode_update(9, 4, state, time_ns=123)
     u = decode_update(body)
     assert (u.instance, u.sequence, u.time_ns, u.state, u.kind) == (9, 4, 123, state, "registry")
+    assert not u.final
+    assert decode_update(encode_update(9, 5, state, final=True)).final
     for bad, msg in [
         (b"", "too short"),
         (b"XXXX" + body[4:], "not a ringstat state update"),
         (body[:4] + b"\x02" + body[5:], "version 2"),
-        (body[:5] + b"\x01" + body[6:], "flags"),
+        (body[:5] + b"\x02" + body[6:], "flags"),
         (body[:32] + b"RSEF", "no registry or pipeline state"),
     ]:
         with pytest.raises(ringstat.StateError, match=msg):
@@ -229,6 +289,10 @@ def test_bad_arguments() -> None:
         StatePublisher("amqp://127.0.0.1:1/%2F", ringstat.Registry(), instance=2**64)
     with pytest.raises(ValueError, match="prefetch"):
         GlobalAggregator("amqp://127.0.0.1:1/%2F", prefetch=0)
+    bad_retire: list[Any] = [0, -1.0, True, "30"]
+    for retire in bad_retire:
+        with pytest.raises(ValueError, match="retire_after"):
+            GlobalAggregator("amqp://127.0.0.1:1/%2F", retire_after=retire)
 
 
 def test_top_shows_the_global_view(rabbitmq: RabbitNode) -> None:

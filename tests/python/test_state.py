@@ -221,6 +221,38 @@ def test_two_pipelines_merge_exact_distinct_and_p99() -> None:
         p.close()
 
 
+def test_retired_merge_keeps_counts_and_drops_now() -> None:
+    """A state merged as retired (an instance that is gone): counters,
+    histograms, rate totals and distinct counts stay; gauges, rate windows
+    and open sessions go."""
+    clock = ManualClock()
+    reg, _ = machine(clock, 3, 300)
+    view = Registry(clock=clock)
+    view.merge_state(reg.export_state(), retired=True)
+    assert view.counter("logins", {"region": "eu"}).value == 300
+    assert view.gauge("online").value == 0
+    rate = view.rate("login_rate", window=10.0, buckets=10)
+    assert (rate.total, rate.count_in_window) == (300, 0)
+    h = view.histogram("online_ms", max_value=86_400_000, significant_digits=3)
+    assert h.count == 300
+    p = ringstat.Pipeline(workers=1)
+    for u in range(100):
+        p.session_start("online", u, ts=1.0)
+        p.seen("users", u)
+        if u % 2:
+            p.session_end("online", u, ts=3.0)
+    p.flush()
+    agg = ringstat.Pipeline(workers=1)
+    agg.merge_state(p.export_state(), retired=True)
+    assert agg.distinct_count("users") == p.distinct_count("users")
+    assert agg.registry.gauge("online_open").value == 0
+    assert agg.registry.counter("online_completed_total").value == 50
+    with pytest.raises(TypeError):
+        agg.merge_state(p.export_state(), True)  # type: ignore[call-arg]
+    p.close()
+    agg.close()
+
+
 def test_pipeline_checkpoint_and_resume() -> None:
     """Restore from a mid-stream state into a fresh pipeline and go on: the
     final statistics equal an uninterrupted run (sessions opened before the

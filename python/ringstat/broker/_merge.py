@@ -22,13 +22,23 @@ Update format, version 1 (little-endian), one per broker message::
 
     0   4  magic  b"RSSU" (ringstat state update)
     4   1  version (1)
-    5   1  flags (0; others reserved)
+    5   1  flags: bit 0 FINAL (the instance's last update: it stopped);
+           the other bits are reserved (0)
     6   2  reserved (0)
     8   8  instance id (u64)
     16  8  sequence (u64, increasing per instance)
     24  8  wall-clock time of the export (ns since the Unix epoch)
     32  .  the state: Registry.export_state() (b"RSRS") or
            Pipeline.export_state() (b"RSPS"), formats in src/wire/
+
+An aggregator made with ``retire_after`` *retires* an instance that stopped
+(a FINAL update) or has been silent for longer than that: what it counted
+stays (counters, histograms, distinct counts, rate totals), what it said
+about "now" goes (its gauges count 0, its rate windows and open sessions
+are left out), so a dead worker's requests per second or queue depth do not
+stay in the view forever. Without it (the default) every instance's newest
+state counts as it is: a session opened on a worker that has since been
+recycled still counts as online, as the user may well be.
 
 The updates travel on a RabbitMQ stream (an append-only log, read by any
 number of readers from any offset), so an aggregator, a second aggregator or
@@ -67,6 +77,8 @@ __all__ = [
 
 UPDATE_MAGIC = b"RSSU"
 UPDATE_VERSION = 1
+#: Flag of an instance's last update (``StatePublisher.close()``).
+FINAL = 0x01
 _HEADER = struct.Struct("<4sBBHQQQ")
 _STATE_MAGICS = (b"RSRS", b"RSPS")
 _U64 = (1 << 64) - 1
@@ -84,6 +96,8 @@ class StateUpdate:
     sequence: int
     time_ns: int
     state: bytes
+    #: The instance's last update: it stopped (``StatePublisher.close()``).
+    final: bool = False
 
     @property
     def kind(self) -> str:
@@ -91,9 +105,17 @@ class StateUpdate:
         return "registry" if self.state[:4] == b"RSRS" else "pipeline"
 
 
-def encode_update(instance: int, sequence: int, state: bytes, time_ns: int | None = None) -> bytes:
+def encode_update(
+    instance: int,
+    sequence: int,
+    state: bytes,
+    time_ns: int | None = None,
+    *,
+    final: bool = False,
+) -> bytes:
     """The bytes of one state update. ``state`` is what ``export_state()`` of
-    a :class:`ringstat.Registry` or :class:`ringstat.Pipeline` returned."""
+    a :class:`ringstat.Registry` or :class:`ringstat.Pipeline` returned;
+    ``final`` marks the instance's last one."""
     for name, v in (("instance", instance), ("sequence", sequence)):
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _U64:
             raise ValueError(f"{name} must be an int in 0..2**64-1, got {v!r}")
@@ -105,7 +127,8 @@ def encode_update(instance: int, sequence: int, state: bytes, time_ns: int | Non
     ts = time.time_ns() if time_ns is None else time_ns
     if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= _U64:
         raise ValueError(f"time_ns must be an int in 0..2**64-1, got {ts!r}")
-    return _HEADER.pack(UPDATE_MAGIC, UPDATE_VERSION, 0, 0, instance, sequence, ts) + state
+    flags = FINAL if final else 0
+    return _HEADER.pack(UPDATE_MAGIC, UPDATE_VERSION, flags, 0, instance, sequence, ts) + state
 
 
 def decode_update(data: bytes) -> StateUpdate:
@@ -122,19 +145,20 @@ def decode_update(data: bytes) -> StateUpdate:
         raise StateError(
             f"unsupported state update version {version} (this build reads {UPDATE_VERSION})"
         )
-    if flags or reserved:
+    if flags & ~FINAL or reserved:
         raise StateError(f"unknown state update flags {flags:#04x}/{reserved:#06x}")
     state = data[_HEADER.size :]
     if state[:4] not in _STATE_MAGICS:
         raise StateError(f"state update carries no registry or pipeline state ({state[:4]!r})")
-    return StateUpdate(instance, seq, ts, state)
+    return StateUpdate(instance, seq, ts, state, final=bool(flags & FINAL))
 
 
 class StatePublisher:
     """Publishes ``source.export_state()`` (a :class:`ringstat.Registry` or
     :class:`ringstat.Pipeline`) to the RabbitMQ stream ``queue`` every
     ``interval`` seconds, with publisher confirms, from a background thread;
-    :meth:`close` (and ``with``) publishes a last update and stops.
+    :meth:`close` (and ``with``) publishes a last update, marked FINAL (the
+    aggregators retire the instance), and stops.
 
     ``instance`` identifies the source (default: random, one per publisher).
     Give a stable one only to a source that carries its statistics over a
@@ -201,8 +225,11 @@ class StatePublisher:
         was confirmed."""
         self._stop.set()
         self._thread.join()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            return self.publish(timeout)
+            return self._publish(
+                lambda: deadline is not None and time.monotonic() >= deadline, final=True
+            )
         finally:
             with self._lock:
                 self._disconnect()
@@ -219,10 +246,10 @@ class StatePublisher:
         while not self._stop.wait(self.interval):
             self._publish(self._stop.is_set)
 
-    def _publish(self, give_up: Callable[[], bool]) -> bool:
+    def _publish(self, give_up: Callable[[], bool], final: bool = False) -> bool:
         with self._lock:
             self._seq += 1
-            body = encode_update(self.instance, self._seq, self.source.export_state())
+            body = encode_update(self.instance, self._seq, self.source.export_state(), final=final)
             delay, cap = self._backoff
             while True:
                 try:
@@ -284,6 +311,14 @@ class GlobalAggregator:
     histogram config under the same name) is left out of the view and
     counted in ``conflicts``.
 
+    With ``retire_after`` (seconds), an instance whose newest update is
+    FINAL (its publisher closed) or older than that (by the export time the
+    instance's clock wrote) is retired (see the module docs): its counts
+    stay, its gauges, rate windows and open sessions leave the view; a newer
+    update brings it back. Keep it well above the publishers' interval plus
+    the clock skew between machines. ``None`` (the default): no instance is
+    retired.
+
     ``offset`` is where a new aggregator starts reading the stream
     (``"first"``: every instance ever, the default). With ``checkpoint`` (a
     file path) the newest update of every instance and the stream offset
@@ -301,9 +336,16 @@ class GlobalAggregator:
         checkpoint: str | os.PathLike[str] | None = None,
         checkpoint_interval: float = 5.0,
         prefetch: int = 16,
+        retire_after: float | None = None,
         backoff: float = 0.05,
         max_backoff: float = 2.0,
     ) -> None:
+        if retire_after is not None and not (
+            isinstance(retire_after, (int, float))
+            and not isinstance(retire_after, bool)
+            and retire_after > 0
+        ):
+            raise ValueError(f"retire_after must be > 0 seconds or None, got {retire_after!r}")
         if not (isinstance(checkpoint_interval, (int, float)) and checkpoint_interval > 0):
             raise ValueError(f"checkpoint_interval must be > 0, got {checkpoint_interval!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
@@ -313,12 +355,14 @@ class GlobalAggregator:
         self._offset: int | str = offset
         self.last_offset: int | None = None
         self._prefetch = prefetch
+        self._retire_ns = None if retire_after is None else int(retire_after * 1e9)
         self._backoff = (backoff, max_backoff)
         self._checkpoint = checkpoint
         self._checkpoint_interval = float(checkpoint_interval)
         self._lock = threading.Lock()
         self._updates: dict[int, StateUpdate] = {}
         self._view: Source | None = None
+        self._view_retired: frozenset[int] = frozenset()
         self._stats = {
             "updates": 0,
             "stale": 0,
@@ -386,14 +430,29 @@ class GlobalAggregator:
         with self._lock:
             return {i: (u.sequence, u.time_ns) for i, u in self._updates.items()}
 
+    def retired(self) -> frozenset[int]:
+        """The instances retired now (with ``retire_after``): stopped (a
+        FINAL update) or silent for longer than ``retire_after``."""
+        with self._lock:
+            return self._retired()
+
+    def _retired(self) -> frozenset[int]:
+        limit = self._retire_ns
+        if limit is None:
+            return frozenset()
+        now = time.time_ns()
+        return frozenset(i for i, u in self._updates.items() if u.final or now - u.time_ns > limit)
+
     def stats(self) -> dict[str, int]:
         """``updates`` taken, ``stale`` ones dropped (older than the one
         held), ``bad_updates`` (not an update, or a state that does not
         load), ``conflicts`` (instances left out of the view because their
         state does not merge with the others', such as another histogram
-        config under one name), ``reconnects`` and ``instances`` held."""
+        config under one name), ``reconnects``, ``instances`` held and how
+        many of them are ``retired``."""
         with self._lock:
-            return {**self._stats, "instances": len(self._updates)}
+            retired = len(self._retired())
+            return {**self._stats, "instances": len(self._updates), "retired": retired}
 
     def wait(self, predicate: Any, timeout: float) -> bool:
         """Waits until ``predicate(self)`` is true, re-checked after each
@@ -408,10 +467,13 @@ class GlobalAggregator:
         return True
 
     def _ensure_view(self) -> Source:
-        # Rebuilt on read after an update: a scrape every few seconds merges
-        # once, however many updates arrived in between.
-        if self._view is None:
-            self._view, conflicts = _merged(self._updates.values())
+        # Rebuilt on read after an update or when an instance expired: a
+        # scrape every few seconds merges once, however many updates arrived.
+        retired = self._retired()
+        if self._view is None or retired != self._view_retired:
+            _close(self._view)
+            self._view, conflicts = _merged(self._updates.values(), retired=retired)
+            self._view_retired = retired
             self._stats["conflicts"] = len(conflicts)
         return self._view
 
@@ -503,7 +565,9 @@ class GlobalAggregator:
         with self._lock:
             held = list(self._updates.values())
             offset = self.last_offset
-        meta = {"instances": [[u.instance, u.sequence, u.time_ns, len(u.state)] for u in held]}
+        meta = {
+            "instances": [[u.instance, u.sequence, u.time_ns, len(u.state), u.final] for u in held]
+        }
         _checkpoint.write(self._checkpoint, offset, meta, b"".join(u.state for u in held))
 
     def _restore(self, path: str | os.PathLike[str]) -> None:
@@ -513,8 +577,11 @@ class GlobalAggregator:
         updates: dict[int, StateUpdate] = {}
         pos = 0
         try:
-            for instance, seq, ts, n in meta["instances"]:
-                updates[instance] = StateUpdate(instance, seq, ts, blob[pos : pos + n])
+            for instance, seq, ts, n, *final in meta["instances"]:
+                # Checkpoints before the FINAL flag hold four fields.
+                updates[instance] = StateUpdate(
+                    instance, seq, ts, blob[pos : pos + n], final=bool(final and final[0])
+                )
                 pos += n
         except (KeyError, TypeError, ValueError) as e:
             raise StateError(f"{path}: bad aggregator checkpoint: {e}") from e
@@ -525,11 +592,16 @@ class GlobalAggregator:
         self.last_offset = offset
 
 
-def _merged(updates: Iterable[StateUpdate], strict: bool = False) -> tuple[Source, list[int]]:
+def _merged(
+    updates: Iterable[StateUpdate],
+    strict: bool = False,
+    retired: frozenset[int] = frozenset(),
+) -> tuple[Source, list[int]]:
     """A fresh registry (registry states only) or pipeline with every
-    update's state merged, and the instances whose state did not merge with
-    the others (a merge checks everything before it changes anything, so a
-    refused state leaves no trace); ``strict`` raises instead."""
+    update's state merged (those of ``retired`` instances as retired), and
+    the instances whose state did not merge with the others (a merge checks
+    everything before it changes anything, so a refused state leaves no
+    trace); ``strict`` raises instead."""
     held = list(updates)
     view: Source
     if any(u.kind == "pipeline" for u in held):
@@ -537,7 +609,9 @@ def _merged(updates: Iterable[StateUpdate], strict: bool = False) -> tuple[Sourc
     else:
         view = Registry()
     try:
-        conflicts = [u.instance for u in held if not _merge_into(view, u, strict)]
+        conflicts = [
+            u.instance for u in held if not _merge_into(view, u, strict, u.instance in retired)
+        ]
         if isinstance(view, Pipeline):
             view.flush()  # sets the `{name}_distinct` gauges from the united sketches
     except BaseException:
@@ -546,12 +620,13 @@ def _merged(updates: Iterable[StateUpdate], strict: bool = False) -> tuple[Sourc
     return view, conflicts
 
 
-def _merge_into(view: Source, u: StateUpdate, strict: bool) -> bool:
+def _merge_into(view: Source, u: StateUpdate, strict: bool, retired: bool) -> bool:
     try:
         if isinstance(view, Pipeline) and u.kind == "pipeline":
-            view.merge_state(u.state)
+            view.merge_state(u.state, retired=retired)
         else:
-            (view.registry if isinstance(view, Pipeline) else view).merge_state(u.state)
+            reg = view.registry if isinstance(view, Pipeline) else view
+            reg.merge_state(u.state, retired=retired)
     except ValueError:
         if strict:
             raise

@@ -473,13 +473,19 @@ impl PyPipeline {
         Ok(pyo3::types::PyBytes::new(py, &bytes))
     }
 
-    /// Merges a state from `export_state` (decoded and merged detached):
-    /// `StateError` for bytes that are not one, `ValueError` for a mismatch.
-    fn merge_state(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+    /// Merges a state from `export_state` (decoded and merged detached;
+    /// `retired`: as the state of a pipeline that is gone,
+    /// `PipelineState::retire`): `StateError` for bytes that are not one,
+    /// `ValueError` for a mismatch.
+    #[pyo3(signature = (data, *, retired = false))]
+    fn merge_state(&self, py: Python<'_>, data: &[u8], retired: bool) -> PyResult<()> {
         self.state_check()?;
         py.detach(|| {
-            let state =
+            let mut state =
                 crate::wire::decode_pipeline_state(data).map_err(|e| super::wire::state_err(&e))?;
+            if retired {
+                state.retire();
+            }
             self.inner.merge_state(&state).map_err(pipeline_err)
         })
     }

@@ -316,10 +316,12 @@ impl PyRegistry {
 
     /// Merges a state from `export_state` into this registry (counters add,
     /// histograms add bucket-wise, rates add by window bucket, gauges add),
-    /// decoded and merged detached. `StateError` for bytes that are not a
-    /// state, `ValueError` for a mismatch (checked before anything changes).
-    fn merge_state(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        py.detach(|| merge_bytes(&self.inner, data))
+    /// decoded and merged detached; `retired`: as the state of a source that
+    /// is gone (`RegistryState::retire`). `StateError` for bytes that are not
+    /// a state, `ValueError` for a mismatch (checked before anything changes).
+    #[pyo3(signature = (data, *, retired = false))]
+    fn merge_state(&self, py: Python<'_>, data: &[u8], retired: bool) -> PyResult<()> {
+        py.detach(|| merge_bytes(&self.inner, data, retired))
     }
 
     /// A new registry holding a state from `export_state`.
@@ -333,7 +335,7 @@ impl PyRegistry {
         max_series: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let reg = Self::new(clock, max_series)?;
-        py.detach(|| merge_bytes(&reg.inner, data))?;
+        py.detach(|| merge_bytes(&reg.inner, data, false))?;
         Ok(reg)
     }
 
@@ -343,8 +345,11 @@ impl PyRegistry {
 }
 
 /// Decodes `data` and merges it into `reg`, errors as Python exceptions.
-fn merge_bytes(reg: &Registry, data: &[u8]) -> PyResult<()> {
-    let state = wire::decode_state(data).map_err(|e| super::super::wire::state_err(&e))?;
+fn merge_bytes(reg: &Registry, data: &[u8], retired: bool) -> PyResult<()> {
+    let mut state = wire::decode_state(data).map_err(|e| super::super::wire::state_err(&e))?;
+    if retired {
+        state.retire();
+    }
     reg.merge_state(&state).map_err(stats_err)
 }
 
