@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +271,8 @@ def test_demo_in_a_real_terminal(tmp_path: Path, interrupt: bool) -> None:
     # many refreshes), then the summary follows it, also after Ctrl-C.
     pytest.importorskip("rich", reason='the terminal view needs rich: pip install "ringstat[demo]"')
     assert TMUX is not None
-    socket = f"ringstat-test-{os.getpid()}"
+    # One server per test: a server just killed may still hold a reused name.
+    socket = f"ringstat-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     done, tmp = tmp_path / "exit-status", tmp_path / "exit-status.tmp"
     seconds = 600 if interrupt else 3
     command = (

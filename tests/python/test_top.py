@@ -67,7 +67,7 @@ def test_top_in_a_real_terminal(tmp_path: Path, reg: ringstat.SharedRegistry) ->
     assert TMUX is not None
     requests = reg.counter("requests")
     requests.inc(5)
-    socket = f"ringstat-top-{os.getpid()}"
+    socket = f"ringstat-top-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     done, tmp = tmp_path / "exit-status", tmp_path / "exit-status.tmp"
     command = (
         f"{shlex.quote(sys.executable)} -m ringstat top {shlex.quote(reg.name or '')} "
