@@ -13,10 +13,42 @@ use crate::sync::Mutex;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BufferedEvent {
     op: Op,
-    name: Box<str>,
+    name: Name,
     key: u64,
     value: u64,
     ts: u64,
+}
+
+/// Longest name stored in the event itself (longer ones are boxed).
+const INLINE: usize = 22;
+
+/// A metric name, inline when short: most are, and then a push allocates
+/// nothing (and the publishing thread frees nothing another thread allocated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Name {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<str>),
+}
+
+impl Name {
+    fn new(s: &str) -> Self {
+        let b = s.as_bytes();
+        if b.len() <= INLINE {
+            let mut a = [0u8; INLINE];
+            a[..b.len()].copy_from_slice(b);
+            Self::Inline(b.len() as u8, a)
+        } else {
+            Self::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The whole of a `str`'s bytes: UTF-8, so never the fallback.
+            Self::Inline(n, a) => core::str::from_utf8(&a[..usize::from(*n)]).unwrap_or_default(),
+            Self::Heap(s) => s,
+        }
+    }
 }
 
 /// What an [`EventBuffer`] counts; the handles may live in a
@@ -181,7 +213,7 @@ impl EventBuffer {
         }
         let event = BufferedEvent {
             op,
-            name: name.into(),
+            name: Name::new(name),
             key,
             value,
             ts,
@@ -287,7 +319,14 @@ impl EventBuffer {
         let mut loose = 0;
         for e in batch.drain(..) {
             loop {
-                let fits = builder.push_within(self.max_frame, e.op, &e.name, e.key, e.value, e.ts);
+                let fits = builder.push_within(
+                    self.max_frame,
+                    e.op,
+                    e.name.as_str(),
+                    e.key,
+                    e.value,
+                    e.ts,
+                );
                 if fits == Ok(true) {
                     break;
                 }
@@ -356,6 +395,22 @@ mod tests {
 
     fn decode(f: &TakenFrame) -> Frame {
         Frame::decode(f.body.as_ref().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn names_inline_and_boxed_round_trip() {
+        for n in [
+            "a",
+            "é",
+            &"x".repeat(INLINE),
+            &"y".repeat(INLINE + 1),
+            &"€".repeat(8),
+        ] {
+            assert_eq!(Name::new(n).as_str(), n);
+        }
+        assert!(matches!(Name::new(&"x".repeat(INLINE)), Name::Inline(..)));
+        // With the queue's stamp, a slot is one 64-byte line.
+        assert!(core::mem::size_of::<BufferedEvent>() <= 56);
     }
 
     #[test]

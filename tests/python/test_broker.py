@@ -199,6 +199,8 @@ def test_bad_events_refused_at_send() -> None:
         s.send("seen", "u", [1])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="overflow"):
         Shipper("amqp://127.0.0.1:1/", overflow="sometimes")
+    with pytest.raises(ValueError, match="capacity must be >= 1"):
+        Shipper("amqp://127.0.0.1:1/", capacity=0)
     s.close(timeout=0.1)
     assert s.stats()["events"] == 0
 

@@ -43,6 +43,8 @@ class ShipperBase:
     ) -> None:
         if overflow not in ("block", "drop_newest"):
             raise ValueError(f"overflow must be 'block' or 'drop_newest', got {overflow!r}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_frame_bytes is not None and max_frame_bytes < 64:
