@@ -25,6 +25,18 @@ use crate::pipeline::Op;
 use crate::sync::StdArc;
 use crate::wire::{BufferMetrics, EventBuffer, Pushed, Refused};
 
+/// An optional argument that tells "not given" (the default) from an
+/// explicit `None`, which is a bad value here as it always was.
+struct Given<'py>(Option<Bound<'py, PyAny>>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Self(Some(obj.to_owned())))
+    }
+}
+
 /// A value the format cannot carry: the event is counted as rejected.
 struct Unencodable;
 
@@ -290,7 +302,7 @@ impl PyEventBuffer {
 
     /// One event by op name (a `ringstat.Pipeline` method name).
     #[pyo3(
-        signature = (op, name, key = None, value = None, ts_ns = None),
+        signature = (op, name, key = Given(None), value = Given(None), ts_ns = Given(None)),
         text_signature = "($self, op, name, key=0, value=1, ts_ns=0)"
     )]
     fn send(
@@ -298,9 +310,9 @@ impl PyEventBuffer {
         py: Python<'_>,
         op: &Bound<'_, PyAny>,
         name: &Bound<'_, PyAny>,
-        key: Option<&Bound<'_, PyAny>>,
-        value: Option<&Bound<'_, PyAny>>,
-        ts_ns: Option<&Bound<'_, PyAny>>,
+        key: Given<'_>,
+        value: Given<'_>,
+        ts_ns: Given<'_>,
     ) -> PyResult<bool> {
         let found = op
             .cast::<PyString>()
@@ -317,18 +329,21 @@ impl PyEventBuffer {
                 names.join(", ")
             )));
         };
-        self.event(py, op_v, name, key, value, ts_ns, (1, 0))
+        self.event(
+            py,
+            op_v,
+            name,
+            key.0.as_ref(),
+            value.0.as_ref(),
+            ts_ns.0.as_ref(),
+            (1, 0),
+        )
     }
 
     /// Adds `n` to the counter `name`.
-    #[pyo3(signature = (name, n = None), text_signature = "($self, name, n=1)")]
-    fn count(
-        &self,
-        py: Python<'_>,
-        name: &Bound<'_, PyAny>,
-        n: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        self.event(py, Op::Count, name, None, n, None, (1, 0))
+    #[pyo3(signature = (name, n = Given(None)), text_signature = "($self, name, n=1)")]
+    fn count(&self, py: Python<'_>, name: &Bound<'_, PyAny>, n: Given<'_>) -> PyResult<bool> {
+        self.event(py, Op::Count, name, None, n.0.as_ref(), None, (1, 0))
     }
 
     /// Sets the gauge `name`.
@@ -352,14 +367,9 @@ impl PyEventBuffer {
     }
 
     /// Counts `n` events in the rate `name`.
-    #[pyo3(signature = (name, n = None), text_signature = "($self, name, n=1)")]
-    fn mark(
-        &self,
-        py: Python<'_>,
-        name: &Bound<'_, PyAny>,
-        n: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        self.event(py, Op::Mark, name, None, n, None, (1, 0))
+    #[pyo3(signature = (name, n = Given(None)), text_signature = "($self, name, n=1)")]
+    fn mark(&self, py: Python<'_>, name: &Bound<'_, PyAny>, n: Given<'_>) -> PyResult<bool> {
+        self.event(py, Op::Mark, name, None, n.0.as_ref(), None, (1, 0))
     }
 
     /// Opens the session of `key`; `ts_ns` defaults to the wall clock.

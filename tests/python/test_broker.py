@@ -227,6 +227,10 @@ def test_every_producer_call_checks_like_send() -> None:
             lambda: s.send("explode", "c"),
         ),
         (ValueError, "unknown op 5", lambda: s.send(5, "c")),  # type: ignore[arg-type]
+        # An explicit None is no default (but ts_ns=None is the wall clock).
+        (TypeError, "value must be an int, not NoneType", lambda: s.count("c", None)),  # type: ignore[arg-type]
+        (TypeError, "key must be an int, str or bytes", lambda: s.send("seen", "u", None)),  # type: ignore[arg-type]
+        (TypeError, "ts_ns must be an int", lambda: s.send("count", "c", 0, 1, None)),  # type: ignore[arg-type]
     ]
     for exc, match, call in bad:
         with pytest.raises(exc, match=match):
@@ -240,6 +244,7 @@ def test_every_producer_call_checks_like_send() -> None:
         s.session_start("o", b"k"),
         s.mark("r", n=3),
         s.count(name="c"),
+        s.session_end("o", b"k", None),
     ]
     unencodable = [
         s.count("c", 2**64),
@@ -252,7 +257,7 @@ def test_every_producer_call_checks_like_send() -> None:
     assert all(good)
     assert all(unencodable)
     st = s.stats()
-    assert (st["events"], st["rejected"], st["buffered"]) == (13, 6, 7)
+    assert (st["events"], st["rejected"], st["buffered"]) == (14, 6, 8)
     assert not s.close(timeout=0.1)
     with pytest.raises(ringstat.ShutDown):
         s.count("c")
