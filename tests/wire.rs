@@ -299,3 +299,174 @@ proptest! {
         prop_assert_eq!(ringstat::wire::Dedup::from_state(&state, gaps, 1000), d);
     }
 }
+
+mod event_buffer {
+    //! `EventBuffer` (a shipper's local buffer): against a model, and
+    //! conservation with many producers and one taker.
+
+    use super::OPS;
+    use proptest::prelude::*;
+    use ringstat::pipeline::Op;
+    use ringstat::wire::{BufferMetrics, EventBuffer, Frame, Pushed, Refused, MAX_NAME_LEN};
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Push(Op, String, u64, u64, u64),
+        Take(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let name = prop_oneof![
+            8 => "[a-c]{1,3}",
+            1 => Just("x".repeat(MAX_NAME_LEN + 1)), // rejected at push
+            1 => Just("y".repeat(70)), // alone too big for a small frame limit
+        ];
+        prop_oneof![
+            3 => (prop::sample::select(&OPS[..]), name, any::<u64>(), any::<u64>(), any::<u64>())
+                .prop_map(|(op, n, k, v, t)| Step::Push(op, n, k, v, t)),
+            1 => (1usize..12).prop_map(Step::Take),
+        ]
+    }
+
+    proptest! {
+        /// Every take returns the model's oldest events, in order, as frames
+        /// within the limit numbered 1, 2, ...; overflow drops the newest;
+        /// the counts add up at every step.
+        #[test]
+        fn against_a_model(
+            steps in prop::collection::vec(step(), 0..80),
+            cap in 1usize..8,
+            limit in prop::option::of(64usize..200),
+            drop_newest in any::<bool>(),
+        ) {
+            let m = BufferMetrics::default();
+            let b = EventBuffer::new(cap, 5, drop_newest, limit, m.clone());
+            let mut model: VecDeque<(Op, String, u64, u64, u64)> = VecDeque::new();
+            let (mut events, mut dropped, mut blocked, mut rejected) = (0u64, 0u64, 0u64, 0u64);
+            let (mut queued, mut sequence) = (0i64, 0u64);
+            for s in steps {
+                match s {
+                    Step::Push(op, name, k, v, t) => {
+                        let r = b.push(op, &name, k, v, t);
+                        if name.len() > MAX_NAME_LEN {
+                            prop_assert_eq!(r, Ok(Pushed::Rejected));
+                            events += 1;
+                            rejected += 1;
+                        } else if model.len() == cap && drop_newest {
+                            prop_assert_eq!(r, Ok(Pushed::Dropped));
+                            dropped += 1;
+                        } else if model.len() == cap {
+                            prop_assert!(matches!(r, Err(Refused::Full(_))));
+                            blocked += 1;
+                        } else {
+                            prop_assert_eq!(r, Ok(Pushed::Queued));
+                            model.push_back((op, name, k, v, t));
+                            events += 1;
+                            queued += 1;
+                        }
+                    }
+                    Step::Take(n) => {
+                        let frames = b.take(n, Some(std::time::Instant::now())).unwrap();
+                        let want: Vec<_> = model.drain(..n.min(model.len())).collect();
+                        let mut got = Vec::new();
+                        let mut settles = 0;
+                        for f in &frames {
+                            settles += f.settles;
+                            if let Some(body) = &f.body {
+                                prop_assert!(body.len() <= limit.unwrap_or(usize::MAX));
+                                let d = Frame::decode(body).unwrap();
+                                sequence += 1;
+                                prop_assert_eq!((d.producer, d.sequence), (5, sequence));
+                                prop_assert_eq!(d.records.len(), f.events);
+                                for r in d.records {
+                                    got.push((r.op, d.names[r.name as usize].clone(), r.key, r.value, r.ts));
+                                }
+                            }
+                        }
+                        // What is missing was alone too big for the limit.
+                        let fits: Vec<_> = want
+                            .iter()
+                            .filter(|e| {
+                                let mut fb = ringstat::wire::FrameBuilder::new();
+                                fb.push_within(limit.unwrap_or(usize::MAX), e.0, &e.1, e.2, e.3, e.4)
+                                    == Ok(true)
+                            })
+                            .cloned()
+                            .collect();
+                        rejected += (want.len() - fits.len()) as u64;
+                        prop_assert_eq!(got, fits);
+                        prop_assert_eq!(settles, want.len());
+                    }
+                }
+                prop_assert_eq!(b.len(), model.len());
+                prop_assert_eq!(
+                    (m.events.get(), m.dropped.get(), m.blocked.get(), m.rejected.get()),
+                    (events, dropped, blocked, rejected)
+                );
+                // +1 per event queued; the caller subtracts what it settles.
+                prop_assert_eq!(m.buffered.get(), queued);
+            }
+        }
+    }
+
+    /// Producers on several threads (blocking on a full buffer) and one
+    /// taker: every event arrives exactly once, each producer's in order,
+    /// frames numbered without a gap; close drains the rest.
+    #[test]
+    fn stress_many_producers_one_taker() {
+        const PRODUCERS: u64 = 4;
+        let per: u64 = if cfg!(miri) { 50 } else { 20_000 };
+        let m = BufferMetrics::default();
+        let b = Arc::new(EventBuffer::new(64, 1, false, Some(256), m.clone()));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let b = Arc::clone(&b);
+                std::thread::spawn(move || {
+                    for i in 0..per {
+                        let mut r = b.push(Op::Observe, "v", p, i, 0);
+                        while let Err(Refused::Full(e)) = r {
+                            r = b.push_until(e, None);
+                        }
+                        assert_eq!(r, Ok(Pushed::Queued));
+                    }
+                })
+            })
+            .collect();
+        let taker = {
+            let b = Arc::clone(&b);
+            std::thread::spawn(move || {
+                let mut next = vec![0u64; PRODUCERS as usize];
+                let mut sequence = 0;
+                let mut settled = 0;
+                while let Ok(frames) = b.take(100, None) {
+                    for f in frames {
+                        settled += f.settles;
+                        let d = Frame::decode(&f.body.unwrap()).unwrap();
+                        sequence += 1;
+                        assert_eq!(d.sequence, sequence);
+                        for r in d.records {
+                            assert_eq!(r.value, next[r.key as usize]);
+                            next[r.key as usize] += 1;
+                        }
+                    }
+                }
+                (next, settled)
+            })
+        };
+        for p in producers {
+            p.join().unwrap();
+        }
+        b.close();
+        let (next, settled) = taker.join().unwrap();
+        assert!(next.iter().all(|&n| n == per));
+        assert_eq!(settled as u64, PRODUCERS * per);
+        assert_eq!(
+            (m.events.get(), m.rejected.get(), m.dropped.get()),
+            (PRODUCERS * per, 0, 0)
+        );
+        assert_eq!(m.buffered.get(), (PRODUCERS * per) as i64);
+        assert_eq!(b.push(Op::Count, "c", 0, 1, 0), Err(Refused::Closed));
+    }
+}

@@ -55,6 +55,7 @@ __all__ = [
     "SharedRegistry",
     "ShutDown",
     "StateError",
+    "_EventBuffer",
     "_LoopWaker",
     "_PendingSend",
     "_PipelineTask",
@@ -1916,6 +1917,45 @@ class Feed:
         /,
     ) -> bool:
         """``stop()``."""
+
+@final
+class _EventBuffer:
+    """A shipper's bounded buffer of checked events (``ringstat.broker``):
+    its methods are the shipper's producer calls; the publishing thread
+    takes frames of them with :meth:`take`."""
+
+    def __new__(
+        cls,
+        capacity: int,
+        producer_id: int,
+        *,
+        drop_newest: bool,
+        max_frame_bytes: int | None,
+        events: Counter,
+        dropped: Counter,
+        blocked: Counter,
+        rejected: Counter,
+        buffered: Gauge,
+    ) -> _EventBuffer: ...
+    @property
+    def producer_id(self) -> int: ...
+    def __len__(self) -> int: ...
+    def send(
+        self, op: str, name: str, key: int | str | bytes = 0, value: int = 1, ts_ns: int = 0
+    ) -> bool: ...
+    def count(self, name: str, n: int = 1) -> bool: ...
+    def set(self, name: str, value: int) -> bool: ...
+    def observe(self, name: str, value: int) -> bool: ...
+    def mark(self, name: str, n: int = 1) -> bool: ...
+    def session_start(
+        self, name: str, key: int | str | bytes, ts_ns: int | None = None
+    ) -> bool: ...
+    def session_end(self, name: str, key: int | str | bytes, ts_ns: int | None = None) -> bool: ...
+    def seen(self, name: str, key: int | str | bytes) -> bool: ...
+    def close(self) -> bool: ...
+    def take(
+        self, max_events: int, timeout: float | None = None
+    ) -> list[tuple[bytes | None, int, int]]: ...
 
 @disjoint_base
 class FeedSender:

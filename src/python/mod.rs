@@ -24,6 +24,7 @@ mod feed;
 mod pipeline;
 mod queue;
 mod recorder;
+mod ship;
 #[cfg(target_os = "linux")]
 mod shm;
 mod stats;
@@ -48,6 +49,7 @@ fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(target_os = "linux")]
     m.add_class::<shm::PySharedQueue>()?;
     wire::register(m)?;
+    m.add_class::<ship::PyEventBuffer>()?;
     #[cfg(target_os = "linux")]
     feed::register(m)?;
     Ok(())

@@ -212,7 +212,7 @@ pub struct Frame {
     pub records: Vec<Record>,
 }
 
-fn op_code(op: Op) -> Option<u8> {
+pub(super) fn op_code(op: Op) -> Option<u8> {
     Some(match op {
         Op::Count => 1,
         Op::Set => 2,

@@ -36,6 +36,9 @@
 //! user-activity events (`login`, `online` start/end, `users` seen) about
 //! 8-15 bytes per event.
 //!
+//! A shipper buffers its events in an [`EventBuffer`] (bounded, checked
+//! events) and its publishing thread takes them as numbered frames.
+//!
 //! Frames also carry events between processes of one machine: a
 //! [`FeedSender`] in each producer process puts frames into a
 //! [`SharedQueue`](crate::queue::SharedQueue), and a [`Feed`] thread in the
@@ -101,6 +104,7 @@ mod dedup;
 #[cfg(all(target_os = "linux", not(ringstat_loom)))]
 mod feed;
 mod frame;
+mod ship;
 mod state;
 
 pub use apply::{apply, ApplyError};
@@ -111,6 +115,7 @@ pub use frame::{
     peek_header, Frame, FrameBuilder, FrameError, Header, Record, FRAME_MAGIC, FRAME_VERSION,
     HEADER_LEN, MAX_EVENTS, MAX_NAMES, MAX_NAME_LEN,
 };
+pub use ship::{BufferMetrics, BufferedEvent, EventBuffer, Pushed, Refused, TakenFrame};
 pub use state::{
     decode_pipeline_state, decode_state, encode_pipeline_state, encode_state, StateError,
     MAX_STATE_HISTOGRAM_BUCKETS, MAX_STATE_RATE_BUCKETS, PIPELINE_STATE_MAGIC, STATE_MAGIC,

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,8 +199,100 @@ def test_bad_events_refused_at_send() -> None:
         s.send("seen", "u", [1])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="overflow"):
         Shipper("amqp://127.0.0.1:1/", overflow="sometimes")
+    with pytest.raises(ValueError, match="capacity must be >= 1"):
+        Shipper("amqp://127.0.0.1:1/", capacity=0)
     s.close(timeout=0.1)
     assert s.stats()["events"] == 0
+
+
+def test_every_producer_call_checks_like_send() -> None:
+    """The producer calls (native, bound on the instance) refuse bad
+    arguments with send's messages; an event of the right types that the
+    frame format cannot carry is accepted and counted in ``rejected``."""
+    s = Shipper("amqp://guest:guest@127.0.0.1:1/%2F", qname(), backoff=10.0)
+    bad: list[tuple[type[Exception], str, Any]] = [
+        (TypeError, "name must be a non-empty str", lambda: s.count("")),
+        (TypeError, "name must be a non-empty str", lambda: s.seen(b"users", 1)),  # type: ignore[arg-type]
+        (TypeError, "value must be an int, not float", lambda: s.count("c", 1.5)),  # type: ignore[arg-type]
+        (TypeError, "value must be an int, not bool", lambda: s.observe("h", True)),
+        (TypeError, "ts_ns must be an int", lambda: s.session_start("o", 1, 1.0)),  # type: ignore[arg-type]
+        (ValueError, "value and ts_ns must be >= 0 for 'count'", lambda: s.count("c", -1)),
+        (ValueError, ">= 0 for 'session_end'", lambda: s.session_end("o", 1, -5)),
+        (ValueError, ">= 0 for 'set'", lambda: s.send("set", "g", 0, 1, -1)),
+        (TypeError, "key must be an int, str or bytes, not list", lambda: s.seen("u", [1])),  # type: ignore[arg-type]
+        (TypeError, "key must be an int, str or bytes, not bool", lambda: s.seen("u", True)),
+        (
+            ValueError,
+            "unknown op 'explode' \\(one of count, gauge_add",
+            lambda: s.send("explode", "c"),
+        ),
+        (ValueError, "unknown op 5", lambda: s.send(5, "c")),  # type: ignore[arg-type]
+        # An explicit None is no default (but ts_ns=None is the wall clock).
+        (TypeError, "value must be an int, not NoneType", lambda: s.count("c", None)),  # type: ignore[arg-type]
+        (TypeError, "key must be an int, str or bytes", lambda: s.send("seen", "u", None)),  # type: ignore[arg-type]
+        (TypeError, "ts_ns must be an int", lambda: s.send("count", "c", 0, 1, None)),  # type: ignore[arg-type]
+    ]
+    for exc, match, call in bad:
+        with pytest.raises(exc, match=match):
+            call()
+    assert s.stats()["events"] == 0
+    good = [
+        s.set("g", -5),
+        s.send("gauge_add", "g", 0, -(2**63)),
+        s.seen("u", "alice"),
+        s.seen("u", -1),
+        s.session_start("o", b"k"),
+        s.mark("r", n=3),
+        s.count(name="c"),
+        s.session_end("o", b"k", None),
+    ]
+    unencodable = [
+        s.count("c", 2**64),
+        s.set("g", 2**63),
+        s.seen("u", 2**64),
+        s.session_start("o", 1, 2**64),
+        s.count("x" * 1025),
+        s.count("\ud800"),
+    ]
+    assert all(good)
+    assert all(unencodable)
+    st = s.stats()
+    assert (st["events"], st["rejected"], st["buffered"]) == (14, 6, 8)
+    assert not s.close(timeout=0.1)
+    with pytest.raises(ringstat.ShutDown):
+        s.count("c")
+    with pytest.raises(ringstat.ShutDown):
+        s.send("seen", "u", 1)
+
+
+def test_many_producer_threads_small_buffer_exactly_once(rabbitmq: RabbitNode) -> None:
+    """Producer threads blocking on a small buffer, and an event the format
+    cannot carry: every other event arrives exactly once and ``flush``
+    settles them all."""
+    q = qname()
+    p = aggregator()
+    c = Consumer(rabbitmq.url, p, q).start()
+    threads, per = 4, 300
+    with Shipper(rabbitmq.url, q, capacity=32, batch_size=64) as s:
+        assert s.count("logins", 2**64)  # no u64: rejected
+        workers = [
+            threading.Thread(target=workload, args=(s, t * per, (t + 1) * per))
+            for t in range(threads)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert s.flush(120), s.stats()
+        st = s.stats()
+    assert st["rejected"] == 1
+    assert st["published"] == st["events"] - 1
+    assert st["buffered"] == st["dropped"] == 0
+    assert st["blocked"] > 0
+    assert c.wait_events(st["published"], 120), c.stats()
+    c.stop()
+    assert observed(p) == expected(0, threads * per)
+    assert c.stats()["duplicates"] == 0
 
 
 def test_dedup_model() -> None:

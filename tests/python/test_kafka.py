@@ -255,6 +255,28 @@ def test_large_batches_split_into_frames_under_the_limit(kafka: KafkaNode) -> No
     assert abs(p.distinct_count("users") - 2000) < 200
 
 
+def test_event_too_big_for_any_frame_is_rejected_not_sequenced(kafka: KafkaNode) -> None:
+    """With ``max_frame_bytes=64`` an event of a 60-byte name fits no frame:
+    counted in ``rejected``, settled, and no sequence number spent on it
+    (the consumer sees no gap)."""
+    t = topic()
+    p = aggregator()
+    c = KafkaConsumer(kafka.url, p, t).start()
+    with KafkaShipper(kafka.url, t, max_frame_bytes=64, linger=0.05) as s:
+        assert s.count("logins")
+        assert s.count("x" * 60)
+        for _ in range(5):
+            assert s.count("logins")
+        assert s.flush(60), s.stats()
+        st = s.stats()
+    assert (st["events"], st["rejected"], st["published"], st["buffered"]) == (7, 1, 6, 0)
+    assert c.wait_events(6, 60), c.stats()
+    c.stop()
+    assert observed(p)["logins"] == 6
+    assert c.stats()["duplicates"] == 0
+    assert "x" * 60 not in p.registry.to_prometheus()
+
+
 def aggregator_run(
     url: str, t: str, total: int, messages: int, tmp: Path, *, name: str, ckpt: Path | None
 ) -> list[str]:

@@ -82,14 +82,15 @@ class KafkaShipper(ShipperBase):
     """Buffers events locally and publishes them to a Kafka topic in frames.
 
     The same producer calls, local buffer, overflow policy and metrics as
-    :class:`Shipper` (RabbitMQ): events go into a bounded
-    :class:`ringstat.Queue` of ``capacity`` events; a background thread takes
+    :class:`Shipper` (RabbitMQ): events go into a bounded local buffer of
+    ``capacity`` events; a background thread takes
     up to ``batch_size`` at a time (waiting at most ``linger`` seconds for the
     first) and produces each batch as one frame ``(producer_id, sequence)``,
     one Kafka message keyed by the producer id (so one producer's frames stay
     in one partition, in order), with ``acks=all`` and the idempotent
     producer (``enable.idempotence``: a retry inside the client writes no
-    duplicate). A batch whose frame would exceed ``max_frame_bytes`` is split.
+    duplicate). A batch whose frame would exceed ``max_frame_bytes`` is split;
+    an event too big for a frame alone is counted in ``..._rejected_total``.
 
     At most ``max_in_flight`` frames are unacknowledged at once (the first
     frame alone, so a consumer meets the producer's oldest frame first), so

@@ -40,8 +40,9 @@ class Shipper(ShipperBase):
     """Buffers events locally and publishes them to RabbitMQ in frames.
 
     Producer calls (:meth:`count`, :meth:`session_start`, ... or
-    :meth:`send`) put an event into a bounded :class:`ringstat.Queue` of
-    ``capacity`` events and return. A background thread takes up to
+    :meth:`send`; native, a Pipeline send's cost) check the event and put it
+    into a bounded local buffer of ``capacity`` events (a lock-free ring)
+    and return. A background thread takes up to
     ``batch_size`` events at a time (waiting at most ``linger`` seconds for
     the first), encodes them as one frame ``(producer_id, sequence)`` and
     publishes it persistent, with publisher confirms, waiting for the
@@ -70,8 +71,9 @@ class Shipper(ShipperBase):
     Metrics, in ``registry`` with the label ``shipper=<name>``:
     ``ringstat_shipper_events_total`` (accepted), ``..._published_total``
     (confirmed by the broker), ``..._frames_total``, ``..._dropped_total``,
-    ``..._blocked_total``, ``..._rejected_total`` (events the frame encoder
-    refused), ``..._publish_failures_total`` (failed attempts),
+    ``..._blocked_total``, ``..._rejected_total`` (accepted events a frame
+    cannot carry: an int past 64 bits, a name over 1024 bytes; never
+    published, counted as settled), ``..._publish_failures_total`` (failed attempts),
     ``..._nacked_total`` (attempts the broker refused), ``..._reconnects_total``,
     gauges ``ringstat_shipper_buffered`` (events not yet confirmed) and
     ``ringstat_shipper_connected``.

@@ -5,33 +5,22 @@ supplies ``_publish``, ``_idle``, ``_drain`` and ``_disconnect``."""
 
 from __future__ import annotations
 
-import queue as _stdqueue
 import secrets
 import threading
 import time
 from typing import TYPE_CHECKING, Union
 
-from ringstat._ringstat import Queue, Registry, ShutDown, encode_frame
+from ringstat._ringstat import Registry, ShutDown, _EventBuffer
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 Key = Union[int, str, bytes]
-_Event = tuple[str, str, Key, int, int]
 #: ``(body, events in it, buffered events it settles)``; ``body`` is ``None``
 #: when every event of the batch was refused by the encoder.
 _Frame = tuple[Union[bytes, None], int, int]
-_OPS = frozenset(
-    ("count", "set", "gauge_add", "observe", "mark", "session_start", "session_end", "seen")
-)
-
-
-def _encodable(event: _Event) -> bool:
-    try:
-        encode_frame(0, 0, [event])
-    except (ValueError, TypeError):
-        return False
-    return True
+#: The producer calls, served by the native buffer's methods of these names.
+_CALLS = ("send", "count", "set", "observe", "mark", "session_start", "session_end", "seen")
 
 
 class ShipperBase:
@@ -54,17 +43,16 @@ class ShipperBase:
     ) -> None:
         if overflow not in ("block", "drop_newest"):
             raise ValueError(f"overflow must be 'block' or 'drop_newest', got {overflow!r}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_frame_bytes is not None and max_frame_bytes < 64:
             raise ValueError(f"max_frame_bytes must be >= 64, got {max_frame_bytes}")
         self.producer_id = producer_id if producer_id is not None else secrets.randbits(63)
-        self._q: Queue[_Event] = Queue(capacity)
         self._batch = batch_size
         self._linger = linger
-        self._drop = overflow == "drop_newest"
         self._backoff = (backoff, max_backoff)
-        self._max_frame = max_frame_bytes
         self.registry = registry if registry is not None else Registry()
         self._labels = {"shipper": name}
         reg, labels = self.registry, self._labels
@@ -78,7 +66,21 @@ class ShipperBase:
         self._m_reconnects = reg.counter("ringstat_shipper_reconnects", labels)
         self._m_buffered = reg.gauge("ringstat_shipper_buffered", labels)
         self._m_connected = reg.gauge("ringstat_shipper_connected", labels)
-        self._seq = 0
+        # The bounded buffer, its checks and its metrics are native; the
+        # producer calls are its methods, bound on the instance so a call
+        # runs no Python frame (the methods below document them).
+        self._buf = _EventBuffer(
+            capacity,
+            self.producer_id,
+            drop_newest=overflow == "drop_newest",
+            max_frame_bytes=max_frame_bytes,
+            events=self._m_events,
+            dropped=self._m_dropped,
+            blocked=self._m_blocked,
+            rejected=self._m_rejected,
+            buffered=self._m_buffered,
+        )
+        vars(self).update((call, getattr(self._buf, call)) for call in _CALLS)
         self._abort = threading.Event()
         self._done = threading.Condition()
         self._closed = False
@@ -92,58 +94,36 @@ class ShipperBase:
         name); ``False`` if ``drop_newest`` dropped it. Raises ``ValueError``
         or ``TypeError`` for a bad event, :class:`ringstat.ShutDown` after
         :meth:`close`."""
-        if op not in _OPS:
-            raise ValueError(f"unknown op {op!r} (one of {', '.join(sorted(_OPS))})")
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, not {name!r}")
-        for arg, v in (("value", value), ("ts_ns", ts_ns)):
-            if type(v) is not int:
-                raise TypeError(f"{arg} must be an int, not {type(v).__name__}")
-        if ts_ns < 0 or (value < 0 and op not in ("set", "gauge_add")):
-            raise ValueError(f"value and ts_ns must be >= 0 for {op!r}")
-        if not isinstance(key, (int, str, bytes)) or isinstance(key, bool):
-            raise TypeError(f"key must be an int, str or bytes, not {type(key).__name__}")
-        item = (op, name, key, value, ts_ns)
-        try:
-            self._q.put_nowait(item)
-        except _stdqueue.Full:
-            if self._drop:
-                self._m_dropped.inc()
-                return False
-            self._m_blocked.inc()
-            self._q.put(item)
-        self._m_events.inc()
-        self._m_buffered.inc()
-        return True
+        return self._buf.send(op, name, key, value, ts_ns)
 
     def count(self, name: str, n: int = 1) -> bool:
         """Add ``n`` to the counter ``name``."""
-        return self.send("count", name, 0, n)
+        return self._buf.count(name, n)
 
     def set(self, name: str, value: int) -> bool:
         """Set the gauge ``name``."""
-        return self.send("set", name, 0, value)
+        return self._buf.set(name, value)
 
     def observe(self, name: str, value: int) -> bool:
         """Record an int ``value`` in the histogram ``name``."""
-        return self.send("observe", name, 0, value)
+        return self._buf.observe(name, value)
 
     def mark(self, name: str, n: int = 1) -> bool:
         """Count ``n`` events in the rate ``name``."""
-        return self.send("mark", name, 0, n)
+        return self._buf.mark(name, n)
 
     def session_start(self, name: str, key: Key, ts_ns: int | None = None) -> bool:
         """Open the session of ``key``; ``ts_ns`` defaults to the wall clock
         (``time.time_ns()``), so durations survive the trip."""
-        return self.send("session_start", name, key, 0, time.time_ns() if ts_ns is None else ts_ns)
+        return self._buf.session_start(name, key, ts_ns)
 
     def session_end(self, name: str, key: Key, ts_ns: int | None = None) -> bool:
         """Close the session of ``key`` (``ts_ns`` as for :meth:`session_start`)."""
-        return self.send("session_end", name, key, 0, time.time_ns() if ts_ns is None else ts_ns)
+        return self._buf.session_end(name, key, ts_ns)
 
     def seen(self, name: str, key: Key) -> bool:
         """Count ``key`` in the distinct counter ``name``."""
-        return self.send("seen", name, key, 0)
+        return self._buf.seen(name, key)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event accepted before the call is confirmed by
@@ -167,7 +147,7 @@ class ShipperBase:
         ``ringstat_shipper_buffered``."""
         if not self._closed:
             self._closed = True
-            self._q.shutdown()
+            self._buf.close()
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._abort.set()
@@ -202,14 +182,14 @@ class ShipperBase:
             self._prepare()
             while True:
                 try:
-                    items = self._q.get_many(self._batch, timeout=self._linger)
-                except _stdqueue.Empty:
-                    self._idle()
-                    continue
+                    frames = self._buf.take(self._batch, self._linger)
                 except ShutDown:
                     self._drain()
                     return
-                for body, good, settles in self._encode(items):
+                if not frames:
+                    self._idle()
+                    continue
+                for body, good, settles in frames:
                     if body is None:
                         self._settled(0, settles)
                     elif not self._publish(body, good, settles):
@@ -225,31 +205,6 @@ class ShipperBase:
         self._m_buffered.dec(settles)
         with self._done:
             self._done.notify_all()
-
-    def _encode(self, items: list[_Event]) -> list[_Frame]:
-        """Frames of ``items``, each of at most ``max_frame_bytes`` (a batch
-        too big is split in halves). Events the encoder refuses (checked one
-        by one only if the batch fails), and a single event too big for a
-        frame, are counted in ``rejected``; no sequence number is spent on
-        them, so the consumer sees no gap."""
-        try:
-            body = encode_frame(self.producer_id, self._seq + 1, items)
-        except (ValueError, TypeError):
-            good = [it for it in items if _encodable(it)]
-            bad = len(items) - len(good)
-            self._m_rejected.inc(bad)
-            frames: list[_Frame] = self._encode(good) if good else [(None, 0, 0)]
-            first, n, settles = frames[0]
-            frames[0] = (first, n, settles + bad)
-            return frames
-        if self._max_frame is not None and len(body) > self._max_frame:
-            if len(items) == 1:
-                self._m_rejected.inc()
-                return [(None, 0, 1)]
-            half = len(items) // 2
-            return self._encode(items[:half]) + self._encode(items[half:])
-        self._seq += 1
-        return [(body, len(items), len(items))]
 
     # ----- what a transport supplies ------------------------------------------
 

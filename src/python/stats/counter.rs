@@ -22,7 +22,7 @@ use crate::stats::{Counter, Gauge};
 /// Counts saturate near `2**64` (never wrap to a small number).
 #[pyclass(frozen, eq, hash, name = "Counter", module = "ringstat._ringstat")]
 pub(crate) struct PyCounter {
-    pub(super) inner: Arc<Counter>,
+    pub(crate) inner: Arc<Counter>,
 }
 
 same_metric_eq!(PyCounter);
@@ -372,7 +372,7 @@ unsafe extern "C" fn gauge_dec(
 /// Values are ints in `-2**63..2**63`; arithmetic wraps at that range.
 #[pyclass(frozen, eq, hash, name = "Gauge", module = "ringstat._ringstat")]
 pub(crate) struct PyGauge {
-    pub(super) inner: Arc<Gauge>,
+    pub(crate) inner: Arc<Gauge>,
 }
 
 same_metric_eq!(PyGauge);

@@ -52,6 +52,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyMapping, PyString};
 use super::errors::{shown, type_name};
 use crate::stats::{StatsError, DEFAULT_QUANTILES};
 
+pub(super) use counter::{PyCounter, PyGauge};
 pub(super) use rate::clock_of;
 pub(super) use registry::{snapshot_dict, PyRegistry};
 
