@@ -35,6 +35,7 @@ Options:
                    applied, print the statistics as JSON)
   --batch-size N   events per frame (default 4096)
   --in-flight N    frames unacknowledged at once (default 4)
+  --fetch-wait-ms N  the consumer's fetch.wait.max.ms (default 100)
   -h, --help       print this help
 ";
 
@@ -45,6 +46,7 @@ struct Args {
     mode: String,
     batch_size: usize,
     in_flight: usize,
+    fetch_wait_ms: u64,
 }
 
 fn positive(flag: &str, value: &str) -> Result<u64, String> {
@@ -64,6 +66,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         mode: "both".into(),
         batch_size: 4096,
         in_flight: 4,
+        fetch_wait_ms: 100,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +80,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--users" => args.users = positive(&flag, &value)?,
             "--batch-size" => args.batch_size = positive(&flag, &value)? as usize,
             "--in-flight" => args.in_flight = positive(&flag, &value)? as usize,
+            "--fetch-wait-ms" => args.fetch_wait_ms = positive(&flag, &value)?,
             "--mode" if ["both", "ship", "consume"].contains(&value.as_str()) => args.mode = value,
             "--mode" => return Err(format!("--mode: both, ship or consume, not {value}")),
             _ => return Err(format!("unknown argument {flag}")),
@@ -120,6 +124,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ConsumerBuilder::new(&args.url, Arc::clone(&pipeline))
             .topic(&topic)
             .start_at(StartAt::First)
+            .config("fetch.wait.max.ms", &args.fetch_wait_ms.to_string())
             .start()
     };
     match args.mode.as_str() {

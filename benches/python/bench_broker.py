@@ -396,9 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only != "kafka":
         bench_rabbitmq(args.url, users, rounds, events, args.quick, rust=args.rust_example)
     if args.only != "rabbitmq":
-        bench_kafka(
-            args.kafka_url, users, rounds, events, args.quick, rust=args.rust_kafka_example
-        )
+        bench_kafka(args.kafka_url, users, rounds, events, args.quick, rust=args.rust_kafka_example)
     return 0
 
 

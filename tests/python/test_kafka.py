@@ -342,13 +342,17 @@ def rust_kafka_example() -> str:
     target/{debug,release}/examples/broker_kafka (skip if neither)."""
     path = os.environ.get("RINGSTAT_RUST_KAFKA_EXAMPLE")
     if path:
-        assert Path(path).exists(), f"{path} missing (cargo build --features kafka --example broker_kafka)"
+        assert Path(path).exists(), (
+            f"{path} missing (cargo build --features kafka --example broker_kafka)"
+        )
         return path
     for profile in ("debug", "release"):
         p = ROOT / "target" / profile / "examples" / "broker_kafka"
         if p.exists():
             return str(p)
-    pytest.skip("examples/broker_kafka is not built (cargo build --features kafka --example broker_kafka)")
+    pytest.skip(
+        "examples/broker_kafka is not built (cargo build --features kafka --example broker_kafka)"
+    )
 
 
 def example_workload(s: KafkaShipper, users: int) -> None:
@@ -362,9 +366,7 @@ def example_workload(s: KafkaShipper, users: int) -> None:
 
 
 def run_example(exe: str, *args: str) -> dict[str, object]:
-    out = subprocess.run(
-        [exe, *args], capture_output=True, text=True, timeout=240, check=False
-    )
+    out = subprocess.run([exe, *args], capture_output=True, text=True, timeout=240, check=False)
     assert out.returncode == 0, out.stderr
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -378,10 +380,20 @@ def test_frames_cross_languages_with_the_rust_shipper_and_consumer(kafka: KafkaN
     # Rust ships, Python consumes.
     t = topic()
     shipped = run_example(
-        exe, "--url", kafka.url, "--topic", t, "--users", str(users), "--mode", "ship",
-        "--batch-size", "256",
+        exe,
+        "--url",
+        kafka.url,
+        "--topic",
+        t,
+        "--users",
+        str(users),
+        "--mode",
+        "ship",
+        "--batch-size",
+        "256",
     )
-    assert shipped["ok"] is True and shipped["events"] == n
+    assert shipped["ok"] is True
+    assert shipped["events"] == n
     p = ringstat.Pipeline(ringstat.Registry())
     c = KafkaConsumer(kafka.url, p, t, start="first").start()
     assert c.wait_events(n, 120), c.stats()
@@ -402,7 +414,8 @@ def test_frames_cross_languages_with_the_rust_shipper_and_consumer(kafka: KafkaN
     raw.assign([ck.TopicPartition(t, 0, ck.OFFSET_BEGINNING)])
     msg = raw.poll(30)
     raw.close()
-    assert msg is not None and msg.error() is None
+    assert msg is not None
+    assert msg.error() is None
     assert msg.key() == int(str(shipped["producer"])).to_bytes(8, "big")
 
     # Python ships, Rust consumes: the same statistics, bit for bit.
@@ -410,7 +423,10 @@ def test_frames_cross_languages_with_the_rust_shipper_and_consumer(kafka: KafkaN
     with KafkaShipper(kafka.url, t2, batch_size=256) as s:
         example_workload(s, users)
         assert s.flush(60), s.stats()
-    got = run_example(exe, "--url", kafka.url, "--topic", t2, "--users", str(users), "--mode", "consume")
-    assert got["ok"] is True and got["events"] == n
+    got = run_example(
+        exe, "--url", kafka.url, "--topic", t2, "--users", str(users), "--mode", "consume"
+    )
+    assert got["ok"] is True
+    assert got["events"] == n
     assert (got["duplicates"], got["bad_frames"]) == (0, 0)
     assert {k: got[k] for k in py_side} == py_side
