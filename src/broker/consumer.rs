@@ -105,17 +105,18 @@ impl Consumer {
 
 /// Consumes event frames from a broker and applies them to a [`Pipeline`]
 /// exactly once in effect (see the [module docs](super); made by
-/// [`Consumer::builder`] for RabbitMQ,
-/// [`kafka::ConsumerBuilder`](super::kafka::ConsumerBuilder) for Kafka).
+/// `Consumer::builder` for RabbitMQ,
+/// `kafka::ConsumerBuilder` for Kafka).
 ///
 /// Each frame is applied ([`wire::apply`](crate::wire::apply): its events
-/// sent to the pipeline, metrics resolved by name) and then acknowledged:
-/// a crash between the two redelivers it. A frame whose (producer,
+/// sent to the pipeline, metrics resolved by name) and then acknowledged
+/// (Kafka: its offset committed): a crash between the two redelivers it. A frame whose (producer,
 /// sequence) was applied before is acknowledged without applying it. A
 /// message that is not a frame, or a frame the pipeline refuses (one
 /// observing an unresolved histogram), is acknowledged and counted: a
-/// poison message must not loop. At most `prefetch` frames are
-/// unacknowledged at once; a lost connection is made again with backoff.
+/// poison message must not loop. At most `prefetch` frames (Kafka:
+/// `prefetch_bytes`) are unacknowledged at once; a lost connection is made
+/// again with backoff.
 /// The consumer stops by itself at the first frame it gets after its
 /// pipeline closed (that frame is not acknowledged, so the broker keeps
 /// it). Applying waits while

@@ -1,6 +1,8 @@
-//! Events through RabbitMQ, applied exactly once in effect (cargo feature
-//! `rabbitmq`; [lapin](https://docs.rs/lapin) without TLS, on a tokio
-//! runtime of its own per background thread).
+//! Events through RabbitMQ or Kafka, applied exactly once in effect (cargo
+//! feature `rabbitmq`: [lapin](https://docs.rs/lapin) without TLS, on a
+//! tokio runtime of its own per background thread; cargo feature `kafka`:
+//! the same [`Shipper`] and [`Consumer`] over a topic, see `broker::kafka`). The
+//! rest of this page describes RabbitMQ.
 //!
 //! - [`Shipper`]: producer threads [`send`](Shipper::send) [`Event`]s into
 //!   a bounded ringstat [`Queue`](crate::Queue); a background thread takes
@@ -45,6 +47,7 @@
 //! # Examples
 //!
 //! ```no_run
+//! # #[cfg(feature = "rabbitmq")] {
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use ringstat::broker::{Consumer, Event, Shipper};
@@ -65,6 +68,7 @@
 //! consumer.stop();
 //! pipeline.flush();
 //! assert_eq!(registry.counter("logins", &[])?.get(), 1000);
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -182,14 +182,15 @@ impl Shipper {
 }
 
 /// Ships events to a broker in frames, each confirmed by the broker (see
-/// the [module docs](super); made by [`Shipper::builder`] for RabbitMQ,
-/// [`kafka::ShipperBuilder`](super::kafka::ShipperBuilder) for Kafka).
+/// the [module docs](super); made by `Shipper::builder` for RabbitMQ,
+/// `kafka::ShipperBuilder` for Kafka).
 ///
 /// [`send`](Self::send) puts the event into a bounded local queue and
 /// returns; an encoder thread takes up to `batch_size` events at a time
 /// and encodes them as one frame (the producer id, the next sequence); an
-/// I/O thread publishes the frames persistent to the durable queue, at
-/// most `max_in_flight` unconfirmed, and counts each confirm. A lost
+/// I/O thread publishes the frames (persistent to a durable queue, or to a
+/// topic with `acks=all`), at most `max_in_flight` unconfirmed, and counts
+/// each confirm. A lost
 /// connection is made again with backoff and the unconfirmed frames are
 /// published again, oldest first. While the broker is slow or down the
 /// frames wait, then the local queue fills, and sends follow the
