@@ -20,9 +20,9 @@
 //! - The consumer is assigned every partition of the topic (no group
 //!   rebalance: one aggregator per topic and group), starts at the group's
 //!   committed offsets (or the first ones, [`StartAt`]), applies each frame
-//!   then commits its offset (one asynchronous commit in flight; frames
-//!   applied meanwhile go with the next), and drops duplicates by (producer,
-//!   sequence) with its [`Dedup`].
+//!   then commits its offset (asynchronously, at most every 100 ms: frames
+//!   applied meanwhile go with the next; synchronously when it stops), and
+//!   drops duplicates by (producer, sequence) with its [`Dedup`].
 //!
 //! Not here yet (the Python `KafkaShipper`/`KafkaConsumer` have them): the
 //! consumer-lag throttle (`group`/`max_lag`), splitting frames at
@@ -68,7 +68,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -86,6 +86,9 @@ pub use super::{Consumer, Shipper};
 /// How long a metadata, topic or offset request may take before the caller
 /// backs off and tries again (as in Python).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The least time between two asynchronous offset commits of a consumer.
+const COMMIT_EVERY: Duration = Duration::from_millis(100);
 
 /// The bootstrap servers of `kafka://host:port[,host:port...]`.
 fn servers(url: &str) -> Result<String, BrokerError> {
@@ -173,10 +176,6 @@ struct Link {
     /// Set when the connection is lost; cleared by the next delivery or
     /// message, which counts a reconnect.
     down: AtomicBool,
-    /// An asynchronous commit is in flight (consumer only).
-    committing: AtomicBool,
-    /// The last commit failed: the positions are sent again.
-    commit_failed: AtomicBool,
 }
 
 /// The context given to the clients (an `Arc`: the loop reads the flags).
@@ -196,14 +195,7 @@ impl ClientContext for Ctx {
     fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
 }
 
-impl ConsumerContext for Ctx {
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if result.is_err() {
-            self.0.commit_failed.store(true, Ordering::Relaxed);
-        }
-        self.0.committing.store(false, Ordering::Relaxed);
-    }
-}
+impl ConsumerContext for Ctx {}
 
 // ----------------------------------------------------------------- shipper
 
@@ -799,25 +791,25 @@ fn open(
     Ok(c)
 }
 
-/// Commits `positions` unless they were committed already; asynchronous
-/// commits one at a time (the positions wait for the next call meanwhile).
+/// Commits the applied positions, asynchronously and at most once per
+/// [`COMMIT_EVERY`] (positions applied meanwhile go with the next call), or
+/// synchronously (`sync`: the client is closing). librdkafka reports no
+/// result of an asynchronous commit through rdkafka's events (it has no
+/// reply queue), so the throttle, not a reply, bounds the requests in
+/// flight; a commit lost with the connection is covered by a later one or,
+/// at worst, by redelivery and dedup.
 fn commit(
     c: &BaseConsumer<Ctx>,
     topic: &str,
     positions: &BTreeMap<i32, i64>,
-    last: &mut BTreeMap<i32, i64>,
-    mode: CommitMode,
+    last: &mut (BTreeMap<i32, i64>, Option<Instant>),
+    sync: bool,
 ) {
-    let link = &c.context().0;
-    // Relaxed (the `Link` flags): set by the commit callback, which the
-    // same thread serves inside `poll`.
-    if link.commit_failed.swap(false, Ordering::Relaxed) {
-        last.clear();
-    }
-    if positions.is_empty() || positions == last {
+    let (committed, sent) = last;
+    if positions.is_empty() || positions == committed {
         return;
     }
-    if matches!(mode, CommitMode::Async) && link.committing.load(Ordering::Relaxed) {
+    if !sync && sent.is_some_and(|t| t.elapsed() < COMMIT_EVERY) {
         return;
     }
     let mut tpl = TopicPartitionList::new();
@@ -829,10 +821,14 @@ fn commit(
             return;
         }
     }
-    let is_async = matches!(mode, CommitMode::Async);
+    let mode = if sync {
+        CommitMode::Sync
+    } else {
+        CommitMode::Async
+    };
     if c.commit(&tpl, mode).is_ok() {
-        link.committing.store(is_async, Ordering::Relaxed);
-        last.clone_from(positions);
+        committed.clone_from(positions);
+        *sent = Some(Instant::now());
     }
 }
 
@@ -865,17 +861,12 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
         ever = true;
         c.connected.store(true, Ordering::Relaxed);
         backoff.reset();
-        let mut last = BTreeMap::new();
+        // The positions last committed, and when.
+        let mut last = (BTreeMap::new(), None);
         while !sh.stop.load(Ordering::Relaxed) {
             let Some(got) = client.poll(Duration::from_millis(100)) else {
-                // Positions left waiting by a commit in flight.
-                commit(
-                    &client,
-                    &cfg.topic,
-                    &positions,
-                    &mut last,
-                    CommitMode::Async,
-                );
+                // Positions left waiting by the throttle.
+                commit(&client, &cfg.topic, &positions, &mut last, false);
                 if ctx.0.down.load(Ordering::Relaxed) {
                     c.connected.store(false, Ordering::Relaxed);
                 }
@@ -907,16 +898,15 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
             }
             drop(m);
             positions.insert(part, offset + 1);
-            commit(
-                &client,
-                &cfg.topic,
-                &positions,
-                &mut last,
-                CommitMode::Async,
-            );
+            commit(&client, &cfg.topic, &positions, &mut last, false);
             sh.notify_progress();
         }
-        commit(&client, &cfg.topic, &positions, &mut last, CommitMode::Sync);
+        // Synchronous, unless the brokers are known to be down (it would
+        // wait for them): then the next client starts at these positions
+        // anyway, and another consumer of the group re-reads a few frames.
+        if !ctx.0.down.load(Ordering::Relaxed) {
+            commit(&client, &cfg.topic, &positions, &mut last, true);
+        }
         c.connected.store(false, Ordering::Relaxed);
         drop(client);
         if !sh.stop.load(Ordering::Relaxed) {
