@@ -55,13 +55,13 @@ test: lint test-rust test-loom test-py test-py-versions bench-smoke docs ## ever
 .PHONY: lint
 lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python; with serve), rustdoc, ruff
 	cargo fmt --all -- --check
-	@# With `serve`, `wire` and `rabbitmq` (a superset of the default build's
-	@# code; the Python build has the first two on), and the default build's
-	@# library alone.
-	cargo clippy --all-targets --features serve,wire,rabbitmq -- -D warnings
+	@# With `serve`, `wire`, `rabbitmq` and `kafka` (a superset of the default
+	@# build's code; the Python build has the first two on), and the default
+	@# build's library alone.
+	cargo clippy --all-targets --features serve,wire,rabbitmq,kafka -- -D warnings
 	cargo clippy --lib -- -D warnings
 	CARGO_TARGET_DIR=$(PY_TARGET) cargo clippy --features python,serve --lib -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve,wire,rabbitmq
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet --features serve,wire,rabbitmq,kafka
 	$(VENV)/bin/ruff check python tests benches/python benches/criterion_table.py examples docs/hooks
 	$(VENV)/bin/ruff format --check python tests benches/python benches/criterion_table.py examples docs/hooks
 
@@ -82,19 +82,20 @@ NO_NEXTEST_MSG = cargo-nextest not found: plain cargo test, without per-test dea
 
 # The RabbitMQ tests (tests/broker_rabbitmq.rs) start a private node on
 # 127.0.0.1 each; the one across languages also needs `make develop` (it
-# skips here if .venv has no ringstat yet, and runs in test-py).
+# skips here if .venv has no ringstat yet, and runs in test-py). The Kafka
+# tests (tests/broker_kafka.rs) start a private tansu each.
 .PHONY: test-rust
-test-rust: broker-tools ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
-	export RINGSTAT_REQUIRE_RABBITMQ=1; \
+test-rust: broker-tools kafka-tools ## unit, proptest, stress (debug) + stress in release (lost wake-ups counted) + doctests
+	export RINGSTAT_REQUIRE_RABBITMQ=1 RINGSTAT_REQUIRE_KAFKA=1; \
 	if $(HAVE_NEXTEST); then \
-	  cargo nextest run --features serve,wire,rabbitmq; \
+	  cargo nextest run --features serve,wire,rabbitmq,kafka; \
 	  cargo nextest run --release --features test-counters --test queue_stress --test queue_task_stress --test pipeline_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	else \
 	  echo "$(NO_NEXTEST_MSG)"; \
-	  cargo test --tests --features serve,wire,rabbitmq; \
+	  cargo test --tests --features serve,wire,rabbitmq,kafka; \
 	  cargo test --release --features test-counters --test queue_stress --test queue_task_stress --test pipeline_task_stress --test unbounded --test stats_prop --test shm_queue; \
 	fi
-	cargo test --doc --features serve,wire,rabbitmq
+	cargo test --doc --features serve,wire,rabbitmq,kafka
 
 .PHONY: test-loom
 test-loom: ## loom models (LOOM_MAX_PREEMPTIONS=2; raise it for deeper runs)
@@ -123,10 +124,12 @@ tools: ## system packages the tests use (tmux, prometheus), from apt where missi
 
 # RabbitMQ for the broker tests (tests/python/broker/conftest.py starts a
 # private node on 127.0.0.1); Debian's package, installed where missing.
+# cmake builds the librdkafka bundled with rdkafka (cargo feature `kafka`).
 RABBITMQ_SERVER := /usr/lib/rabbitmq/bin/rabbitmq-server
 .PHONY: broker-tools
-broker-tools: ## rabbitmq-server for the broker tests, from apt where missing
+broker-tools: ## rabbitmq-server for the broker tests, cmake for the kafka feature, from apt where missing
 	@test -x $(RABBITMQ_SERVER) || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq rabbitmq-server; }
+	@command -v cmake >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends cmake; }
 
 # tansu, a Kafka-protocol broker (crates.io, Apache-2.0; no Kafka broker is
 # packaged for Debian), for the Kafka broker tests (tests/python/kafka_node.py
@@ -143,8 +146,13 @@ kafka-tools: ## tansu (a Kafka-protocol broker) for the Kafka tests, built once 
 	  --no-default-features --features libsql --root build/tansu
 
 test-py: develop tools broker-tools kafka-tools ## pytest (broker tests against a real RabbitMQ and tansu), mypy stubtest, mypy
-	RINGSTAT_REQUIRE_RABBITMQ=1 RINGSTAT_REQUIRE_KAFKA=1 $(VPY) -m pytest
-	@# Frames across languages: a Python shipper into the Rust consumer and back.
+	@# The Rust Kafka example, for test_kafka.py's frames across languages (a
+	@# debug build with test-rust's features: its dependencies are built already).
+	cargo build --quiet --features serve,wire,rabbitmq,kafka --example broker_kafka
+	RINGSTAT_REQUIRE_RABBITMQ=1 RINGSTAT_REQUIRE_KAFKA=1 \
+	  RINGSTAT_RUST_KAFKA_EXAMPLE=target/debug/examples/broker_kafka $(VPY) -m pytest
+	@# Frames across languages: a Python shipper into the Rust consumer and back
+	@# (for Kafka, test_kafka.py above runs examples/broker_kafka.rs).
 	RINGSTAT_REQUIRE_RABBITMQ=1 RINGSTAT_REQUIRE_PYTHON_BROKER=1 RINGSTAT_PYTHON=$(VPY) \
 	  cargo test --features serve,wire,rabbitmq --test broker_rabbitmq cross_language
 	$(VPY) -m mypy.stubtest ringstat._ringstat --mypy-config-file pyproject.toml
@@ -172,12 +180,12 @@ test-py-versions: kafka-tools ## the same abi3 wheel under the oldest and newest
 DOCS_ENV := NO_MKDOCS_2_WARNING=1 RUSTDOCFLAGS="-D warnings"
 .PHONY: docs
 docs: venv ## build the documentation site into site/ (warnings are errors)
-	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire,rabbitmq
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire,rabbitmq,kafka
 	$(DOCS_ENV) $(VENV)/bin/mkdocs build --strict
 
 .PHONY: docs-serve
 docs-serve: venv ## serve the documentation site at http://127.0.0.1:8000, rebuilt on each edit
-	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire,rabbitmq
+	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire,rabbitmq,kafka
 	$(DOCS_ENV) $(VENV)/bin/mkdocs serve
 
 .PHONY: bench-smoke

@@ -42,7 +42,7 @@ pub mod wire;
 #[cfg(feature = "serve")]
 pub mod serve;
 
-#[cfg(all(feature = "rabbitmq", not(ringstat_loom)))]
+#[cfg(all(any(feature = "rabbitmq", feature = "kafka"), not(ringstat_loom)))]
 pub mod broker;
 
 #[cfg(feature = "python")]

@@ -47,6 +47,12 @@ end: 4 events a user.
 - **ringstat KafkaShipper + KafkaConsumer**: the same events as frames of up
   to 4096 events (``acks=all``, idempotent), applied to a ``Pipeline``,
   offsets committed after apply (one commit in flight at a time), dedup on.
+- **Rust shipper + consumer (rdkafka)**, with ``--rust-kafka-example PATH``
+  (build it with ``cargo build --release --features kafka --example
+  broker_kafka``; PATH is then ``target/release/examples/broker_kafka``):
+  ``ringstat::broker::kafka`` in one Rust process, the same frames and
+  settings; the figure is the one the example prints, timed after its own
+  warm-up event (its process start not included).
 
 The Kafka rows are timed after one warm-up event crossed end to end on
 each side (the idempotent producer takes about 0.5 s to get its producer
@@ -348,7 +354,8 @@ def run_rounds(
 
 
 def rust_example(path: str, url: str, users: int) -> float:
-    """Runs examples/broker_rabbitmq.rs's binary; its events/s end to end."""
+    """Runs examples/broker_rabbitmq.rs's (or broker_kafka.rs's) binary; its
+    events/s end to end."""
     import re
     import subprocess
 
@@ -377,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         "--rust-example",
         help="the built examples/broker_rabbitmq binary: adds the Rust shipper + consumer",
     )
+    parser.add_argument(
+        "--rust-kafka-example",
+        help="the built examples/broker_kafka binary: adds the Rust Kafka shipper + consumer",
+    )
     args = parser.parse_args(argv)
     events = args.events or (2_000 if args.quick else 200_000)
     users = max(1, events // 4)
@@ -385,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only != "kafka":
         bench_rabbitmq(args.url, users, rounds, events, args.quick, rust=args.rust_example)
     if args.only != "rabbitmq":
-        bench_kafka(args.kafka_url, users, rounds, events, args.quick)
+        bench_kafka(args.kafka_url, users, rounds, events, args.quick, rust=args.rust_kafka_example)
     return 0
 
 
@@ -430,7 +441,9 @@ def bench_rabbitmq(
             node.shutdown()
 
 
-def bench_kafka(url: str | None, users: int, rounds: int, events: int, quick: bool) -> None:
+def bench_kafka(
+    url: str | None, users: int, rounds: int, events: int, quick: bool, *, rust: str | None = None
+) -> None:
     node = None
     pid: int | None = None
     if url is None:
@@ -448,6 +461,11 @@ def bench_kafka(url: str | None, users: int, rounds: int, events: int, quick: bo
             ("confluent-kafka, one message per event", lambda: kafka_per_event(target, users)),
             ("ringstat KafkaShipper + KafkaConsumer", lambda: ringstat_kafka(target, users)),
         ]
+        if rust:
+            example = rust
+            contenders.append(
+                ("Rust shipper+consumer (rdkafka)", lambda: rust_example(example, target, users))
+            )
         run_rounds(
             contenders, rounds=rounds, pid=pid, events=events, quick=quick, broker="Kafka (tansu)"
         )

@@ -1,6 +1,8 @@
-//! Events through RabbitMQ, applied exactly once in effect (cargo feature
-//! `rabbitmq`; [lapin](https://docs.rs/lapin) without TLS, on a tokio
-//! runtime of its own per background thread).
+//! Events through RabbitMQ or Kafka, applied exactly once in effect (cargo
+//! feature `rabbitmq`: [lapin](https://docs.rs/lapin) without TLS, on a
+//! tokio runtime of its own per background thread; cargo feature `kafka`:
+//! the same [`Shipper`] and [`Consumer`] over a topic, see `broker::kafka`). The
+//! rest of this page describes RabbitMQ.
 //!
 //! - [`Shipper`]: producer threads [`send`](Shipper::send) [`Event`]s into
 //!   a bounded ringstat [`Queue`](crate::Queue); a background thread takes
@@ -45,6 +47,7 @@
 //! # Examples
 //!
 //! ```no_run
+//! # #[cfg(feature = "rabbitmq")] {
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use ringstat::broker::{Consumer, Event, Shipper};
@@ -65,6 +68,7 @@
 //! consumer.stop();
 //! pipeline.flush();
 //! assert_eq!(registry.counter("logins", &[])?.get(), 1000);
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -75,9 +79,6 @@ use core::task::Poll;
 use std::borrow::Cow;
 use std::time::Duration;
 
-use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::Notify;
 
 use crate::pipeline::Op;
@@ -85,15 +86,22 @@ use crate::sync::{AtomicBool, Ordering};
 use crate::wire::{FrameError, MAX_NAME_LEN};
 
 mod consumer;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq;
 mod shipper;
 
-pub use consumer::{Consumer, ConsumerBuilder, ConsumerStats};
-pub use shipper::{Overflow, Shipper, ShipperBuilder, ShipperStats};
+pub use consumer::{Consumer, ConsumerStats};
+#[cfg(feature = "rabbitmq")]
+pub use rabbitmq::{ConsumerBuilder, ShipperBuilder};
+pub use shipper::{Overflow, Shipper, ShipperStats};
 
 /// The queue both sides use unless told otherwise (as in Python).
 pub const DEFAULT_QUEUE: &str = "ringstat.events";
 
 /// How long one connection attempt may take before it counts as failed.
+#[cfg(feature = "rabbitmq")]
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One event to ship: what [`FrameBuilder::push`](crate::wire::FrameBuilder::push)
@@ -215,7 +223,8 @@ impl Event {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BrokerError {
-    /// The connection URL does not parse (`amqp://user:pass@host:port/vhost`).
+    /// The connection URL does not parse (`amqp://user:pass@host:port/vhost`,
+    /// `kafka://host:port[,host:port...]`).
     Url(String),
     /// A setting out of range.
     Config(String),
@@ -226,7 +235,7 @@ pub enum BrokerError {
 impl fmt::Display for BrokerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Url(e) => write!(f, "bad AMQP URL: {e}"),
+            Self::Url(e) => write!(f, "bad broker URL: {e}"),
             Self::Config(e) => f.write_str(e),
             Self::Spawn(e) => write!(f, "cannot spawn the broker thread: {e}"),
         }
@@ -270,40 +279,6 @@ impl fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
-
-/// Checks the URL the way lapin will read it.
-fn parse_url(url: &str) -> Result<(), BrokerError> {
-    url.parse::<lapin::uri::AMQPUri>()
-        .map(|_| ())
-        .map_err(BrokerError::Url)
-}
-
-/// A connection and a channel on which `queue` is declared as the Python
-/// side declares it (durable classic queue, no arguments), with publisher
-/// confirms if `confirms`. The error is a message for `last_error`.
-async fn open(url: &str, queue: &str, confirms: bool) -> Result<(Connection, Channel), String> {
-    let attempt = async {
-        let conn = Connection::connect(url, ConnectionProperties::default()).await?;
-        let ch = conn.create_channel().await?;
-        ch.queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-        if confirms {
-            ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        }
-        Ok::<_, lapin::Error>((conn, ch))
-    };
-    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err("connecting to the broker timed out".to_owned()),
-    }
-}
 
 /// Runs `fut` unless `wake` is notified or `flag` is set first (`None`
 /// then): a stop or an abort interrupts a connection attempt or a publish.

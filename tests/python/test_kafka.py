@@ -7,7 +7,9 @@ the overflow policy."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -349,3 +351,104 @@ def test_aggregator_killed_repeatedly_resumes_from_checkpoint(
     want.update(online_open=0, completed=USERS, end_without_start=0)
     assert final == want
     assert abs(users - USERS) < USERS * 0.1
+
+
+# ----- frames across languages: examples/broker_kafka.rs (ringstat::broker::kafka)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rust_kafka_example() -> str:
+    """The built examples/broker_kafka.rs: ``RINGSTAT_RUST_KAFKA_EXAMPLE``
+    (``make test-py`` builds it and sets it: missing is then a failure), or
+    target/{debug,release}/examples/broker_kafka (skip if neither)."""
+    path = os.environ.get("RINGSTAT_RUST_KAFKA_EXAMPLE")
+    if path:
+        assert Path(path).exists(), (
+            f"{path} missing (cargo build --features kafka --example broker_kafka)"
+        )
+        return path
+    for profile in ("debug", "release"):
+        p = ROOT / "target" / profile / "examples" / "broker_kafka"
+        if p.exists():
+            return str(p)
+    pytest.skip(
+        "examples/broker_kafka is not built (cargo build --features kafka --example broker_kafka)"
+    )
+
+
+def example_workload(s: KafkaShipper, users: int) -> None:
+    """The workload examples/broker_kafka.rs ships (4 events a user)."""
+    for u in range(users):
+        ts = 1_000_000_000 + u * 1_000
+        s.count("logins")
+        s.session_start("online", u, ts_ns=ts)
+        s.seen("users", u)
+        s.session_end("online", u, ts_ns=ts + (u % 600) * 1_000_000_000)
+
+
+def run_example(exe: str, *args: str) -> dict[str, object]:
+    out = subprocess.run([exe, *args], capture_output=True, text=True, timeout=240, check=False)
+    assert out.returncode == 0, out.stderr
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_frames_cross_languages_with_the_rust_shipper_and_consumer(kafka: KafkaNode) -> None:
+    exe = rust_kafka_example()
+    users = 2000
+    n = 4 * users
+
+    # Rust ships, Python consumes.
+    t = topic()
+    shipped = run_example(
+        exe,
+        "--url",
+        kafka.url,
+        "--topic",
+        t,
+        "--users",
+        str(users),
+        "--mode",
+        "ship",
+        "--batch-size",
+        "256",
+    )
+    assert shipped["ok"] is True
+    assert shipped["events"] == n
+    p = ringstat.Pipeline(ringstat.Registry())
+    c = KafkaConsumer(kafka.url, p, t, start="first").start()
+    assert c.wait_events(n, 120), c.stats()
+    c.stop()
+    p.flush()
+    st = c.stats()
+    assert (st["duplicates"], st["bad_frames"], st["frames"]) == (0, 0, shipped["frames"])
+    reg = p.registry
+    bits = struct.unpack("<Q", struct.pack("<d", p.distinct_count("users")))[0]
+    py_side = {
+        "logins": reg.counter("logins").value,
+        "online_open": reg.gauge("online_open").value,
+        "users_bits": bits,
+    }
+    assert (py_side["logins"], py_side["online_open"]) == (users, 0)
+    # Each message is keyed by the producer id, 8 bytes big-endian (as Python).
+    raw = ck.Consumer({"bootstrap.servers": kafka.url[len("kafka://") :], "group.id": t})
+    raw.assign([ck.TopicPartition(t, 0, ck.OFFSET_BEGINNING)])
+    msg = raw.poll(30)
+    raw.close()
+    assert msg is not None
+    assert msg.error() is None
+    assert msg.key() == int(str(shipped["producer"])).to_bytes(8, "big")
+
+    # Python ships, Rust consumes: the same statistics, bit for bit.
+    t2 = topic()
+    with KafkaShipper(kafka.url, t2, batch_size=256) as s:
+        example_workload(s, users)
+        assert s.flush(60), s.stats()
+    got = run_example(
+        exe, "--url", kafka.url, "--topic", t2, "--users", str(users), "--mode", "consume"
+    )
+    assert got["ok"] is True
+    assert got["events"] == n
+    assert (got["duplicates"], got["bad_frames"]) == (0, 0)
+    assert {k: got[k] for k in py_side} == py_side

@@ -1,0 +1,560 @@
+//! The RabbitMQ side (cargo feature `rabbitmq`): [`ShipperBuilder`] and
+//! [`ConsumerBuilder`], and their I/O loops on lapin.
+
+use core::fmt;
+use core::future::{poll_fn, Future};
+use core::pin::{pin, Pin};
+use core::task::Poll;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures_core::Stream;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
+};
+use tokio::sync::mpsc;
+
+use super::consumer::{handle, Shared as ConsumerShared};
+use super::shipper::{pause, Pending, Shared};
+use super::{
+    runtime, unless, Backoff, BrokerError, Consumer, Overflow, Shipper, CONNECT_TIMEOUT,
+    DEFAULT_QUEUE,
+};
+use crate::pipeline::Pipeline;
+use crate::sync::{Ordering, StdArc};
+use crate::wire::Dedup;
+
+/// Checks the URL the way lapin will read it.
+fn parse_url(url: &str) -> Result<(), BrokerError> {
+    url.parse::<lapin::uri::AMQPUri>().map(|_| ()).map_err(|e| {
+        BrokerError::Url(format!(
+            "{e} (an AMQP URL is amqp://user:pass@host:port/vhost)"
+        ))
+    })
+}
+
+/// A connection and a channel on which `queue` is declared as the Python
+/// side declares it (durable classic queue, no arguments), with publisher
+/// confirms if `confirms`. The error is a message for `last_error`.
+async fn open(url: &str, queue: &str, confirms: bool) -> Result<(Connection, Channel), String> {
+    let attempt = async {
+        let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+        let ch = conn.create_channel().await?;
+        ch.queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+        if confirms {
+            ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        }
+        Ok::<_, lapin::Error>((conn, ch))
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("connecting to the broker timed out".to_owned()),
+    }
+}
+
+/// How a [`Shipper`] is made: [`Shipper::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ShipperBuilder {
+    url: String,
+    queue: String,
+    producer: Option<u64>,
+    capacity: usize,
+    batch_size: usize,
+    max_in_flight: usize,
+    overflow: Overflow,
+    backoff: (Duration, Duration),
+    confirm_timeout: Duration,
+}
+
+impl ShipperBuilder {
+    /// The durable queue to publish to (default `"ringstat.events"`).
+    pub fn queue(mut self, queue: &str) -> Self {
+        self.queue = queue.to_owned();
+        self
+    }
+
+    /// The producer id of the frames (default: a random one).
+    pub fn producer(mut self, id: u64) -> Self {
+        self.producer = Some(id);
+        self
+    }
+
+    /// Events the local buffer holds (default 65 536).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Most events per frame (default 4096).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+
+    /// Most frames published and not confirmed yet (default 8). The
+    /// memory is at most `capacity` events plus `2 * max_in_flight`
+    /// frames.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// What a send does when the buffer is full (default: wait).
+    pub fn overflow(mut self, policy: Overflow) -> Self {
+        self.overflow = policy;
+        self
+    }
+
+    /// Reconnection delays: from `min`, doubling up to `max` (default
+    /// 50 ms to 2 s).
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max);
+        self
+    }
+
+    /// How long the oldest frame in flight may wait for its confirm before
+    /// the connection is taken as lost (default 30 s).
+    pub fn confirm_timeout(mut self, d: Duration) -> Self {
+        self.confirm_timeout = d;
+        self
+    }
+
+    /// Starts the shipper's threads; the connection is made in the
+    /// background (events are buffered meanwhile).
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::Url`] for a URL lapin cannot read,
+    /// [`BrokerError::Config`] for a zero capacity, batch size or window,
+    /// [`BrokerError::Spawn`].
+    pub fn build(self) -> Result<Shipper, BrokerError> {
+        parse_url(&self.url)?;
+        let cfg = self.clone();
+        Shipper::start(
+            self.capacity,
+            self.batch_size,
+            self.max_in_flight,
+            self.producer,
+            self.overflow,
+            move |sh, _, rx| match runtime() {
+                Ok(rt) => rt.block_on(publish(sh, &cfg, rx)),
+                Err(e) => sh.set_error(format!("cannot start the tokio runtime: {e}")),
+            },
+        )
+    }
+}
+
+impl Shipper {
+    /// A builder for a shipper to the broker at `url`
+    /// (`amqp://user:pass@host:port/vhost`, the vhost `/` written `%2F`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringstat::broker::{Overflow, Shipper};
+    /// // The connection is made in the background; a bad URL fails here.
+    /// assert!(Shipper::builder("http://nope").build().is_err());
+    /// let b = Shipper::builder("amqp://127.0.0.1:5672/%2F")
+    ///     .overflow(Overflow::Reject)
+    ///     .capacity(1024);
+    /// # let _ = b;
+    /// ```
+    pub fn builder(url: &str) -> ShipperBuilder {
+        ShipperBuilder {
+            url: url.to_owned(),
+            queue: DEFAULT_QUEUE.to_owned(),
+            producer: None,
+            capacity: 65_536,
+            batch_size: 4096,
+            max_in_flight: 8,
+            overflow: Overflow::default(),
+            backoff: (Duration::from_millis(50), Duration::from_secs(2)),
+            confirm_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What woke the I/O loop.
+// One lives briefly on the stack per wake-up: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Frame(Option<Pending>),
+    Confirm(lapin::Result<Confirmation>),
+    ConfirmTimeout,
+    Abort,
+}
+
+/// The I/O thread's loop: publishes frames in order, several in flight,
+/// until the encoder is done and every frame is confirmed, or `abort`.
+async fn publish(sh: &Shared, cfg: &ShipperBuilder, mut rx: mpsc::Receiver<Pending>) {
+    let c = &sh.counts;
+    let props = BasicProperties::default().with_delivery_mode(2);
+    let mut conn: Option<(Connection, Channel)> = None;
+    let mut ever = false;
+    // Frames to publish, oldest first (those to publish again in front).
+    let mut todo: VecDeque<Pending> = VecDeque::new();
+    let mut inflight: VecDeque<(Pending, PublisherConfirm)> = VecDeque::new();
+    let mut oldest_since = tokio::time::Instant::now();
+    let mut rx_open = true;
+    let mut backoff = Backoff::new(cfg.backoff.0, cfg.backoff.1);
+    // Until the producer's first frame is confirmed it is alone in flight.
+    let mut first_confirmed = false;
+    // Relaxed (all loads of `abort`): a request, re-read after every wake.
+    while !sh.abort.load(Ordering::Relaxed) {
+        if !rx_open && todo.is_empty() && inflight.is_empty() {
+            break;
+        }
+        let Some((_, ch)) = &conn else {
+            match unless(&sh.wake, &sh.abort, open(&cfg.url, &cfg.queue, true)).await {
+                None => break,
+                Some(Ok(cc)) => {
+                    if ever {
+                        c.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    ever = true;
+                    c.connected.store(true, Ordering::Relaxed);
+                    conn = Some(cc);
+                }
+                Some(Err(e)) => {
+                    c.connect_failures.fetch_add(1, Ordering::Relaxed);
+                    sh.set_error(e);
+                    pause(sh, backoff.step()).await;
+                }
+            }
+            continue;
+        };
+        let window = if first_confirmed {
+            cfg.max_in_flight
+        } else {
+            1
+        };
+        if inflight.len() < window {
+            if let Some(p) = todo.pop_front() {
+                let publish = ch.basic_publish(
+                    "".into(),
+                    cfg.queue.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &p.body,
+                    props.clone(),
+                );
+                let Some(sent) = unless(&sh.wake, &sh.abort, publish).await else {
+                    todo.push_front(p);
+                    break;
+                };
+                match sent {
+                    Ok(confirm) => {
+                        c.published.fetch_add(1, Ordering::Relaxed);
+                        if inflight.is_empty() {
+                            oldest_since = tokio::time::Instant::now();
+                        }
+                        inflight.push_back((p, confirm));
+                    }
+                    Err(e) => {
+                        todo.push_front(p);
+                        sh.set_error(e.to_string());
+                        lost(sh, &mut conn, &mut inflight, &mut todo);
+                        pause(sh, backoff.step()).await;
+                    }
+                }
+                continue;
+            }
+        }
+        let take = rx_open && inflight.len() < window;
+        let next = {
+            let mut abort = pin!(sh.wake.notified());
+            let mut timer = pin!(tokio::time::sleep_until(oldest_since + cfg.confirm_timeout));
+            poll_fn(|cx| {
+                if abort.as_mut().poll(cx).is_ready() || sh.abort.load(Ordering::Relaxed) {
+                    return Poll::Ready(Next::Abort);
+                }
+                if let Some((_, confirm)) = inflight.front_mut() {
+                    if let Poll::Ready(r) = Pin::new(confirm).poll(cx) {
+                        return Poll::Ready(Next::Confirm(r));
+                    }
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Next::ConfirmTimeout);
+                    }
+                }
+                if take {
+                    if let Poll::Ready(f) = rx.poll_recv(cx) {
+                        return Poll::Ready(Next::Frame(f));
+                    }
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        match next {
+            Next::Abort => break,
+            Next::Frame(Some(p)) => todo.push_back(p),
+            Next::Frame(None) => rx_open = false,
+            Next::Confirm(Ok(Confirmation::Ack(None))) => {
+                let Some((p, _)) = inflight.pop_front() else {
+                    continue;
+                };
+                oldest_since = tokio::time::Instant::now();
+                first_confirmed = true;
+                backoff.reset();
+                c.confirmed.fetch_add(1, Ordering::Relaxed);
+                c.confirmed_events.fetch_add(p.events, Ordering::Relaxed);
+                sh.notify_progress();
+            }
+            Next::Confirm(Ok(refused)) => {
+                // Nacked, or returned unroutable (the queue was deleted):
+                // publish it again after the backoff, on a new connection
+                // (which declares the queue again).
+                c.nacked.fetch_add(1, Ordering::Relaxed);
+                sh.set_error(format!("the broker refused a frame: {refused:?}"));
+                lost(sh, &mut conn, &mut inflight, &mut todo);
+                pause(sh, backoff.step()).await;
+            }
+            Next::Confirm(Err(e)) => {
+                sh.set_error(e.to_string());
+                lost(sh, &mut conn, &mut inflight, &mut todo);
+                pause(sh, backoff.step()).await;
+            }
+            Next::ConfirmTimeout => {
+                sh.set_error("no publisher confirm in time: reconnecting".into());
+                lost(sh, &mut conn, &mut inflight, &mut todo);
+            }
+        }
+    }
+    // Given up (abort) or done: whatever is left is abandoned.
+    rx.close();
+    let mut left: u64 = todo
+        .iter()
+        .chain(inflight.iter().map(|(p, _)| p))
+        .map(|p| p.events)
+        .sum();
+    while let Ok(p) = rx.try_recv() {
+        left += p.events;
+    }
+    c.abandoned.fetch_add(left, Ordering::Relaxed);
+    c.connected.store(false, Ordering::Relaxed);
+    if let Some((conn, _)) = conn {
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, "bye".into())).await;
+    }
+    sh.notify_progress();
+}
+
+/// The connection is lost (or unusable): drop it and put the frames in
+/// flight back in front of the others, in order.
+fn lost(
+    sh: &Shared,
+    conn: &mut Option<(Connection, Channel)>,
+    inflight: &mut VecDeque<(Pending, PublisherConfirm)>,
+    todo: &mut VecDeque<Pending>,
+) {
+    *conn = None;
+    // Relaxed: a status for display.
+    sh.counts.connected.store(false, Ordering::Relaxed);
+    while let Some((p, _)) = inflight.pop_back() {
+        todo.push_front(p);
+    }
+}
+
+/// How a [`Consumer`] is made: [`Consumer::builder`].
+#[must_use]
+pub struct ConsumerBuilder {
+    url: String,
+    queue: String,
+    pipeline: StdArc<Pipeline>,
+    prefetch: u16,
+    dedup: Dedup,
+    backoff: (Duration, Duration),
+}
+
+impl fmt::Debug for ConsumerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerBuilder")
+            .field("queue", &self.queue)
+            .field("prefetch", &self.prefetch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsumerBuilder {
+    /// The durable queue to consume (default `"ringstat.events"`).
+    pub fn queue(mut self, queue: &str) -> Self {
+        self.queue = queue.to_owned();
+        self
+    }
+
+    /// Most frames delivered and not acknowledged yet (default 8, at
+    /// least 1): the consumer's memory bound.
+    pub fn prefetch(mut self, n: u16) -> Self {
+        self.prefetch = n.max(1);
+        self
+    }
+
+    /// The dedup record to start from (default: an empty one; pass the
+    /// one of a checkpoint, or one another consumer returned from
+    /// [`Consumer::stop`]).
+    pub fn dedup(mut self, dedup: Dedup) -> Self {
+        self.dedup = dedup;
+        self
+    }
+
+    /// Reconnection delays: from `min`, doubling up to `max` (default
+    /// 50 ms to 2 s).
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max);
+        self
+    }
+
+    /// Starts consuming in a background thread.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::Url`], [`BrokerError::Spawn`].
+    pub fn start(self) -> Result<Consumer, BrokerError> {
+        parse_url(&self.url)?;
+        let mut cfg = self;
+        let dedup = core::mem::take(&mut cfg.dedup);
+        Consumer::spawn(dedup, move |sh, dedup| match runtime() {
+            Ok(rt) => rt.block_on(consume(sh, &cfg, dedup)),
+            Err(e) => sh.set_error(format!("cannot start the tokio runtime: {e}")),
+        })
+    }
+}
+
+impl Consumer {
+    /// A builder for a consumer of the broker at `url` feeding `pipeline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let p = Arc::new(ringstat::Pipeline::new(&ringstat::Registry::new())?);
+    /// assert!(ringstat::broker::Consumer::builder("nope", p).start().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(url: &str, pipeline: StdArc<Pipeline>) -> ConsumerBuilder {
+        ConsumerBuilder {
+            url: url.to_owned(),
+            queue: DEFAULT_QUEUE.to_owned(),
+            pipeline,
+            prefetch: 8,
+            dedup: Dedup::default(),
+            backoff: (Duration::from_millis(50), Duration::from_secs(2)),
+        }
+    }
+}
+
+/// What woke the consuming loop.
+// One lives briefly on the stack per wake-up: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Wake {
+    Delivery(Option<lapin::Result<Delivery>>),
+    Stop,
+}
+
+/// Connects, consumes and reconnects until stopped or the pipeline closes.
+async fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, dedup: &mut Dedup) {
+    let c = &sh.counts;
+    let mut backoff = Backoff::new(cfg.backoff.0, cfg.backoff.1);
+    let mut ever = false;
+    // Relaxed (all loads of `stop`): a request, re-read after every wake.
+    while !sh.stop.load(Ordering::Relaxed) {
+        let (conn, ch) = match unless(&sh.wake, &sh.stop, open(&cfg.url, &cfg.queue, false)).await {
+            None => return,
+            Some(Ok(cc)) => cc,
+            Some(Err(e)) => {
+                sh.set_error(e);
+                let _ = tokio::time::timeout(backoff.step(), sh.wake.notified()).await;
+                continue;
+            }
+        };
+        let started = async {
+            ch.basic_qos(cfg.prefetch, BasicQosOptions::default())
+                .await?;
+            ch.basic_consume(
+                cfg.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+        };
+        let mut deliveries = match started.await {
+            Ok(d) => d,
+            Err(e) => {
+                sh.set_error(e.to_string());
+                let _ = tokio::time::timeout(backoff.step(), sh.wake.notified()).await;
+                continue;
+            }
+        };
+        if ever {
+            c.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        ever = true;
+        c.connected.store(true, Ordering::Relaxed);
+        backoff.reset();
+        loop {
+            let next = {
+                let mut stop = pin!(sh.wake.notified());
+                poll_fn(|cx| {
+                    if stop.as_mut().poll(cx).is_ready() || sh.stop.load(Ordering::Relaxed) {
+                        return Poll::Ready(Wake::Stop);
+                    }
+                    Pin::new(&mut deliveries).poll_next(cx).map(Wake::Delivery)
+                })
+                .await
+            };
+            match next {
+                Wake::Stop => {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), conn.close(200, "bye".into()))
+                            .await;
+                    return;
+                }
+                Wake::Delivery(Some(Ok(d))) => {
+                    if !handle(sh, &cfg.pipeline, dedup, &d.data) {
+                        // The pipeline closed: the frame stays unacknowledged.
+                        sh.stop.store(true, Ordering::Relaxed);
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(1),
+                            conn.close(200, "bye".into()),
+                        )
+                        .await;
+                        return;
+                    }
+                    if let Err(e) = d.ack(BasicAckOptions::default()).await {
+                        sh.set_error(e.to_string());
+                        break;
+                    }
+                    sh.notify_progress();
+                }
+                Wake::Delivery(Some(Err(e))) => {
+                    sh.set_error(e.to_string());
+                    break;
+                }
+                Wake::Delivery(None) => {
+                    sh.set_error("the broker cancelled the consumer".into());
+                    break;
+                }
+            }
+        }
+        c.connected.store(false, Ordering::Relaxed);
+        drop(conn);
+        let _ = tokio::time::timeout(backoff.step(), sh.wake.notified()).await;
+    }
+}

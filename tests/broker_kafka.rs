@@ -1,0 +1,410 @@
+//! `ringstat::broker::kafka` against a real Kafka-protocol broker (tansu,
+//! `tests/kafka`): round trip with exact statistics, duplicates, bad
+//! messages and commit after apply; the broker restarted mid-stream;
+//! overflow; bad input. Frames across languages are checked by
+//! `tests/python/test_kafka.py` (it runs `examples/broker_kafka.rs`).
+//! Skipped without tansu unless `RINGSTAT_REQUIRE_KAFKA` is set.
+
+mod kafka;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka::Node;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use ringstat::broker::kafka::{ConsumerBuilder, ShipperBuilder, StartAt};
+use ringstat::broker::{BrokerError, Consumer, Event, Overflow, SendError, Shipper};
+use ringstat::pipeline::Op;
+use ringstat::stats::HistogramConfig;
+use ringstat::wire::{apply, FrameBuilder};
+use ringstat::{Pipeline, Registry};
+
+/// Bounds on waits that only a hang would reach (not timing assertions).
+const LONG: Duration = Duration::from_secs(120);
+
+/// The user-activity events of users `range` (as `test_broker.py`'s
+/// `workload`): 4 or 5 events per user.
+fn events(range: std::ops::Range<u64>) -> Vec<Event> {
+    let mut v = Vec::new();
+    for u in range {
+        v.push(Event::count("logins", 1));
+        v.push(Event::start("online", u).at(1_000_000_000 + u));
+        v.push(Event::seen("users", u));
+        v.push(Event::observe("latency_us", u % 97));
+        if u % 3 == 0 {
+            v.push(Event::end("online", u).at(2_000_000_000 + u));
+        }
+    }
+    v
+}
+
+fn aggregator() -> (Registry, Arc<Pipeline>) {
+    let reg = Registry::new();
+    let p = Pipeline::new(&reg).unwrap();
+    let cfg = HistogramConfig {
+        max: 1000,
+        significant_digits: 3,
+    };
+    p.histogram("latency_us", cfg).unwrap();
+    (reg, Arc::new(p))
+}
+
+/// What the checks compare: logins, open sessions, latency count and sum,
+/// the distinct estimate's bits.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    logins: u64,
+    online_open: i64,
+    latency_count: u64,
+    latency_sum: u64,
+    users_bits: u64,
+}
+
+fn observed(reg: &Registry, p: &Pipeline) -> Observed {
+    p.flush();
+    let h = reg
+        .histogram(
+            "latency_us",
+            &[],
+            HistogramConfig {
+                max: 1000,
+                significant_digits: 3,
+            },
+        )
+        .unwrap();
+    let users = p.distinct("users").unwrap();
+    Observed {
+        logins: reg.counter("logins", &[]).unwrap().get(),
+        online_open: reg.gauge("online_open", &[]).unwrap().get(),
+        latency_count: h.count(),
+        latency_sum: h.sum() as u64,
+        users_bits: p.distinct_count(users).to_bits(),
+    }
+}
+
+/// The same events applied in process, without a broker.
+fn reference(range: std::ops::Range<u64>) -> Observed {
+    let (reg, p) = aggregator();
+    let mut b = FrameBuilder::new();
+    for e in events(range) {
+        b.push(e.op, &e.name, e.key, e.value, e.ts).unwrap();
+    }
+    apply(&p, &b.finish(1, 1)).unwrap();
+    observed(&reg, &p)
+}
+
+fn topic(tag: &str) -> String {
+    format!("test.rs.{tag}.{}", std::process::id())
+}
+
+/// Produces raw bodies to `topic` (made by a shipper or consumer before).
+fn produce_raw(node: &Node, topic: &str, bodies: &[Vec<u8>]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{}", node.port))
+        .create()
+        .unwrap();
+    for b in bodies {
+        p.send(
+            BaseRecord::<[u8], [u8]>::to(topic)
+                .payload(&b[..])
+                .key(&[0u8; 8][..]),
+        )
+        .unwrap();
+    }
+    p.flush(LONG).unwrap();
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LONG;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn round_trip_exact_stats_duplicates_bad_messages_commit_after_apply() {
+    let Some(node) = Node::start() else { return };
+    let t = topic("roundtrip");
+    let users = 0..3000;
+    let evs = events(users.clone());
+    let n = evs.len() as u64;
+
+    let s = ShipperBuilder::new(&node.url)
+        .topic(&t)
+        .batch_size(256)
+        .max_in_flight(4)
+        .build()
+        .unwrap();
+    for e in evs {
+        s.send(e).unwrap();
+    }
+    assert!(s.flush(Some(LONG)), "{:?} {:?}", s.stats(), s.last_error());
+    let st = s.stats();
+    assert_eq!((st.accepted, st.confirmed_events), (n, n));
+    assert_eq!((st.buffered, st.abandoned, st.rejected), (0, 0, 0));
+    assert!(st.confirmed >= n.div_ceil(256) && st.connected);
+    assert!(s.close(Some(LONG)));
+
+    // A frame twice, and a message that is not a frame.
+    let mut b = FrameBuilder::new();
+    b.push(Op::Count, "logins", 0, 2, 0).unwrap();
+    let f = b.finish(5, 1).encode().unwrap();
+    produce_raw(&node, &t, &[f.clone(), b"hello".to_vec(), f]);
+
+    let (reg, p) = aggregator();
+    let c = Consumer::kafka(&node.url, p.clone())
+        .topic(&t)
+        .group("g1")
+        .start()
+        .unwrap();
+    assert!(
+        c.wait_events(n + 1, LONG),
+        "{:?} {:?}",
+        c.stats(),
+        c.last_error()
+    );
+    wait_for("the duplicate and the bad message", || {
+        let st = c.stats();
+        st.duplicates + st.bad_frames == 2
+    });
+    let dedup = c.stop();
+    let cs = c.stats();
+    assert_eq!((cs.events, cs.duplicates, cs.bad_frames), (n + 1, 1, 1));
+    assert_eq!((cs.rejected_frames, cs.gaps, cs.reconnects), (0, 0, 0));
+    assert_eq!(cs.frames, st.confirmed + 1);
+    assert_eq!(dedup.floor(5), Some(2));
+    assert_eq!(dedup.floor(s.producer()), Some(st.confirmed + 1));
+    let mut want = reference(users.clone());
+    want.logins += 2;
+    assert_eq!(observed(&reg, &p), want);
+
+    // A consumer whose pipeline is closed stops and commits nothing for
+    // the frame; the group's next consumer (at the committed offsets)
+    // applies only it.
+    let mut b = FrameBuilder::new();
+    b.push(Op::Count, "logins", 0, 7, 0).unwrap();
+    produce_raw(&node, &t, &[b.finish(6, 1).encode().unwrap()]);
+    let (_, closed) = aggregator();
+    closed.close();
+    let c = ConsumerBuilder::new(&node.url, closed)
+        .topic(&t)
+        .group("g1")
+        .start()
+        .unwrap();
+    wait_for("the consumer of a closed pipeline to stop", || {
+        c.is_finished()
+    });
+    assert_eq!((c.stats().frames, c.stats().events), (0, 0));
+    c.stop();
+    let (reg, p) = aggregator();
+    let c = ConsumerBuilder::new(&node.url, p.clone())
+        .topic(&t)
+        .group("g1")
+        .start()
+        .unwrap();
+    assert!(c.wait_events(1, LONG), "{:?}", c.stats());
+    c.stop();
+    assert_eq!(c.stats().frames, 1);
+    p.flush();
+    assert_eq!(reg.counter("logins", &[]).unwrap().get(), 7);
+
+    // StartAt::First replays the topic, whatever the group committed.
+    let (reg, p) = aggregator();
+    let c = ConsumerBuilder::new(&node.url, p.clone())
+        .topic(&t)
+        .group("g1")
+        .start_at(StartAt::First)
+        .start()
+        .unwrap();
+    assert!(c.wait_events(n + 2, LONG), "{:?}", c.stats());
+    c.stop();
+    let mut want = reference(users);
+    want.logins += 9;
+    assert_eq!(observed(&reg, &p), want);
+}
+
+#[test]
+fn broker_restarted_mid_stream_loses_nothing_counts_once() {
+    let Some(mut node) = Node::start() else {
+        return;
+    };
+    let t = topic("restart");
+    let users = 0..8000u64;
+    let half = 4000u64;
+    let n = events(users.clone()).len() as u64;
+
+    let (reg, p) = aggregator();
+    let c = ConsumerBuilder::new(&node.url, p.clone())
+        .topic(&t)
+        .backoff(Duration::from_millis(20), Duration::from_millis(500))
+        .start()
+        .unwrap();
+    let s = Arc::new(
+        ShipperBuilder::new(&node.url)
+            .topic(&t)
+            .capacity(2048)
+            .batch_size(128)
+            .max_in_flight(4)
+            .overflow(Overflow::Block { timeout: None })
+            .backoff(Duration::from_millis(20), Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    let producer = {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || {
+            for e in events(0..half) {
+                s.send(e).unwrap();
+            }
+        })
+    };
+    wait_for("some events consumed", || c.stats().events > 1000);
+    node.stop();
+    // Sent while the broker is down: buffered, then blocked.
+    let during = {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || {
+            for e in events(half..half + 500) {
+                s.send(e).unwrap();
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    node.restart();
+    producer.join().unwrap();
+    during.join().unwrap();
+    for e in events(half + 500..users.end) {
+        s.send(e).unwrap();
+    }
+    assert!(s.close(Some(LONG)), "{:?} {:?}", s.stats(), s.last_error());
+    let st = s.stats();
+    assert_eq!((st.accepted, st.confirmed_events, st.abandoned), (n, n, 0));
+
+    assert!(
+        c.wait_events(n, LONG),
+        "{:?} {:?}",
+        c.stats(),
+        c.last_error()
+    );
+    let dedup = c.stop();
+    let cs = c.stats();
+    assert_eq!((cs.events, cs.bad_frames, cs.gaps), (n, 0, 0));
+    assert!(st.reconnects >= 1 && cs.reconnects >= 1, "{st:?} {cs:?}");
+    eprintln!("shipper {st:?}\nconsumer {cs:?}");
+    assert_eq!(observed(&reg, &p), reference(users));
+
+    // Read again from the first offset with the dedup record the consumer
+    // ended with: every frame is a duplicate, nothing is applied twice.
+    let (reg, p) = aggregator();
+    let c = ConsumerBuilder::new(&node.url, p.clone())
+        .topic(&t)
+        .group("replay")
+        .start_at(StartAt::First)
+        .dedup(dedup)
+        .start()
+        .unwrap();
+    wait_for("every frame seen again", || {
+        c.stats().duplicates == cs.frames + cs.duplicates
+    });
+    c.stop();
+    assert_eq!((c.stats().events, c.stats().frames), (0, 0));
+    p.flush();
+    assert_eq!(reg.counter("logins", &[]).unwrap().get(), 0);
+}
+
+#[test]
+fn overflow_reject_hands_the_event_back_and_counts_it() {
+    // No broker: nothing is acknowledged, the buffer fills, sends are refused.
+    let s = Shipper::kafka("kafka://127.0.0.1:1")
+        .capacity(4)
+        .batch_size(1)
+        .max_in_flight(1)
+        .overflow(Overflow::Reject)
+        .build()
+        .unwrap();
+    let mut refused = 0u64;
+    let mut sent = 0u64;
+    while refused == 0 {
+        match s.send(Event::count("logins", 1)) {
+            Ok(()) => sent += 1,
+            Err(SendError::Full(e)) => {
+                assert_eq!(e, Event::count("logins", 1));
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let st = s.stats();
+    assert_eq!((st.accepted, st.rejected, st.buffered), (sent, 1, sent));
+    assert!(!s.flush(Some(Duration::from_millis(50))));
+    assert!(!s.close(Some(Duration::from_millis(50))));
+    let st = s.stats();
+    assert_eq!(
+        (st.abandoned, st.confirmed_events, st.buffered),
+        (sent, 0, 0)
+    );
+    assert!(s.last_error().is_some());
+    assert!(matches!(
+        s.send(Event::count("logins", 1)),
+        Err(SendError::Closed(_))
+    ));
+    assert!(matches!(
+        s.send(Event::count("", 1)),
+        Err(SendError::Invalid(..))
+    ));
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let url = |r: Result<Shipper, BrokerError>| match r {
+        Err(BrokerError::Url(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    for bad in [
+        "",
+        "kafka://",
+        "kafka:///",
+        "amqp://127.0.0.1:5672",
+        "kafka://127.0.0.1",
+        "kafka://127.0.0.1:notaport",
+        "kafka://:9092",
+        "kafka://127.0.0.1:9092,",
+        "kafka://127.0.0.1:99999",
+    ] {
+        let m = url(ShipperBuilder::new(bad).build());
+        assert!(m.contains("kafka://host:port"), "{bad}: {m}");
+        let p = Arc::new(Pipeline::new(&Registry::new()).unwrap());
+        assert!(matches!(
+            ConsumerBuilder::new(bad, p).start(),
+            Err(BrokerError::Url(_))
+        ));
+    }
+    let ok = "kafka://127.0.0.1:1";
+    for b in [
+        ShipperBuilder::new(ok).capacity(0),
+        ShipperBuilder::new(ok).batch_size(0),
+        ShipperBuilder::new(ok).max_in_flight(0),
+        ShipperBuilder::new(ok).partitions(0),
+        ShipperBuilder::new(ok).config("no.such.setting", "1"),
+        ShipperBuilder::new(ok).config("acks", "maybe"),
+    ] {
+        let e = b.build().unwrap_err();
+        assert!(matches!(e, BrokerError::Config(_)), "{e}");
+        assert!(!e.to_string().is_empty());
+    }
+    let p = Arc::new(Pipeline::new(&Registry::new()).unwrap());
+    for b in [
+        ConsumerBuilder::new(ok, p.clone()).partitions(0),
+        ConsumerBuilder::new(ok, p.clone()).prefetch_bytes(10),
+        ConsumerBuilder::new(ok, p.clone()).config("no.such.setting", "1"),
+    ] {
+        assert!(matches!(b.start(), Err(BrokerError::Config(_))));
+    }
+    // No broker: the consumer keeps trying and stops when asked.
+    let c = ConsumerBuilder::new(ok, p).start().unwrap();
+    wait_for("an error", || c.last_error().is_some());
+    c.stop();
+    assert!(!c.stats().connected);
+}
