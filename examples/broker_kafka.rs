@@ -35,7 +35,7 @@ Options:
                    applied, print the statistics as JSON)
   --batch-size N   events per frame (default 4096)
   --in-flight N    frames unacknowledged at once (default 4)
-  --fetch-wait-ms N  the consumer's fetch.wait.max.ms (default 100)
+  --fetch-wait-ms N  the consumer's fetch.wait.max.ms (default 10)
   -h, --help       print this help
 ";
 
@@ -66,7 +66,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         mode: "both".into(),
         batch_size: 4096,
         in_flight: 4,
-        fetch_wait_ms: 100,
+        fetch_wait_ms: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {

@@ -223,6 +223,7 @@ def kafka_per_event(url: str, users: int) -> float:
                 "group.id": t,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 10,  # as ringstat's consumers
             }
         )
         c.assign([ck.TopicPartition(t, 0, ck.OFFSET_BEGINNING)])

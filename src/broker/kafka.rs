@@ -685,8 +685,10 @@ impl ConsumerBuilder {
                 self.prefetch_bytes.max(1_100_000).to_string(),
             )
             // A fetch waits at most this long for data (tansu answers a
-            // fetch only then): the latency of a quiet topic.
-            .set("fetch.wait.max.ms", "100");
+            // fetch only then): the latency of live statistics on a quiet
+            // topic, at up to 100 idle fetches a second (raise it with
+            // `config` to poll less).
+            .set("fetch.wait.max.ms", "10");
         for (k, v) in &self.config {
             c.set(k, v);
         }

@@ -412,8 +412,9 @@ class KafkaConsumer(ConsumerBase):
     (``start="first"``: an aggregator with a fresh pipeline and dedup
     replays the topic and ends with the statistics of a run never stopped).
     The client fetches ahead at most about ``prefetch_bytes`` (bounded
-    memory) and reconnects by itself with backoff when the brokers are
-    down.
+    memory), waits at most 10 ms for new data per fetch (live statistics;
+    ``config={"fetch.wait.max.ms": ...}`` polls a quiet topic less) and
+    reconnects by itself with backoff when the brokers are down.
 
     With ``checkpoint`` (a file path) the consumer writes a checkpoint every
     ``checkpoint_every`` frames or ``checkpoint_interval`` seconds, whichever
@@ -473,8 +474,10 @@ class KafkaConsumer(ConsumerBase):
             "queued.max.messages.kbytes": max(1, prefetch_bytes >> 10),
             "fetch.max.bytes": max(prefetch_bytes, 1_100_000),
             # A fetch waits at most this long for data (tansu answers a fetch
-            # only then, not when data arrives): the latency of a quiet topic.
-            "fetch.wait.max.ms": 100,
+            # only then, not when data arrives): the latency of live
+            # statistics on a quiet topic, at up to 100 idle fetches a second
+            # (raise it with ``config`` to poll less).
+            "fetch.wait.max.ms": 10,
             "error_cb": self._on_error,
             "on_commit": self._committed,
             **(config or {}),
