@@ -49,25 +49,81 @@ mod imp {
     /// list.
     pub(crate) use crossbeam_queue::SegQueue;
 
-    /// A small, stable index for the calling thread (0, 1, 2, ... in order of
-    /// first use), for picking a shard. Never reused while the process lives.
+    /// A small index for the calling thread, for picking a shard or a
+    /// histogram front: the smallest index no live thread holds, so a pool
+    /// that replaces its threads keeps using the same few. An index passes
+    /// to a new thread only after its old thread exited; the free list's
+    /// mutex orders the old thread's last writes before the new thread's
+    /// first, so what an index owns keeps a single writer at a time.
     #[inline]
     pub(crate) fn thread_index() -> usize {
-        use std::cell::Cell;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        thread_local! {
-            static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-        }
-        INDEX.with(|cell| {
-            let mut idx = cell.get();
-            if idx == usize::MAX {
-                // Relaxed: a unique ticket is all we need; no data is published.
-                idx = NEXT.fetch_add(1, Ordering::Relaxed);
-                cell.set(idx);
+        index::INDEX.with(|cell| {
+            let idx = cell.get();
+            if idx != usize::MAX {
+                return idx;
             }
+            let idx = index::claim();
+            cell.set(idx);
             idx
         })
+    }
+
+    mod index {
+        use std::cell::Cell;
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
+
+        /// The next index never handed out.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        /// Indices of exited threads, smallest first. Only `try_lock`ed: a
+        /// mutex held across a `fork` stays locked in the child, which then
+        /// takes new indices instead of waiting forever.
+        static FREE: Mutex<BinaryHeap<Reverse<usize>>> = Mutex::new(BinaryHeap::new());
+
+        thread_local! {
+            /// The thread's index; `usize::MAX` until its first use.
+            pub(super) static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+            static RELEASE: Release = const { Release(Cell::new(usize::MAX)) };
+        }
+
+        /// Gives the thread's index back when the thread exits.
+        struct Release(Cell<usize>);
+
+        impl Drop for Release {
+            fn drop(&mut self) {
+                let idx = self.0.get();
+                // A later destructor of this thread that records takes a
+                // fresh index (`claim` cannot register again), never this one.
+                let _ = INDEX.try_with(|c| c.set(usize::MAX));
+                if idx != usize::MAX {
+                    // Unlocking releases this thread's writes to whoever takes
+                    // the index next (it locks the same mutex). Contended: the
+                    // index is not reused, which is only a little waste.
+                    if let Ok(mut free) = FREE.try_lock() {
+                        free.push(Reverse(idx));
+                    }
+                }
+            }
+        }
+
+        /// An index for the calling thread: the smallest freed one if any,
+        /// else a new one (also when the thread is exiting and cannot give it
+        /// back).
+        #[cold]
+        pub(super) fn claim() -> usize {
+            // Relaxed: a unique ticket is all we need; no data is published.
+            let fresh = || NEXT.fetch_add(1, Ordering::Relaxed);
+            RELEASE
+                .try_with(|r| {
+                    let reused = FREE.try_lock().ok().and_then(|mut free| free.pop());
+                    let idx = reused.map_or_else(fresh, |Reverse(i)| i);
+                    r.0.set(idx);
+                    idx
+                })
+                .unwrap_or_else(|_| fresh())
+        }
     }
 }
 

@@ -111,3 +111,47 @@ fn histogram_fronts_conserve_every_record() {
     assert_eq!(h.count(), want.count());
     assert_eq!(got.rejected(), 0);
 }
+
+/// Threads come and go (a pool that replaces its workers): a new thread
+/// takes an exited thread's index and so its fronts, written from then on
+/// by the new thread alone. Every record is counted once.
+#[test]
+fn histogram_fronts_pass_from_exited_threads_to_new_ones() {
+    let (waves, per) = if cfg!(miri) { (3, 20) } else { (200, 2_000) };
+    let cfg = HistogramConfig {
+        max: 1_000_000,
+        significant_digits: 2,
+    };
+    let h = Arc::new(Histogram::with_config(cfg).unwrap());
+    let model = Histogram::with_config(cfg).unwrap();
+    for wave in 0..waves {
+        // Two threads at a time, each recording and then exiting.
+        let threads: Vec<_> = (0..2u64)
+            .map(|k| {
+                let h = Arc::clone(&h);
+                let t = wave * 2 + k;
+                thread::spawn(move || {
+                    for i in 0..per {
+                        h.record(value(t, i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for k in 0..2u64 {
+            for i in 0..per {
+                model.record(value(wave * 2 + k, i)).unwrap();
+            }
+        }
+        assert_eq!(h.count(), model.count(), "wave {wave}");
+    }
+    let (got, want) = (h.snapshot(), model.snapshot());
+    let first_diff = got.buckets().zip(want.buckets()).find(|(g, w)| g != w);
+    assert_eq!(
+        first_diff, None,
+        "(got, want) of the first differing bucket"
+    );
+    assert_eq!((got.min(), got.max()), (want.min(), want.max()));
+}

@@ -131,8 +131,9 @@ impl Cells {
 
 /// One thread's cells: written only by the thread whose index is `owner`.
 struct Front {
-    /// The `thread_index()` of the only thread that writes `cells`; indices
-    /// are never reused, so ownership never passes to another thread.
+    /// The `thread_index()` of the only thread that writes `cells`. An index
+    /// passes to a new thread only after its thread exited, ordered by
+    /// `thread_index`'s free list: one writer at a time.
     owner: usize,
     cells: Cells,
 }
