@@ -53,7 +53,7 @@ test: lint test-rust test-loom test-py test-py-versions bench-smoke docs ## ever
 	@echo "make test: all green"
 
 .PHONY: lint
-lint: venv lint-sync ## rustfmt, clippy -D warnings (with and without python; with serve), rustdoc, ruff
+lint: venv lint-sync cmake ## rustfmt, clippy -D warnings (with and without python; with serve), rustdoc, ruff
 	cargo fmt --all -- --check
 	@# With `serve`, `wire`, `rabbitmq` and `kafka` (a superset of the default
 	@# build's code; the Python build has the first two on), and the default
@@ -122,14 +122,18 @@ tools: ## system packages the tests use (tmux, prometheus), from apt where missi
 	@# The scrape test starts its own Prometheus on loopback (the package's service is not used).
 	@command -v prometheus >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends prometheus; }
 
+# cmake builds the librdkafka bundled with rdkafka: every cargo build with
+# the `kafka` feature (lint and docs too) needs it.
+.PHONY: cmake
+cmake: ## cmake for the kafka feature's bundled librdkafka, from apt where missing
+	@command -v cmake >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends cmake; }
+
 # RabbitMQ for the broker tests (tests/python/broker/conftest.py starts a
 # private node on 127.0.0.1); Debian's package, installed where missing.
-# cmake builds the librdkafka bundled with rdkafka (cargo feature `kafka`).
 RABBITMQ_SERVER := /usr/lib/rabbitmq/bin/rabbitmq-server
 .PHONY: broker-tools
-broker-tools: ## rabbitmq-server for the broker tests, cmake for the kafka feature, from apt where missing
+broker-tools: cmake ## rabbitmq-server for the broker tests (and cmake), from apt where missing
 	@test -x $(RABBITMQ_SERVER) || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq rabbitmq-server; }
-	@command -v cmake >/dev/null || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends cmake; }
 
 # tansu, a Kafka-protocol broker (crates.io, Apache-2.0; no Kafka broker is
 # packaged for Debian), for the Kafka broker tests (tests/python/kafka_node.py
@@ -179,12 +183,12 @@ test-py-versions: kafka-tools ## the same abi3 wheel under the oldest and newest
 # warnings, and then --strict has none to fail on.
 DOCS_ENV := NO_MKDOCS_2_WARNING=1 RUSTDOCFLAGS="-D warnings"
 .PHONY: docs
-docs: venv ## build the documentation site into site/ (warnings are errors)
+docs: venv cmake ## build the documentation site into site/ (warnings are errors)
 	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire,rabbitmq,kafka
 	$(DOCS_ENV) $(VENV)/bin/mkdocs build --strict
 
 .PHONY: docs-serve
-docs-serve: venv ## serve the documentation site at http://127.0.0.1:8000, rebuilt on each edit
+docs-serve: venv cmake ## serve the documentation site at http://127.0.0.1:8000, rebuilt on each edit
 	$(DOCS_ENV) cargo doc --no-deps --quiet --features serve,wire,rabbitmq,kafka
 	$(DOCS_ENV) $(VENV)/bin/mkdocs serve
 
