@@ -313,7 +313,7 @@ impl Pipeline {
     /// ```
     #[inline]
     pub fn try_send(&self, event: Event) -> Result<(), SendError> {
-        self.shared.send_until(event, Some(Instant::now()))
+        self.shared.try_send(event)
     }
 
     /// Sends `event`, waiting for room (under [`Backpressure::Block`]) at

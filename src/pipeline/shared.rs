@@ -137,10 +137,28 @@ impl Shared {
     /// Sends `ev`; under `Block`, waits for room until `deadline` (`None`:
     /// forever) and then fails with `Full`, neither sent nor counted.
     pub(super) fn send_until(&self, ev: Event, deadline: Option<Instant>) -> Result<(), SendError> {
+        self.send_with(ev, |q, ev| q.push_until(ev, deadline))
+    }
+
+    /// As [`send_until`](Shared::send_until) with a deadline already past,
+    /// without reading the clock (a clock read costs about as much as the
+    /// push).
+    #[inline]
+    pub(super) fn try_send(&self, ev: Event) -> Result<(), SendError> {
+        self.send_with(ev, Queue::try_push)
+    }
+
+    /// Sends `ev`, `push` being how `Block` pushes it.
+    #[inline(always)]
+    fn send_with(
+        &self,
+        ev: Event,
+        push: impl FnOnce(&Queue<Event>, Event) -> Result<(), PushError<Event>>,
+    ) -> Result<(), SendError> {
         let i = self.route(&ev);
         let q = &self.queues[i];
         match self.policy {
-            Backpressure::Block => match q.push_until(ev, deadline) {
+            Backpressure::Block => match push(q, ev) {
                 Ok(()) => {}
                 Err(PushError::Full(ev)) => return Err(SendError::Full(ev)),
                 Err(PushError::Closed(ev)) => return Err(SendError::Closed(ev)),
