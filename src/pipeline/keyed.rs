@@ -127,6 +127,74 @@ impl SessionsShared {
     }
 }
 
+/// Hashes a `u64` key with a per-map random seed: one multiply-xorshift
+/// mix instead of SipHash's rounds (the start/end of a session is a map
+/// insert and remove per event); the secret seed keeps chosen keys from
+/// colliding on purpose.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyHasher {
+    seed: u64,
+    state: u64,
+}
+
+impl std::hash::Hasher for KeyHasher {
+    #[inline]
+    fn write_u64(&mut self, k: u64) {
+        self.state = hash::mix64(k ^ self.seed ^ self.state.rotate_left(23));
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
+
+/// Builds [`KeyHasher`]s with a seed drawn from std's random hasher keys.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyHash(u64);
+
+impl Default for KeyHash {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        Self(std::collections::hash_map::RandomState::new().hash_one(0x5e55_u64))
+    }
+}
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher {
+            seed: self.0,
+            state: 0,
+        }
+    }
+}
+
+/// Changes to a tracker's shared metrics made by one worker's current
+/// batch, published by [`SessionsLocal::publish`] at the batch's end and
+/// before a flush is answered: a shared gauge add per event would be an
+/// atomic contended by every worker.
+#[derive(Default)]
+struct Pending {
+    open: i64,
+    started: u64,
+    completed: u64,
+    evicted: u64,
+    double_start: u64,
+    end_without_start: u64,
+    negative_duration: u64,
+}
+
 /// One worker's session state for one tracker: open sessions by key.
 /// Owned by that worker alone (no lock). A key that starts and never ends
 /// stays here until the pipeline is dropped, or until the `max_open` limit
@@ -134,7 +202,9 @@ impl SessionsShared {
 #[derive(Default)]
 pub(crate) struct SessionsLocal {
     /// key -> (start ts, start serial).
-    open: HashMap<u64, (u64, u64)>,
+    open: HashMap<u64, (u64, u64), KeyHash>,
+    /// Counts not yet added to the shared metrics.
+    pending: Pending,
     /// (key, start serial) in start order, for eviction; entries whose
     /// serial no longer matches `open` are stale and skipped. Kept only
     /// under a `max_open` limit.
@@ -172,12 +242,12 @@ impl SessionsLocal {
         let limited = shared.per_worker != usize::MAX;
         self.serial += 1;
         if self.open.insert(key, (ts, self.serial)).is_some() {
-            shared.double_start.inc();
+            self.pending.double_start += 1;
         } else {
-            shared.started.inc();
-            shared.open.add(1);
+            self.pending.started += 1;
+            self.pending.open += 1;
             if self.open.len() > shared.per_worker {
-                self.evict_oldest(shared);
+                self.evict_oldest();
             }
         }
         if limited {
@@ -193,12 +263,12 @@ impl SessionsLocal {
 
     /// Evicts the oldest-started open session (not the one just started:
     /// the limit is at least 1 and the new entry is not yet in `order`).
-    fn evict_oldest(&mut self, shared: &SessionsShared) {
+    fn evict_oldest(&mut self) {
         while let Some((key, serial)) = self.order.pop_front() {
             if self.open.get(&key).is_some_and(|&(_, s)| s == serial) {
                 self.open.remove(&key);
-                shared.open.sub(1);
-                shared.evicted.inc();
+                self.pending.open -= 1;
+                self.pending.evicted += 1;
                 return;
             }
         }
@@ -206,17 +276,37 @@ impl SessionsLocal {
 
     pub(crate) fn end(&mut self, shared: &SessionsShared, key: u64, ts: u64) {
         match self.open.remove(&key) {
-            None => shared.end_without_start.inc(),
+            None => self.pending.end_without_start += 1,
             Some((start, _)) => {
-                shared.open.sub(1);
-                shared.completed.inc();
+                self.pending.open -= 1;
+                self.pending.completed += 1;
                 match ts.checked_sub(start) {
                     // Out of range: counted in the histogram's `rejected`.
                     Some(d) => {
                         let _ = shared.durations.record(d / 1_000_000);
                     }
-                    None => shared.negative_duration.inc(),
+                    None => self.pending.negative_duration += 1,
                 }
+            }
+        }
+    }
+
+    /// Adds the pending counts to the shared metrics.
+    pub(crate) fn publish(&mut self, shared: &SessionsShared) {
+        let p = std::mem::take(&mut self.pending);
+        if p.open != 0 {
+            shared.open.add(p.open);
+        }
+        for (n, c) in [
+            (p.started, &shared.started),
+            (p.completed, &shared.completed),
+            (p.evicted, &shared.evicted),
+            (p.double_start, &shared.double_start),
+            (p.end_without_start, &shared.end_without_start),
+            (p.negative_duration, &shared.negative_duration),
+        ] {
+            if n > 0 {
+                c.add(n);
             }
         }
     }
@@ -454,11 +544,14 @@ mod tests {
         l.end(&s, 1, 10);
         l.start(&s, 1, 1_000_000);
         l.start(&s, 1, 2_000_000);
+        assert_eq!(s.open.get(), 0, "published per batch only");
+        l.publish(&s);
         assert_eq!(s.open.get(), 1);
         l.end(&s, 1, 5_500_000);
         assert_eq!(s.durations.max(), Some(3));
         l.start(&s, 2, 10);
         l.end(&s, 2, 5);
+        l.publish(&s);
         assert_eq!(
             (
                 s.end_without_start.get(),

@@ -112,6 +112,7 @@ pub(crate) fn run(shared: &Shared, index: usize) {
             }
         }
         commit(shared, &mut applied, &mut rejected);
+        publish_sessions(&mut local);
         shared.refresh_depth();
         if index == 0 {
             let t = shared.clock.now_nanos();
@@ -146,7 +147,17 @@ fn exchange_sessions(shared: &Shared, local: &mut Vec<Local>, index: usize) {
     }
     for l in local.iter_mut() {
         if let Local::Sessions(s, l) = l {
+            l.publish(s);
             l.exchange(s, index);
+        }
+    }
+}
+
+/// Adds every tracker's counts of this batch to its shared metrics.
+fn publish_sessions(local: &mut [Local]) {
+    for l in local {
+        if let Local::Sessions(s, l) = l {
+            l.publish(s);
         }
     }
 }
