@@ -28,6 +28,10 @@ can win by dropping work.
   the one-event-per-call target.
 - **inline**: the same plain-Python work done by the producing thread
   itself, no queue and no thread: what a single-threaded service pays.
+- **floor**: the same producer loop calling a no-op C builtin
+  (``dict.get``) per event: no work, no queue. No per-event API can beat
+  it, so its speed-up over a baseline is the ceiling of the one-event-per-
+  call row's.
 - **SimpleQueue of numpy chunks + consumer thread**: the batched baseline
   for the numpy row; the consumer applies each chunk with bulk dict/set
   operations.
@@ -248,6 +252,20 @@ def inline(w: Workload) -> tuple[Run, Check]:
     return run, lambda: state.check(w)
 
 
+def floor(w: Workload) -> tuple[Run, Check]:
+    def run() -> None:
+        get = {}.get  # a C call that does nothing: the loop's and a call's cost
+        for kind, user, ts in w.events:
+            if kind == 0:
+                get(user, ts)
+            elif kind == 1:
+                get(user)
+            else:
+                get(user, ts)
+
+    return run, lambda: None  # no work to check
+
+
 def simplequeue_chunks(w: Workload) -> tuple[Run, Check]:
     state = Plain()
 
@@ -393,11 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     single_aa = Contender("ringstat, one event per call (A/A)", ringstat_single)
     simple = Contender("SimpleQueue + consumer thread, plain Python", simplequeue_thread)
     plain_inline = Contender("inline in the producing thread, plain Python", inline)
-    contenders = [single, single_aa, simple, plain_inline]
+    noop = Contender("floor: the same loop, a no-op C call per event", floor)
+    contenders = [single, single_aa, simple, plain_inline, noop]
     comparisons = [
         Comparison(single, single_aa),
         Comparison(single, simple, Target(10.0, ">= 10x")),
         Comparison(single, plain_inline),
+        Comparison(single, noop),
+        Comparison(noop, simple),
     ]
     prom = None
     if prometheus_client is not None:
