@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 
 use kafka::Node;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::{Offset, TopicPartitionList};
 use ringstat::broker::kafka::{ConsumerBuilder, ShipperBuilder, StartAt};
-use ringstat::broker::{BrokerError, Consumer, Event, Overflow, SendError, Shipper};
+use ringstat::broker::{
+    BrokerError, Consumer, Event, Overflow, SendError, Shipper, MIN_FRAME_BYTES,
+};
 use ringstat::pipeline::Op;
 use ringstat::stats::HistogramConfig;
 use ringstat::wire::{apply, FrameBuilder};
@@ -113,6 +117,29 @@ fn produce_raw(node: &Node, topic: &str, bodies: &[Vec<u8>]) {
         .unwrap();
     }
     p.flush(LONG).unwrap();
+}
+
+/// The sizes of the first `n` messages of partition 0 of `topic`.
+fn message_sizes(node: &Node, topic: &str, n: usize) -> Vec<usize> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{}", node.port))
+        .set("group.id", "sizes")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let deadline = Instant::now() + LONG;
+    let mut sizes = Vec::new();
+    while sizes.len() < n {
+        assert!(Instant::now() < deadline, "gave up reading {topic}");
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            sizes.push(m.payload_len());
+        }
+    }
+    sizes
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -357,6 +384,42 @@ fn overflow_reject_hands_the_event_back_and_counts_it() {
 }
 
 #[test]
+fn a_batch_larger_than_max_frame_bytes_goes_as_several_frames() {
+    let Some(node) = Node::start() else { return };
+    let t = topic("split");
+    let users = 0..2000;
+    let evs = events(users.clone());
+    let n = evs.len() as u64;
+    // One batch of every event; each frame at most MIN_FRAME_BYTES.
+    let s = ShipperBuilder::new(&node.url)
+        .topic(&t)
+        .batch_size(1 << 16)
+        .max_frame_bytes(MIN_FRAME_BYTES)
+        .build()
+        .unwrap();
+    for e in evs {
+        s.send(e).unwrap();
+    }
+    assert!(s.close(Some(LONG)), "{:?} {:?}", s.stats(), s.last_error());
+    let st = s.stats();
+    assert_eq!((st.confirmed_events, st.abandoned, st.nacked), (n, 0, 0));
+    assert!(st.confirmed > 1, "{st:?}");
+    let sizes = message_sizes(&node, &t, st.confirmed as usize);
+    assert!(sizes.iter().all(|&b| b <= MIN_FRAME_BYTES), "{sizes:?}");
+
+    let (reg, p) = aggregator();
+    let c = Consumer::kafka(&node.url, p.clone())
+        .topic(&t)
+        .start_at(StartAt::First)
+        .start()
+        .unwrap();
+    assert!(c.wait_events(n, LONG), "{:?}", c.stats());
+    c.stop();
+    assert_eq!((c.stats().frames, c.stats().gaps), (st.confirmed, 0));
+    assert_eq!(observed(&reg, &p), reference(users));
+}
+
+#[test]
 fn bad_input_is_a_clear_error() {
     let url = |r: Result<Shipper, BrokerError>| match r {
         Err(BrokerError::Url(m)) => m,
@@ -386,6 +449,7 @@ fn bad_input_is_a_clear_error() {
         ShipperBuilder::new(ok).capacity(0),
         ShipperBuilder::new(ok).batch_size(0),
         ShipperBuilder::new(ok).max_in_flight(0),
+        ShipperBuilder::new(ok).max_frame_bytes(MIN_FRAME_BYTES - 1),
         ShipperBuilder::new(ok).partitions(0),
         ShipperBuilder::new(ok).config("no.such.setting", "1"),
         ShipperBuilder::new(ok).config("acks", "maybe"),

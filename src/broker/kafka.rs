@@ -24,9 +24,12 @@
 //!   applied meanwhile go with the next; synchronously when it stops), and
 //!   drops duplicates by (producer, sequence) with its [`Dedup`].
 //!
+//! - A batch whose frame would pass
+//!   [`max_frame_bytes`](ShipperBuilder::max_frame_bytes) goes as several
+//!   frames.
+//!
 //! Not here yet (the Python `KafkaShipper`/`KafkaConsumer` have them): the
-//! consumer-lag throttle (`group`/`max_lag`), splitting frames at
-//! `max_frame_bytes`, checkpoints and the lag gauge.
+//! consumer-lag throttle (`group`/`max_lag`), checkpoints and the lag gauge.
 //!
 //! # Examples
 //!
@@ -209,6 +212,7 @@ pub struct ShipperBuilder {
     producer: Option<u64>,
     capacity: usize,
     batch_size: usize,
+    max_frame_bytes: usize,
     max_in_flight: usize,
     overflow: Overflow,
     partitions: i32,
@@ -239,6 +243,7 @@ impl ShipperBuilder {
             producer: None,
             capacity: 65_536,
             batch_size: 4096,
+            max_frame_bytes: 900_000,
             max_in_flight: 4,
             overflow: Overflow::default(),
             partitions: 1,
@@ -278,6 +283,17 @@ impl ShipperBuilder {
         self
     }
 
+    /// Most bytes per frame (default 900,000: under the brokers' default
+    /// `message.max.bytes` of about 1 MB); a batch that would be larger is
+    /// split into several frames. At least [`MIN_FRAME_BYTES`]; the
+    /// producer's own `message.max.bytes` is raised to fit it.
+    ///
+    /// [`MIN_FRAME_BYTES`]: super::MIN_FRAME_BYTES
+    pub fn max_frame_bytes(mut self, n: usize) -> Self {
+        self.max_frame_bytes = n;
+        self
+    }
+
     /// Most frames produced and not acknowledged yet (default 4).
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n;
@@ -312,7 +328,15 @@ impl ShipperBuilder {
             .set("linger.ms", "0")
             // Never give a frame up: retry until close.
             .set("message.timeout.ms", "0")
-            .set("retry.backoff.ms", retry);
+            .set("retry.backoff.ms", retry)
+            // The client's own limit, with room for the record's overhead.
+            .set(
+                "message.max.bytes",
+                self.max_frame_bytes
+                    .saturating_add(4096)
+                    .clamp(1_000_000, 1_000_000_000)
+                    .to_string(),
+            );
         for (k, v) in &self.config {
             c.set(k, v);
         }
@@ -344,6 +368,7 @@ impl ShipperBuilder {
         Shipper::start(
             self.capacity,
             self.batch_size,
+            self.max_frame_bytes,
             self.max_in_flight,
             self.producer,
             self.overflow,

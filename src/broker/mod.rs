@@ -95,7 +95,7 @@ mod shipper;
 pub use consumer::{Consumer, ConsumerStats};
 #[cfg(feature = "rabbitmq")]
 pub use rabbitmq::{ConsumerBuilder, ShipperBuilder};
-pub use shipper::{Overflow, Shipper, ShipperStats};
+pub use shipper::{Overflow, Shipper, ShipperStats, MIN_FRAME_BYTES};
 
 /// The queue both sides use unless told otherwise (as in Python).
 pub const DEFAULT_QUEUE: &str = "ringstat.events";

@@ -75,6 +75,7 @@ pub struct ShipperBuilder {
     producer: Option<u64>,
     capacity: usize,
     batch_size: usize,
+    max_frame_bytes: usize,
     max_in_flight: usize,
     overflow: Overflow,
     backoff: (Duration, Duration),
@@ -103,6 +104,14 @@ impl ShipperBuilder {
     /// Most events per frame (default 4096).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n;
+        self
+    }
+
+    /// Most bytes per frame (default: no limit but the format's); a batch
+    /// that would be larger is split into several frames. At least
+    /// [`MIN_FRAME_BYTES`](super::MIN_FRAME_BYTES).
+    pub fn max_frame_bytes(mut self, n: usize) -> Self {
+        self.max_frame_bytes = n;
         self
     }
 
@@ -148,6 +157,7 @@ impl ShipperBuilder {
         Shipper::start(
             self.capacity,
             self.batch_size,
+            self.max_frame_bytes,
             self.max_in_flight,
             self.producer,
             self.overflow,
@@ -181,6 +191,7 @@ impl Shipper {
             producer: None,
             capacity: 65_536,
             batch_size: 4096,
+            max_frame_bytes: usize::MAX,
             max_in_flight: 8,
             overflow: Overflow::default(),
             backoff: (Duration::from_millis(50), Duration::from_secs(2)),

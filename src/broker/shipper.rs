@@ -8,9 +8,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
 use super::{BrokerError, Event, SendError};
-use crate::queue::{Closed, PushError, Queue};
+use crate::queue::{PushError, Queue};
 use crate::sync::{spawn_named, thread, AtomicBool, AtomicU64, Condvar, Mutex, Ordering, StdArc};
-use crate::wire::{FrameBatcher, FrameBuilder, MAX_EVENTS, MAX_NAMES};
+use crate::wire::{FrameBatcher, FrameBuilder, HEADER_LEN, MAX_EVENTS, MAX_NAMES, MAX_NAME_LEN};
+
+/// The smallest frame-size limit a shipper takes: a frame of any one valid
+/// event (the longest name, the widest numbers) fits in it.
+pub const MIN_FRAME_BYTES: usize = HEADER_LEN + MAX_NAME_LEN + 64;
 
 /// What [`Shipper::send`] does when the local buffer is full (the broker
 /// is slow or down and the buffer filled up).
@@ -127,6 +131,7 @@ impl Shipper {
     pub(super) fn start<F>(
         capacity: usize,
         batch_size: usize,
+        max_frame: usize,
         max_in_flight: usize,
         producer: Option<u64>,
         overflow: Overflow,
@@ -138,6 +143,11 @@ impl Shipper {
         if capacity == 0 || batch_size == 0 || max_in_flight == 0 {
             return Err(BrokerError::Config(format!(
                 "capacity, batch_size and max_in_flight must be >= 1, got {capacity}, {batch_size} and {max_in_flight}"
+            )));
+        }
+        if max_frame < MIN_FRAME_BYTES {
+            return Err(BrokerError::Config(format!(
+                "max_frame_bytes must be >= {MIN_FRAME_BYTES} (a frame of one event with the longest name), got {max_frame}"
             )));
         }
         let queue = Queue::try_new(capacity)
@@ -156,7 +166,7 @@ impl Shipper {
         let batch = batch_size.min(MAX_EVENTS).min(MAX_NAMES);
         let sh = StdArc::clone(&shared);
         let encoder = spawn_named("ringstat-shipper-encode".into(), move || {
-            encode(&sh, batch, producer, &tx);
+            encode(&sh, batch, max_frame, producer, &tx);
         })
         .map_err(BrokerError::Spawn)?;
         let sh = StdArc::clone(&shared);
@@ -365,31 +375,23 @@ impl Drop for Shipper {
     }
 }
 
-/// The encoder thread: batches from the queue into frames, until the
+/// The encoder thread: batches from the queue into frames of at most
+/// `max_frame` bytes (a batch that would be larger is split), until the
 /// queue is closed and empty. Frames the I/O thread will not take any more
 /// (it gave up) are counted as abandoned.
-fn encode(sh: &Shared, batch: usize, producer: u64, tx: &mpsc::Sender<Pending>) {
+fn encode(sh: &Shared, batch: usize, max_frame: usize, producer: u64, tx: &mpsc::Sender<Pending>) {
     let mut events = Vec::with_capacity(batch);
     let mut b = FrameBuilder::new();
     let mut sequence = 0u64;
     let mut io_gone = false;
-    loop {
-        events.clear();
-        let n = match sh.queue.pop_batch(&mut events, batch) {
-            Ok(n) => n as u64,
-            Err(Closed) => break,
-        };
-        if io_gone {
+    let mut ship = |b: &mut FrameBuilder, io_gone: &mut bool| {
+        let n = b.len() as u64;
+        if *io_gone {
             // Relaxed: statistics.
             sh.counts.abandoned.fetch_add(n, Ordering::Relaxed);
             sh.notify_progress();
-            continue;
-        }
-        for e in &events {
-            // Every event was checked by `send`, a batch is at most
-            // MAX_EVENTS events and MAX_NAMES names: this cannot fail.
-            let pushed = b.push(e.op, &e.name, e.key, e.value, e.ts);
-            debug_assert!(pushed.is_ok());
+            let _ = b.finish(producer, 0);
+            return;
         }
         sequence += 1;
         let frame = b.finish(producer, sequence);
@@ -397,9 +399,29 @@ fn encode(sh: &Shared, batch: usize, producer: u64, tx: &mpsc::Sender<Pending>) 
             unreachable!("checked events always encode");
         };
         if tx.blocking_send(Pending { body, events: n }).is_err() {
-            io_gone = true;
+            *io_gone = true;
             sh.counts.abandoned.fetch_add(n, Ordering::Relaxed);
             sh.notify_progress();
+        }
+    };
+    loop {
+        events.clear();
+        if sh.queue.pop_batch(&mut events, batch).is_err() {
+            break; // closed and drained
+        }
+        for e in &events {
+            // Every event was checked by `send`, a batch is at most
+            // MAX_EVENTS events and MAX_NAMES names, and a frame of one
+            // event fits in MIN_FRAME_BYTES: only the size can stop it.
+            if b.push_within(max_frame, e.op, &e.name, e.key, e.value, e.ts) != Ok(true) {
+                debug_assert!(!b.is_empty(), "one event always fits");
+                ship(&mut b, &mut io_gone);
+                let pushed = b.push(e.op, &e.name, e.key, e.value, e.ts);
+                debug_assert!(pushed.is_ok());
+            }
+        }
+        if !b.is_empty() {
+            ship(&mut b, &mut io_gone);
         }
     }
 }
