@@ -200,6 +200,7 @@ fn round_trip_exact_stats_duplicates_bad_messages_commit_after_apply() {
     let cs = c.stats();
     assert_eq!((cs.events, cs.duplicates, cs.bad_frames), (n + 1, 1, 1));
     assert_eq!((cs.rejected_frames, cs.gaps, cs.reconnects), (0, 0, 0));
+    assert_eq!(cs.lag, Some(0), "every message read");
     assert_eq!(cs.frames, st.confirmed + 1);
     assert_eq!(dedup.floor(5), Some(2));
     assert_eq!(dedup.floor(s.producer()), Some(st.confirmed + 1));
@@ -224,6 +225,7 @@ fn round_trip_exact_stats_duplicates_bad_messages_commit_after_apply() {
         c.is_finished()
     });
     assert_eq!((c.stats().frames, c.stats().events), (0, 0));
+    assert_eq!(c.stats().lag, None, "nothing read");
     c.stop();
     let (reg, p) = aggregator();
     let c = ConsumerBuilder::new(&node.url, p.clone())

@@ -185,6 +185,7 @@ fn round_trip_exact_stats_duplicates_and_bad_messages() {
     let cs = c.stats();
     assert_eq!((cs.events, cs.duplicates, cs.bad_frames), (n + 1, 1, 1));
     assert_eq!((cs.rejected_frames, cs.gaps, cs.reconnects), (0, 0, 0));
+    assert_eq!(cs.lag, None, "RabbitMQ reports no lag");
     assert_eq!(cs.frames, st.confirmed + 1);
     assert_eq!(dedup.floor(5), Some(2));
     assert_eq!(dedup.floor(s.producer()), Some(st.confirmed + 1));

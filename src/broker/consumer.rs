@@ -35,9 +35,13 @@ pub struct ConsumerStats {
     pub reconnects: u64,
     /// Whether a connection is open now.
     pub connected: bool,
+    /// Kafka: messages in the topic after the last one read, summed over
+    /// the partitions read so far (from the high watermarks the fetches
+    /// bring back; no extra request). `None` for RabbitMQ and before the
+    /// first message.
+    pub lag: Option<u64>,
 }
 
-#[derive(Default)]
 pub(super) struct Counts {
     pub(super) frames: AtomicU64,
     pub(super) events: AtomicU64,
@@ -47,6 +51,24 @@ pub(super) struct Counts {
     pub(super) gaps: AtomicU64,
     pub(super) reconnects: AtomicU64,
     pub(super) connected: AtomicBool,
+    /// [`ConsumerStats::lag`], `u64::MAX` for `None`.
+    pub(super) lag: AtomicU64,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Self {
+            frames: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            bad_frames: AtomicU64::new(0),
+            rejected_frames: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+            lag: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 pub(super) struct Shared {
@@ -152,6 +174,7 @@ impl Consumer {
             gaps: get(&c.gaps),
             reconnects: get(&c.reconnects),
             connected: c.connected.load(Ordering::Relaxed),
+            lag: Some(get(&c.lag)).filter(|&l| l != u64::MAX),
         }
     }
 

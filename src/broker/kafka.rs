@@ -28,8 +28,11 @@
 //!   [`max_frame_bytes`](ShipperBuilder::max_frame_bytes) goes as several
 //!   frames.
 //!
+//! - [`ConsumerStats::lag`](super::ConsumerStats::lag): the messages not
+//!   read yet.
+//!
 //! Not here yet (the Python `KafkaShipper`/`KafkaConsumer` have them): the
-//! consumer-lag throttle (`group`/`max_lag`), checkpoints and the lag gauge.
+//! consumer-lag throttle (`group`/`max_lag`) and checkpoints.
 //!
 //! # Examples
 //!
@@ -65,6 +68,7 @@ use core::future::{poll_fn, Future};
 use core::pin::{pin, Pin};
 use core::task::Poll;
 use std::collections::{BTreeMap, VecDeque};
+use std::ffi::CStr;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -768,6 +772,29 @@ fn nap(sh: &ConsumerShared, d: Duration) {
 }
 
 /// A client assigned every partition of the topic at the offsets to read.
+/// Messages of partition `part` after `offset`, from the high watermark
+/// librdkafka keeps from its fetches (no broker round trip); `None` if it
+/// has none yet.
+fn lag_after(client: &BaseConsumer<Ctx>, topic: &CStr, part: i32, offset: i64) -> Option<u64> {
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle is valid while `client` is borrowed;
+    // `topic` is NUL-terminated and outlives the call; `low` and `high` are
+    // valid for writes. The function only reads librdkafka's cached state.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            client.client().native_ptr(),
+            topic.as_ptr(),
+            part,
+            &mut low,
+            &mut high,
+        )
+    };
+    if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 {
+        return None;
+    }
+    Some(u64::try_from(high - offset - 1).unwrap_or(0))
+}
+
 fn open(
     cfg: &ConsumerBuilder,
     servers: &str,
@@ -870,6 +897,11 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
     let mut ever = false;
     // Offset to read next, by partition (applied frames only).
     let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
+    // Messages after the last one read, by partition.
+    let mut lags: BTreeMap<i32, u64> = BTreeMap::new();
+    let Ok(topic) = std::ffi::CString::new(cfg.topic.as_str()) else {
+        return sh.set_error("the topic name holds a NUL byte".into());
+    };
     // Relaxed (all loads of `stop`, the counts and the `Link` flags): a
     // request, re-read after every poll; statistics.
     while !sh.stop.load(Ordering::Relaxed) {
@@ -924,6 +956,11 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
                 break;
             }
             drop(m);
+            if let Some(l) = lag_after(&client, &topic, part, offset) {
+                lags.insert(part, l);
+                // Relaxed: a statistic.
+                c.lag.store(lags.values().sum(), Ordering::Relaxed);
+            }
             positions.insert(part, offset + 1);
             commit(&client, &cfg.topic, &positions, &mut last, false);
             sh.notify_progress();
