@@ -31,6 +31,27 @@ impl Drop for ExitGuard<'_> {
     }
 }
 
+/// After a batch of fewer events than this share of `batch_size`, the
+/// worker naps (see [`nap`]).
+const NAP_BELOW_SHARE: usize = 4;
+
+/// How long the worker naps.
+const NAP: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Sleeps [`NAP`] after a small batch: the worker keeps up with its
+/// producers, and popping each event as it lands makes every push and pop
+/// fight over the same cache lines (measured: a send cost 180-280 ns instead
+/// of 25-45 when the worker is busier). A sleeping worker touches nothing,
+/// so the producers push without misses and the next pop takes a whole
+/// batch. Events wait at most the nap (plus timer slack, about 0.1 ms in
+/// all); an idle queue still parks the worker in the pop, and a full one
+/// never naps it.
+fn nap() {
+    if !cfg!(ringstat_loom) {
+        std::thread::sleep(NAP);
+    }
+}
+
 /// Runs worker `index` until its queue is closed and drained.
 pub(crate) fn run(shared: &Shared, index: usize) {
     let _guard = ExitGuard { shared, index };
@@ -41,6 +62,7 @@ pub(crate) fn run(shared: &Shared, index: usize) {
     let mut buf: Vec<Event> = Vec::with_capacity(shared.batch_size.min(queue.capacity()));
     let mut last_refresh = shared.clock.now_nanos();
     let idle_nanos = u64::try_from(shared.refresh.as_nanos()).unwrap_or(u64::MAX);
+    let nap_below = shared.batch_size / NAP_BELOW_SHARE;
     loop {
         let deadline = crate::sync::idle_deadline(shared.refresh);
         if queue
@@ -49,6 +71,7 @@ pub(crate) fn run(shared: &Shared, index: usize) {
         {
             break; // closed and drained
         }
+        let small = buf.len() < nap_below;
         let mut now = None;
         let mut applied = 0u64;
         let mut rejected = 0u64;
@@ -120,6 +143,9 @@ pub(crate) fn run(shared: &Shared, index: usize) {
                 last_refresh = t;
                 shared.refresh_distinct_gauges();
             }
+        }
+        if small && !queue.is_closed() {
+            nap();
         }
     }
     shared.refresh_depth();
