@@ -421,6 +421,174 @@ fn a_batch_larger_than_max_frame_bytes_goes_as_several_frames() {
     assert_eq!(observed(&reg, &p), reference(users));
 }
 
+/// A temporary file path for this test process.
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ringstat-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn first_checkpoint_replays_from_the_first_offsets() {
+    let Some(node) = Node::start() else { return };
+    let t = topic("ckfirst");
+    let users = 0..1000;
+    let evs = events(users.clone());
+    let n = evs.len() as u64;
+    let s = ShipperBuilder::new(&node.url)
+        .topic(&t)
+        .batch_size(64)
+        .build()
+        .unwrap();
+    for e in evs {
+        s.send(e).unwrap();
+    }
+    assert!(s.close(Some(LONG)), "{:?}", s.stats());
+    // A consumer of the group applies everything and commits it, then dies
+    // with its pipeline (no checkpoint).
+    let (_, p) = aggregator();
+    let c = ConsumerBuilder::new(&node.url, p)
+        .topic(&t)
+        .group("g")
+        .start()
+        .unwrap();
+    assert!(c.wait_events(n, LONG), "{:?}", c.stats());
+    c.stop();
+    // With a checkpoint path and no file yet: from the first offsets.
+    let path = temp_path("ckfirst.ckpt");
+    let _ = std::fs::remove_file(&path);
+    let (reg, p) = aggregator();
+    let c = ConsumerBuilder::new(&node.url, p.clone())
+        .topic(&t)
+        .group("g")
+        .checkpoint(&path, 1000, Duration::from_secs(60))
+        .start()
+        .unwrap();
+    assert!(!c.stats().restored);
+    assert!(c.wait_events(n, LONG), "{:?}", c.stats());
+    c.stop();
+    assert!(c.stats().checkpoints >= 1, "a last one when it stops");
+    assert_eq!(observed(&reg, &p), reference(users.clone()));
+    // Restarted from it: on from its offsets, nothing twice; a checkpoint
+    // that does not fit the pipeline is refused and changes nothing.
+    let mut b = FrameBuilder::new();
+    b.push(Op::Count, "logins", 0, 5, 0).unwrap();
+    produce_raw(&node, &t, &[b.finish(77, 1).encode().unwrap()]);
+    let unfit = Arc::new(Pipeline::new(&Registry::new()).unwrap());
+    unfit.counter("latency_us").unwrap(); // a histogram in the checkpoint
+    let e = ConsumerBuilder::new(&node.url, unfit)
+        .topic(&t)
+        .checkpoint(&path, 1, Duration::from_secs(1))
+        .start()
+        .unwrap_err();
+    assert!(matches!(e, BrokerError::Checkpoint(_)), "{e}");
+    let (reg, p) = aggregator();
+    let c = ConsumerBuilder::new(&node.url, p.clone())
+        .topic(&t)
+        .group("g")
+        .checkpoint(&path, 1000, Duration::from_secs(60))
+        .start()
+        .unwrap();
+    assert!(c.stats().restored);
+    assert!(c.wait_events(1, LONG), "{:?}", c.stats());
+    c.stop();
+    let mut want = reference(users);
+    want.logins += 5;
+    assert_eq!(observed(&reg, &p), want);
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// Set in the consumer process `killed_repeatedly_...` starts: `URL|TOPIC|
+/// CHECKPOINT|USERS`.
+const CHILD_ENV: &str = "RINGSTAT_TEST_CHECKPOINT_CHILD";
+
+/// The consumer process of `killed_repeatedly_resumes_from_its_checkpoint`
+/// (this test binary run again for this test alone); without
+/// [`CHILD_ENV`] it does nothing. It checkpoints every 2 frames, applies
+/// until the statistics reach (or pass) those of every user, then prints
+/// them.
+#[test]
+fn checkpoint_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let [url, t, path, users] = spec.split('|').collect::<Vec<_>>()[..] else {
+        panic!("{CHILD_ENV}: {spec}");
+    };
+    let users: u64 = users.parse().unwrap();
+    let (reg, p) = aggregator();
+    let c = ConsumerBuilder::new(url, p.clone())
+        .topic(t)
+        .group("killed")
+        .checkpoint(path, 2, Duration::from_millis(50))
+        .start()
+        .unwrap();
+    println!("RESTORED {}", c.stats().restored);
+    let want = reference(0..users);
+    wait_for("every user's events", || {
+        let got = observed(&reg, &p);
+        got == want || got.logins > want.logins
+    });
+    c.stop();
+    println!("OBSERVED {:?}", observed(&reg, &p));
+}
+
+#[test]
+fn killed_repeatedly_resumes_from_its_checkpoint_exact_stats() {
+    use std::process::{Command, Stdio};
+    let Some(node) = Node::start() else { return };
+    let t = topic("killed");
+    let users = 0..1500u64;
+    let s = ShipperBuilder::new(&node.url)
+        .topic(&t)
+        .batch_size(8)
+        .build()
+        .unwrap();
+    for e in events(users.clone()) {
+        s.send(e).unwrap();
+    }
+    assert!(s.close(Some(LONG)), "{:?}", s.stats());
+    let path = temp_path("killed.ckpt");
+    let _ = std::fs::remove_file(&path);
+    let spec = format!("{}|{t}|{}|{}", node.url, path.display(), users.end);
+    let child = || {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "checkpoint_child", "--nocapture"])
+            .env(CHILD_ENV, &spec)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let written = || std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let mut kills = 0;
+    for _ in 0..4 {
+        let before = written();
+        let mut ch = child();
+        // SIGKILL once this run wrote a checkpoint of its own: mid-stream,
+        // past a checkpoint, on the way to the next.
+        let deadline = Instant::now() + LONG;
+        while ch.try_wait().unwrap().is_none() && written() == before {
+            assert!(Instant::now() < deadline, "no checkpoint written");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(3));
+        if ch.try_wait().unwrap().is_none() {
+            ch.kill().unwrap();
+            kills += 1;
+        }
+        ch.wait().unwrap();
+    }
+    assert!(kills >= 2, "the consumer finished before it was killed");
+    let out = child().wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("RESTORED true"), "{stdout}");
+    let got = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OBSERVED "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(got, format!("{:?}", reference(users)));
+    std::fs::remove_file(&path).unwrap();
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     let url = |r: Result<Shipper, BrokerError>| match r {
@@ -465,6 +633,8 @@ fn bad_input_is_a_clear_error() {
         ConsumerBuilder::new(ok, p.clone()).partitions(0),
         ConsumerBuilder::new(ok, p.clone()).prefetch_bytes(10),
         ConsumerBuilder::new(ok, p.clone()).config("no.such.setting", "1"),
+        ConsumerBuilder::new(ok, p.clone()).checkpoint("x", 0, Duration::from_secs(1)),
+        ConsumerBuilder::new(ok, p.clone()).checkpoint("x", 1, Duration::ZERO),
     ] {
         assert!(matches!(b.start(), Err(BrokerError::Config(_))));
     }

@@ -40,6 +40,10 @@ pub struct ConsumerStats {
     /// bring back; no extra request). `None` for RabbitMQ and before the
     /// first message.
     pub lag: Option<u64>,
+    /// Checkpoints written (Kafka, with a checkpoint file).
+    pub checkpoints: u64,
+    /// Whether the consumer resumed from its checkpoint file.
+    pub restored: bool,
 }
 
 pub(super) struct Counts {
@@ -53,6 +57,8 @@ pub(super) struct Counts {
     pub(super) connected: AtomicBool,
     /// [`ConsumerStats::lag`], `u64::MAX` for `None`.
     pub(super) lag: AtomicU64,
+    pub(super) checkpoints: AtomicU64,
+    pub(super) restored: AtomicBool,
 }
 
 impl Default for Counts {
@@ -67,6 +73,8 @@ impl Default for Counts {
             reconnects: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             lag: AtomicU64::new(u64::MAX),
+            checkpoints: AtomicU64::new(0),
+            restored: AtomicBool::new(false),
         }
     }
 }
@@ -96,12 +104,15 @@ impl Shared {
 impl Consumer {
     /// Starts the consuming thread: `run` with the shared state and the
     /// dedup record, which it leaves for [`stop`](Self::stop) when it ends.
-    pub(super) fn spawn<F>(dedup: Dedup, run: F) -> Result<Self, BrokerError>
+    pub(super) fn spawn<F>(dedup: Dedup, restored: bool, run: F) -> Result<Self, BrokerError>
     where
         F: FnOnce(&Shared, &mut Dedup) + Send + 'static,
     {
+        let counts = Counts::default();
+        // Relaxed: a status, set before the thread exists.
+        counts.restored.store(restored, Ordering::Relaxed);
         let shared = StdArc::new(Shared {
-            counts: Counts::default(),
+            counts,
             stop: AtomicBool::new(false),
             wake: Notify::new(),
             progress: (Mutex::new(()), Condvar::new()),
@@ -175,6 +186,8 @@ impl Consumer {
             reconnects: get(&c.reconnects),
             connected: c.connected.load(Ordering::Relaxed),
             lag: Some(get(&c.lag)).filter(|&l| l != u64::MAX),
+            checkpoints: get(&c.checkpoints),
+            restored: c.restored.load(Ordering::Relaxed),
         }
     }
 
@@ -257,8 +270,6 @@ impl Shared {
     }
 }
 
-/// Applies one message unless it is a duplicate; `false` once the
-/// pipeline is closed (nothing counted then).
 /// Applies one message unless it is a duplicate; `false` once the
 /// pipeline is closed (nothing counted then).
 pub(super) fn handle(sh: &Shared, p: &Pipeline, dedup: &mut Dedup, body: &[u8]) -> bool {

@@ -30,9 +30,13 @@
 //!
 //! - [`ConsumerStats::lag`](super::ConsumerStats::lag): the messages not
 //!   read yet.
+//! - [`ConsumerBuilder::checkpoint`]: durable, restartable statistics (the
+//!   pipeline state, the offsets and the dedup record in one file, the
+//!   Python consumers' format); killed at any moment and restarted, the
+//!   consumer ends with the statistics of a run never killed.
 //!
-//! Not here yet (the Python `KafkaShipper`/`KafkaConsumer` have them): the
-//! consumer-lag throttle (`group`/`max_lag`) and checkpoints.
+//! Not here yet (the Python `KafkaShipper` has it): the consumer-lag
+//! throttle (`group`/`max_lag`).
 //!
 //! # Examples
 //!
@@ -69,6 +73,7 @@ use core::pin::{pin, Pin};
 use core::task::Poll;
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::CStr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -81,6 +86,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use super::checkpoint;
 use super::consumer::{handle, Shared as ConsumerShared};
 use super::shipper::{pause, Pending, Shared};
 use super::{runtime, unless, Backoff, BrokerError, Overflow, DEFAULT_QUEUE};
@@ -608,6 +614,17 @@ pub struct ConsumerBuilder {
     dedup: Dedup,
     backoff: (Duration, Duration),
     config: BTreeMap<String, String>,
+    checkpoint: Option<CheckpointCfg>,
+    /// The offsets to start at, from the checkpoint restored by `start`.
+    restored: BTreeMap<i32, i64>,
+}
+
+/// Where and how often a consumer writes its checkpoint.
+#[derive(Debug, Clone)]
+struct CheckpointCfg {
+    path: PathBuf,
+    every_frames: u64,
+    interval: Duration,
 }
 
 impl fmt::Debug for ConsumerBuilder {
@@ -645,7 +662,39 @@ impl ConsumerBuilder {
             dedup: Dedup::default(),
             backoff: (Duration::from_millis(50), Duration::from_secs(2)),
             config: BTreeMap::new(),
+            checkpoint: None,
+            restored: BTreeMap::new(),
         }
+    }
+
+    /// Checkpoints to the file `path` every `every_frames` frames or
+    /// `interval`, whichever comes first, and when the consumer stops: the
+    /// pipeline's state ([`Pipeline::export_state`]), the offset to read
+    /// next in each partition and the dedup record, written atomically
+    /// (temporary file, fsync, rename) in the format of the Python
+    /// `KafkaConsumer`'s checkpoints (either resumes from the other's).
+    ///
+    /// If the file exists, [`start`](Self::start) restores it into the
+    /// pipeline (which should be fresh: the state is merged in) and reads
+    /// each partition from the checkpoint's offset, not the group's
+    /// committed one (which may be ahead of the state the file holds):
+    /// killed at any moment and started again, the consumer ends with the
+    /// statistics of a run never killed. Until the file exists the consumer
+    /// reads from the first offsets, whatever [`start_at`](Self::start_at)
+    /// says (its state starts empty: only a replay is exact). Consistent
+    /// when only this consumer sends to the pipeline.
+    pub fn checkpoint(
+        mut self,
+        path: impl AsRef<std::path::Path>,
+        every_frames: u64,
+        interval: Duration,
+    ) -> Self {
+        self.checkpoint = Some(CheckpointCfg {
+            path: path.as_ref().to_path_buf(),
+            every_frames,
+            interval,
+        });
+        self
     }
 
     /// The topic to read (default `"ringstat.events"`), created if missing.
@@ -729,9 +778,11 @@ impl ConsumerBuilder {
     /// # Errors
     ///
     /// [`BrokerError::Url`], [`BrokerError::Config`] (a partition count
-    /// below 1, a prefetch below 1024 bytes, a setting librdkafka refuses),
-    /// [`BrokerError::Spawn`].
-    pub fn start(self) -> Result<Consumer, BrokerError> {
+    /// below 1, a prefetch below 1024 bytes, checkpoints every 0 frames or
+    /// 0 s, a setting librdkafka refuses), [`BrokerError::Checkpoint`] (a
+    /// checkpoint file that is not a Kafka consumer's or does not fit the
+    /// pipeline; nothing is changed then), [`BrokerError::Spawn`].
+    pub fn start(mut self) -> Result<Consumer, BrokerError> {
         let servers = servers(&self.url)?;
         if self.partitions < 1 || self.prefetch_bytes < 1024 {
             return Err(BrokerError::Config(format!(
@@ -739,14 +790,42 @@ impl ConsumerBuilder {
                 self.partitions, self.prefetch_bytes
             )));
         }
+        if let Some(ck) = &self.checkpoint {
+            if ck.every_frames == 0 || ck.interval.is_zero() {
+                return Err(BrokerError::Config(format!(
+                    "checkpoints every >= 1 frames and > 0 s, got {} and {:?}",
+                    ck.every_frames, ck.interval
+                )));
+            }
+        }
         // Checks the settings now; the client is made again in the thread.
         let _: BaseConsumer<Ctx> = self
             .client_config(&servers)
             .create_with_context(Ctx::default())
             .map_err(|e| BrokerError::Config(format!("Kafka consumer settings: {e}")))?;
+        let mut restored = false;
+        if let Some(ck) = &self.checkpoint {
+            let got = checkpoint::read(&ck.path, self.dedup.max_pending())
+                .map_err(BrokerError::Checkpoint)?;
+            if let Some(got) = got {
+                self.pipeline
+                    .merge_state(&got.state)
+                    .map_err(|e| BrokerError::Checkpoint(format!("{}: {e}", ck.path.display())))?;
+                self.dedup = got.dedup;
+                self.restored = got.positions;
+                restored = true;
+            } else {
+                // No checkpoint yet: the state starts empty, so only a
+                // replay is exact (the group's committed offsets may cover
+                // frames whose state died with a killed consumer).
+                self.start_at = StartAt::First;
+            }
+        }
         let mut cfg = self;
         let dedup = core::mem::take(&mut cfg.dedup);
-        Consumer::spawn(dedup, move |sh, dedup| consume(sh, &cfg, &servers, dedup))
+        Consumer::spawn(dedup, restored, move |sh, dedup| {
+            consume(sh, &cfg, &servers, dedup);
+        })
     }
 }
 
@@ -771,7 +850,6 @@ fn nap(sh: &ConsumerShared, d: Duration) {
     }
 }
 
-/// A client assigned every partition of the topic at the offsets to read.
 /// Messages of partition `part` after `offset`, from the high watermark
 /// librdkafka keeps from its fetches (no broker round trip); `None` if it
 /// has none yet.
@@ -795,6 +873,7 @@ fn lag_after(client: &BaseConsumer<Ctx>, topic: &CStr, part: i32, offset: i64) -
     Some(u64::try_from(high - offset - 1).unwrap_or(0))
 }
 
+/// A client assigned every partition of the topic at the offsets to read.
 fn open(
     cfg: &ConsumerBuilder,
     servers: &str,
@@ -895,8 +974,11 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
     };
     let mut backoff = Backoff::new(cfg.backoff.0, cfg.backoff.1);
     let mut ever = false;
-    // Offset to read next, by partition (applied frames only).
-    let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
+    // Offset to read next, by partition (applied frames only); from the
+    // checkpoint restored, if any.
+    let mut positions: BTreeMap<i32, i64> = cfg.restored.clone();
+    // Frames applied since the last checkpoint, and when it was written.
+    let mut unsaved = (0u64, Instant::now());
     // Messages after the last one read, by partition.
     let mut lags: BTreeMap<i32, u64> = BTreeMap::new();
     let Ok(topic) = std::ffi::CString::new(cfg.topic.as_str()) else {
@@ -924,6 +1006,7 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
         let mut last = (BTreeMap::new(), None);
         while !sh.stop.load(Ordering::Relaxed) {
             let Some(got) = client.poll(Duration::from_millis(100)) else {
+                save_checkpoint(sh, cfg, &positions, dedup, &mut unsaved, false);
                 // Positions left waiting by the throttle.
                 commit(&client, &cfg.topic, &positions, &mut last, false);
                 if ctx.0.down.load(Ordering::Relaxed) {
@@ -962,6 +1045,8 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
                 c.lag.store(lags.values().sum(), Ordering::Relaxed);
             }
             positions.insert(part, offset + 1);
+            unsaved.0 += 1;
+            save_checkpoint(sh, cfg, &positions, dedup, &mut unsaved, false);
             commit(&client, &cfg.topic, &positions, &mut last, false);
             sh.notify_progress();
         }
@@ -976,5 +1061,44 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
         if !sh.stop.load(Ordering::Relaxed) {
             nap(sh, backoff.step());
         }
+    }
+    save_checkpoint(sh, cfg, &positions, dedup, &mut unsaved, true);
+}
+
+/// Writes the checkpoint if one is due: `unsaved.0` frames reached the
+/// setting, or frames wait and the interval passed, or `last` (the consumer
+/// stops) and any frame waits. The pipeline is flushed first, so its state
+/// holds every frame up to `positions`. A failure is reported in
+/// `last_error` and tried again with the next frame.
+fn save_checkpoint(
+    sh: &ConsumerShared,
+    cfg: &ConsumerBuilder,
+    positions: &BTreeMap<i32, i64>,
+    dedup: &Dedup,
+    unsaved: &mut (u64, Instant),
+    last: bool,
+) {
+    let Some(ck) = &cfg.checkpoint else { return };
+    let (frames, since) = *unsaved;
+    let due = frames >= ck.every_frames || (frames > 0 && (last || since.elapsed() >= ck.interval));
+    if !due {
+        return;
+    }
+    cfg.pipeline.flush();
+    let written = cfg
+        .pipeline
+        .export_state()
+        .map_err(|e| e.to_string())
+        .and_then(|state| {
+            let bytes = crate::wire::encode_pipeline_state(&state);
+            checkpoint::write(&ck.path, positions, dedup, &bytes).map_err(|e| e.to_string())
+        });
+    match written {
+        Ok(()) => {
+            *unsaved = (0, Instant::now());
+            // Relaxed: a statistic.
+            sh.counts.checkpoints.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => sh.set_error(format!("checkpoint {}: {e}", ck.path.display())),
     }
 }

@@ -42,7 +42,8 @@
 //!   oldest frame.
 //!
 //! Not here yet (the Python `ringstat.broker` has them): RabbitMQ streams
-//! and checkpoints, and `max_length` (`reject-publish`) queues.
+//! and their checkpoints (Kafka's are in [`kafka`]), and `max_length`
+//! (`reject-publish`) queues.
 //!
 //! # Examples
 //!
@@ -85,6 +86,8 @@ use crate::pipeline::Op;
 use crate::sync::{AtomicBool, Ordering};
 use crate::wire::{FrameError, MAX_NAME_LEN};
 
+#[cfg(feature = "kafka")]
+mod checkpoint;
 mod consumer;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -230,6 +233,8 @@ pub enum BrokerError {
     Config(String),
     /// The background thread could not be spawned.
     Spawn(std::io::Error),
+    /// A consumer's checkpoint file could not be read or restored.
+    Checkpoint(String),
 }
 
 impl fmt::Display for BrokerError {
@@ -238,6 +243,7 @@ impl fmt::Display for BrokerError {
             Self::Url(e) => write!(f, "bad broker URL: {e}"),
             Self::Config(e) => f.write_str(e),
             Self::Spawn(e) => write!(f, "cannot spawn the broker thread: {e}"),
+            Self::Checkpoint(e) => write!(f, "cannot resume from the checkpoint: {e}"),
         }
     }
 }

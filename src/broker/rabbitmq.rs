@@ -440,7 +440,7 @@ impl ConsumerBuilder {
         parse_url(&self.url)?;
         let mut cfg = self;
         let dedup = core::mem::take(&mut cfg.dedup);
-        Consumer::spawn(dedup, move |sh, dedup| match runtime() {
+        Consumer::spawn(dedup, false, move |sh, dedup| match runtime() {
             Ok(rt) => rt.block_on(consume(sh, &cfg, dedup)),
             Err(e) => sh.set_error(format!("cannot start the tokio runtime: {e}")),
         })

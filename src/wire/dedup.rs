@@ -52,6 +52,11 @@ impl Dedup {
         }
     }
 
+    /// The most out-of-order sequences kept per producer.
+    pub(crate) fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
     /// `true` if the frame `(producer, sequence)` was applied already.
     ///
     /// # Examples

@@ -220,6 +220,40 @@ def test_bad_arguments_refused() -> None:
     assert s.stats()["events"] == 0
 
 
+def test_first_checkpoint_replays_from_the_first_offsets(kafka: KafkaNode, tmp_path: Path) -> None:
+    """A consumer with a checkpoint path and no file yet reads the topic from
+    its first offsets, though its group committed past them: its state starts
+    empty, and the committed offsets may cover frames whose state died with a
+    killed consumer."""
+    t = topic()
+    with KafkaShipper(kafka.url, t, batch_size=64) as s:
+        workload(s, 0, USERS)
+        assert s.flush(60), s.stats()
+        total = s.stats()["events"]
+    # A consumer of the group applies everything and commits it, then dies
+    # with its pipeline (no checkpoint).
+    first = KafkaConsumer(kafka.url, aggregator(), t, group="g").start()
+    assert first.wait_events(total, 60), first.stats()
+    first.stop()
+    p = aggregator()
+    c = KafkaConsumer(kafka.url, p, t, group="g", checkpoint=tmp_path / "c.ckpt").start()
+    assert not c.restored
+    assert c.wait_events(total, 60), c.stats()
+    c.stop()
+    assert observed(p) == expected(0, USERS)
+    assert (tmp_path / "c.ckpt").exists()
+    # Restarted from that checkpoint, it reads on from its offsets: nothing twice.
+    p2 = aggregator()
+    c2 = KafkaConsumer(kafka.url, p2, t, group="g", checkpoint=tmp_path / "c.ckpt").start()
+    assert c2.restored
+    produce_raw(kafka.url, t, [encode_frame(77, 1, [("count", "logins", 0, 5, 0)])])
+    assert c2.wait_events(total + 1, 60), c2.stats()  # its counts are restored too
+    c2.stop()
+    want = expected(0, USERS)
+    want["logins"] += 5
+    assert observed(p2) == want
+
+
 def test_checkpoint_of_another_transport_refused(tmp_path: Path) -> None:
     """A RabbitMQ stream checkpoint (an int offset) is not a Kafka one, and
     the other way round."""

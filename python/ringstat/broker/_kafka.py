@@ -425,7 +425,9 @@ class KafkaConsumer(ConsumerBase):
     ``pipeline`` (which should be fresh) and seeks each partition to the
     checkpoint's offset (not the group's committed one, which may be ahead
     of the state the checkpoint holds): killed at any moment and restarted,
-    it ends with the statistics of a run never killed.
+    it ends with the statistics of a run never killed. Until its first
+    checkpoint file exists it reads from the first offsets, whatever
+    ``start`` says (its state starts empty: only a replay is exact).
 
     Metrics, in ``registry`` (default: the pipeline's) with the label
     ``consumer=<name>``: those of :class:`Consumer`, and the gauge
@@ -502,6 +504,11 @@ class KafkaConsumer(ConsumerBase):
             checkpoint_every=checkpoint_every,
             checkpoint_interval=checkpoint_interval,
         )
+        if checkpoint is not None and not self.restored:
+            # No checkpoint yet: the state starts empty, so only a replay is
+            # exact (the group's committed offsets may cover frames whose
+            # state died with a killed consumer).
+            self._start_at = "first"
         reg = registry if registry is not None else pipeline.registry
         self._m_lag = reg.gauge("ringstat_consumer_lag", self._labels)
 
