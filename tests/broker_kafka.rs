@@ -421,6 +421,46 @@ fn a_batch_larger_than_max_frame_bytes_goes_as_several_frames() {
     assert_eq!(observed(&reg, &p), reference(users));
 }
 
+#[test]
+fn max_lag_holds_the_shipper_until_the_group_reads() {
+    let Some(node) = Node::start() else { return };
+    let t = topic("maxlag");
+    let users = 0..40;
+    let evs = events(users.clone());
+    let n = evs.len() as u64;
+    // Frames of 8 events, at most 3 messages unread by the group "g".
+    let s = ShipperBuilder::new(&node.url)
+        .topic(&t)
+        .batch_size(8)
+        .max_lag("g", 3)
+        .build()
+        .unwrap();
+    for e in evs {
+        s.send(e).unwrap();
+    }
+    wait_for("the hold", || s.stats().throttled >= 1);
+    assert!(
+        !s.flush(Some(Duration::from_millis(300))),
+        "held: {:?}",
+        s.stats()
+    );
+    let st = s.stats();
+    assert!(st.confirmed < n.div_ceil(8) && st.buffered > 0, "{st:?}");
+    // The group reads and commits: the shipper goes on to the end.
+    let (reg, p) = aggregator();
+    let c = ConsumerBuilder::new(&node.url, p.clone())
+        .topic(&t)
+        .group("g")
+        .start()
+        .unwrap();
+    assert!(s.flush(Some(LONG)), "{:?} {:?}", s.stats(), s.last_error());
+    assert_eq!(s.stats().confirmed_events, n);
+    assert!(c.wait_events(n, LONG), "{:?}", c.stats());
+    c.stop();
+    assert_eq!(observed(&reg, &p), reference(users));
+    assert!(s.close(Some(LONG)));
+}
+
 /// A temporary file path for this test process.
 fn temp_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("ringstat-{}-{name}", std::process::id()))
@@ -621,6 +661,8 @@ fn bad_input_is_a_clear_error() {
         ShipperBuilder::new(ok).max_in_flight(0),
         ShipperBuilder::new(ok).max_frame_bytes(MIN_FRAME_BYTES - 1),
         ShipperBuilder::new(ok).partitions(0),
+        ShipperBuilder::new(ok).max_lag("g", 0),
+        ShipperBuilder::new(ok).max_lag("", 3),
         ShipperBuilder::new(ok).config("no.such.setting", "1"),
         ShipperBuilder::new(ok).config("acks", "maybe"),
     ] {

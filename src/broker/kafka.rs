@@ -34,9 +34,8 @@
 //!   pipeline state, the offsets and the dedup record in one file, the
 //!   Python consumers' format); killed at any moment and restarted, the
 //!   consumer ends with the statistics of a run never killed.
-//!
-//! Not here yet (the Python `KafkaShipper` has it): the consumer-lag
-//! throttle (`group`/`max_lag`).
+//! - [`ShipperBuilder::max_lag`]: the shipper holds back while a consumer
+//!   group is too far behind.
 //!
 //! # Examples
 //!
@@ -228,6 +227,8 @@ pub struct ShipperBuilder {
     partitions: i32,
     backoff: (Duration, Duration),
     config: BTreeMap<String, String>,
+    /// The consumer group whose lag holds the shipper back, and the limit.
+    max_lag: Option<(String, u64)>,
 }
 
 impl ShipperBuilder {
@@ -259,7 +260,22 @@ impl ShipperBuilder {
             partitions: 1,
             backoff: (Duration::from_millis(50), Duration::from_secs(2)),
             config: BTreeMap::new(),
+            max_lag: None,
         }
+    }
+
+    /// Holds the shipper back while the consumer group `group` (a
+    /// [`ConsumerBuilder::group`]) has `max_lag` messages or more to read in
+    /// this producer's partition (default: no limit; Kafka keeps every
+    /// message whether or not anyone reads it, so a slow consumer does not
+    /// slow the producer by itself). Each hold is counted in
+    /// [`ShipperStats::throttled`](super::ShipperStats::throttled); frames
+    /// wait, the local buffer fills, and sends follow the
+    /// [`Overflow`] policy. The group's committed offset is read again only
+    /// while it looks behind.
+    pub fn max_lag(mut self, group: &str, max_lag: u64) -> Self {
+        self.max_lag = Some((group.to_owned(), max_lag));
+        self
     }
 
     /// The topic to produce to (default `"ringstat.events"`), created if
@@ -370,6 +386,13 @@ impl ShipperBuilder {
                 self.partitions
             )));
         }
+        if let Some((group, n)) = &self.max_lag {
+            if *n == 0 || group.is_empty() {
+                return Err(BrokerError::Config(format!(
+                    "max_lag must be >= 1 with a group name, got {n} and {group:?}"
+                )));
+            }
+        }
         // Made now: a setting librdkafka refuses fails here, and the
         // idempotent producer gets its id (about 0.5 s) while the
         // application starts.
@@ -410,8 +433,83 @@ impl Shipper {
 /// What woke the I/O loop.
 enum Next {
     Frame(Option<Pending>),
-    Delivered(bool, String),
+    /// A delivery: its partition and offset, or the error.
+    Delivered(Result<(i32, i64), String>),
+    /// Time to look at the consumer group's lag again.
+    Recheck,
     Abort,
+}
+
+/// The `max_lag` hold: how far the consumer group is behind in this
+/// producer's partition, from the offsets of the frames delivered and the
+/// group's committed offset (read again only while it looks behind).
+struct Throttle {
+    group: String,
+    max_lag: u64,
+    /// The producer's partition and the offset after its last frame.
+    end: Option<(i32, i64)>,
+    committed: i64,
+    client: Option<BaseConsumer>,
+    /// Holding now (counted once per hold), and the next look's delay.
+    holding: bool,
+    delay: Duration,
+}
+
+impl Throttle {
+    fn behind(&self) -> bool {
+        self.end
+            .is_some_and(|(_, end)| end.saturating_sub(self.committed) >= self.max_lag as i64)
+    }
+
+    /// Whether the shipper may produce now; reads the group's committed
+    /// offset if it looks behind.
+    fn allows(&mut self, cfg: &ShipperBuilder, servers: &str, sh: &Shared) -> bool {
+        if self.behind() {
+            self.refresh(cfg, servers, sh);
+        }
+        let ok = !self.behind();
+        if ok {
+            self.holding = false;
+            self.delay = cfg.backoff.0;
+        } else if !self.holding {
+            self.holding = true;
+            // Relaxed: a statistic.
+            sh.counts.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    fn refresh(&mut self, cfg: &ShipperBuilder, servers: &str, sh: &Shared) {
+        let Some((part, _)) = self.end else { return };
+        if self.client.is_none() {
+            let made = common(servers, cfg.backoff)
+                .set("group.id", &self.group)
+                .set("enable.auto.commit", "false")
+                .create();
+            match made {
+                Ok(c) => self.client = Some(c),
+                Err(e) => return sh.set_error(format!("the lag client: {e}")),
+            }
+        }
+        let Some(c) = &self.client else { return };
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(&cfg.topic, part, Offset::Invalid)
+            .is_err()
+        {
+            return;
+        }
+        match c.committed_offsets(tpl, REQUEST_TIMEOUT) {
+            Ok(got) => {
+                if let Some(Offset::Offset(o)) =
+                    got.find_partition(&cfg.topic, part).map(|e| e.offset())
+                {
+                    self.committed = self.committed.max(o);
+                }
+            }
+            Err(e) => sh.set_error(format!("cannot read the group's committed offset: {e}")),
+        }
+    }
 }
 
 /// The I/O thread's loop: produces frames in order, several in flight,
@@ -437,6 +535,15 @@ async fn publish(
     let mut backoff = Backoff::new(cfg.backoff.0, cfg.backoff.1);
     // Until the producer's first frame is acknowledged it is alone in flight.
     let mut first_acked = false;
+    let mut throttle = cfg.max_lag.as_ref().map(|(group, n)| Throttle {
+        group: group.clone(),
+        max_lag: *n,
+        end: None,
+        committed: 0,
+        client: None,
+        holding: false,
+        delay: cfg.backoff.0,
+    });
     // Relaxed (all loads of `abort` and the counts): a request, re-read
     // after every wake; statistics.
     while !sh.abort.load(Ordering::Relaxed) {
@@ -476,7 +583,14 @@ async fn publish(
         };
         let link = StdArc::clone(&ctx.0);
         let window = if first_acked { cfg.max_in_flight } else { 1 };
-        if inflight.len() < window {
+        // Held back while the consumer group is too far behind: frames wait
+        // in the channel, the encoder and then the senders block.
+        let held = inflight.len() < window
+            && (!todo.is_empty() || rx_open)
+            && throttle
+                .as_mut()
+                .is_some_and(|t| !t.allows(cfg, servers, sh));
+        if inflight.len() < window && !held {
             if let Some(p) = todo.pop_front() {
                 let record = FutureRecord::to(&cfg.topic).payload(&p.body).key(&key[..]);
                 match producer.send_result(record) {
@@ -508,21 +622,33 @@ async fn publish(
                 continue;
             }
         }
-        let take = rx_open && inflight.len() < window;
+        let take = rx_open && inflight.len() < window && !held;
+        let recheck_in = match &mut throttle {
+            Some(t) if held => {
+                let d = t.delay;
+                t.delay = (d * 2).min(cfg.backoff.1);
+                d
+            }
+            _ => Duration::from_secs(3600),
+        };
         let next = {
             let mut abort = pin!(sh.wake.notified());
+            let mut recheck = pin!(tokio::time::sleep(recheck_in));
             poll_fn(|cx| {
                 if abort.as_mut().poll(cx).is_ready() || sh.abort.load(Ordering::Relaxed) {
                     return Poll::Ready(Next::Abort);
                 }
                 if let Some((_, delivery)) = inflight.front_mut() {
                     if let Poll::Ready(r) = Pin::new(delivery).poll(cx) {
-                        return Poll::Ready(match r {
-                            Ok(Ok(_)) => Next::Delivered(true, String::new()),
-                            Ok(Err((e, _))) => Next::Delivered(false, e.to_string()),
-                            Err(_) => Next::Delivered(false, "the producer was dropped".into()),
-                        });
+                        return Poll::Ready(Next::Delivered(match r {
+                            Ok(Ok(d)) => Ok((d.partition, d.offset)),
+                            Ok(Err((e, _))) => Err(e.to_string()),
+                            Err(_) => Err("the producer was dropped".into()),
+                        }));
                     }
+                }
+                if held && recheck.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Next::Recheck);
                 }
                 if take {
                     if let Poll::Ready(f) = rx.poll_recv(cx) {
@@ -535,12 +661,17 @@ async fn publish(
         };
         match next {
             Next::Abort => break,
+            Next::Recheck => {}
             Next::Frame(Some(p)) => todo.push_back(p),
             Next::Frame(None) => rx_open = false,
-            Next::Delivered(true, _) => {
+            Next::Delivered(Ok((part, offset))) => {
                 let Some((p, _)) = inflight.pop_front() else {
                     continue;
                 };
+                if let Some(t) = &mut throttle {
+                    let end = t.end.map_or(0, |(_, e)| e).max(offset + 1);
+                    t.end = Some((part, end));
+                }
                 first_acked = true;
                 backoff.reset();
                 if link.down.swap(false, Ordering::Relaxed) {
@@ -551,7 +682,7 @@ async fn publish(
                 c.confirmed_events.fetch_add(p.events, Ordering::Relaxed);
                 sh.notify_progress();
             }
-            Next::Delivered(false, e) => {
+            Next::Delivered(Err(e)) => {
                 // Failed for good (a fatal client error): every frame in
                 // flight goes again, in order, from a new client.
                 c.nacked.fetch_add(1, Ordering::Relaxed);

@@ -70,6 +70,9 @@ pub struct ShipperStats {
     pub abandoned: u64,
     /// Whether a connection is open now.
     pub connected: bool,
+    /// Kafka with a lag limit: times the shipper held back because the
+    /// consumer group was too far behind.
+    pub throttled: u64,
 }
 
 #[derive(Default)]
@@ -85,6 +88,7 @@ pub(super) struct Counts {
     pub(super) connect_failures: AtomicU64,
     pub(super) abandoned: AtomicU64,
     pub(super) connected: AtomicBool,
+    pub(super) throttled: AtomicU64,
 }
 
 /// What the threads share.
@@ -293,6 +297,7 @@ impl Shipper {
             connect_failures: get(&c.connect_failures),
             abandoned,
             connected: c.connected.load(Ordering::Relaxed),
+            throttled: get(&c.throttled),
         }
     }
 
