@@ -15,7 +15,7 @@ use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rabbit::Node;
-use ringstat::broker::{Consumer, Event, Overflow, Shipper};
+use ringstat::broker::{BrokerError, Consumer, Event, Overflow, Shipper, StreamOffset};
 use ringstat::pipeline::Op;
 use ringstat::stats::HistogramConfig;
 use ringstat::wire::{apply, FrameBuilder};
@@ -219,6 +219,237 @@ fn round_trip_exact_stats_duplicates_and_bad_messages() {
     c.stop();
     p.flush();
     assert_eq!(reg.counter("logins", &[]).unwrap().get(), 7);
+}
+
+/// Ships the events of `users` to `q` with `builder`'s settings, confirmed.
+fn ship(url: &str, q: &str, users: std::ops::Range<u64>, stream: bool, batch: usize) -> u64 {
+    let mut b = Shipper::builder(url).queue(q).batch_size(batch);
+    if stream {
+        b = b.stream();
+    }
+    let s = b.build().unwrap();
+    let evs = events(users);
+    let n = evs.len() as u64;
+    for e in evs {
+        s.send(e).unwrap();
+    }
+    assert!(s.close(Some(LONG)), "{:?} {:?}", s.stats(), s.last_error());
+    assert_eq!(s.stats().confirmed_events, n);
+    n
+}
+
+#[test]
+fn stream_is_read_from_an_offset_and_replayed() {
+    let Some(node) = Node::start() else { return };
+    let q = qname("stream");
+    let users = 0..2000;
+    let n = ship(&node.url, &q, users.clone(), true, 128);
+    // Two consumers from the first offset, one after the other: a stream
+    // keeps its messages, acknowledged or not.
+    for _ in 0..2 {
+        let (reg, p) = aggregator();
+        let c = Consumer::builder(&node.url, p.clone())
+            .queue(&q)
+            .stream_offset(StreamOffset::First)
+            .start()
+            .unwrap();
+        assert!(
+            c.wait_events(n, LONG),
+            "{:?} {:?}",
+            c.stats(),
+            c.last_error()
+        );
+        c.stop();
+        assert_eq!(observed(&reg, &p), reference(users.clone()));
+    }
+    // From the next offset: only what is published after it attached.
+    let (reg, p) = aggregator();
+    let c = Consumer::builder(&node.url, p.clone())
+        .queue(&q)
+        .stream_offset(StreamOffset::Next)
+        .start()
+        .unwrap();
+    wait_for("the consumer", || c.stats().connected);
+    std::thread::sleep(Duration::from_millis(300)); // attached before the next frame
+    let mut b = FrameBuilder::new();
+    b.push(Op::Count, "logins", 0, 9, 0).unwrap();
+    let s = Shipper::builder(&node.url)
+        .queue(&q)
+        .stream()
+        .build()
+        .unwrap();
+    s.send(Event::count("logins", 9)).unwrap();
+    assert!(s.close(Some(LONG)));
+    assert!(c.wait_events(1, LONG), "{:?}", c.stats());
+    c.stop();
+    p.flush();
+    assert_eq!(reg.counter("logins", &[]).unwrap().get(), 9);
+}
+
+#[test]
+fn max_length_pushes_back_until_the_consumer_reads() {
+    let Some(node) = Node::start() else { return };
+    let q = qname("maxlen");
+    let users = 0..200;
+    let evs = events(users.clone());
+    let n = evs.len() as u64;
+    let s = Shipper::builder(&node.url)
+        .queue(&q)
+        .batch_size(16)
+        .max_length(3)
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    for e in evs {
+        s.send(e).unwrap();
+    }
+    // The queue holds 3 frames and refuses the next: nothing is lost.
+    wait_for("a refusal", || s.stats().nacked >= 1);
+    assert!(
+        s.stats().confirmed <= 3 && s.stats().buffered > 0,
+        "{:?}",
+        s.stats()
+    );
+    let (reg, p) = aggregator();
+    let c = Consumer::builder(&node.url, p.clone())
+        .queue(&q)
+        .max_length(3)
+        .start()
+        .unwrap();
+    assert!(s.close(Some(LONG)), "{:?} {:?}", s.stats(), s.last_error());
+    assert_eq!(s.stats().confirmed_events, n);
+    assert!(c.wait_events(n, LONG), "{:?}", c.stats());
+    c.stop();
+    assert_eq!(observed(&reg, &p), reference(users));
+}
+
+/// A temporary file path for this test process.
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("ringstat-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn stream_checkpoint_settings_and_files_are_checked() {
+    let ok = "amqp://127.0.0.1:1";
+    let p = || Arc::new(Pipeline::new(&Registry::new()).unwrap());
+    let config = |r: Result<Consumer, BrokerError>| {
+        assert!(matches!(r, Err(BrokerError::Config(_))), "{r:?}");
+    };
+    config(
+        Consumer::builder(ok, p())
+            .checkpoint("x", 1, Duration::from_secs(1))
+            .start(),
+    );
+    config(
+        Consumer::builder(ok, p())
+            .stream_offset(StreamOffset::First)
+            .max_length(3)
+            .start(),
+    );
+    config(Consumer::builder(ok, p()).max_length(0).start());
+    assert!(matches!(
+        Shipper::builder(ok).stream().max_length(3).build(),
+        Err(BrokerError::Config(_))
+    ));
+    // A Kafka consumer's checkpoint is not a stream's: refused, nothing
+    // merged.
+    let path = temp_path("kafka.ckpt");
+    let mut file = b"RSCK 1\n{\"offset\":{\"0\":3},\"dedup\":{\"producers\":{}}}\n".to_vec();
+    file.extend_from_slice(&ringstat::wire::encode_pipeline_state(&Default::default()));
+    std::fs::write(&path, file).unwrap();
+    let r = Consumer::builder(ok, p())
+        .stream_offset(StreamOffset::First)
+        .checkpoint(&path, 1, Duration::from_secs(1))
+        .start();
+    assert!(
+        matches!(r, Err(BrokerError::Checkpoint(ref e)) if e.contains("Kafka")),
+        "{r:?}"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// Set in the consumer process `stream_consumer_killed_...` starts:
+/// `URL|QUEUE|CHECKPOINT|USERS`.
+const CHILD_ENV: &str = "RINGSTAT_TEST_STREAM_CHECKPOINT_CHILD";
+
+/// The consumer process of `stream_consumer_killed_repeatedly_...` (this
+/// test binary run again for this test alone); without [`CHILD_ENV`] it
+/// does nothing. It checkpoints every 2 frames, applies until the
+/// statistics reach (or pass) those of every user, then prints them.
+#[test]
+fn stream_checkpoint_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let [url, q, path, users] = spec.split('|').collect::<Vec<_>>()[..] else {
+        panic!("{CHILD_ENV}: {spec}");
+    };
+    let users: u64 = users.parse().unwrap();
+    let (reg, p) = aggregator();
+    let c = Consumer::builder(url, p.clone())
+        .queue(q)
+        .prefetch(2)
+        .stream_offset(StreamOffset::First)
+        .checkpoint(path, 2, Duration::from_millis(50))
+        .start()
+        .unwrap();
+    println!("RESTORED {}", c.stats().restored);
+    let want = reference(0..users);
+    wait_for("every user's events", || {
+        let got = observed(&reg, &p);
+        got == want || got.logins > want.logins
+    });
+    c.stop();
+    println!("OBSERVED {:?}", observed(&reg, &p));
+}
+
+#[test]
+fn stream_consumer_killed_repeatedly_resumes_from_its_checkpoint_exact_stats() {
+    let Some(node) = Node::start() else { return };
+    let q = qname("killed");
+    let users = 0..1500u64;
+    ship(&node.url, &q, users.clone(), true, 8);
+    let path = temp_path("stream-killed.ckpt");
+    let _ = std::fs::remove_file(&path);
+    let spec = format!("{}|{q}|{}|{}", node.url, path.display(), users.end);
+    let child = || {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "stream_checkpoint_child", "--nocapture"])
+            .env(CHILD_ENV, &spec)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let written = || std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let mut kills = 0;
+    for _ in 0..4 {
+        let before = written();
+        let mut ch = child();
+        // SIGKILL once this run wrote a checkpoint of its own: mid-stream,
+        // past a checkpoint, on the way to the next.
+        let deadline = Instant::now() + LONG;
+        while ch.try_wait().unwrap().is_none() && written() == before {
+            assert!(Instant::now() < deadline, "no checkpoint written");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(3));
+        if ch.try_wait().unwrap().is_none() {
+            ch.kill().unwrap();
+            kills += 1;
+        }
+        ch.wait().unwrap();
+    }
+    assert!(kills >= 2, "the consumer finished before it was killed");
+    let out = child().wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("RESTORED true"), "{stdout}");
+    let got = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OBSERVED "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(got, format!("{:?}", reference(users)));
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]

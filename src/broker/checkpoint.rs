@@ -1,45 +1,163 @@
-//! Checkpoint files of a Kafka consumer, in the format the Python
-//! consumers write (`python/ringstat/broker/_checkpoint.py`), so either
-//! language resumes from the other's file: the line `RSCK 1`, one line of
-//! JSON `{"offset": {"<partition>": <offset to read next>, ...}, "dedup":
-//! {"gaps": G, "producers": {"<id>": [<floor>, [<sequence>, ...]], ...}}}`,
-//! then the pipeline state bytes (`wire::encode_pipeline_state`) to the end
-//! of the file. Written atomically: a temporary file, fsync, rename, and
-//! the directory synced, so a crash leaves the old checkpoint or the new.
+//! Checkpoint files of a consumer, in the format the Python consumers
+//! write (`python/ringstat/broker/_checkpoint.py`), so either language
+//! resumes from the other's: the line `RSCK 1`, one line of JSON
+//! `{"offset": POSITION, "dedup": {"gaps": G, "producers": {"<id>":
+//! [<floor>, [<sequence>, ...]], ...}}}`, then the pipeline state bytes
+//! (`wire::encode_pipeline_state`) to the end of the file. `POSITION` is,
+//! for Kafka, `{"<partition>": <offset to read next>, ...}`; for a RabbitMQ
+//! stream, the offset of the last frame applied (or null). Written
+//! atomically: a temporary file, fsync, rename, and the directory synced,
+//! so a crash leaves the old checkpoint or the new.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use crate::pipeline::PipelineState;
-use crate::wire::{decode_pipeline_state, Dedup};
+use super::consumer::Shared;
+use super::BrokerError;
+use crate::pipeline::{Pipeline, PipelineState};
+use crate::sync::Ordering;
+use crate::wire::{decode_pipeline_state, encode_pipeline_state, Dedup};
 
 const MAGIC: &[u8] = b"RSCK 1\n";
 
+/// The broker position a checkpoint covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Position {
+    /// Kafka: the offset to read next, by partition.
+    Partitions(BTreeMap<i32, i64>),
+    /// A RabbitMQ stream: the offset of the last frame applied.
+    Stream(Option<i64>),
+}
+
 /// What a checkpoint holds.
 pub(super) struct Checkpoint {
-    /// The offset to read next, by partition.
-    pub(super) positions: BTreeMap<i32, i64>,
+    pub(super) position: Position,
     pub(super) dedup: Dedup,
     pub(super) state: PipelineState,
+}
+
+/// Where and how often a consumer writes its checkpoint, and how many
+/// frames wait for the next.
+#[derive(Debug, Clone)]
+pub(super) struct Saver {
+    pub(super) path: PathBuf,
+    every_frames: u64,
+    interval: Duration,
+    unsaved: u64,
+    since: Instant,
+}
+
+impl Saver {
+    pub(super) fn new(path: PathBuf, every_frames: u64, interval: Duration) -> Self {
+        Self {
+            path,
+            every_frames,
+            interval,
+            unsaved: 0,
+            since: Instant::now(),
+        }
+    }
+
+    /// A setting error, for `start`.
+    pub(super) fn check(&self) -> Result<(), BrokerError> {
+        if self.every_frames == 0 || self.interval.is_zero() {
+            return Err(BrokerError::Config(format!(
+                "checkpoints every >= 1 frames and > 0 s, got {} and {:?}",
+                self.every_frames, self.interval
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads the file, if there is one, and merges its state into
+    /// `pipeline`; returns its position and dedup record. Nothing changes
+    /// on an error.
+    pub(super) fn restore(
+        &self,
+        pipeline: &Pipeline,
+        max_pending: usize,
+    ) -> Result<Option<(Position, Dedup)>, BrokerError> {
+        let Some(got) = read(&self.path, max_pending).map_err(BrokerError::Checkpoint)? else {
+            return Ok(None);
+        };
+        pipeline
+            .merge_state(&got.state)
+            .map_err(|e| BrokerError::Checkpoint(format!("{}: {e}", self.path.display())))?;
+        Ok(Some((got.position, got.dedup)))
+    }
+
+    /// Counts one frame applied.
+    pub(super) fn applied(&mut self) {
+        self.unsaved += 1;
+    }
+
+    /// Writes the checkpoint if one is due: the frames waiting reached the
+    /// setting, or frames wait and the interval passed, or `last` (the
+    /// consumer stops) and any frame waits. The pipeline is flushed first,
+    /// so its state holds every frame up to `position`. A failure is
+    /// reported in `last_error` and tried again later.
+    pub(super) fn save_if_due(
+        &mut self,
+        sh: &Shared,
+        pipeline: &Pipeline,
+        position: &Position,
+        dedup: &Dedup,
+        last: bool,
+    ) {
+        let n = self.unsaved;
+        let due =
+            n >= self.every_frames || (n > 0 && (last || self.since.elapsed() >= self.interval));
+        if !due {
+            return;
+        }
+        pipeline.flush();
+        let written = pipeline
+            .export_state()
+            .map_err(|e| e.to_string())
+            .and_then(|state| {
+                let bytes = encode_pipeline_state(&state);
+                write(&self.path, position, dedup, &bytes).map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(()) => {
+                self.unsaved = 0;
+                self.since = Instant::now();
+                // Relaxed: a statistic.
+                sh.counts.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => sh.set_error(format!("checkpoint {}: {e}", self.path.display())),
+        }
+    }
 }
 
 /// Writes a checkpoint to `path` atomically.
 pub(super) fn write(
     path: &Path,
-    positions: &BTreeMap<i32, i64>,
+    position: &Position,
     dedup: &Dedup,
     state: &[u8],
 ) -> std::io::Result<()> {
-    let mut header = String::from("{\"offset\":{");
-    for (i, (p, o)) in positions.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let _ = write!(header, "{sep}\"{p}\":{o}");
+    let mut header = String::from("{\"offset\":");
+    match position {
+        Position::Partitions(parts) => {
+            header.push('{');
+            for (i, (p, o)) in parts.iter().enumerate() {
+                let sep = if i == 0 { "" } else { "," };
+                let _ = write!(header, "{sep}\"{p}\":{o}");
+            }
+            header.push('}');
+        }
+        Position::Stream(Some(o)) => {
+            let _ = write!(header, "{o}");
+        }
+        Position::Stream(None) => header.push_str("null"),
     }
     let (producers, gaps) = dedup.state();
-    let _ = write!(header, "}},\"dedup\":{{\"gaps\":{gaps},\"producers\":{{");
+    let _ = write!(header, ",\"dedup\":{{\"gaps\":{gaps},\"producers\":{{");
     for (i, (p, floor, above)) in producers.iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
         let above: Vec<String> = above.iter().map(u64::to_string).collect();
@@ -82,25 +200,31 @@ pub(super) fn read(path: &Path, max_pending: usize) -> Result<Option<Checkpoint>
         .ok_or_else(|| bad("truncated checkpoint header"))?;
     let header = std::str::from_utf8(&rest[..end]).map_err(|_| bad("bad checkpoint header"))?;
     let json = Json::parse(header).map_err(|e| bad(&format!("bad checkpoint header: {e}")))?;
-    let (positions, dedup) =
-        from_header(&json, max_pending).ok_or_else(|| bad("not a Kafka checkpoint header"))?;
+    let (position, dedup) =
+        from_header(&json, max_pending).ok_or_else(|| bad("not a checkpoint header"))?;
     let state = decode_pipeline_state(&rest[end + 1..])
         .map_err(|e| bad(&format!("bad pipeline state: {e}")))?;
     Ok(Some(Checkpoint {
-        positions,
+        position,
         dedup,
         state,
     }))
 }
 
-/// The positions and dedup record of a parsed header; `None` if it is not
-/// a Kafka checkpoint's (a RabbitMQ stream's holds one offset or null).
-fn from_header(json: &Json, max_pending: usize) -> Option<(BTreeMap<i32, i64>, Dedup)> {
-    let mut positions = BTreeMap::new();
-    for (p, o) in json.get("offset")?.object()? {
-        let o = i64::try_from(o.int()?).ok()?;
-        positions.insert(p.parse().ok().filter(|p: &i32| *p >= 0)?, o);
-    }
+/// The position and dedup record of a parsed header.
+fn from_header(json: &Json, max_pending: usize) -> Option<(Position, Dedup)> {
+    let position = match json.get("offset")? {
+        Json::Null => Position::Stream(None),
+        Json::Int(o) => Position::Stream(Some(i64::try_from(*o).ok()?)),
+        offsets => {
+            let mut parts = BTreeMap::new();
+            for (p, o) in offsets.object()? {
+                let o = i64::try_from(o.int()?).ok()?;
+                parts.insert(p.parse().ok().filter(|p: &i32| *p >= 0)?, o);
+            }
+            Position::Partitions(parts)
+        }
+    };
     let dedup = json.get("dedup")?;
     let gaps = match dedup.get("gaps") {
         Some(g) => g.int()?,
@@ -114,7 +238,7 @@ fn from_header(json: &Json, max_pending: usize) -> Option<(BTreeMap<i32, i64>, D
         let above: Option<Vec<u64>> = above.array()?.iter().map(Json::int).collect();
         producers.push((p.parse().ok()?, floor.int()?, above?));
     }
-    Some((positions, Dedup::from_state(&producers, gaps, max_pending)))
+    Some((position, Dedup::from_state(&producers, gaps, max_pending)))
 }
 
 /// The JSON the header uses: objects, arrays, non-negative integers, the
@@ -299,7 +423,6 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::encode_pipeline_state;
 
     fn temp(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("ringstat-ckpt-{}-{name}", std::process::id()))
@@ -312,25 +435,38 @@ mod tests {
         for s in [1, 2, 3, 5] {
             d.add(42, s);
         }
-        let positions = BTreeMap::from([(0, 17), (3, 2)]);
         let state = encode_pipeline_state(&PipelineState::default());
-        write(&path, &positions, &d, &state).unwrap();
-        let c = read(&path, 4096).unwrap().unwrap();
-        assert_eq!(
-            (c.positions, c.dedup, c.state),
-            (positions, d, PipelineState::default())
-        );
-        // The header exactly as `_checkpoint.write` (json.dumps with
-        // separators=(",", ":")) writes it.
-        let header = br#"{"offset":{"0":17,"3":2},"dedup":{"gaps":1,"producers":{"42":[4,[5]]}}}"#;
-        let mut file = MAGIC.to_vec();
-        file.extend_from_slice(header);
-        file.push(b'\n');
-        file.extend_from_slice(&state);
-        fs::write(&path, &file).unwrap();
-        let c = read(&path, 4096).unwrap().unwrap();
-        assert_eq!(c.positions, BTreeMap::from([(0, 17), (3, 2)]));
-        assert_eq!(c.dedup.state(), (vec![(42, 4, vec![5])], 1));
+        for position in [
+            Position::Partitions(BTreeMap::from([(0, 17), (3, 2)])),
+            Position::Stream(Some(41)),
+            Position::Stream(None),
+        ] {
+            write(&path, &position, &d, &state).unwrap();
+            let c = read(&path, 4096).unwrap().unwrap();
+            assert_eq!((&c.position, &c.dedup), (&position, &d));
+            assert_eq!(c.state, PipelineState::default());
+        }
+        // The headers exactly as `_checkpoint.write` (json.dumps with
+        // separators=(",", ":")) writes them, for Kafka and for a stream.
+        for (header, want) in [
+            (
+                &br#"{"offset":{"0":17,"3":2},"dedup":{"gaps":1,"producers":{"42":[4,[5]]}}}"#[..],
+                Position::Partitions(BTreeMap::from([(0, 17), (3, 2)])),
+            ),
+            (
+                &br#"{"offset":9,"dedup":{"gaps":1,"producers":{"42":[4,[5]]}}}"#[..],
+                Position::Stream(Some(9)),
+            ),
+        ] {
+            let mut file = MAGIC.to_vec();
+            file.extend_from_slice(header);
+            file.push(b'\n');
+            file.extend_from_slice(&state);
+            fs::write(&path, &file).unwrap();
+            let c = read(&path, 4096).unwrap().unwrap();
+            assert_eq!(c.position, want);
+            assert_eq!(c.dedup.state(), (vec![(42, 4, vec![5])], 1));
+        }
         fs::remove_file(&path).unwrap();
         assert!(
             read(&path, 4096).unwrap().is_none(),
@@ -342,47 +478,44 @@ mod tests {
     fn a_bad_file_is_a_clear_error() {
         let path = temp("bad");
         let state = encode_pipeline_state(&PipelineState::default());
-        let with = |header: &[u8], body: &[u8]| {
+        let with = |header: &str, body: &[u8]| {
             let mut f = MAGIC.to_vec();
-            f.extend_from_slice(header);
+            f.extend_from_slice(header.as_bytes());
             f.push(b'\n');
             f.extend_from_slice(body);
             f
         };
+        let good = r#"{"offset":{},"dedup":{"producers":{}}}"#;
         for (file, why) in [
             (b"hello".to_vec(), "not a ringstat checkpoint"),
             (MAGIC.to_vec(), "truncated"),
             (
-                with(b"{\"offset\":7,\"dedup\":{\"producers\":{}}}", &state),
-                "not a Kafka",
+                with(r#"{"offset":"7","dedup":{"producers":{}}}"#, &state),
+                "not a checkpoint header",
             ),
             (
-                with(b"{\"offset\":null,\"dedup\":{}}", &state),
-                "not a Kafka",
+                with(r#"{"offset":null,"dedup":{}}"#, &state),
+                "not a checkpoint header",
             ),
             (
-                with(
-                    b"{\"offset\":{\"x\":1},\"dedup\":{\"producers\":{}}}",
-                    &state,
-                ),
-                "not a Kafka",
+                with(r#"{"offset":{"x":1},"dedup":{"producers":{}}}"#, &state),
+                "not a checkpoint header",
             ),
-            (with(b"{\"offset\":{\"0\":1.5}}", &state), "not an integer"),
+            (with(r#"{"offset":{"0":1.5}}"#, &state), "not an integer"),
             (
-                with(b"{\"offset\":{\"0\":99999999999999999999}}", &state),
+                with(r#"{"offset":{"0":99999999999999999999}}"#, &state),
                 "out of range",
             ),
-            (with(b"{\"offset\":{}", &state), "bad checkpoint header"),
-            (with(&[b'['; 40], &state), "nested too deeply"),
-            (
-                with(b"{\"offset\":{},\"dedup\":{\"producers\":{}}}", b"junk"),
-                "bad pipeline state",
-            ),
+            (with(r#"{"offset":{}"#, &state), "bad checkpoint header"),
+            (with(&"[".repeat(40), &state), "nested too deeply"),
+            (with(good, b"junk"), "bad pipeline state"),
         ] {
             fs::write(&path, &file).unwrap();
             let e = read(&path, 4096).err().expect(why);
             assert!(e.contains(why) && e.contains("ringstat-ckpt"), "{why}: {e}");
         }
+        fs::write(&path, with(good, &state)).unwrap();
+        assert!(read(&path, 4096).unwrap().is_some());
         fs::remove_file(&path).unwrap();
     }
 }

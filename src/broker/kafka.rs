@@ -72,7 +72,6 @@ use core::pin::{pin, Pin};
 use core::task::Poll;
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::CStr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -85,7 +84,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::checkpoint;
+use super::checkpoint::{self, Position, Saver};
 use super::consumer::{handle, Shared as ConsumerShared};
 use super::shipper::{pause, Pending, Shared};
 use super::{runtime, unless, Backoff, BrokerError, Overflow, DEFAULT_QUEUE};
@@ -745,17 +744,9 @@ pub struct ConsumerBuilder {
     dedup: Dedup,
     backoff: (Duration, Duration),
     config: BTreeMap<String, String>,
-    checkpoint: Option<CheckpointCfg>,
+    checkpoint: Option<Saver>,
     /// The offsets to start at, from the checkpoint restored by `start`.
     restored: BTreeMap<i32, i64>,
-}
-
-/// Where and how often a consumer writes its checkpoint.
-#[derive(Debug, Clone)]
-struct CheckpointCfg {
-    path: PathBuf,
-    every_frames: u64,
-    interval: Duration,
 }
 
 impl fmt::Debug for ConsumerBuilder {
@@ -820,11 +811,11 @@ impl ConsumerBuilder {
         every_frames: u64,
         interval: Duration,
     ) -> Self {
-        self.checkpoint = Some(CheckpointCfg {
-            path: path.as_ref().to_path_buf(),
+        self.checkpoint = Some(Saver::new(
+            path.as_ref().to_path_buf(),
             every_frames,
             interval,
-        });
+        ));
         self
     }
 
@@ -922,12 +913,7 @@ impl ConsumerBuilder {
             )));
         }
         if let Some(ck) = &self.checkpoint {
-            if ck.every_frames == 0 || ck.interval.is_zero() {
-                return Err(BrokerError::Config(format!(
-                    "checkpoints every >= 1 frames and > 0 s, got {} and {:?}",
-                    ck.every_frames, ck.interval
-                )));
-            }
+            ck.check()?;
         }
         // Checks the settings now; the client is made again in the thread.
         let _: BaseConsumer<Ctx> = self
@@ -936,14 +922,20 @@ impl ConsumerBuilder {
             .map_err(|e| BrokerError::Config(format!("Kafka consumer settings: {e}")))?;
         let mut restored = false;
         if let Some(ck) = &self.checkpoint {
-            let got = checkpoint::read(&ck.path, self.dedup.max_pending())
-                .map_err(BrokerError::Checkpoint)?;
-            if let Some(got) = got {
-                self.pipeline
-                    .merge_state(&got.state)
-                    .map_err(|e| BrokerError::Checkpoint(format!("{}: {e}", ck.path.display())))?;
-                self.dedup = got.dedup;
-                self.restored = got.positions;
+            // Checked before anything is merged: a stream's file is refused.
+            if let Some(c) = checkpoint::read(&ck.path, 1).map_err(BrokerError::Checkpoint)? {
+                if !matches!(c.position, Position::Partitions(_)) {
+                    return Err(BrokerError::Checkpoint(format!(
+                        "{}: not a Kafka checkpoint (a RabbitMQ stream's)",
+                        ck.path.display()
+                    )));
+                }
+            }
+            if let Some((position, dedup)) = ck.restore(&self.pipeline, self.dedup.max_pending())? {
+                if let Position::Partitions(parts) = position {
+                    self.restored = parts;
+                }
+                self.dedup = dedup;
                 restored = true;
             } else {
                 // No checkpoint yet: the state starts empty, so only a
@@ -1108,8 +1100,7 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
     // Offset to read next, by partition (applied frames only); from the
     // checkpoint restored, if any.
     let mut positions: BTreeMap<i32, i64> = cfg.restored.clone();
-    // Frames applied since the last checkpoint, and when it was written.
-    let mut unsaved = (0u64, Instant::now());
+    let mut saver = cfg.checkpoint.clone();
     // Messages after the last one read, by partition.
     let mut lags: BTreeMap<i32, u64> = BTreeMap::new();
     let Ok(topic) = std::ffi::CString::new(cfg.topic.as_str()) else {
@@ -1137,7 +1128,7 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
         let mut last = (BTreeMap::new(), None);
         while !sh.stop.load(Ordering::Relaxed) {
             let Some(got) = client.poll(Duration::from_millis(100)) else {
-                save_checkpoint(sh, cfg, &positions, dedup, &mut unsaved, false);
+                save(sh, cfg, saver.as_mut(), &positions, dedup, false);
                 // Positions left waiting by the throttle.
                 commit(&client, &cfg.topic, &positions, &mut last, false);
                 if ctx.0.down.load(Ordering::Relaxed) {
@@ -1176,8 +1167,10 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
                 c.lag.store(lags.values().sum(), Ordering::Relaxed);
             }
             positions.insert(part, offset + 1);
-            unsaved.0 += 1;
-            save_checkpoint(sh, cfg, &positions, dedup, &mut unsaved, false);
+            if let Some(s) = &mut saver {
+                s.applied();
+            }
+            save(sh, cfg, saver.as_mut(), &positions, dedup, false);
             commit(&client, &cfg.topic, &positions, &mut last, false);
             sh.notify_progress();
         }
@@ -1193,43 +1186,20 @@ fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, servers: &str, dedup: &mu
             nap(sh, backoff.step());
         }
     }
-    save_checkpoint(sh, cfg, &positions, dedup, &mut unsaved, true);
+    save(sh, cfg, saver.as_mut(), &positions, dedup, true);
 }
 
-/// Writes the checkpoint if one is due: `unsaved.0` frames reached the
-/// setting, or frames wait and the interval passed, or `last` (the consumer
-/// stops) and any frame waits. The pipeline is flushed first, so its state
-/// holds every frame up to `positions`. A failure is reported in
-/// `last_error` and tried again with the next frame.
-fn save_checkpoint(
+/// Writes the checkpoint if one is due (see [`Saver::save_if_due`]).
+fn save(
     sh: &ConsumerShared,
     cfg: &ConsumerBuilder,
+    saver: Option<&mut Saver>,
     positions: &BTreeMap<i32, i64>,
     dedup: &Dedup,
-    unsaved: &mut (u64, Instant),
     last: bool,
 ) {
-    let Some(ck) = &cfg.checkpoint else { return };
-    let (frames, since) = *unsaved;
-    let due = frames >= ck.every_frames || (frames > 0 && (last || since.elapsed() >= ck.interval));
-    if !due {
-        return;
-    }
-    cfg.pipeline.flush();
-    let written = cfg
-        .pipeline
-        .export_state()
-        .map_err(|e| e.to_string())
-        .and_then(|state| {
-            let bytes = crate::wire::encode_pipeline_state(&state);
-            checkpoint::write(&ck.path, positions, dedup, &bytes).map_err(|e| e.to_string())
-        });
-    match written {
-        Ok(()) => {
-            *unsaved = (0, Instant::now());
-            // Relaxed: a statistic.
-            sh.counts.checkpoints.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => sh.set_error(format!("checkpoint {}: {e}", ck.path.display())),
+    if let Some(s) = saver {
+        let at = Position::Partitions(positions.clone());
+        s.save_if_due(sh, &cfg.pipeline, &at, dedup, last);
     }
 }

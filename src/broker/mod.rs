@@ -41,9 +41,11 @@
 //!   queue before it: a fresh consumer's dedup starts each producer at its
 //!   oldest frame.
 //!
-//! Not here yet (the Python `ringstat.broker` has them): RabbitMQ streams
-//! and their checkpoints (Kafka's are in [`kafka`]), and `max_length`
-//! (`reject-publish`) queues.
+//! RabbitMQ streams ([`ShipperBuilder::stream`],
+//! [`ConsumerBuilder::stream_offset`]) are read from an offset and, with
+//! [`ConsumerBuilder::checkpoint`], resumed after a crash with exact
+//! statistics; [`ShipperBuilder::max_length`] makes a classic queue that
+//! refuses publishes when full (a slow consumer pushes back).
 //!
 //! # Examples
 //!
@@ -86,7 +88,6 @@ use crate::pipeline::Op;
 use crate::sync::{AtomicBool, Ordering};
 use crate::wire::{FrameError, MAX_NAME_LEN};
 
-#[cfg(feature = "kafka")]
 mod checkpoint;
 mod consumer;
 #[cfg(feature = "kafka")]
@@ -97,7 +98,7 @@ mod shipper;
 
 pub use consumer::{Consumer, ConsumerStats};
 #[cfg(feature = "rabbitmq")]
-pub use rabbitmq::{ConsumerBuilder, ShipperBuilder};
+pub use rabbitmq::{ConsumerBuilder, ShipperBuilder, StreamOffset};
 pub use shipper::{Overflow, Shipper, ShipperStats, MIN_FRAME_BYTES};
 
 /// The queue both sides use unless told otherwise (as in Python).

@@ -14,12 +14,13 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
 };
 use tokio::sync::mpsc;
 
+use super::checkpoint::{self, Position, Saver};
 use super::consumer::{handle, Shared as ConsumerShared};
 use super::shipper::{pause, Pending, Shared};
 use super::{
@@ -39,10 +40,56 @@ fn parse_url(url: &str) -> Result<(), BrokerError> {
     })
 }
 
-/// A connection and a channel on which `queue` is declared as the Python
-/// side declares it (durable classic queue, no arguments), with publisher
-/// confirms if `confirms`. The error is a message for `last_error`.
-async fn open(url: &str, queue: &str, confirms: bool) -> Result<(Connection, Channel), String> {
+/// How the durable queue is declared, as the Python side declares it: a
+/// classic queue (with `max_length` frames, a full queue refuses publishes:
+/// `reject-publish`), or a RabbitMQ stream (an append-only log read from
+/// an offset). Shipper and consumer must agree: the broker refuses a
+/// declaration that differs from the queue's.
+#[derive(Debug, Clone, Copy, Default)]
+struct Declare {
+    stream: bool,
+    max_length: Option<u64>,
+}
+
+impl Declare {
+    fn check(self) -> Result<(), BrokerError> {
+        match self.max_length {
+            Some(_) if self.stream => Err(BrokerError::Config(
+                "max_length is for classic queues; a stream keeps everything".into(),
+            )),
+            Some(0) => Err(BrokerError::Config("max_length must be >= 1".into())),
+            _ => Ok(()),
+        }
+    }
+
+    fn arguments(self) -> FieldTable {
+        let mut args = FieldTable::default();
+        if self.stream {
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("stream".into()),
+            );
+        } else if let Some(n) = self.max_length {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            args.insert("x-max-length".into(), AMQPValue::LongLongInt(n));
+            args.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("reject-publish".into()),
+            );
+        }
+        args
+    }
+}
+
+/// A connection and a channel on which `queue` is declared (see
+/// [`Declare`]), with publisher confirms if `confirms`. The error is a
+/// message for `last_error`.
+async fn open(
+    url: &str,
+    queue: &str,
+    declare: Declare,
+    confirms: bool,
+) -> Result<(Connection, Channel), String> {
     let attempt = async {
         let conn = Connection::connect(url, ConnectionProperties::default()).await?;
         let ch = conn.create_channel().await?;
@@ -52,7 +99,7 @@ async fn open(url: &str, queue: &str, confirms: bool) -> Result<(Connection, Cha
                 durable: true,
                 ..QueueDeclareOptions::default()
             },
-            FieldTable::default(),
+            declare.arguments(),
         )
         .await?;
         if confirms {
@@ -80,9 +127,30 @@ pub struct ShipperBuilder {
     overflow: Overflow,
     backoff: (Duration, Duration),
     confirm_timeout: Duration,
+    declare: Declare,
 }
 
 impl ShipperBuilder {
+    /// Publishes to a RabbitMQ stream (declared with `x-queue-type:
+    /// stream`; read by a consumer with a
+    /// [`stream_offset`](ConsumerBuilder::stream_offset)), not a classic
+    /// queue.
+    pub fn stream(mut self) -> Self {
+        self.declare.stream = true;
+        self
+    }
+
+    /// A classic queue of at most `n` frames that refuses publishes when
+    /// full (`reject-publish`): a slow consumer pushes back, the frames
+    /// wait and are published again after the backoff, the local buffer
+    /// fills and sends follow the [`Overflow`] policy. Frames go one at a
+    /// time (a refused frame must not be overtaken by the next). The
+    /// consumer must declare the same.
+    pub fn max_length(mut self, n: u64) -> Self {
+        self.declare.max_length = Some(n);
+        self
+    }
+
     /// The durable queue to publish to (default `"ringstat.events"`).
     pub fn queue(mut self, queue: &str) -> Self {
         self.queue = queue.to_owned();
@@ -153,6 +221,7 @@ impl ShipperBuilder {
     /// [`BrokerError::Spawn`].
     pub fn build(self) -> Result<Shipper, BrokerError> {
         parse_url(&self.url)?;
+        self.declare.check()?;
         let cfg = self.clone();
         Shipper::start(
             self.capacity,
@@ -196,6 +265,7 @@ impl Shipper {
             overflow: Overflow::default(),
             backoff: (Duration::from_millis(50), Duration::from_secs(2)),
             confirm_timeout: Duration::from_secs(30),
+            declare: Declare::default(),
         }
     }
 }
@@ -231,7 +301,13 @@ async fn publish(sh: &Shared, cfg: &ShipperBuilder, mut rx: mpsc::Receiver<Pendi
             break;
         }
         let Some((_, ch)) = &conn else {
-            match unless(&sh.wake, &sh.abort, open(&cfg.url, &cfg.queue, true)).await {
+            match unless(
+                &sh.wake,
+                &sh.abort,
+                open(&cfg.url, &cfg.queue, cfg.declare, true),
+            )
+            .await
+            {
                 None => break,
                 Some(Ok(cc)) => {
                     if ever {
@@ -249,7 +325,10 @@ async fn publish(sh: &Shared, cfg: &ShipperBuilder, mut rx: mpsc::Receiver<Pendi
             }
             continue;
         };
-        let window = if first_confirmed {
+        // One frame at a time until the first is confirmed, and always with
+        // `max_length`: a full queue refuses a frame and may take the next,
+        // which would then overtake it.
+        let window = if first_confirmed && cfg.declare.max_length.is_none() {
             cfg.max_in_flight
         } else {
             1
@@ -391,6 +470,25 @@ pub struct ConsumerBuilder {
     prefetch: u16,
     dedup: Dedup,
     backoff: (Duration, Duration),
+    max_length: Option<u64>,
+    stream_offset: Option<StreamOffset>,
+    checkpoint: Option<Saver>,
+    /// The offset of the last frame applied, from the checkpoint restored
+    /// by `start`.
+    restored: Option<i64>,
+}
+
+/// Where a consumer of a RabbitMQ stream starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamOffset {
+    /// The stream's first message still kept.
+    First,
+    /// Messages published after the consumer attached.
+    Next,
+    /// The last chunk of messages.
+    Last,
+    /// This offset.
+    Offset(u64),
 }
 
 impl fmt::Debug for ConsumerBuilder {
@@ -431,16 +529,90 @@ impl ConsumerBuilder {
         self
     }
 
+    /// The classic queue's `max_length`, as the shipper declares it (see
+    /// [`ShipperBuilder::max_length`]).
+    pub fn max_length(mut self, n: u64) -> Self {
+        self.max_length = Some(n);
+        self
+    }
+
+    /// Reads a RabbitMQ stream (a shipper made with
+    /// [`stream`](ShipperBuilder::stream)) from `offset`; after a
+    /// reconnect, from the frame after the last one applied. A stream keeps
+    /// its messages whether or not they are acknowledged: a consumer with a
+    /// fresh pipeline and dedup reading from [`StreamOffset::First`]
+    /// replays the stream and ends with the statistics of a run never
+    /// stopped.
+    pub fn stream_offset(mut self, offset: StreamOffset) -> Self {
+        self.stream_offset = Some(offset);
+        self
+    }
+
+    /// Checkpoints to the file `path` every `every_frames` frames or
+    /// `interval`, whichever comes first, and when the consumer stops
+    /// (streams only: a classic queue cannot be read again): the pipeline's
+    /// state, the stream offset of the last frame applied and the dedup
+    /// record, written atomically in the format of the Python `Consumer`'s
+    /// checkpoints (either resumes from the other's). If the file exists,
+    /// [`start`](Self::start) restores it into the pipeline (which should
+    /// be fresh) and reads on after its offset: killed at any moment and
+    /// started again, the consumer ends with the statistics of a run never
+    /// killed. Consistent when only this consumer sends to the pipeline.
+    pub fn checkpoint(
+        mut self,
+        path: impl AsRef<std::path::Path>,
+        every_frames: u64,
+        interval: Duration,
+    ) -> Self {
+        self.checkpoint = Some(Saver::new(
+            path.as_ref().to_path_buf(),
+            every_frames,
+            interval,
+        ));
+        self
+    }
+
     /// Starts consuming in a background thread.
     ///
     /// # Errors
     ///
-    /// [`BrokerError::Url`], [`BrokerError::Spawn`].
-    pub fn start(self) -> Result<Consumer, BrokerError> {
+    /// [`BrokerError::Url`], [`BrokerError::Config`] (`max_length` with a
+    /// stream or of 0, a checkpoint without a stream or every 0 frames or
+    /// 0 s), [`BrokerError::Checkpoint`] (a file that is not a stream
+    /// consumer's or does not fit the pipeline; nothing is changed then),
+    /// [`BrokerError::Spawn`].
+    pub fn start(mut self) -> Result<Consumer, BrokerError> {
         parse_url(&self.url)?;
+        self.declare().check()?;
+        let mut restored = false;
+        if let Some(ck) = &self.checkpoint {
+            ck.check()?;
+            if self.stream_offset.is_none() {
+                return Err(BrokerError::Config(
+                    "a checkpoint needs a stream (stream_offset): a classic queue cannot be read again"
+                        .into(),
+                ));
+            }
+            // Checked before anything is merged: a Kafka file is refused.
+            if let Some(c) = checkpoint::read(&ck.path, 1).map_err(BrokerError::Checkpoint)? {
+                if !matches!(c.position, Position::Stream(_)) {
+                    return Err(BrokerError::Checkpoint(format!(
+                        "{}: not a RabbitMQ stream checkpoint (a Kafka one)",
+                        ck.path.display()
+                    )));
+                }
+            }
+            if let Some((position, dedup)) = ck.restore(&self.pipeline, self.dedup.max_pending())? {
+                if let Position::Stream(offset) = position {
+                    self.restored = offset;
+                }
+                self.dedup = dedup;
+                restored = true;
+            }
+        }
         let mut cfg = self;
         let dedup = core::mem::take(&mut cfg.dedup);
-        Consumer::spawn(dedup, false, move |sh, dedup| match runtime() {
+        Consumer::spawn(dedup, restored, move |sh, dedup| match runtime() {
             Ok(rt) => rt.block_on(consume(sh, &cfg, dedup)),
             Err(e) => sh.set_error(format!("cannot start the tokio runtime: {e}")),
         })
@@ -466,7 +638,51 @@ impl Consumer {
             prefetch: 8,
             dedup: Dedup::default(),
             backoff: (Duration::from_millis(50), Duration::from_secs(2)),
+            max_length: None,
+            stream_offset: None,
+            checkpoint: None,
+            restored: None,
         }
+    }
+}
+
+impl ConsumerBuilder {
+    fn declare(&self) -> Declare {
+        Declare {
+            stream: self.stream_offset.is_some(),
+            max_length: self.max_length,
+        }
+    }
+
+    /// The `x-stream-offset` to consume from: after `last` (the last frame
+    /// applied), or the setting.
+    fn consume_arguments(&self, last: Option<i64>) -> FieldTable {
+        let mut args = FieldTable::default();
+        let Some(offset) = self.stream_offset else {
+            return args;
+        };
+        let value = match (last, offset) {
+            (Some(o), _) => AMQPValue::LongLongInt(o.saturating_add(1)),
+            (None, StreamOffset::Offset(o)) => {
+                AMQPValue::LongLongInt(i64::try_from(o).unwrap_or(i64::MAX))
+            }
+            (None, StreamOffset::First) => AMQPValue::LongString("first".into()),
+            (None, StreamOffset::Next) => AMQPValue::LongString("next".into()),
+            (None, StreamOffset::Last) => AMQPValue::LongString("last".into()),
+        };
+        args.insert("x-stream-offset".into(), value);
+        args
+    }
+}
+
+/// The stream offset of a delivery (`x-stream-offset` header).
+fn stream_offset_of(d: &Delivery) -> Option<i64> {
+    let headers = d.properties.headers().as_ref()?;
+    match headers.inner().get("x-stream-offset")? {
+        AMQPValue::LongLongInt(o) => Some(*o),
+        AMQPValue::LongInt(o) => Some(i64::from(*o)),
+        AMQPValue::LongUInt(o) => Some(i64::from(*o)),
+        _ => None,
     }
 }
 
@@ -480,12 +696,29 @@ enum Wake {
 
 /// Connects, consumes and reconnects until stopped or the pipeline closes.
 async fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, dedup: &mut Dedup) {
+    let mut saver = cfg.checkpoint.clone();
+    // The stream offset of the last frame applied (from the checkpoint).
+    let mut last = cfg.restored;
+    consume_loop(sh, cfg, dedup, &mut saver, &mut last).await;
+    if let Some(s) = &mut saver {
+        s.save_if_due(sh, &cfg.pipeline, &Position::Stream(last), dedup, true);
+    }
+}
+
+async fn consume_loop(
+    sh: &ConsumerShared,
+    cfg: &ConsumerBuilder,
+    dedup: &mut Dedup,
+    saver: &mut Option<Saver>,
+    last: &mut Option<i64>,
+) {
     let c = &sh.counts;
     let mut backoff = Backoff::new(cfg.backoff.0, cfg.backoff.1);
     let mut ever = false;
     // Relaxed (all loads of `stop`): a request, re-read after every wake.
     while !sh.stop.load(Ordering::Relaxed) {
-        let (conn, ch) = match unless(&sh.wake, &sh.stop, open(&cfg.url, &cfg.queue, false)).await {
+        let opened = open(&cfg.url, &cfg.queue, cfg.declare(), false);
+        let (conn, ch) = match unless(&sh.wake, &sh.stop, opened).await {
             None => return,
             Some(Ok(cc)) => cc,
             Some(Err(e)) => {
@@ -501,7 +734,7 @@ async fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, dedup: &mut Dedup) 
                 cfg.queue.as_str().into(),
                 "".into(),
                 BasicConsumeOptions::default(),
-                FieldTable::default(),
+                cfg.consume_arguments(*last),
             )
             .await
         };
@@ -548,9 +781,16 @@ async fn consume(sh: &ConsumerShared, cfg: &ConsumerBuilder, dedup: &mut Dedup) 
                         .await;
                         return;
                     }
+                    if cfg.stream_offset.is_some() {
+                        *last = stream_offset_of(&d).or(*last);
+                    }
                     if let Err(e) = d.ack(BasicAckOptions::default()).await {
                         sh.set_error(e.to_string());
                         break;
+                    }
+                    if let Some(s) = saver {
+                        s.applied();
+                        s.save_if_due(sh, &cfg.pipeline, &Position::Stream(*last), dedup, false);
                     }
                     sh.notify_progress();
                 }
