@@ -271,8 +271,6 @@ fn stream_is_read_from_an_offset_and_replayed() {
         .unwrap();
     wait_for("the consumer", || c.stats().connected);
     std::thread::sleep(Duration::from_millis(300)); // attached before the next frame
-    let mut b = FrameBuilder::new();
-    b.push(Op::Count, "logins", 0, 9, 0).unwrap();
     let s = Shipper::builder(&node.url)
         .queue(&q)
         .stream()
