@@ -254,7 +254,8 @@ def inline(w: Workload) -> tuple[Run, Check]:
 
 def floor(w: Workload) -> tuple[Run, Check]:
     def run() -> None:
-        get = {}.get  # a C call that does nothing: the loop's and a call's cost
+        empty: dict[int, float] = {}
+        get = empty.get  # a C call that does nothing: the loop's and a call's cost
         for kind, user, ts in w.events:
             if kind == 0:
                 get(user, ts)
