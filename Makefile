@@ -205,6 +205,7 @@ bench-smoke: develop broker-tools kafka-tools ## run every benchmark once, brief
 	$(VPY) benches/python/bench_asyncio.py --quick
 	$(VPY) benches/python/bench_shm.py --quick
 	$(VPY) benches/python/bench_broker.py --quick
+	$(VPY) benches/python/bench_before_after.py $(VPY) $(VPY) --rounds 1
 
 .PHONY: bench
 bench: develop broker-tools kafka-tools ## the benchmarks behind BENCHMARKS.md (run on a quiet machine)
