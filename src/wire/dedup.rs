@@ -53,7 +53,14 @@ impl Dedup {
     }
 
     /// The most out-of-order sequences kept per producer.
-    pub(crate) fn max_pending(&self) -> usize {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(ringstat::wire::Dedup::new(64).max_pending(), 64);
+    /// ```
+    #[must_use]
+    pub fn max_pending(&self) -> usize {
         self.max_pending
     }
 
