@@ -88,6 +88,8 @@ pub use counter::Counter;
 pub use error::StatsError;
 pub use exposition::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 pub use gauge::Gauge;
+#[cfg(feature = "python")]
+pub(crate) use histogram::Via;
 pub use histogram::{Histogram, HistogramConfig};
 pub use rate::{Rate, RateConfig};
 pub use recorder::{Recorder, RecorderConfig, RecorderError};

@@ -12,7 +12,7 @@ use super::{
     f64_arg, histogram_dict, percentile_to_quantile, percentiles_arg, percentiles_or_default,
     stats_err, u64_arg,
 };
-use crate::stats::{Histogram, HistogramConfig, StatsError};
+use crate::stats::{Histogram, HistogramConfig, StatsError, Via};
 
 /// A log-linear (HDR-style) histogram of ints in `0..=max_value`, recorded
 /// lock-free from many threads, with count, sum, min, max, mean and
@@ -83,8 +83,8 @@ impl PyHistogram {
     /// `record`, `n = 1`) a whole number (a fraction raises, not rounds).
     fn record_float(&self, v: f64, n: u64) -> PyResult<()> {
         match self.inner.unit() {
-            Some(_) => self.inner.record_f64_n(v, n),
-            None => self.inner.record_value(v),
+            Some(_) => self.inner.record_f64_n_via(v, n, Via::Shared),
+            None => self.inner.record_value_via(v, Via::Shared),
         }
         .map_err(stats_err)
     }
@@ -176,14 +176,19 @@ impl PyHistogram {
     /// Records one value: an int in `0..=max_value`, or a float (a whole
     /// number unless the histogram has a unit).
     fn record(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        // `Via::Shared`: calls from Python are serialized by the interpreter
+        // lock, so a per-thread front saves nothing and its lookup costs.
         if let Ok(f) = value.cast::<PyFloat>() {
-            return self.inner.record_value(f.value()).map_err(stats_err);
+            return self
+                .inner
+                .record_value_via(f.value(), Via::Shared)
+                .map_err(stats_err);
         }
         if !value.is_instance_of::<PyBool>() {
             if let Ok(v) = value.extract::<u64>() {
                 return match self.inner.unit() {
-                    None => self.inner.record(v),
-                    Some(_) => self.inner.record_f64(v as f64),
+                    None => self.inner.record_n_via(v, 1, Via::Shared),
+                    Some(_) => self.inner.record_f64_n_via(v as f64, 1, Via::Shared),
                 }
                 .map_err(stats_err);
             }
@@ -204,7 +209,9 @@ impl PyHistogram {
             ));
         }
         let v = u64_arg(value, "value")?;
-        self.inner.record_n(v, n).map_err(stats_err)
+        self.inner
+            .record_n_via(v, n, Via::Shared)
+            .map_err(stats_err)
     }
 
     /// The value of one tick, `None` for a histogram of ints.
