@@ -100,15 +100,17 @@ impl PyCounter {
 const METH_FASTCALL: core::ffi::c_int = 0x0080;
 
 /// A `METH_FASTCALL | METH_KEYWORDS` function (`PyCFunctionFastWithKeywords`).
-type FastWithKeywords = unsafe extern "C" fn(
+pub(super) type FastWithKeywords = unsafe extern "C" fn(
     *mut ffi::PyObject,
     *const *mut ffi::PyObject,
     ffi::Py_ssize_t,
     *mut ffi::PyObject,
 ) -> *mut ffi::PyObject;
 
-/// Sets the methods `Counter.inc`, `Gauge.inc` and `Gauge.dec`.
+/// Sets the methods `Counter.inc`, `Gauge.inc` and `Gauge.dec`, and
+/// `Histogram.record`.
 pub(super) fn add_amount_methods(py: Python<'_>) -> PyResult<()> {
+    super::histogram::add_record_method(py)?;
     let counter = py.get_type::<PyCounter>();
     add_raw_method(&counter, c"inc", counter_inc, COUNTER_INC_DOC)?;
     let gauge = py.get_type::<PyGauge>();
@@ -134,7 +136,7 @@ Subtracts `amount` (default 1, as `inc`) and returns the new value.";
 
 /// Sets `ty.name` to a method descriptor calling `func` with `METH_FASTCALL |
 /// METH_KEYWORDS`; it checks that `self` is a `ty` before calling.
-fn add_raw_method(
+pub(super) fn add_raw_method(
     ty: &Bound<'_, PyType>,
     name: &'static CStr,
     func: FastWithKeywords,
@@ -281,7 +283,7 @@ unsafe fn amount_of<'py>(
 ///
 /// `arg` is a live object and the thread is attached.
 #[inline(always)]
-unsafe fn exact_int(arg: *mut ffi::PyObject) -> Option<i64> {
+pub(super) unsafe fn exact_int(arg: *mut ffi::PyObject) -> Option<i64> {
     // SAFETY: the contract; `PyLong_Type` is CPython's static `int` type.
     unsafe {
         if ffi::Py_TYPE(arg) != core::ptr::addr_of_mut!(ffi::PyLong_Type) {
@@ -294,7 +296,7 @@ unsafe fn exact_int(arg: *mut ffi::PyObject) -> Option<i64> {
     }
 }
 
-fn none(py: Python<'_>, (): ()) -> *mut ffi::PyObject {
+pub(super) fn none(py: Python<'_>, (): ()) -> *mut ffi::PyObject {
     py.None().into_ptr()
 }
 

@@ -57,6 +57,29 @@ pub(super) fn digits_arg(value: &Bound<'_, PyAny>) -> PyResult<u8> {
 }
 
 impl PyHistogram {
+    /// Records one value: an int in `0..=max_value`, or a float (a whole
+    /// number unless the histogram has a unit).
+    fn record_any(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        // `Via::Shared`: calls from Python are serialized by the interpreter
+        // lock, so a per-thread front saves nothing and its lookup costs.
+        if let Ok(f) = value.cast::<PyFloat>() {
+            return self
+                .inner
+                .record_value_via(f.value(), Via::Shared)
+                .map_err(stats_err);
+        }
+        if !value.is_instance_of::<PyBool>() {
+            if let Ok(v) = value.extract::<u64>() {
+                return match self.inner.unit() {
+                    None => self.inner.record_n_via(v, 1, Via::Shared),
+                    Some(_) => self.inner.record_f64_n_via(v as f64, 1, Via::Shared),
+                }
+                .map_err(stats_err);
+            }
+        }
+        self.record_other(value, 1)
+    }
+
     /// `record` of anything but a `float` or an int in `0..2**64`.
     #[cold]
     fn record_other(&self, value: &Bound<'_, PyAny>, n: u64) -> PyResult<()> {
@@ -173,28 +196,7 @@ impl PyHistogram {
         })
     }
 
-    /// Records one value: an int in `0..=max_value`, or a float (a whole
-    /// number unless the histogram has a unit).
-    fn record(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        // `Via::Shared`: calls from Python are serialized by the interpreter
-        // lock, so a per-thread front saves nothing and its lookup costs.
-        if let Ok(f) = value.cast::<PyFloat>() {
-            return self
-                .inner
-                .record_value_via(f.value(), Via::Shared)
-                .map_err(stats_err);
-        }
-        if !value.is_instance_of::<PyBool>() {
-            if let Ok(v) = value.extract::<u64>() {
-                return match self.inner.unit() {
-                    None => self.inner.record_n_via(v, 1, Via::Shared),
-                    Some(_) => self.inner.record_f64_n_via(v as f64, 1, Via::Shared),
-                }
-                .map_err(stats_err);
-            }
-        }
-        self.record_other(value, 1)
-    }
+    // `record(value)` is hand-written (`add_record_method`).
 
     /// Records `count` occurrences of one value: an int, or with a unit
     /// any real number (as `record`).
@@ -359,3 +361,110 @@ impl PyHistogram {
 }
 
 assert_python_alignment!(PyHistogram);
+
+// ----- `record(value)` as a hand-written method (see counter.rs) -----------
+
+/// Sets `Histogram.record`.
+pub(super) fn add_record_method(py: Python<'_>) -> PyResult<()> {
+    let ty = py.get_type::<PyHistogram>();
+    super::counter::add_raw_method(&ty, c"record", histogram_record, RECORD_DOC)
+}
+
+const RECORD_DOC: &core::ffi::CStr = c"record($self, /, value)
+--
+
+Records one value: an int in `0..=max_value`, or a float (a whole number
+unless the histogram has a unit, then within its unit). A bad value
+raises `ValueError` or `TypeError` and is counted in `rejected`.";
+
+/// `Histogram.record(value)`: one exact `int` in range on a histogram
+/// without a unit goes straight to the cells; anything else through
+/// [`PyHistogram::record_any`].
+unsafe extern "C" fn histogram_record(
+    slf: *mut pyo3::ffi::PyObject,
+    args: *const *mut pyo3::ffi::PyObject,
+    nargs: pyo3::ffi::Py_ssize_t,
+    kwnames: *mut pyo3::ffi::PyObject,
+) -> *mut pyo3::ffi::PyObject {
+    if nargs == 1 && kwnames.is_null() {
+        // SAFETY: CPython calls it as a method of `Histogram` (the
+        // descriptor checked `slf`'s type) with `nargs` live arguments, the
+        // thread attached.
+        unsafe {
+            if let Some(v) = super::counter::exact_int(*args) {
+                let py = Python::assume_attached();
+                let this = Borrowed::from_ptr(py, slf).cast_unchecked::<PyHistogram>();
+                let h = &this.get().inner;
+                // Only a value that will be recorded: a rejection takes the
+                // general path, which counts it once and raises.
+                if let Ok(v) = u64::try_from(v) {
+                    if v <= h.config().max && h.unit().is_none() {
+                        let _ = h.record_n_via(v, 1, Via::Shared);
+                        return super::counter::none(py, ());
+                    }
+                }
+            }
+        }
+    }
+    Python::attach(|py| {
+        // SAFETY: as above; `args` holds `nargs` positionals and then one
+        // value per name of `kwnames`.
+        let result = unsafe {
+            let this = Borrowed::from_ptr(py, slf).cast_unchecked::<PyHistogram>();
+            value_arg(py, args, nargs, kwnames).and_then(|v| this.get().record_any(&v))
+        };
+        match result {
+            Ok(()) => super::counter::none(py, ()),
+            Err(e) => {
+                e.restore(py);
+                core::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// The one argument `value` of `record`, by position or keyword.
+///
+/// # Safety
+///
+/// As [`histogram_record`]'s for `args`, `nargs` and `kwnames`.
+#[cold]
+unsafe fn value_arg<'py>(
+    py: Python<'py>,
+    args: *const *mut pyo3::ffi::PyObject,
+    nargs: pyo3::ffi::Py_ssize_t,
+    kwnames: *mut pyo3::ffi::PyObject,
+) -> PyResult<Bound<'py, PyAny>> {
+    use pyo3::exceptions::PyTypeError;
+    use pyo3::types::{PyString, PyTuple};
+    let nargs = usize::try_from(nargs).unwrap_or(0);
+    // SAFETY: `args[i]` for `i < nargs` are live positional arguments.
+    let mut value = (nargs == 1).then(|| unsafe { Bound::from_borrowed_ptr(py, *args) });
+    if nargs > 1 {
+        return Err(PyTypeError::new_err(format!(
+            "record() takes exactly one argument ({nargs} given)"
+        )));
+    }
+    if !kwnames.is_null() {
+        // SAFETY: the contract.
+        let kwnames = unsafe { Borrowed::from_ptr(py, kwnames).cast_unchecked::<PyTuple>() };
+        for (i, key) in kwnames.iter().enumerate() {
+            // SAFETY: the value of the `i`-th keyword follows the positionals.
+            let v = unsafe { Bound::from_borrowed_ptr(py, *args.add(nargs + i)) };
+            if !key.cast::<PyString>().is_ok_and(|k| k == "value") {
+                return Err(PyTypeError::new_err(format!(
+                    "record() got an unexpected keyword argument {}",
+                    key.repr()?
+                )));
+            }
+            if value.replace(v).is_some() {
+                return Err(PyTypeError::new_err(
+                    "record() got multiple values for argument 'value'",
+                ));
+            }
+        }
+    }
+    value.ok_or_else(|| {
+        PyTypeError::new_err("record() missing 1 required positional argument: 'value'")
+    })
+}
