@@ -596,6 +596,18 @@ impl Histogram {
         self.record_value_via(v, Via::Front)
     }
 
+    /// Records `v` as [`record_f64`](Histogram::record_f64) does, through
+    /// `via`, if it is in range (not NaN, not negative, not above the
+    /// highest tick); `false`, with nothing recorded or counted, if not.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn record_f64_in_range(&self, v: f64, via: Via) -> bool {
+        match self.ticks(v) {
+            Some(t) => self.record_n_via(t, 1, via).is_ok(),
+            None => false,
+        }
+    }
+
     /// As [`record_value`](Histogram::record_value), through `via`.
     pub(crate) fn record_value_via(&self, v: f64, via: Via) -> Result<(), StatsError> {
         // Out-of-range values (NaN included) get `record_f64`'s error.
@@ -1040,5 +1052,26 @@ mod tests {
         assert!(b.record_n_via(10_001, 1, Via::Shared).is_err());
         assert!(b.record_value_via(2.5, Via::Shared).is_err());
         assert_eq!((b.rejected(), b.count()), (2, a.count()));
+    }
+
+    #[test]
+    fn record_f64_in_range_records_or_leaves_everything_alone() {
+        let cfg = HistogramConfig {
+            max: 10_000,
+            significant_digits: 2,
+        };
+        let (a, b) = (
+            Histogram::with_unit(cfg, 1e-3).unwrap(),
+            Histogram::with_unit(cfg, 1e-3).unwrap(),
+        );
+        for v in [0.0, -0.0, 0.0015, 1.0, 9.999, 10.0] {
+            a.record_f64(v).unwrap();
+            assert!(b.record_f64_in_range(v, Via::Shared), "{v}");
+        }
+        assert_eq!(a.snapshot(), b.snapshot());
+        for v in [-0.5, 10.5, f64::NAN, f64::INFINITY] {
+            assert!(!b.record_f64_in_range(v, Via::Shared), "{v}");
+        }
+        assert_eq!((b.rejected(), b.count()), (0, a.count()));
     }
 }

@@ -378,7 +378,8 @@ unless the histogram has a unit, then within its unit). A bad value
 raises `ValueError` or `TypeError` and is counted in `rejected`.";
 
 /// `Histogram.record(value)`: one exact `int` in range on a histogram
-/// without a unit goes straight to the cells; anything else through
+/// without a unit, or one exact `float` in range on a histogram with a
+/// unit, goes straight to the cells; anything else through
 /// [`PyHistogram::record_any`].
 unsafe extern "C" fn histogram_record(
     slf: *mut pyo3::ffi::PyObject,
@@ -391,17 +392,26 @@ unsafe extern "C" fn histogram_record(
         // descriptor checked `slf`'s type) with `nargs` live arguments, the
         // thread attached.
         unsafe {
-            if let Some(v) = super::counter::exact_int(*args) {
-                let py = Python::assume_attached();
-                let this = Borrowed::from_ptr(py, slf).cast_unchecked::<PyHistogram>();
-                let h = &this.get().inner;
-                // Only a value that will be recorded: a rejection takes the
-                // general path, which counts it once and raises.
+            let arg = *args;
+            let py = Python::assume_attached();
+            let this = Borrowed::from_ptr(py, slf).cast_unchecked::<PyHistogram>();
+            let h = &this.get().inner;
+            // Only a value that will be recorded: a rejection takes the
+            // general path, which counts it once and raises.
+            if let Some(v) = super::counter::exact_int(arg) {
                 if let Ok(v) = u64::try_from(v) {
                     if v <= h.config().max && h.unit().is_none() {
                         let _ = h.record_n_via(v, 1, Via::Shared);
                         return super::counter::none(py, ());
                     }
+                }
+            } else if h.unit().is_some()
+                && pyo3::ffi::Py_TYPE(arg) == core::ptr::addr_of_mut!(pyo3::ffi::PyFloat_Type)
+            {
+                // An exact float cannot fail to convert.
+                let v = pyo3::ffi::PyFloat_AsDouble(arg);
+                if h.record_f64_in_range(v, Via::Shared) {
+                    return super::counter::none(py, ());
                 }
             }
         }
