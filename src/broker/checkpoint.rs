@@ -73,17 +73,27 @@ impl Saver {
         Ok(())
     }
 
-    /// Reads the file, if there is one, and merges its state into
-    /// `pipeline`; returns its position and dedup record. Nothing changes
-    /// on an error.
+    /// Reads the file, if there is one, checks that its position `fits`
+    /// the consumer (a Kafka consumer's or a stream consumer's; else the
+    /// error says `not a {kind}`)
+    /// and merges its state into `pipeline`; returns its position and dedup
+    /// record. Nothing changes on an error.
     pub(super) fn restore(
         &self,
         pipeline: &Pipeline,
         max_pending: usize,
+        kind: &str,
+        fits: impl Fn(&Position) -> bool,
     ) -> Result<Option<(Position, Dedup)>, BrokerError> {
         let Some(got) = read(&self.path, max_pending).map_err(BrokerError::Checkpoint)? else {
             return Ok(None);
         };
+        if !fits(&got.position) {
+            return Err(BrokerError::Checkpoint(format!(
+                "{}: not a {kind}",
+                self.path.display()
+            )));
+        }
         pipeline
             .merge_state(&got.state)
             .map_err(|e| BrokerError::Checkpoint(format!("{}: {e}", self.path.display())))?;

@@ -84,7 +84,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::checkpoint::{self, Position, Saver};
+use super::checkpoint::{Position, Saver};
 use super::consumer::{handle, Shared as ConsumerShared};
 use super::shipper::{pause, Pending, Shared};
 use super::{runtime, unless, Backoff, BrokerError, Overflow, DEFAULT_QUEUE};
@@ -922,16 +922,14 @@ impl ConsumerBuilder {
             .map_err(|e| BrokerError::Config(format!("Kafka consumer settings: {e}")))?;
         let mut restored = false;
         if let Some(ck) = &self.checkpoint {
-            // Checked before anything is merged: a stream's file is refused.
-            if let Some(c) = checkpoint::read(&ck.path, 1).map_err(BrokerError::Checkpoint)? {
-                if !matches!(c.position, Position::Partitions(_)) {
-                    return Err(BrokerError::Checkpoint(format!(
-                        "{}: not a Kafka checkpoint (a RabbitMQ stream's)",
-                        ck.path.display()
-                    )));
-                }
-            }
-            if let Some((position, dedup)) = ck.restore(&self.pipeline, self.dedup.max_pending())? {
+            let kafka = |p: &Position| matches!(p, Position::Partitions(_));
+            let max = self.dedup.max_pending();
+            if let Some((position, dedup)) = ck.restore(
+                &self.pipeline,
+                max,
+                "Kafka checkpoint (a RabbitMQ stream's)",
+                kafka,
+            )? {
                 if let Position::Partitions(parts) = position {
                     self.restored = parts;
                 }

@@ -20,7 +20,7 @@ use lapin::{
 };
 use tokio::sync::mpsc;
 
-use super::checkpoint::{self, Position, Saver};
+use super::checkpoint::{Position, Saver};
 use super::consumer::{handle, Shared as ConsumerShared};
 use super::shipper::{pause, Pending, Shared};
 use super::{
@@ -593,16 +593,15 @@ impl ConsumerBuilder {
                         .into(),
                 ));
             }
-            // Checked before anything is merged: a Kafka file is refused.
-            if let Some(c) = checkpoint::read(&ck.path, 1).map_err(BrokerError::Checkpoint)? {
-                if !matches!(c.position, Position::Stream(_)) {
-                    return Err(BrokerError::Checkpoint(format!(
-                        "{}: not a RabbitMQ stream checkpoint (a Kafka one)",
-                        ck.path.display()
-                    )));
-                }
-            }
-            if let Some((position, dedup)) = ck.restore(&self.pipeline, self.dedup.max_pending())? {
+            let stream = |p: &Position| matches!(p, Position::Stream(_));
+            let max = self.dedup.max_pending();
+            let restored_from = ck.restore(
+                &self.pipeline,
+                max,
+                "RabbitMQ stream checkpoint (a Kafka one)",
+                stream,
+            )?;
+            if let Some((position, dedup)) = restored_from {
                 if let Position::Stream(offset) = position {
                     self.restored = offset;
                 }
