@@ -68,6 +68,14 @@ mod imp {
         })
     }
 
+    /// The calling thread's index if it has one already, else `usize::MAX`
+    /// (never a valid index): one TLS load, for hot paths that bounds-check
+    /// the index anyway and call [`thread_index`] on a miss.
+    #[inline(always)]
+    pub(crate) fn thread_index_if_known() -> usize {
+        index::INDEX.with(std::cell::Cell::get)
+    }
+
     mod index {
         use std::cell::Cell;
         use std::cmp::Reverse;
@@ -192,6 +200,10 @@ mod imp {
 
     /// Deterministic per-model thread index: loom numbers its threads 0, 1, 2
     /// in spawn order, which we read back from the id's `Debug` text.
+    pub(crate) fn thread_index_if_known() -> usize {
+        thread_index()
+    }
+
     pub(crate) fn thread_index() -> usize {
         let id = format!("{:?}", loom::thread::current().id());
         id.bytes()

@@ -21,9 +21,9 @@ fn check_consistent(s: &HistogramSnapshot) {
     }
 }
 
-/// Three threads record while one of them snapshots: the threads race to
-/// claim the two front slots (a loser of a slot falls back to the shared
-/// cells), and every record is counted exactly once.
+/// Three threads record while one of them snapshots: two claim the two
+/// front slots as they first record, the third (an index past the slots)
+/// uses the shared cells, and every record is counted exactly once.
 #[test]
 fn fronts_claim_record_and_snapshot() {
     loom::model(|| {

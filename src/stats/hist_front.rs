@@ -3,9 +3,11 @@
 //! fronts that only their owner writes, with plain loads and stores, so the
 //! common `record` takes no locked instruction. Readers sum them all.
 
+use core::ops::Deref;
+
 use super::store::Store;
 use super::{saturating_add, COUNT_SATURATION};
-use crate::sync::{thread_index, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::{thread_index, thread_index_if_known, AtomicPtr, AtomicU64, Ordering};
 
 /// Words of a [`Cells`] store before the bucket counts: min, max, rejected.
 pub(crate) const CELLS_HEAD: usize = 3;
@@ -18,16 +20,19 @@ pub(crate) const CELLS_HEAD: usize = 3;
 /// - max: largest value counted; 0 while empty. Only increases.
 /// - rejected: values refused by the histogram (used in its shared cells
 ///   only; a front leaves it at 0).
-pub(crate) struct Cells {
+///
+/// `W` holds the words: a [`Store`] for the shared cells, a borrowed slice
+/// for a front.
+pub(crate) struct Cells<W = Store<AtomicU64>> {
     /// `CELLS_HEAD` words, then one count per bucket.
-    words: Store<AtomicU64>,
+    words: W,
 }
 
 impl Cells {
     /// Empty cells for `len` buckets on the heap.
     pub(crate) fn new(len: usize) -> Self {
         Self::from_store(Store::heap(CELLS_HEAD + len, |i| {
-            AtomicU64::new(if i == 0 { u64::MAX } else { 0 })
+            AtomicU64::new(Self::empty_word(i))
         }))
     }
 
@@ -45,32 +50,38 @@ impl Cells {
             0
         }
     }
+}
 
+impl<W: Deref<Target = [AtomicU64]>> Cells<W> {
     /// One count per bucket.
     #[inline(always)]
     pub(crate) fn counts(&self) -> &[AtomicU64] {
-        // SAFETY: `from_store` checked `len >= CELLS_HEAD`.
+        // SAFETY: every `Cells` has `CELLS_HEAD` words or more (`from_store`
+        // checks; a front has `CELLS_HEAD + buckets`).
         unsafe { self.words.get_unchecked(CELLS_HEAD..) }
     }
 
     /// Smallest value counted.
     #[inline(always)]
     pub(crate) fn min(&self) -> &AtomicU64 {
-        // SAFETY: `from_store` checked `len >= CELLS_HEAD`.
+        // SAFETY: every `Cells` has `CELLS_HEAD` words or more (`from_store`
+        // checks; a front has `CELLS_HEAD + buckets`).
         unsafe { self.words.get_unchecked(0) }
     }
 
     /// Largest value counted.
     #[inline(always)]
     pub(crate) fn max(&self) -> &AtomicU64 {
-        // SAFETY: `from_store` checked `len >= CELLS_HEAD`.
+        // SAFETY: every `Cells` has `CELLS_HEAD` words or more (`from_store`
+        // checks; a front has `CELLS_HEAD + buckets`).
         unsafe { self.words.get_unchecked(1) }
     }
 
     /// Values the histogram refused.
     #[inline(always)]
     pub(crate) fn rejected(&self) -> &AtomicU64 {
-        // SAFETY: `from_store` checked `len >= CELLS_HEAD`.
+        // SAFETY: every `Cells` has `CELLS_HEAD` words or more (`from_store`
+        // checks; a front has `CELLS_HEAD + buckets`).
         unsafe { self.words.get_unchecked(2) }
     }
 
@@ -110,9 +121,16 @@ impl Cells {
         let cell = unsafe { self.counts().get_unchecked(i) };
         // The only writer keeps the cell at or below the saturation point.
         let c = cell.load(Ordering::Relaxed);
+        // `c <= COUNT_SATURATION`, so a small `n` cannot wrap: a plain add
+        // (folded for `record`'s constant 1) instead of a saturating one.
+        let sum = if n <= u64::MAX - COUNT_SATURATION {
+            c + n
+        } else {
+            c.saturating_add(n)
+        };
         // Release: pairs with the Acquire loads in `add_counts_to`, as in
         // `add_shared`.
-        cell.store(c.saturating_add(n).min(COUNT_SATURATION), Ordering::Release);
+        cell.store(sum.min(COUNT_SATURATION), Ordering::Release);
     }
 
     /// Adds these counts into `out`, each bucket stopping at
@@ -129,143 +147,122 @@ impl Cells {
     }
 }
 
-/// One thread's cells: written only by the thread whose index is `owner`.
-struct Front {
-    /// The `thread_index()` of the only thread that writes `cells`. An index
-    /// passes to a new thread only after its thread exited, ordered by
-    /// `thread_index`'s free list: one writer at a time.
-    owner: usize,
-    cells: Cells,
-}
-
-/// The per-thread fronts: slot `thread_index() & mask` belongs to the first
-/// thread that records through it; the others in that slot use the shared
-/// cells. A slot's front is allocated on its owner's first record.
+/// The per-thread fronts: slot `k` belongs to the thread whose
+/// `thread_index()` is `k`; threads with an index past the last slot use the
+/// shared cells. A slot's cells are allocated on its owner's first record.
+///
+/// An index passes to a new thread only after its old thread exited, ordered
+/// by `thread_index`'s free list, so each front has one writer at a time.
 pub(crate) struct Fronts {
-    /// Null until claimed; then a `Box<Front>` that lives until `drop`.
-    slots: Box<[AtomicPtr<Front>]>,
-    /// `slots.len() - 1`; `slots.len()` is a power of two.
-    mask: usize,
+    /// Null until claimed; then the first of `CELLS_HEAD + buckets` words of
+    /// a leaked `Box<[AtomicU64]>` that lives until `drop`. Pointing at the
+    /// words themselves saves `add` a dependent load.
+    slots: Box<[AtomicPtr<AtomicU64>]>,
     /// Buckets per front.
     buckets: usize,
 }
 
 impl Fronts {
-    /// `slots` fronts (a power of two, at least 1) of `buckets` buckets each.
+    /// `slots` fronts of `buckets` buckets each.
     pub(crate) fn new(slots: usize, buckets: usize) -> Self {
-        debug_assert!(slots.is_power_of_two());
         Self {
             slots: (0..slots)
                 .map(|_| AtomicPtr::new(core::ptr::null_mut()))
                 .collect(),
-            mask: slots - 1,
             buckets,
         }
     }
 
-    /// The number of slots (a power of two).
-    /// No fronts: `add` always returns `false`, so every record goes to
-    /// the shared cells. One slot holding a front owned by no thread keeps
-    /// `add` free of an extra branch.
+    /// No fronts: `add` always returns `false`, so every record goes to the
+    /// shared cells.
     pub(crate) fn disabled() -> Self {
-        let fronts = Self::new(1, 0);
-        let nobody = Box::into_raw(Box::new(Front {
-            owner: usize::MAX,
-            cells: Cells::new(0),
-        }));
-        // Relaxed: not shared yet; whatever shares `fronts` publishes it.
-        fronts.slots[0].store(nobody, Ordering::Relaxed);
-        fronts
+        Self::new(0, 0)
     }
 
+    /// The number of slots.
     pub(crate) fn slots(&self) -> usize {
-        // `disabled` is the only one with no buckets.
-        if self.buckets == 0 {
-            0
-        } else {
-            self.slots.len()
-        }
+        self.slots.len()
+    }
+
+    /// The cells a claimed slot points to.
+    ///
+    /// # Safety
+    ///
+    /// `p` was loaded (Acquire) from one of `self.slots` and is not null.
+    #[inline(always)]
+    unsafe fn cells(&self, p: *mut AtomicU64) -> Cells<&[AtomicU64]> {
+        // SAFETY: a non-null slot points to `CELLS_HEAD + buckets` words
+        // (published by `add_slow`, freed only in `drop`, which needs
+        // `&mut self`, so they outlive `&self`).
+        let words = unsafe { core::slice::from_raw_parts(p, CELLS_HEAD + self.buckets) };
+        Cells { words }
     }
 
     /// Records `n` values `v` into bucket `i` of the calling thread's front
-    /// and returns `true`, or returns `false` (recording nothing) when its
-    /// slot belongs to another thread.
+    /// and returns `true`, or returns `false` (recording nothing) when the
+    /// thread has no slot.
     ///
     /// # Safety
     ///
     /// `i` is below the `buckets` given to [`Fronts::new`].
     #[inline]
     pub(crate) unsafe fn add(&self, i: usize, v: u64, n: u64) -> bool {
-        let me = thread_index();
-        // SAFETY: `mask = slots.len() - 1`, so the index is in range.
-        let slot = unsafe { self.slots.get_unchecked(me & self.mask) };
-        // Acquire: pairs with the Release of the claiming CAS in `claim`:
-        // the front's fields are initialised before we read them.
+        // `usize::MAX` before the thread's first index, which fails the
+        // bounds check too: one compare for both.
+        let me = thread_index_if_known();
+        let Some(slot) = self.slots.get(me) else {
+            // SAFETY: forwarded from this function's contract.
+            return unsafe { self.add_slow(i, v, n) };
+        };
+        // Acquire: pairs with the Release store in `add_slow`: the words are
+        // initialised before we read them.
         let p = slot.load(Ordering::Acquire);
         if p.is_null() {
             // SAFETY: forwarded from this function's contract.
-            return unsafe { self.claim(me, i, v, n) };
+            return unsafe { self.add_slow(i, v, n) };
         }
-        // SAFETY: a non-null slot points to a live `Front` (published by
-        // `claim`, freed only in `drop`, which needs `&mut self`).
-        let front = unsafe { &*p };
-        if front.owner != me {
-            return false;
-        }
-        // SAFETY: the front has `buckets` cells and `i < buckets`.
-        unsafe { front.cells.add_owned(i, v, n) };
+        // SAFETY: `p` is a non-null slot loaded above; `i < buckets`.
+        unsafe { self.cells(p).add_owned(i, v, n) };
         true
     }
 
+    /// `add` for a thread with no index yet or no front yet.
+    ///
     /// # Safety
     ///
     /// As [`Fronts::add`].
     #[cold]
-    unsafe fn claim(&self, me: usize, i: usize, v: u64, n: u64) -> bool {
-        let slot = &self.slots[me & self.mask];
-        let new = Box::into_raw(Box::new(Front {
-            owner: me,
-            cells: Cells::new(self.buckets),
-        }));
-        // Release on success: pairs with the Acquire loads of the slot in
-        // `add` and `for_each`, publishing the initialised front. Acquire on
-        // failure: the winner's front is read below.
-        match slot.compare_exchange(
-            core::ptr::null_mut(),
-            new,
-            Ordering::Release,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                // SAFETY: just published and never freed before `drop`; it
-                // has `buckets` cells and `i < buckets`.
-                unsafe { (*new).cells.add_owned(i, v, n) };
-                true
-            }
-            Err(other) => {
-                // SAFETY: `new` came from `Box::into_raw` above and was never
-                // shared (the CAS failed).
-                drop(unsafe { Box::from_raw(new) });
-                // SAFETY: as in `add`.
-                let front = unsafe { &*other };
-                if front.owner != me {
-                    return false;
-                }
-                // SAFETY: as in `add`.
-                unsafe { front.cells.add_owned(i, v, n) };
-                true
-            }
+    unsafe fn add_slow(&self, i: usize, v: u64, n: u64) -> bool {
+        let me = thread_index();
+        let Some(slot) = self.slots.get(me) else {
+            return false;
+        };
+        // Acquire: as in `add` (this thread may have taken over an index
+        // whose old thread claimed the front).
+        let mut p = slot.load(Ordering::Acquire);
+        if p.is_null() {
+            let words: Box<[AtomicU64]> = (0..CELLS_HEAD + self.buckets)
+                .map(|k| AtomicU64::new(Cells::empty_word(k)))
+                .collect();
+            p = Box::into_raw(words).cast::<AtomicU64>();
+            // Release: pairs with the Acquire loads of the slot in `add` and
+            // `for_each`, publishing the initialised words. A plain store:
+            // only this slot's owner writes it.
+            slot.store(p, Ordering::Release);
         }
+        // SAFETY: `p` is non-null and published; `i < buckets`.
+        unsafe { self.cells(p).add_owned(i, v, n) };
+        true
     }
 
     /// Calls `f` with the cells of every claimed front.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&Cells)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Cells<&[AtomicU64]>)) {
         for slot in self.slots.iter() {
             // Acquire: as in `add`.
             let p = slot.load(Ordering::Acquire);
             if !p.is_null() {
-                // SAFETY: as in `add`.
-                f(&unsafe { &*p }.cells);
+                // SAFETY: non-null, loaded with Acquire from a slot.
+                f(&unsafe { self.cells(p) });
             }
         }
     }
@@ -278,9 +275,10 @@ impl Drop for Fronts {
             // whatever ended their access already synchronised with us.
             let p = slot.load(Ordering::Relaxed);
             if !p.is_null() {
-                // SAFETY: `p` came from `Box::into_raw` in `claim` and is
-                // freed only here, once.
-                drop(unsafe { Box::from_raw(p) });
+                let words = core::ptr::slice_from_raw_parts_mut(p, CELLS_HEAD + self.buckets);
+                // SAFETY: `words` came from `Box::into_raw` in `add_slow`
+                // with this length and is freed only here, once.
+                drop(unsafe { Box::from_raw(words) });
             }
         }
     }

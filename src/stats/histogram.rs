@@ -52,7 +52,9 @@ impl Layout {
     /// The bucket index of `v`. Branch-free: `e = 0` below `2^(m+1)`.
     #[inline(always)]
     pub(crate) fn index(self, v: u64) -> usize {
-        let e = (63 - (v | self.mask).leading_zeros()) - self.magnitude;
+        // `| 1` changes nothing (`mask >= 1`) but tells the compiler the
+        // operand is never 0, so `ilog2` is one `bsr` with no zero check.
+        let e = (v | self.mask | 1).ilog2() - self.magnitude;
         ((u64::from(e) << self.magnitude) + (v >> e)) as usize
     }
 
@@ -203,11 +205,11 @@ impl Scale {
 ///
 /// Each recording thread gets its own *front*, a copy of the buckets that
 /// only it writes, so recording is a plain load and store with no locked
-/// instruction; up to [`fronts`](Histogram::fronts) threads get one (the
-/// first to record through each slot, picked by a per-thread index), the
-/// others `fetch_add` into the shared cells. Readers sum the shared cells
-/// and every front. A [`snapshot`](Histogram::snapshot) taken while writers
-/// run is internally
+/// instruction; the threads holding the [`fronts`](Histogram::fronts)
+/// smallest per-thread indices get one (an exited thread's index, and its
+/// front, pass to the next new thread), the others `fetch_add` into the
+/// shared cells. Readers sum the shared cells and every front. A
+/// [`snapshot`](Histogram::snapshot) taken while writers run is internally
 /// consistent: its count is exactly the sum of its buckets, its sum and
 /// percentiles are derived from those same buckets, and every counted value
 /// lies within its `[min, max]`. Records in flight may be missing from it.
@@ -1052,6 +1054,27 @@ mod tests {
         assert!(b.record_n_via(10_001, 1, Via::Shared).is_err());
         assert!(b.record_value_via(2.5, Via::Shared).is_err());
         assert_eq!((b.rejected(), b.count()), (2, a.count()));
+    }
+
+    /// Threads that exit hand their index, and so their front, to the next
+    /// thread; a thread past the last slot records into the shared cells.
+    #[test]
+    fn fronts_pass_between_threads_and_overflow_to_shared() {
+        let h = std::sync::Arc::new(Histogram::new(1_000, 2).unwrap());
+        for round in 0..3u64 {
+            let workers: Vec<_> = (0..h.fronts() as u64 + 1)
+                .map(|t| {
+                    let h = std::sync::Arc::clone(&h);
+                    std::thread::spawn(move || h.record(round * 100 + t).unwrap())
+                })
+                .collect();
+            for w in workers {
+                w.join().unwrap();
+            }
+        }
+        let threads = h.fronts() as u64 + 1;
+        assert_eq!(h.count(), 3 * threads);
+        assert_eq!((h.min(), h.max()), (Some(0), Some(200 + threads - 1)));
     }
 
     #[test]
