@@ -366,6 +366,64 @@ fn stream_checkpoint_settings_and_files_are_checked() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// A consumer from `Next` with a checkpoint path and no file saves a
+/// checkpoint before applying its first frame: killed before its first
+/// regular checkpoint (its file copied while it runs), a restart replays
+/// from that frame, not from a `Next` that has moved on.
+#[test]
+fn stream_consumer_pins_a_moving_start_in_its_first_checkpoint() {
+    let Some(node) = Node::start() else { return };
+    let q = qname("pin");
+    let (path, killed) = (temp_path("pin.ckpt"), temp_path("pin-killed.ckpt"));
+    let _ = std::fs::remove_file(&path);
+    let (reg, p) = aggregator();
+    let c = Consumer::builder(&node.url, p.clone())
+        .queue(&q)
+        .stream_offset(StreamOffset::Next)
+        .checkpoint(&path, 1_000_000, Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let s = Shipper::builder(&node.url)
+        .queue(&q)
+        .stream()
+        .build()
+        .unwrap();
+    // `Next` counts from when the consumer attached: probe until it has.
+    let deadline = Instant::now() + LONG;
+    while !c.wait_events(1, Duration::from_millis(200)) {
+        assert!(Instant::now() < deadline, "{:?}", c.stats());
+        s.send(Event::count("probes", 1)).unwrap();
+        assert!(s.flush(Some(LONG)));
+    }
+    for e in events(0..300) {
+        s.send(e).unwrap();
+    }
+    assert!(s.close(Some(LONG)), "{:?}", s.stats());
+    assert!(path.exists(), "no checkpoint before the first frame");
+    std::fs::copy(&path, &killed).unwrap(); // what a SIGKILL now leaves
+    let want = reference(0..300);
+    wait_for("every user's events", || {
+        observed(&reg, &p).logins >= want.logins
+    });
+    c.stop();
+    let (events, probes) = (c.stats().events, reg.counter("probes", &[]).unwrap().get());
+    let (reg2, p2) = aggregator();
+    let c2 = Consumer::builder(&node.url, p2.clone())
+        .queue(&q)
+        .stream_offset(StreamOffset::Next)
+        .checkpoint(&killed, 1_000_000, Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    assert!(c2.stats().restored);
+    assert!(c2.wait_events(events, LONG), "{:?}", c2.stats());
+    c2.stop();
+    assert_eq!(observed(&reg2, &p2), observed(&reg, &p));
+    assert_eq!(reg2.counter("probes", &[]).unwrap().get(), probes);
+    for f in [&path, &killed] {
+        std::fs::remove_file(f).unwrap();
+    }
+}
+
 /// Set in the consumer process `stream_consumer_killed_...` starts:
 /// `URL|QUEUE|CHECKPOINT|USERS`.
 const CHILD_ENV: &str = "RINGSTAT_TEST_STREAM_CHECKPOINT_CHILD";

@@ -5,7 +5,8 @@
 //! [<floor>, [<sequence>, ...]], ...}}}`, then the pipeline state bytes
 //! (`wire::encode_pipeline_state`) to the end of the file. `POSITION` is,
 //! for Kafka, `{"<partition>": <offset to read next>, ...}`; for a RabbitMQ
-//! stream, the offset of the last frame applied (or null). Written
+//! stream, the offset of the last frame applied (-1 before offset 0; null
+//! before any). Written
 //! atomically: a temporary file, fsync, rename, and the directory synced,
 //! so a crash leaves the old checkpoint or the new.
 
@@ -121,9 +122,19 @@ impl Saver {
         let n = self.unsaved;
         let due =
             n >= self.every_frames || (n > 0 && (last || self.since.elapsed() >= self.interval));
-        if !due {
-            return;
+        if due {
+            self.save(sh, pipeline, position, dedup);
         }
+    }
+
+    /// Writes a checkpoint now.
+    pub(super) fn save(
+        &mut self,
+        sh: &Shared,
+        pipeline: &Pipeline,
+        position: &Position,
+        dedup: &Dedup,
+    ) {
         pipeline.flush();
         let written = pipeline
             .export_state()
@@ -226,6 +237,7 @@ fn from_header(json: &Json, max_pending: usize) -> Option<(Position, Dedup)> {
     let position = match json.get("offset")? {
         Json::Null => Position::Stream(None),
         Json::Int(o) => Position::Stream(Some(i64::try_from(*o).ok()?)),
+        Json::Neg(-1) => Position::Stream(Some(-1)),
         offsets => {
             let mut parts = BTreeMap::new();
             for (p, o) in offsets.object()? {
@@ -257,6 +269,9 @@ fn from_header(json: &Json, max_pending: usize) -> Option<(Position, Dedup)> {
 enum Json {
     Null,
     Int(u64),
+    /// A negative integer (a stream offset of -1: nothing applied yet, the
+    /// next frame is offset 0).
+    Neg(i64),
     Str(String),
     Array(Vec<Json>),
     Object(Vec<(String, Json)>),
@@ -351,6 +366,15 @@ impl Parser<'_> {
             Some(b'n') if self.s[at..].starts_with(b"null") => {
                 self.i += 4;
                 Ok(Json::Null)
+            }
+            Some(b'-') if self.s.get(at + 1).is_some_and(u8::is_ascii_digit) => {
+                self.i += 1;
+                match self.value()? {
+                    Json::Int(n) => i64::try_from(n)
+                        .map(|n| Json::Neg(-n))
+                        .map_err(|_| "number out of range".into()),
+                    _ => Err(format!("unexpected input at {at}")),
+                }
             }
             Some(b'0'..=b'9') => {
                 let mut n: u64 = 0;
@@ -449,6 +473,7 @@ mod tests {
         for position in [
             Position::Partitions(BTreeMap::from([(0, 17), (3, 2)])),
             Position::Stream(Some(41)),
+            Position::Stream(Some(-1)),
             Position::Stream(None),
         ] {
             write(&path, &position, &d, &state).unwrap();
@@ -466,6 +491,10 @@ mod tests {
             (
                 &br#"{"offset":9,"dedup":{"gaps":1,"producers":{"42":[4,[5]]}}}"#[..],
                 Position::Stream(Some(9)),
+            ),
+            (
+                &br#"{"offset":-1,"dedup":{"gaps":1,"producers":{"42":[4,[5]]}}}"#[..],
+                Position::Stream(Some(-1)),
             ),
         ] {
             let mut file = MAGIC.to_vec();
@@ -505,6 +534,14 @@ mod tests {
             ),
             (
                 with(r#"{"offset":null,"dedup":{}}"#, &state),
+                "not a checkpoint header",
+            ),
+            (
+                with(r#"{"offset":-2,"dedup":{"producers":{}}}"#, &state),
+                "not a checkpoint header",
+            ),
+            (
+                with(r#"{"offset":{"0":-1},"dedup":{"producers":{}}}"#, &state),
                 "not a checkpoint header",
             ),
             (

@@ -770,6 +770,16 @@ async fn consume_loop(
                     return;
                 }
                 Wake::Delivery(Some(Ok(d))) => {
+                    // No checkpoint to resume from: pin where this run
+                    // starts before applying anything ("next" and "last"
+                    // move), so a consumer killed before its first regular
+                    // checkpoint resumes here.
+                    if let (Some(s), None, Some(first)) =
+                        (saver.as_mut(), *last, stream_offset_of(&d))
+                    {
+                        *last = Some(first.saturating_sub(1));
+                        s.save(sh, &cfg.pipeline, &Position::Stream(*last), dedup);
+                    }
                     if !handle(sh, &cfg.pipeline, dedup, &d.data) {
                         // The pipeline closed: the frame stays unacknowledged.
                         sh.stop.store(true, Ordering::Relaxed);

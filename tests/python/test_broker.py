@@ -416,6 +416,54 @@ def test_aggregator_killed_repeatedly_resumes_from_checkpoint(
     assert users == direct.distinct_count("users")
 
 
+def test_first_frame_pins_a_moving_start(rabbitmq: RabbitNode, tmp_path: Path) -> None:
+    """A stream consumer from ``"next"`` with a checkpoint path and no file
+    saves a checkpoint before applying its first frame: killed before its
+    first regular checkpoint (here: its file copied while it runs), a restart
+    replays from that frame, not from a ``"next"`` that has moved on."""
+    q = qname()
+    ckpt, killed = tmp_path / "c.ckpt", tmp_path / "killed.ckpt"
+    p = aggregator()
+    s = Shipper(rabbitmq.url, q, stream=True, batch_size=16)
+    c = Consumer(
+        rabbitmq.url,
+        p,
+        q,
+        stream_offset="next",
+        checkpoint=ckpt,
+        checkpoint_every=10**6,
+        checkpoint_interval=3600,
+    ).start()
+    try:
+        # "next" counts from when the consumer attached: probe until it has.
+        deadline = time.monotonic() + 60
+        while not c.wait_events(1, 0.2):
+            assert time.monotonic() < deadline, c.stats()
+            s.count("probes")
+            assert s.flush(60)
+        workload(s, 0, USERS)
+        assert s.flush(60)
+        assert ckpt.exists(), "no checkpoint before the first frame"
+        killed.write_bytes(ckpt.read_bytes())  # the state a SIGKILL now leaves
+        deadline = time.monotonic() + 60
+        while observed(p)["logins"] < USERS:
+            assert time.monotonic() < deadline, c.stats()
+            time.sleep(0.01)
+    finally:
+        c.stop()
+        s.close()
+    got = observed(p)
+    assert got == expected(0, USERS)
+    p2 = aggregator()
+    c2 = Consumer(rabbitmq.url, p2, q, stream_offset="next", checkpoint=killed).start()
+    assert c2.restored
+    assert c2.restored_offset is not None
+    assert c2.wait_events(c.stats()["events"], 60), (c2.stats(), c.stats())
+    c2.stop()
+    assert observed(p2) == got
+    assert p2.registry.counter("probes").value == p.registry.counter("probes").value >= 1
+
+
 def test_checkpoint_needs_a_stream_and_refuses_a_bad_file(tmp_path: Path) -> None:
     p = aggregator()
     with pytest.raises(ValueError, match="stream"):

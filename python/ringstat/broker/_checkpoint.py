@@ -5,7 +5,8 @@ Layout (version 1): the line ``RSCK 1``, one line of JSON
 ``{"offset": POSITION, "dedup": Dedup.state()}``, then the bytes of
 ``Pipeline.export_state()`` (the pipeline state format of ``src/wire/``) to
 the end of the file. ``POSITION`` is the RabbitMQ stream offset of the last
-frame applied (an int, or null before the first), or for Kafka an object
+frame applied (an int, -1 when the consumer starts at offset 0 and null
+before the first), or for Kafka an object
 ``{"<partition>": <offset of the next message to read>, ...}``.
 """
 
@@ -63,7 +64,7 @@ def read(path: str | os.PathLike[str]) -> tuple[Position, dict[str, Any], bytes]
     if isinstance(offset, dict):
         good = all(type(v) is int and v >= 0 and k.isdigit() for k, v in offset.items())
     else:
-        good = offset is None or type(offset) is int
+        good = offset is None or (type(offset) is int and offset >= -1)
     if not good or not isinstance(dedup, dict):
         raise StateError(f"{path}: bad checkpoint header")
     return offset, dedup, data[end + 1 :]

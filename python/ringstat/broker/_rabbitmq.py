@@ -219,7 +219,9 @@ class Consumer(ConsumerBase):
     existing checkpoint file restores it into ``pipeline`` (which should be
     fresh) and resumes the stream after that offset: killed at any moment
     and restarted, it ends with the statistics of a run never killed,
-    replaying only the frames after the last checkpoint.
+    replaying only the frames after the last checkpoint. With no file yet,
+    the first checkpoint is written before the first frame is applied, so
+    it pins where a ``"next"`` or ``"last"`` start fell.
 
     Metrics, in ``registry`` (default: the pipeline's) with the label
     ``consumer=<name>``: ``ringstat_consumer_frames_total`` (applied),
@@ -282,6 +284,17 @@ class Consumer(ConsumerBase):
             raise StateError(f"{path}: not a RabbitMQ stream checkpoint (offset {position!r})")
         self.last_offset = self.restored_offset = position
 
+    def _pin_start(self, props: Any) -> None:
+        """Before the first frame with no checkpoint to resume from, saves one
+        whose offset is just before that frame: ``"next"`` and ``"last"`` move,
+        so a consumer killed before its first regular checkpoint must resume
+        where this run began, not where the stream ends by then."""
+        first = (props.headers or {}).get("x-stream-offset")
+        # pika gives its `long`, an int subclass.
+        if isinstance(first, int):
+            self.last_offset = int(first) - 1
+            self.checkpoint()
+
     def run(self) -> None:
         """Consume in this thread until :meth:`stop` is called."""
         delay, cap = self._backoff
@@ -325,6 +338,8 @@ class Consumer(ConsumerBase):
                 return
             if method is None:
                 continue
+            if stream and self.last_offset is None and self._checkpoint is not None:
+                self._pin_start(props)
             try:
                 self.handle(body)
             except PipelineClosed:
