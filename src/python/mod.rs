@@ -19,6 +19,7 @@ macro_rules! assert_python_alignment {
 #[cfg(unix)]
 mod aio;
 mod errors;
+mod fastcall;
 #[cfg(target_os = "linux")]
 mod feed;
 mod pipeline;

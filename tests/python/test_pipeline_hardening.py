@@ -473,3 +473,71 @@ def test_max_sessions_bounds_open_sessions_across_workers() -> None:
         open_now = reg.gauge("s_open").value
         assert open_now <= 30
         assert reg.counter("s_evicted_total").value == 100_000 - open_now
+
+
+def test_handle_calls_parse_arguments_as_python_methods_do() -> None:
+    """The handles' one-event calls take a fast path for an exact int key
+    and a float or no ``ts``; every other spelling goes through the general
+    conversions: both send the same events, and bad calls raise CPython's
+    errors and send nothing."""
+    with Pipeline() as p:
+        online, users, logins = p.sessions("online"), p.distinct("users"), p.counter("logins")
+        online.start(1)
+        online.start(2, 1.5)
+        online.start(3, None)
+        online.start(key=4, ts=2.0)
+        online.start(5, ts=2)
+        online.start(2**64 - 1)  # past i64: the general path
+        online.start(-1)  # the fast path: the same key as 2**64 - 1 (a restart)
+        online.end(1, 3.0)
+        online.end(key=2, ts=3.5)
+        users.seen("alice")
+        users.seen(b"bob")
+        users.seen(7, ts=1.0)
+        users.seen(key=8)
+        logins.inc()
+        # Typed as Any: these calls are wrong on purpose.
+        so: Any = online
+        du: Any = users
+        lc: Any = logins
+        bad: list[tuple[Callable[[], object], type[Exception], str]] = [
+            (
+                lambda: so.start(),  # noqa: PLW0108 (calls it with no argument)
+                TypeError,
+                r"^start\(\) missing 1 required positional argument: 'key'$",
+            ),
+            (
+                lambda: so.end(1, 2.0, 3),
+                TypeError,
+                r"^end\(\) takes at most 2 arguments \(3 given\)$",
+            ),
+            (
+                lambda: so.start(1, tz=2.0),
+                TypeError,
+                r"^start\(\) got an unexpected keyword argument 'tz'$",
+            ),
+            (
+                lambda: du.seen(1, key=2),
+                TypeError,
+                r"^seen\(\) got multiple values for argument 'key'$",
+            ),
+            (lambda: so.start(1, -1.0), ValueError, "ts must be"),
+            (lambda: so.start(1, float("nan")), ValueError, "ts must be"),
+            (lambda: so.start(1.5), TypeError, "key must be"),
+            (lambda: du.seen(True), TypeError, "key must be"),
+            (lambda: du.seen(2**64), ValueError, "key out of range"),
+            (lambda: lc.inc(1), TypeError, r"^inc\(\) takes no arguments \(1 given\)$"),
+            (
+                lambda: lc.inc(n=1),
+                TypeError,
+                r"^inc\(\) got an unexpected keyword argument 'n'$",
+            ),
+        ]
+        for call, exc, match in bad:
+            with pytest.raises(exc, match=match):
+                call()
+        p.flush()
+        reg = p.registry
+        assert reg.gauge("online_open").value == 4  # keys 1..5 and 2**64-1, 1 and 2 ended
+        assert reg.counter("logins").value == 1
+        assert round(users.count) == 4

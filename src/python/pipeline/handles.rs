@@ -13,7 +13,7 @@ use pyo3::types::{PyBool, PyFloat, PyInt};
 
 use super::super::errors::type_name;
 use super::super::stats::{f64_arg, i64_arg, stats_err, u64_arg};
-use super::args::{key_arg, send, ts_arg};
+use super::args::send;
 use super::batch::{send_column, with_sent, Column, Want};
 use crate::pipeline::{
     CounterId, DistinctId, Event, GaugeId, HistogramId, Pipeline, RateId, SessionsId,
@@ -115,10 +115,7 @@ handle_eq!(PyCounterHandle);
 
 #[pymethods]
 impl PyCounterHandle {
-    /// Adds one.
-    fn inc(&self) -> PyResult<()> {
-        send(&self.pipeline, Event::count(self.id))
-    }
+    // `inc()` is hand-written (`fast.rs`).
 
     /// Adds `n` (an int in `0..2**64`).
     fn add(&self, n: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -292,20 +289,8 @@ handle_eq!(PySessionsHandle);
 
 #[pymethods]
 impl PySessionsHandle {
-    /// Opens a session for `key` at `ts` (seconds on the pipeline clock;
-    /// `None`: when applied).
-    #[pyo3(signature = (key, ts = None))]
-    fn start(&self, key: &Bound<'_, PyAny>, ts: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let ev = Event::start(self.id, key_arg(key)?).at(ts_arg(ts)?);
-        send(&self.pipeline, ev)
-    }
-
-    /// Closes the session of `key` at `ts`, recording its duration.
-    #[pyo3(signature = (key, ts = None))]
-    fn end(&self, key: &Bound<'_, PyAny>, ts: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let ev = Event::end(self.id, key_arg(key)?).at(ts_arg(ts)?);
-        send(&self.pipeline, ev)
-    }
+    // `start(key, ts=None)` and `end(key, ts=None)` are hand-written
+    // (`fast.rs`).
 
     /// `start` for every key of `keys` (ints/str, or a numpy uint64/int64
     /// array read without copying); `ts` is `None`, one number for all, or
@@ -364,12 +349,7 @@ handle_eq!(PyDistinctHandle);
 
 #[pymethods]
 impl PyDistinctHandle {
-    /// Records that `key` was seen at `ts` (seconds; `None`: when applied).
-    #[pyo3(signature = (key, ts = None))]
-    fn seen(&self, key: &Bound<'_, PyAny>, ts: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let ev = Event::seen(self.id, key_arg(key)?).at(ts_arg(ts)?);
-        send(&self.pipeline, ev)
-    }
+    // `seen(key, ts=None)` is hand-written (`fast.rs`).
 
     /// `seen` for every key of `keys` (as `SessionsHandle.start_many`).
     /// Returns how many events were sent; an exception carries `exc.sent`.

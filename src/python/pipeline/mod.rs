@@ -18,6 +18,7 @@
 mod aio;
 mod args;
 mod batch;
+mod fast;
 mod handles;
 mod resolve;
 
@@ -48,6 +49,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRateHandle>()?;
     m.add_class::<PySessionsHandle>()?;
     m.add_class::<PyDistinctHandle>()?;
+    fast::add_methods(m.py())?;
     m.add("PipelineClosed", m.py().get_type::<PipelineClosed>())?;
     #[cfg(unix)]
     aio::register(m)?;

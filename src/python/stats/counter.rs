@@ -4,12 +4,11 @@ use crate::sync::StdArc as Arc;
 
 use core::ffi::CStr;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple, PyType};
 use pyo3::PyClass;
 
+use super::super::fastcall::{self, add_raw_method, exact_int, none};
 use super::{amount_arg, i64_arg, stats_err, u64_arg};
 use crate::stats::{Counter, Gauge};
 
@@ -95,18 +94,6 @@ impl PyCounter {
 // path) they go straight to the metric; with one they go through
 // `Python::attach` (PyO3's bookkeeping of the attached thread).
 
-/// `METH_FASTCALL`: CPython's value since 3.7; PyO3 names it only when the
-/// limited API is 3.10 or later, and the abi3 wheel starts at 3.9.
-const METH_FASTCALL: core::ffi::c_int = 0x0080;
-
-/// A `METH_FASTCALL | METH_KEYWORDS` function (`PyCFunctionFastWithKeywords`).
-pub(super) type FastWithKeywords = unsafe extern "C" fn(
-    *mut ffi::PyObject,
-    *const *mut ffi::PyObject,
-    ffi::Py_ssize_t,
-    *mut ffi::PyObject,
-) -> *mut ffi::PyObject;
-
 /// Sets the methods `Counter.inc`, `Gauge.inc` and `Gauge.dec`, and
 /// `Histogram.record`.
 pub(super) fn add_amount_methods(py: Python<'_>) -> PyResult<()> {
@@ -133,35 +120,6 @@ const GAUGE_DEC_DOC: &CStr = c"dec($self, /, amount=1)
 --
 
 Subtracts `amount` (default 1, as `inc`) and returns the new value.";
-
-/// Sets `ty.name` to a method descriptor calling `func` with `METH_FASTCALL |
-/// METH_KEYWORDS`; it checks that `self` is a `ty` before calling.
-pub(super) fn add_raw_method(
-    ty: &Bound<'_, PyType>,
-    name: &'static CStr,
-    func: FastWithKeywords,
-    doc: &'static CStr,
-) -> PyResult<()> {
-    // SAFETY: the C idiom `(PyCFunction)(void (*)(void))func`: CPython calls
-    // `ml_meth` with the signature its flags name (`METH_FASTCALL |
-    // METH_KEYWORDS`: the one of `func`); both are plain function pointers.
-    let meth = unsafe { core::mem::transmute::<FastWithKeywords, ffi::PyCFunction>(func) };
-    let def = Box::leak(Box::new(ffi::PyMethodDef {
-        ml_name: name.as_ptr(),
-        ml_meth: ffi::PyMethodDefPointer { PyCFunction: meth },
-        ml_flags: METH_FASTCALL | ffi::METH_KEYWORDS,
-        ml_doc: doc.as_ptr(),
-    }));
-    // SAFETY: `ty` is a live type object and `def` lives for the rest of the
-    // process (leaked), as the descriptor keeps a pointer to it.
-    let descr = unsafe {
-        Bound::from_owned_ptr_or_err(
-            ty.py(),
-            ffi::PyDescr_NewMethod(ty.as_type_ptr(), core::ptr::from_mut(def)),
-        )?
-    };
-    ty.setattr(name.to_str().unwrap_or_default(), descr)
-}
 
 /// The body of a hand-written `name(amount=1)` method of `T`: `call(this,
 /// None)` without arguments, `call(this, Some(amount))` with one, and `ret`
@@ -216,7 +174,8 @@ where
         // SAFETY: the contract.
         let result = unsafe {
             let this = Borrowed::from_ptr(py, slf).cast_unchecked::<T>();
-            amount_of(py, name, args, nargs, kwnames).and_then(|a| call(this.get(), a.as_ref()))
+            fastcall::args(py, name, ["amount"], 0, args, nargs, kwnames)
+                .and_then(|[a]| call(this.get(), a.filter(|a| !a.is_none()).as_ref()))
         };
         match result {
             Ok(r) => ret(py, r),
@@ -226,78 +185,6 @@ where
             }
         }
     })
-}
-
-/// The `amount` of a call `name(amount=1)`: at most one argument, by
-/// position or keyword (`None` when not given, or given as `None`).
-///
-/// # Safety
-///
-/// As [`amount_method`]'s for `args`, `nargs` and `kwnames`.
-#[cold]
-unsafe fn amount_of<'py>(
-    py: Python<'py>,
-    name: &str,
-    args: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    // SAFETY: `args[i]` for `i < nargs` are live positional arguments.
-    let arg = |i: usize| unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
-    let nargs = usize::try_from(nargs).unwrap_or(0);
-    let mut amount = match nargs {
-        0 => None,
-        1 => Some(arg(0)),
-        n => {
-            return Err(PyTypeError::new_err(format!(
-                "{name}() takes at most 1 argument ({n} given)"
-            )))
-        }
-    };
-    if !kwnames.is_null() {
-        // SAFETY: see the function's contract.
-        let kwnames = unsafe { Borrowed::from_ptr(py, kwnames).cast_unchecked::<PyTuple>() };
-        for (i, key) in kwnames.iter().enumerate() {
-            // SAFETY: the value of the `i`-th keyword follows the positionals.
-            let value = unsafe { Bound::from_borrowed_ptr(py, *args.add(nargs + i)) };
-            if !key.cast::<PyString>().is_ok_and(|k| k == "amount") {
-                return Err(PyTypeError::new_err(format!(
-                    "{name}() got an unexpected keyword argument {}",
-                    key.repr()?
-                )));
-            }
-            if amount.replace(value).is_some() {
-                return Err(PyTypeError::new_err(format!(
-                    "{name}() got multiple values for argument 'amount'"
-                )));
-            }
-        }
-    }
-    Ok(amount.filter(|a| !a.is_none()))
-}
-
-/// `arg` as an `i64` if it is exactly an `int` (not `bool`, not a subclass)
-/// in `-2**63..2**63`; the exception state is left alone.
-///
-/// # Safety
-///
-/// `arg` is a live object and the thread is attached.
-#[inline(always)]
-pub(super) unsafe fn exact_int(arg: *mut ffi::PyObject) -> Option<i64> {
-    // SAFETY: the contract; `PyLong_Type` is CPython's static `int` type.
-    unsafe {
-        if ffi::Py_TYPE(arg) != core::ptr::addr_of_mut!(ffi::PyLong_Type) {
-            return None;
-        }
-        let mut overflow: core::ffi::c_int = 0;
-        // An exact int converts without error; out of range, `overflow` is set.
-        let v = ffi::PyLong_AsLongLongAndOverflow(arg, &raw mut overflow);
-        (overflow == 0).then_some(v)
-    }
-}
-
-pub(super) fn none(py: Python<'_>, (): ()) -> *mut ffi::PyObject {
-    py.None().into_ptr()
 }
 
 fn int(_: Python<'_>, v: i64) -> *mut ffi::PyObject {

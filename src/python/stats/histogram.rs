@@ -8,6 +8,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
 use pyo3::IntoPyObjectExt;
 
 use super::super::errors::{int_arg, type_name};
+use super::super::fastcall;
 use super::{
     f64_arg, histogram_dict, percentile_to_quantile, percentiles_arg, percentiles_or_default,
     stats_err, u64_arg,
@@ -367,7 +368,7 @@ assert_python_alignment!(PyHistogram);
 /// Sets `Histogram.record`.
 pub(super) fn add_record_method(py: Python<'_>) -> PyResult<()> {
     let ty = py.get_type::<PyHistogram>();
-    super::counter::add_raw_method(&ty, c"record", histogram_record, RECORD_DOC)
+    fastcall::add_raw_method(&ty, c"record", histogram_record, RECORD_DOC)
 }
 
 const RECORD_DOC: &core::ffi::CStr = c"record($self, /, value)
@@ -398,11 +399,11 @@ unsafe extern "C" fn histogram_record(
             let h = &this.get().inner;
             // Only a value that will be recorded: a rejection takes the
             // general path, which counts it once and raises.
-            if let Some(v) = super::counter::exact_int(arg) {
+            if let Some(v) = fastcall::exact_int(arg) {
                 if let Ok(v) = u64::try_from(v) {
                     if v <= h.config().max && h.unit().is_none() {
                         let _ = h.record_n_via(v, 1, Via::Shared);
-                        return super::counter::none(py, ());
+                        return fastcall::none(py, ());
                     }
                 }
             } else if h.unit().is_some()
@@ -411,7 +412,7 @@ unsafe extern "C" fn histogram_record(
                 // An exact float cannot fail to convert.
                 let v = pyo3::ffi::PyFloat_AsDouble(arg);
                 if h.record_f64_in_range(v, Via::Shared) {
-                    return super::counter::none(py, ());
+                    return fastcall::none(py, ());
                 }
             }
         }
@@ -421,60 +422,16 @@ unsafe extern "C" fn histogram_record(
         // value per name of `kwnames`.
         let result = unsafe {
             let this = Borrowed::from_ptr(py, slf).cast_unchecked::<PyHistogram>();
-            value_arg(py, args, nargs, kwnames).and_then(|v| this.get().record_any(&v))
+            fastcall::args(py, "record", ["value"], 1, args, nargs, kwnames)
+                // `value` is required: `args` returned it or an error.
+                .and_then(|[v]| v.map_or(Ok(()), |v| this.get().record_any(&v)))
         };
         match result {
-            Ok(()) => super::counter::none(py, ()),
+            Ok(()) => fastcall::none(py, ()),
             Err(e) => {
                 e.restore(py);
                 core::ptr::null_mut()
             }
         }
-    })
-}
-
-/// The one argument `value` of `record`, by position or keyword.
-///
-/// # Safety
-///
-/// As [`histogram_record`]'s for `args`, `nargs` and `kwnames`.
-#[cold]
-unsafe fn value_arg<'py>(
-    py: Python<'py>,
-    args: *const *mut pyo3::ffi::PyObject,
-    nargs: pyo3::ffi::Py_ssize_t,
-    kwnames: *mut pyo3::ffi::PyObject,
-) -> PyResult<Bound<'py, PyAny>> {
-    use pyo3::exceptions::PyTypeError;
-    use pyo3::types::{PyString, PyTuple};
-    let nargs = usize::try_from(nargs).unwrap_or(0);
-    // SAFETY: `args[i]` for `i < nargs` are live positional arguments.
-    let mut value = (nargs == 1).then(|| unsafe { Bound::from_borrowed_ptr(py, *args) });
-    if nargs > 1 {
-        return Err(PyTypeError::new_err(format!(
-            "record() takes exactly one argument ({nargs} given)"
-        )));
-    }
-    if !kwnames.is_null() {
-        // SAFETY: the contract.
-        let kwnames = unsafe { Borrowed::from_ptr(py, kwnames).cast_unchecked::<PyTuple>() };
-        for (i, key) in kwnames.iter().enumerate() {
-            // SAFETY: the value of the `i`-th keyword follows the positionals.
-            let v = unsafe { Bound::from_borrowed_ptr(py, *args.add(nargs + i)) };
-            if !key.cast::<PyString>().is_ok_and(|k| k == "value") {
-                return Err(PyTypeError::new_err(format!(
-                    "record() got an unexpected keyword argument {}",
-                    key.repr()?
-                )));
-            }
-            if value.replace(v).is_some() {
-                return Err(PyTypeError::new_err(
-                    "record() got multiple values for argument 'value'",
-                ));
-            }
-        }
-    }
-    value.ok_or_else(|| {
-        PyTypeError::new_err("record() missing 1 required positional argument: 'value'")
     })
 }
