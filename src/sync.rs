@@ -214,6 +214,21 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// A shard hint for the calling thread without a thread-local lookup (in a
+/// shared library, such as the Python extension, that lookup is a call to
+/// `__tls_get_addr`): a hash of the 64 KiB block its stack is in. Threads
+/// have disjoint stacks (at least one block apart), so concurrent threads
+/// mostly pick different shards, and one thread mostly keeps the same one; a
+/// collision only shares a cache line. Not for anything that must stay on one
+/// shard per thread (the hint moves with the stack depth).
+#[inline(always)]
+pub(crate) fn stack_shard_hint() -> usize {
+    let marker = 0u8;
+    let block = (core::ptr::addr_of!(marker) as usize) >> 16;
+    // Fibonacci hashing: spreads neighbouring blocks over the low bits.
+    (block.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)) >> (usize::BITS - 16)
+}
+
 /// The CPU the calling thread is running on, where the platform tells
 /// (Linux, through `sched_getcpu`); `None` elsewhere, under loom (a model has
 /// no CPUs) and under Miri (no such foreign call). A hint: the thread may

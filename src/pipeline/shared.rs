@@ -11,11 +11,18 @@ use super::keyed::{DistinctShared, SessionsShared};
 use super::{hash, Backpressure, PipelineError, SendError};
 use crate::queue::{Closed, PushError, Queue};
 use crate::stats::{Clock, Counter, Gauge, Histogram, Rate, Registry};
-use crate::sync::{thread_index, Condvar, Mutex, MutexGuard, StdArc};
+use crate::sync::{stack_shard_hint, thread_index, Condvar, Mutex, MutexGuard, StdArc};
 
 /// Seed mixed into keys for routing, so the worker choice and the
 /// HyperLogLog register choice use unrelated hash bits.
-pub(super) const ROUTE_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+const ROUTE_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+/// The worker (of `n`) that applies the events of `key`: the high bits of
+/// `mix64(key) * n`, a multiply where `%` would divide.
+#[inline]
+pub(super) fn route_key(key: u64, n: usize) -> usize {
+    ((u128::from(hash::mix64(key ^ ROUTE_SEED)) * n as u128) >> 64) as usize
+}
 
 /// A resolved metric, as kept in the pipeline's table.
 #[derive(Clone)]
@@ -117,7 +124,7 @@ impl Shared {
         if n == 1 {
             0
         } else if ev.op.is_keyed() || ev.key != 0 {
-            (hash::mix64(ev.key ^ ROUTE_SEED) % n as u64) as usize
+            route_key(ev.key, n)
         } else {
             thread_index() % n
         }
@@ -166,7 +173,7 @@ impl Shared {
             Backpressure::DropNewest => match q.try_push(ev) {
                 Ok(()) => {}
                 Err(PushError::Full(ev)) => {
-                    self.own.received.inc();
+                    self.own.received.add_to_shard(1, stack_shard_hint());
                     self.own.dropped.inc();
                     return Err(SendError::Dropped(ev));
                 }
@@ -178,7 +185,8 @@ impl Shared {
                 Err(e) => return Err(SendError::Closed(e.into_inner())),
             },
         }
-        self.own.received.inc();
+        // Any shard will do, and the stack hint costs no thread-local lookup.
+        self.own.received.add_to_shard(1, stack_shard_hint());
         Ok(())
     }
 

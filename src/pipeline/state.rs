@@ -5,8 +5,8 @@
 
 use super::event::Kind;
 use super::keyed::{DistinctConfig, SessionsConfig};
-use super::shared::{lock, Target, ROUTE_SEED};
-use super::{hash, Pipeline, PipelineError};
+use super::shared::{lock, route_key, Target};
+use super::{Pipeline, PipelineError};
 use crate::stats::RegistryState;
 use crate::sync::StdArc;
 
@@ -230,11 +230,7 @@ impl Pipeline {
                 let mut ex = lock(&x.exchange);
                 ex.imports.resize_with(workers, Vec::new);
                 for &(key, ts) in &s.open {
-                    let w = if workers == 1 {
-                        0
-                    } else {
-                        (hash::mix64(key ^ ROUTE_SEED) % workers as u64) as usize
-                    };
+                    let w = route_key(key, workers);
                     ex.imports[w].push((key, ts));
                 }
             }

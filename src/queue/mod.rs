@@ -741,7 +741,11 @@ impl<T> Queue<T> {
         // and one with consumers parked the `wait_bit`; no stamp carries
         // either, so both take the slow path. That is how a push that
         // succeeds here knows, without another load, that nobody sleeps.
-        if slot.stamp.load(Ordering::Acquire) == tail
+        // A slot freed through `done` (consumers popping runs) keeps the
+        // previous lap's stamp: `released` says it is free, for a `tail`
+        // without flags only (`released` itself refuses the mark bit).
+        if (slot.stamp.load(Ordering::Acquire) == tail
+            || (tail & self.wait_bit == 0 && self.released(tail) > 0))
             // SeqCst: as in `claim_push`.
             && self
                 .tail

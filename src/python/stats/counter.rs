@@ -11,6 +11,7 @@ use pyo3::PyClass;
 use super::super::fastcall::{self, add_raw_method, exact_int, none};
 use super::{amount_arg, i64_arg, stats_err, u64_arg};
 use crate::stats::{Counter, Gauge};
+use crate::sync::stack_shard_hint;
 
 /// A monotonic count (total logins) that many threads add to without
 /// contention: sharded over cache-padded cells, summed when read.
@@ -336,19 +337,6 @@ impl PyGauge {
             self.inner.max()
         )
     }
-}
-
-/// A shard hint for the calling thread without a thread-local lookup: a hash
-/// of the 64 KiB block its stack is in. Threads have disjoint stacks (at least
-/// one block apart), so concurrent threads mostly pick different shards, and
-/// one thread keeps picking the same one; a collision only shares a cache
-/// line, it never loses a count.
-#[inline(always)]
-fn stack_shard_hint() -> usize {
-    let marker = 0u8;
-    let block = (core::ptr::addr_of!(marker) as usize) >> 16;
-    // Fibonacci hashing: spreads neighbouring blocks over the low bits.
-    (block.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)) >> (usize::BITS - 16)
 }
 
 assert_python_alignment!(PyCounter, PyGauge);
