@@ -154,44 +154,28 @@ unsafe extern "C" fn counter_inc(
     })
 }
 
-/// `SessionsHandle.start(key, ts=None)`.
-unsafe extern "C" fn sessions_start(
-    slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    fn event(h: &PySessionsHandle, k: u64, ts: u64) -> (&StdArc<Pipeline>, Event) {
-        (&h.pipeline, Event::start(h.id, k).at(ts))
-    }
-    // SAFETY: CPython calls it as a method of `SessionsHandle`.
-    unsafe { key_ts_method(slf, args, nargs, kwnames, "start", event) }
+/// Defines `$func`, the raw method `$name(key, ts=None)` of `$ty` sending
+/// `Event::$make(id, key).at(ts)`.
+macro_rules! key_ts_methods {
+    ($($func:ident: $ty:ident.$name:literal => $make:ident;)*) => {$(
+        #[doc = concat!("`", stringify!($ty), ".", $name, "(key, ts=None)`.")]
+        unsafe extern "C" fn $func(
+            slf: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            fn event(h: &$ty, k: u64, ts: u64) -> (&StdArc<Pipeline>, Event) {
+                (&h.pipeline, Event::$make(h.id, k).at(ts))
+            }
+            // SAFETY: CPython calls it as a method of `$ty` (`add_raw_method`).
+            unsafe { key_ts_method(slf, args, nargs, kwnames, $name, event) }
+        }
+    )*};
 }
 
-/// `SessionsHandle.end(key, ts=None)`.
-unsafe extern "C" fn sessions_end(
-    slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    fn event(h: &PySessionsHandle, k: u64, ts: u64) -> (&StdArc<Pipeline>, Event) {
-        (&h.pipeline, Event::end(h.id, k).at(ts))
-    }
-    // SAFETY: CPython calls it as a method of `SessionsHandle`.
-    unsafe { key_ts_method(slf, args, nargs, kwnames, "end", event) }
-}
-
-/// `DistinctHandle.seen(key, ts=None)`.
-unsafe extern "C" fn distinct_seen(
-    slf: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    fn event(h: &PyDistinctHandle, k: u64, ts: u64) -> (&StdArc<Pipeline>, Event) {
-        (&h.pipeline, Event::seen(h.id, k).at(ts))
-    }
-    // SAFETY: CPython calls it as a method of `DistinctHandle`.
-    unsafe { key_ts_method(slf, args, nargs, kwnames, "seen", event) }
+key_ts_methods! {
+    sessions_start: PySessionsHandle."start" => start;
+    sessions_end: PySessionsHandle."end" => end;
+    distinct_seen: PyDistinctHandle."seen" => seen;
 }
