@@ -42,6 +42,7 @@ fn _ringstat(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("ShutDown", errors::init(py)?)?;
     m.add_class::<queue::PyQueue>()?;
+    queue::add_methods(m.py())?;
     #[cfg(unix)]
     m.add_class::<aio::PyLoopWaker>()?;
     stats::register(m)?;

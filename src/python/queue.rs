@@ -25,6 +25,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PySequence};
 use pyo3::{PyTraverseError, PyVisit};
@@ -33,6 +34,7 @@ use super::errors::{
     block_arg, empty, full, immediate_arg, int_arg, is_shut_down, shut_down, type_name, wait_arg,
     Wait,
 };
+use super::fastcall::{self, add_raw_method, none};
 use crate::queue::{Closed, PopError, PushError, Queue, UnboundedQueue};
 use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
 
@@ -291,10 +293,17 @@ impl PyQueue {
     }
 
     fn put_counted(&self, py: Python<'_>, item: Item, wait: Wait) -> PyResult<()> {
-        let item = match self.inner.try_push(item) {
-            Ok(()) => return Ok(()),
-            Err(PushError::Closed(_)) => return Err(shut_down(py)),
-            Err(PushError::Full(item)) => item,
+        match self.inner.try_push(item) {
+            Ok(()) => Ok(()),
+            Err(e) => self.put_refused(py, e, wait),
+        }
+    }
+
+    /// `put_counted` after its first push was refused with `refused`.
+    fn put_refused(&self, py: Python<'_>, refused: PushError<Item>, wait: Wait) -> PyResult<()> {
+        let item = match refused {
+            PushError::Closed(_) => return Err(shut_down(py)),
+            PushError::Full(item) => item,
         };
         let Wait::Until(deadline) = wait else {
             return Err(full(py));
@@ -463,34 +472,12 @@ impl PyQueue {
         self.inner.is_closed()
     }
 
-    /// Puts `item`, waiting for room if `block` (at most `timeout` seconds).
-    #[pyo3(signature = (item, block = true, timeout = None))]
-    fn put(
-        &self,
-        py: Python<'_>,
-        item: Item,
-        #[pyo3(from_py_with = block_arg)] block: bool,
-        timeout: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        self.put_one(py, item, wait_arg(block, timeout)?)
-    }
+    // `put(item, block=True, timeout=None)` and `get(block=True,
+    // timeout=None)` are hand-written below (`add_methods`).
 
     /// `put(item, block=False)`.
     fn put_nowait(&self, py: Python<'_>, item: Item) -> PyResult<()> {
         self.put_one(py, item, Wait::No)
-    }
-
-    /// Removes and returns the oldest item, waiting for one if `block` (at
-    /// most `timeout` seconds).
-    #[pyo3(signature = (block = true, timeout = None))]
-    fn get(
-        &self,
-        py: Python<'_>,
-        #[pyo3(from_py_with = block_arg)] block: bool,
-        timeout: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Item> {
-        let wait = wait_arg(block, timeout)?;
-        self.get_inner(py, wait)
     }
 
     /// `get(block=False)`.
@@ -850,3 +837,116 @@ impl PyQueue {
 }
 
 assert_python_alignment!(PyQueue);
+
+// ----- `put` and `get` as hand-written methods (`fastcall`) ------------------
+//
+// `q.put(item)` and `q.get()` with no other argument take the fast path: one
+// try of the ring, no PyO3 argument parsing or trampoline. Anything else (a
+// full or empty queue, other arguments) goes through `put_one`/`get_inner`
+// attached as usual, with the same errors.
+
+/// Sets `Queue.put` and `Queue.get` (module init).
+pub(crate) fn add_methods(py: Python<'_>) -> PyResult<()> {
+    let ty = py.get_type::<PyQueue>();
+    add_raw_method(&ty, c"put", queue_put, PUT_DOC)?;
+    add_raw_method(&ty, c"get", queue_get, GET_DOC)
+}
+
+const PUT_DOC: &core::ffi::CStr = c"put($self, /, item, block=True, timeout=None)
+--
+
+Puts `item`, waiting for room if `block` (at most `timeout` seconds).";
+const GET_DOC: &core::ffi::CStr = c"get($self, /, block=True, timeout=None)
+--
+
+Removes and returns the oldest item, waiting for one if `block` (at
+most `timeout` seconds).";
+
+/// `Queue.put(item, block=True, timeout=None)`.
+unsafe extern "C" fn queue_put(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls it as a method of `Queue` (`add_raw_method`), the
+    // thread attached, with `nargs` live positionals then the keywords'.
+    let py = unsafe { Python::assume_attached() };
+    // SAFETY: as above: `slf` is a live `Queue`.
+    let q = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyQueue>() };
+    let q = q.get();
+    let refused = if nargs == 1 && kwnames.is_null() {
+        // SAFETY: `args[0]` is a live object; the queue keeps a reference.
+        let item = unsafe { Bound::from_borrowed_ptr(py, *args) }.unbind();
+        // Relaxed: as in `put_one`.
+        q.unfinished.fetch_add(1, Ordering::Relaxed);
+        match q.inner.try_push(item) {
+            Ok(()) => return none(py, ()),
+            Err(e) => Some(e),
+        }
+    } else {
+        None
+    };
+    Python::attach(|py| {
+        let result = match refused {
+            // Counted already: wait for room as `put_one` would.
+            Some(e) => {
+                let r = q.put_refused(py, e, Wait::Until(None));
+                if r.is_err() {
+                    q.forget_tasks(1);
+                }
+                r
+            }
+            None => {
+                // SAFETY: as above.
+                let parsed = unsafe {
+                    fastcall::args(
+                        py,
+                        "put",
+                        ["item", "block", "timeout"],
+                        1,
+                        args,
+                        nargs,
+                        kwnames,
+                    )
+                };
+                parsed.and_then(|[item, block, timeout]| {
+                    // `item` is required: `args` returned it or an error.
+                    let Some(item) = item else { return Ok(()) };
+                    let block = block.map_or(Ok(true), |b| block_arg(&b))?;
+                    q.put_one(py, item.unbind(), wait_arg(block, timeout.as_ref())?)
+                })
+            }
+        };
+        fastcall::finish(py, result.map(|()| none(py, ())))
+    })
+}
+
+/// `Queue.get(block=True, timeout=None)`.
+unsafe extern "C" fn queue_get(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as in `queue_put`.
+    let py = unsafe { Python::assume_attached() };
+    // SAFETY: as in `queue_put`.
+    let q = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyQueue>() };
+    let q = q.get();
+    if nargs == 0 && kwnames.is_null() {
+        if let Ok(item) = q.inner.try_pop() {
+            return item.into_ptr();
+        }
+    }
+    Python::attach(|py| {
+        // SAFETY: as in `queue_put`.
+        let parsed =
+            unsafe { fastcall::args(py, "get", ["block", "timeout"], 0, args, nargs, kwnames) };
+        let result = parsed.and_then(|[block, timeout]| {
+            let block = block.map_or(Ok(true), |b| block_arg(&b))?;
+            q.get_inner(py, wait_arg(block, timeout.as_ref())?)
+        });
+        fastcall::finish(py, result.map(Py::into_ptr))
+    })
+}

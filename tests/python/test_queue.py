@@ -427,3 +427,49 @@ def test_iteration_gets_until_shut_down_and_drained(maxsize: int) -> None:
     assert list(q) == list(range(100))
     t.join()
     assert list(iter(q)) == []
+
+
+def test_put_and_get_take_their_arguments_as_python_methods_do() -> None:
+    """``put(item)`` and ``get()`` take a fast path; every other spelling
+    goes through the general one: same behaviour, CPython's errors."""
+    q: Any = Queue(2)
+    q.put(1)
+    q.put(item=2)
+    with pytest.raises(queue.Full):
+        q.put(3, False)
+    with pytest.raises(queue.Full):
+        q.put(3, block=False)
+    with pytest.raises(queue.Full):
+        q.put(3, True, 0.01)
+    with pytest.raises(queue.Full):
+        q.put(3, timeout=0.01)
+    assert q.unfinished_tasks == 2  # refused puts are not counted
+    assert q.get() == 1
+    assert q.get(False) == 2
+    with pytest.raises(queue.Empty):
+        q.get(block=False)
+    with pytest.raises(queue.Empty):
+        q.get(True, 0.01)
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.01)
+    bad: list[tuple[Callable[[], object], str]] = [
+        (lambda: q.put(), r"^put\(\) missing 1 required positional argument: 'item'$"),  # noqa: PLW0108 (calls it with no argument)
+        (lambda: q.put(1, True, None, 4), r"^put\(\) takes at most 3 arguments \(4 given\)$"),
+        (lambda: q.put(1, item=2), r"^put\(\) got multiple values for argument 'item'$"),
+        (lambda: q.get(True, None, 3), r"^get\(\) takes at most 2 arguments \(3 given\)$"),
+        (lambda: q.get(wait=1), r"^get\(\) got an unexpected keyword argument 'wait'$"),
+        (lambda: q.get(timeout="1"), "timeout must be a number or None, not str"),
+    ]
+    for call, match in bad:
+        with pytest.raises(TypeError, match=match):
+            call()
+    assert q.qsize() == 0
+    assert q.unfinished_tasks == 2
+    q.put(5)
+    q.shutdown()
+    assert q.get() == 5
+    with pytest.raises(ringstat.ShutDown):
+        q.get()
+    with pytest.raises(ringstat.ShutDown):
+        q.put(6)
+    assert q.unfinished_tasks == 3
