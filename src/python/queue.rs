@@ -472,18 +472,8 @@ impl PyQueue {
         self.inner.is_closed()
     }
 
-    // `put(item, block=True, timeout=None)` and `get(block=True,
-    // timeout=None)` are hand-written below (`add_methods`).
-
-    /// `put(item, block=False)`.
-    fn put_nowait(&self, py: Python<'_>, item: Item) -> PyResult<()> {
-        self.put_one(py, item, Wait::No)
-    }
-
-    /// `get(block=False)`.
-    fn get_nowait(&self, py: Python<'_>) -> PyResult<Item> {
-        self.get_inner(py, Wait::No)
-    }
+    // `put`, `put_nowait`, `get` and `get_nowait` are hand-written below
+    // (`add_methods`).
 
     /// Puts the items of `items` in order, taking them from the iterable in
     /// chunks; returns how many were put. See the stub for the partial cases.
@@ -845,11 +835,13 @@ assert_python_alignment!(PyQueue);
 // full or empty queue, other arguments) goes through `put_one`/`get_inner`
 // attached as usual, with the same errors.
 
-/// Sets `Queue.put` and `Queue.get` (module init).
+/// Sets `Queue.put`, `put_nowait`, `get` and `get_nowait` (module init).
 pub(crate) fn add_methods(py: Python<'_>) -> PyResult<()> {
     let ty = py.get_type::<PyQueue>();
     add_raw_method(&ty, c"put", queue_put, PUT_DOC)?;
-    add_raw_method(&ty, c"get", queue_get, GET_DOC)
+    add_raw_method(&ty, c"put_nowait", queue_put_nowait, PUT_NOWAIT_DOC)?;
+    add_raw_method(&ty, c"get", queue_get, GET_DOC)?;
+    add_raw_method(&ty, c"get_nowait", queue_get_nowait, GET_NOWAIT_DOC)
 }
 
 const PUT_DOC: &core::ffi::CStr = c"put($self, /, item, block=True, timeout=None)
@@ -861,18 +853,33 @@ const GET_DOC: &core::ffi::CStr = c"get($self, /, block=True, timeout=None)
 
 Removes and returns the oldest item, waiting for one if `block` (at
 most `timeout` seconds).";
+const PUT_NOWAIT_DOC: &core::ffi::CStr = c"put_nowait($self, /, item)
+--
 
-/// `Queue.put(item, block=True, timeout=None)`.
-unsafe extern "C" fn queue_put(
+`put(item, block=False)`.";
+const GET_NOWAIT_DOC: &core::ffi::CStr = c"get_nowait($self, /)
+--
+
+`get(block=False)`.";
+
+/// The body of `put` (`nowait`: of `put_nowait`).
+///
+/// # Safety
+///
+/// As CPython calls a `METH_FASTCALL | METH_KEYWORDS` method of `Queue`: the
+/// thread attached, `slf` a live `Queue`, `args` holding `nargs` live
+/// positionals then one value per name of `kwnames` (null when none).
+#[inline(always)]
+unsafe fn put_method(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
+    nowait: bool,
 ) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls it as a method of `Queue` (`add_raw_method`), the
-    // thread attached, with `nargs` live positionals then the keywords'.
+    // SAFETY: the contract.
     let py = unsafe { Python::assume_attached() };
-    // SAFETY: as above: `slf` is a live `Queue`.
+    // SAFETY: the contract: `slf` is a live `Queue`.
     let q = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyQueue>() };
     let q = q.get();
     let refused = if nargs == 1 && kwnames.is_null() {
@@ -889,16 +896,25 @@ unsafe extern "C" fn queue_put(
     };
     Python::attach(|py| {
         let result = match refused {
-            // Counted already: wait for room as `put_one` would.
+            // Counted already: go on as `put_one` would.
             Some(e) => {
-                let r = q.put_refused(py, e, Wait::Until(None));
+                let wait = if nowait { Wait::No } else { Wait::Until(None) };
+                let r = q.put_refused(py, e, wait);
                 if r.is_err() {
                     q.forget_tasks(1);
                 }
                 r
             }
+            None if nowait => {
+                // SAFETY: the contract.
+                let parsed =
+                    unsafe { fastcall::args(py, "put_nowait", ["item"], 1, args, nargs, kwnames) };
+                // `item` is required: `args` returned it or an error.
+                parsed
+                    .and_then(|[item]| item.map_or(Ok(()), |i| q.put_one(py, i.unbind(), Wait::No)))
+            }
             None => {
-                // SAFETY: as above.
+                // SAFETY: the contract.
                 let parsed = unsafe {
                     fastcall::args(
                         py,
@@ -911,7 +927,6 @@ unsafe extern "C" fn queue_put(
                     )
                 };
                 parsed.and_then(|[item, block, timeout]| {
-                    // `item` is required: `args` returned it or an error.
                     let Some(item) = item else { return Ok(()) };
                     let block = block.map_or(Ok(true), |b| block_arg(&b))?;
                     q.put_one(py, item.unbind(), wait_arg(block, timeout.as_ref())?)
@@ -922,16 +937,22 @@ unsafe extern "C" fn queue_put(
     })
 }
 
-/// `Queue.get(block=True, timeout=None)`.
-unsafe extern "C" fn queue_get(
+/// The body of `get` (`nowait`: of `get_nowait`).
+///
+/// # Safety
+///
+/// As [`put_method`].
+#[inline(always)]
+unsafe fn get_method(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
+    nowait: bool,
 ) -> *mut ffi::PyObject {
-    // SAFETY: as in `queue_put`.
+    // SAFETY: the contract.
     let py = unsafe { Python::assume_attached() };
-    // SAFETY: as in `queue_put`.
+    // SAFETY: the contract: `slf` is a live `Queue`.
     let q = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyQueue>() };
     let q = q.get();
     if nargs == 0 && kwnames.is_null() {
@@ -940,13 +961,41 @@ unsafe extern "C" fn queue_get(
         }
     }
     Python::attach(|py| {
-        // SAFETY: as in `queue_put`.
-        let parsed =
-            unsafe { fastcall::args(py, "get", ["block", "timeout"], 0, args, nargs, kwnames) };
-        let result = parsed.and_then(|[block, timeout]| {
-            let block = block.map_or(Ok(true), |b| block_arg(&b))?;
-            q.get_inner(py, wait_arg(block, timeout.as_ref())?)
-        });
+        let result = if nowait {
+            // SAFETY: the contract.
+            let parsed = unsafe { fastcall::args(py, "get_nowait", [], 0, args, nargs, kwnames) };
+            parsed.and_then(|[]| q.get_inner(py, Wait::No))
+        } else {
+            // SAFETY: the contract.
+            let parsed =
+                unsafe { fastcall::args(py, "get", ["block", "timeout"], 0, args, nargs, kwnames) };
+            parsed.and_then(|[block, timeout]| {
+                let block = block.map_or(Ok(true), |b| block_arg(&b))?;
+                q.get_inner(py, wait_arg(block, timeout.as_ref())?)
+            })
+        };
         fastcall::finish(py, result.map(Py::into_ptr))
     })
+}
+
+/// Defines the raw methods of `Queue` as calls of `put_method`/`get_method`.
+macro_rules! queue_methods {
+    ($($func:ident => $body:ident($nowait:literal);)*) => {$(
+        unsafe extern "C" fn $func(
+            slf: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: CPython calls it as a method of `Queue` (`add_raw_method`).
+            unsafe { $body(slf, args, nargs, kwnames, $nowait) }
+        }
+    )*};
+}
+
+queue_methods! {
+    queue_put => put_method(false);
+    queue_put_nowait => put_method(true);
+    queue_get => get_method(false);
+    queue_get_nowait => get_method(true);
 }

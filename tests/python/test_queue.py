@@ -459,12 +459,26 @@ def test_put_and_get_take_their_arguments_as_python_methods_do() -> None:
         (lambda: q.get(True, None, 3), r"^get\(\) takes at most 2 arguments \(3 given\)$"),
         (lambda: q.get(wait=1), r"^get\(\) got an unexpected keyword argument 'wait'$"),
         (lambda: q.get(timeout="1"), "timeout must be a number or None, not str"),
+        (
+            lambda: q.put_nowait(),  # noqa: PLW0108 (calls it with no argument)
+            r"^put_nowait\(\) missing 1 required positional argument: 'item'$",
+        ),
+        (lambda: q.put_nowait(1, True), r"^put_nowait\(\) takes at most 1 argument \(2 given\)$"),
+        (lambda: q.get_nowait(1), r"^get_nowait\(\) takes no arguments \(1 given\)$"),
     ]
     for call, match in bad:
         with pytest.raises(TypeError, match=match):
             call()
     assert q.qsize() == 0
     assert q.unfinished_tasks == 2
+    q.put_nowait(item=3)
+    q.put_nowait(4)
+    with pytest.raises(queue.Full):
+        q.put_nowait(9)
+    assert [q.get_nowait(), q.get_nowait()] == [3, 4]
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    assert q.unfinished_tasks == 4
     q.put(5)
     q.shutdown()
     assert q.get() == 5
@@ -472,4 +486,4 @@ def test_put_and_get_take_their_arguments_as_python_methods_do() -> None:
         q.get()
     with pytest.raises(ringstat.ShutDown):
         q.put(6)
-    assert q.unfinished_tasks == 3
+    assert q.unfinished_tasks == 5
