@@ -5,6 +5,7 @@
 //! unless `RINGSTAT_REQUIRE_RABBITMQ` is set.
 
 mod rabbit;
+mod workload;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,83 +18,12 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rabbit::Node;
 use ringstat::broker::{BrokerError, Consumer, Event, Overflow, Shipper, StreamOffset};
 use ringstat::pipeline::Op;
-use ringstat::stats::HistogramConfig;
-use ringstat::wire::{apply, FrameBuilder};
+use ringstat::wire::FrameBuilder;
 use ringstat::{Pipeline, Registry};
-
-/// Bounds on waits that only a hang would reach (not timing assertions).
-const LONG: Duration = Duration::from_secs(120);
-
-/// The user-activity events of users `range` (as `test_broker.py`'s
-/// `workload`): 4 or 5 events per user.
-fn events(range: std::ops::Range<u64>) -> Vec<Event> {
-    let mut v = Vec::new();
-    for u in range {
-        v.push(Event::count("logins", 1));
-        v.push(Event::start("online", u).at(1_000_000_000 + u));
-        v.push(Event::seen("users", u));
-        v.push(Event::observe("latency_us", u % 97));
-        if u % 3 == 0 {
-            v.push(Event::end("online", u).at(2_000_000_000 + u));
-        }
-    }
-    v
-}
-
-fn aggregator() -> (Registry, Arc<Pipeline>) {
-    let reg = Registry::new();
-    let p = Pipeline::new(&reg).unwrap();
-    let cfg = HistogramConfig {
-        max: 1000,
-        significant_digits: 3,
-    };
-    p.histogram("latency_us", cfg).unwrap();
-    (reg, Arc::new(p))
-}
-
-/// What the checks compare: logins, open sessions, latency count and sum,
-/// the distinct estimate's bits.
-#[derive(Debug, PartialEq)]
-struct Observed {
-    logins: u64,
-    online_open: i64,
-    latency_count: u64,
-    latency_sum: u64,
-    users_bits: u64,
-}
-
-fn observed(reg: &Registry, p: &Pipeline) -> Observed {
-    p.flush();
-    let h = reg
-        .histogram(
-            "latency_us",
-            &[],
-            HistogramConfig {
-                max: 1000,
-                significant_digits: 3,
-            },
-        )
-        .unwrap();
-    let users = p.distinct("users").unwrap();
-    Observed {
-        logins: reg.counter("logins", &[]).unwrap().get(),
-        online_open: reg.gauge("online_open", &[]).unwrap().get(),
-        latency_count: h.count(),
-        latency_sum: h.sum() as u64,
-        users_bits: p.distinct_count(users).to_bits(),
-    }
-}
-
-/// The same events applied in process, without a broker.
-fn reference(range: std::ops::Range<u64>) -> Observed {
-    let (reg, p) = aggregator();
-    let mut b = FrameBuilder::new();
-    for e in events(range) {
-        b.push(e.op, &e.name, e.key, e.value, e.ts).unwrap();
-    }
-    apply(&p, &b.finish(1, 1)).unwrap();
-    observed(&reg, &p)
-}
+use workload::{
+    aggregator, child_report, events, kill_repeatedly_then_finish, observed, reference, temp_path,
+    wait_for, Observed, LONG,
+};
 
 fn qname(tag: &str) -> String {
     format!("test.rs.{tag}.{}", std::process::id())
@@ -130,14 +60,6 @@ fn publish_raw(url: &str, queue: &str, bodies: &[Vec<u8>]) {
         }
         conn.close(200, "ok".into()).await.unwrap();
     });
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LONG;
-    while !done() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -321,11 +243,6 @@ fn max_length_pushes_back_until_the_consumer_reads() {
     assert_eq!(observed(&reg, &p), reference(users));
 }
 
-/// A temporary file path for this test process.
-fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("ringstat-{}-{name}", std::process::id()))
-}
-
 #[test]
 fn stream_checkpoint_settings_and_files_are_checked() {
     let ok = "amqp://127.0.0.1:1";
@@ -449,14 +366,7 @@ fn stream_checkpoint_child() {
         .checkpoint(path, 2, Duration::from_millis(50))
         .start()
         .unwrap();
-    println!("RESTORED {}", c.stats().restored);
-    let want = reference(0..users);
-    wait_for("every user's events", || {
-        let got = observed(&reg, &p);
-        got == want || got.logins > want.logins
-    });
-    c.stop();
-    println!("OBSERVED {:?}", observed(&reg, &p));
+    child_report(c.stats().restored, &reg, &p, users, || drop(c.stop()));
 }
 
 #[test]
@@ -468,44 +378,7 @@ fn stream_consumer_killed_repeatedly_resumes_from_its_checkpoint_exact_stats() {
     let path = temp_path("stream-killed.ckpt");
     let _ = std::fs::remove_file(&path);
     let spec = format!("{}|{q}|{}|{}", node.url, path.display(), users.end);
-    let child = || {
-        Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "stream_checkpoint_child", "--nocapture"])
-            .env(CHILD_ENV, &spec)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let written = || std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    let mut kills = 0;
-    for _ in 0..4 {
-        let before = written();
-        let mut ch = child();
-        // SIGKILL once this run wrote a checkpoint of its own: mid-stream,
-        // past a checkpoint, on the way to the next.
-        let deadline = Instant::now() + LONG;
-        while ch.try_wait().unwrap().is_none() && written() == before {
-            assert!(Instant::now() < deadline, "no checkpoint written");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        std::thread::sleep(Duration::from_millis(3));
-        if ch.try_wait().unwrap().is_none() {
-            ch.kill().unwrap();
-            kills += 1;
-        }
-        ch.wait().unwrap();
-    }
-    assert!(kills >= 2, "the consumer finished before it was killed");
-    let out = child().wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("RESTORED true"), "{stdout}");
-    let got = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("OBSERVED "))
-        .unwrap_or_else(|| panic!("{stdout}"));
-    assert_eq!(got, format!("{:?}", reference(users)));
-    std::fs::remove_file(&path).unwrap();
+    kill_repeatedly_then_finish("stream_checkpoint_child", CHILD_ENV, &spec, &path, users);
 }
 
 #[test]

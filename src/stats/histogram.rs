@@ -1060,11 +1060,11 @@ mod tests {
     /// thread; a thread past the last slot records into the shared cells.
     #[test]
     fn fronts_pass_between_threads_and_overflow_to_shared() {
-        let h = std::sync::Arc::new(Histogram::new(1_000, 2).unwrap());
+        let h = crate::sync::StdArc::new(Histogram::new(1_000, 2).unwrap());
         for round in 0..3u64 {
             let workers: Vec<_> = (0..h.fronts() as u64 + 1)
                 .map(|t| {
-                    let h = std::sync::Arc::clone(&h);
+                    let h = crate::sync::StdArc::clone(&h);
                     std::thread::spawn(move || h.record(round * 100 + t).unwrap())
                 })
                 .collect();
