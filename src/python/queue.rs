@@ -828,12 +828,12 @@ impl PyQueue {
 
 assert_python_alignment!(PyQueue);
 
-// ----- `put` and `get` as hand-written methods (`fastcall`) ------------------
+// ----- `put`/`get` and their `_nowait` forms, hand-written (`fastcall`) ------
 //
-// `q.put(item)` and `q.get()` with no other argument take the fast path: one
-// try of the ring, no PyO3 argument parsing or trampoline. Anything else (a
-// full or empty queue, other arguments) goes through `put_one`/`get_inner`
-// attached as usual, with the same errors.
+// `q.put(item)`, `q.get()` and the `_nowait` forms with no other argument
+// take the fast path: one try of the ring, no PyO3 argument parsing or
+// trampoline. Anything else (a full or empty queue, other arguments) goes
+// through `put_one`/`get_inner` attached as usual, with the same errors.
 
 /// Sets `Queue.put`, `put_nowait`, `get` and `get_nowait` (module init).
 pub(crate) fn add_methods(py: Python<'_>) -> PyResult<()> {
