@@ -42,7 +42,7 @@ can win by dropping work.
   ``Gauge.set()`` of the users online). Without ``prometheus_client`` it is
   skipped.
 
-Contenders run interleaved in rounds (A B C A B C ...), each round the best
+Contenders run interleaved in rounds (A B C, B C A, ...), each round the best
 of a few repeats. The first table gives the median events per second; the
 second, each ringstat row's speed-up over each baseline: per round,
 ringstat's rate over the baseline's, as the median with a ~95 % confidence
@@ -360,8 +360,10 @@ class Comparison:
 
 def measure(contenders: list[Contender], w: Workload, rounds: int, repeat: int) -> None:
     n = len(w.events)
-    for _ in range(rounds):
-        for c in contenders:  # interleaved: A B C A B C ...
+    for r in range(rounds):
+        # Interleaved, each round starting one contender later (A B C, B C A,
+        # ...): no contender always runs first.
+        for c in contenders[r % len(contenders) :] + contenders[: r % len(contenders)]:
             best = float("inf")
             for _ in range(repeat):
                 fn, check = c.make(w)  # a fresh pipeline / queue, not timed

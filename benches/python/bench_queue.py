@@ -6,7 +6,7 @@ Run it (not a test):
     python benches/python/bench_queue.py --quick    # smoke run, seconds
 
 Every contender of a benchmark is measured in the same run, interleaved in
-rounds (A B C A B C ...), each round the best of a few ``timeit`` repeats.
+rounds (A B C, B C A, ...), each round the best of a few ``timeit`` repeats.
 Per contender the table reports the median ns per operation over the rounds
 and its ratio to the first (ringstat) row: each round's contender time over
 ringstat's time in that round (above 1.0, ringstat was faster), as the
@@ -356,8 +356,11 @@ def benchmarks(quick: bool) -> list[Benchmark]:
 
 
 def run(bench: Benchmark, rounds: int, repeat: int) -> None:
-    for _ in range(rounds):
-        for c in bench.contenders:  # interleaved: A B C A B C ...
+    cs = bench.contenders
+    for r in range(rounds):
+        # Interleaved, each round starting one contender later (A B C, B C A,
+        # C A B, ...): no contender always runs first after another table.
+        for c in cs[r % len(cs) :] + cs[: r % len(cs)]:
             fn = c.setup()
             best = min(timeit.repeat(fn, number=1, repeat=repeat))
             c.ns.append(best / c.ops * 1e9)

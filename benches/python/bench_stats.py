@@ -7,7 +7,7 @@ Run it (not a test):
 
 As in ``bench_queue.py`` (whose runner and table this file reuses): every
 contender of a benchmark is measured in the same run, interleaved in rounds
-(A B C A B C ...), each round the best of ``timeit`` repeats; the table reports
+(A B C, B C A, ...), each round the best of ``timeit`` repeats; the table reports
 the median ns per call over the rounds and, per contender, its per-round
 time over the first (ringstat) row's, as the median with a ~95 % confidence
 interval and the min-max. An A/A row (ringstat against itself) shows the
