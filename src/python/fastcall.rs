@@ -11,6 +11,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple, PyType};
+use pyo3::PyClass;
 
 /// `METH_FASTCALL`: CPython's value since 3.7; PyO3 names it only when the
 /// limited API is 3.10 or later, and the abi3 wheel starts at 3.9.
@@ -119,6 +120,24 @@ pub(crate) unsafe fn args<'py, const N: usize>(
         )));
     }
     Ok(out)
+}
+
+/// The attached thread's token and the `self` of a raw method of `T`.
+///
+/// # Safety
+///
+/// As CPython calls a method of a `T`: the thread attached and `slf` a live
+/// `T` (the method descriptor checked its type) for as long as `'a`.
+#[inline(always)]
+pub(crate) unsafe fn receiver<'a, T>(slf: *mut ffi::PyObject) -> (Python<'a>, &'a T)
+where
+    T: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync,
+{
+    // SAFETY: the contract.
+    unsafe {
+        let py = Python::assume_attached();
+        (py, Borrowed::from_ptr(py, slf).cast_unchecked::<T>().get())
+    }
 }
 
 /// Finishes a raw method: the result, or null with the error set.

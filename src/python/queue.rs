@@ -34,7 +34,7 @@ use super::errors::{
     block_arg, empty, full, immediate_arg, int_arg, is_shut_down, shut_down, type_name, wait_arg,
     Wait,
 };
-use super::fastcall::{self, add_raw_method, none};
+use super::fastcall::{self, add_raw_method, none, receiver};
 use crate::queue::{Closed, PopError, PushError, Queue, UnboundedQueue};
 use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
 
@@ -878,10 +878,7 @@ unsafe fn put_method(
     nowait: bool,
 ) -> *mut ffi::PyObject {
     // SAFETY: the contract.
-    let py = unsafe { Python::assume_attached() };
-    // SAFETY: the contract: `slf` is a live `Queue`.
-    let q = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyQueue>() };
-    let q = q.get();
+    let (py, q) = unsafe { receiver::<PyQueue>(slf) };
     let refused = if nargs == 1 && kwnames.is_null() {
         // SAFETY: `args[0]` is a live object; the queue keeps a reference.
         let item = unsafe { Bound::from_borrowed_ptr(py, *args) }.unbind();
@@ -951,10 +948,7 @@ unsafe fn get_method(
     nowait: bool,
 ) -> *mut ffi::PyObject {
     // SAFETY: the contract.
-    let py = unsafe { Python::assume_attached() };
-    // SAFETY: the contract: `slf` is a live `Queue`.
-    let q = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyQueue>() };
-    let q = q.get();
+    let (_, q) = unsafe { receiver::<PyQueue>(slf) };
     if nargs == 0 && kwnames.is_null() {
         if let Ok(item) = q.inner.try_pop() {
             return item.into_ptr();

@@ -11,7 +11,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::PyClass;
 
-use super::super::fastcall::{self, add_raw_method, exact_float, exact_int, none};
+use super::super::fastcall::{self, add_raw_method, exact_float, exact_int, none, receiver};
 use super::args::{key_arg, seconds_to_nanos, send, ts_arg};
 use super::handles::{PyCounterHandle, PyDistinctHandle, PySessionsHandle};
 use crate::pipeline::{Event, Pipeline};
@@ -95,9 +95,7 @@ where
     T: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync,
 {
     // SAFETY: the contract.
-    let py = unsafe { Python::assume_attached() };
-    // SAFETY: the contract: `slf` is a live `T`.
-    let this = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<T>() };
+    let (py, this) = unsafe { receiver::<T>(slf) };
     if kwnames.is_null() && (nargs == 1 || nargs == 2) {
         // SAFETY: the contract: `args[..nargs]` are live objects. A key
         // converts as `key_arg` converts it (`-2**63..0` wraps to u64).
@@ -110,7 +108,7 @@ where
             (exact_int(*args), ts)
         };
         if let (Some(key), Some(ts)) = (key, ts) {
-            let (p, ev) = event(this.get(), key as u64, ts);
+            let (p, ev) = event(this, key as u64, ts);
             return sent(py, send(p, ev));
         }
     }
@@ -121,7 +119,7 @@ where
             // `key` is required: `args` returned it or an error.
             let Some(key) = key else { return Ok(()) };
             let (key, ts) = (key_arg(&key)?, ts_arg(ts.as_ref())?);
-            let (p, ev) = event(this.get(), key, ts);
+            let (p, ev) = event(this, key, ts);
             send(p, ev)
         });
         sent(py, result)
@@ -137,10 +135,7 @@ unsafe extern "C" fn counter_inc(
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython calls it as a method of `CounterHandle`
     // (`add_raw_method`), the thread attached.
-    let py = unsafe { Python::assume_attached() };
-    // SAFETY: as above: `slf` is a live `CounterHandle`.
-    let this = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyCounterHandle>() };
-    let h = this.get();
+    let (py, h) = unsafe { receiver::<PyCounterHandle>(slf) };
     if nargs == 0 && kwnames.is_null() {
         return sent(py, send(&h.pipeline, Event::count(h.id)));
     }

@@ -8,7 +8,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::PyClass;
 
-use super::super::fastcall::{self, add_raw_method, exact_int, none};
+use super::super::fastcall::{self, add_raw_method, exact_int, none, receiver};
 use super::{amount_arg, i64_arg, stats_err, u64_arg};
 use crate::stats::{Counter, Gauge};
 use crate::sync::stack_shard_hint;
@@ -151,22 +151,16 @@ where
 {
     if nargs == 0 && kwnames.is_null() {
         // SAFETY: the thread is attached and `slf` a live `T` (the contract).
-        let (py, this) = unsafe {
-            let py = Python::assume_attached();
-            (py, Borrowed::from_ptr(py, slf).cast_unchecked::<T>())
-        };
-        if let Ok(r) = call(this.get(), None) {
+        let (py, this) = unsafe { receiver::<T>(slf) };
+        if let Ok(r) = call(this, None) {
             return ret(py, r);
         }
     } else if nargs == 1 && kwnames.is_null() {
         // SAFETY: the contract: `args[0]` is a live object.
         if let Some(v) = unsafe { exact_int(*args) } {
             // SAFETY: as for the call without arguments.
-            let (py, this) = unsafe {
-                let py = Python::assume_attached();
-                (py, Borrowed::from_ptr(py, slf).cast_unchecked::<T>())
-            };
-            if let Some(r) = call_int(this.get(), v) {
+            let (py, this) = unsafe { receiver::<T>(slf) };
+            if let Some(r) = call_int(this, v) {
                 return ret(py, r);
             }
         }

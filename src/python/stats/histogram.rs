@@ -394,9 +394,8 @@ unsafe extern "C" fn histogram_record(
         // thread attached.
         unsafe {
             let arg = *args;
-            let py = Python::assume_attached();
-            let this = Borrowed::from_ptr(py, slf).cast_unchecked::<PyHistogram>();
-            let h = &this.get().inner;
+            let (py, this) = fastcall::receiver::<PyHistogram>(slf);
+            let h = &this.inner;
             // Only a value that will be recorded: a rejection takes the
             // general path, which counts it once and raises.
             if let Some(v) = fastcall::exact_int(arg) {
